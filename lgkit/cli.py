@@ -1,0 +1,151 @@
+"""The ``lgkit`` command line: ``lgkit grads``, ``lgkit run``, and format conversion.
+
+Bad input (a missing file, a malformed record, an unknown module, ...) prints one line
+naming file, record and field and exits with code 2, without a traceback.
+
+Example:
+    $ lgkit grads --model smollm2-135m-instruct --data ex.json --out outputs/g --limit 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import InputError
+
+log = logging.getLogger("lgkit")
+
+
+def _add_grads(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "grads",
+        help="per-example gradient statistics of every projection (resumable)",
+        description="Compute the statistics table of a data file under a model. Rerun the same "
+        "command to resume after an interruption. Under torchrun, examples are sharded across ranks.",
+    )
+    p.add_argument("--model", required=True, help="embedded name (smollm2-135m-instruct, gemma3-270m, tiny-random-*), HF id, local folder or .gguf")
+    p.add_argument("--data", required=True, help="JSON list or JSONL of example records")
+    p.add_argument("--out", required=True, help="output directory (Parquet parts + manifest)")
+    p.add_argument("--modules", default="q,k,v,o", help="comma list of q,k,v,o,gate,up,down or attn/mlp/all (default q,k,v,o)")
+    p.add_argument("--max-length", type=int, default=1024, help="max tokens per example; the response end is cut (default 1024)")
+    p.add_argument("--batch-size", type=int, default=1, help="examples per padded batch (default 1)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    p.add_argument("--compat", choices=["layer_gradient"], default=None, help="reproduce the authors' tokenisation exactly")
+    p.add_argument("--spectrum", action="store_true", help="also store each gradient's full singular spectrum")
+    p.add_argument("--similarities", action="store_true", help="also store gradient cosines between layers and q×o, k×v")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--instruct", dest="instruct", action="store_true", default=None, help="use the chat template")
+    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template (base model)")
+    p.add_argument("--system-prompt", default="You are a helpful assistant.", help="system message for instruct models ('' for none)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--device-map", default=None, help="e.g. auto, to spread a large model over GPUs")
+    p.add_argument("--flush-every", type=int, default=8, help="examples per Parquet part (default 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_grads)
+
+
+def _cmd_grads(a: argparse.Namespace) -> int:
+    import torch
+
+    from .engine import GradConfig, compute_stats
+    from .models import load_model
+
+    cfg = GradConfig(
+        modules=a.modules, max_length=a.max_length, batch_size=a.batch_size, limit=a.limit, compat=a.compat,
+        spectrum=a.spectrum, similarities=a.similarities, instruct=a.instruct,
+        system_prompt=a.system_prompt or None, flush_every=a.flush_every,
+    )  # fmt: skip
+    from .records import read_examples
+
+    examples = read_examples(a.data)  # validate the data before loading a model
+    dist = _maybe_init_distributed()
+    kw = {"dtype": a.dtype, "instruct": a.instruct}
+    if dist and a.device is None and torch.cuda.is_available():
+        kw["device"] = f"cuda:{dist[0] % torch.cuda.device_count()}"
+    elif a.device:
+        kw["device"] = a.device
+    if a.device_map:
+        kw["device_map"] = a.device_map
+    bundle = load_model(a.model, **kw)
+    try:
+        res = compute_stats(bundle, examples if a.data is None else a.data, a.out, cfg, progress=not a.no_progress, overwrite=a.overwrite)
+    finally:
+        if dist:
+            torch.distributed.destroy_process_group()
+    log.info("wrote %s: %d done, %d failed, %d already there", a.out, res.n_done, res.n_failed, res.n_skipped)
+    for f in res.failures:
+        log.warning("failed: example %s (%s): %s", f["example_index"], f["sample_id"], f["reason"])
+    return 0
+
+
+def _maybe_init_distributed() -> tuple[int, int] | None:
+    import os
+
+    import torch
+
+    ws = int(os.environ.get("WORLD_SIZE", "1"))
+    if ws <= 1:
+        return None
+    rank = int(os.environ.get("RANK", "0"))
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    return rank, ws
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a run's statistics in the authors' per-sample JSONL format")
+    p.add_argument("run", help="run directory")
+    p.add_argument("out", help="output .jsonl")
+    p.add_argument("--data", default=None, help="the run's data file, to include instruction/output texts")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .records import read_examples
+    from .store import export_layer_gradient
+
+    examples = read_examples(a.data) if a.data else None
+    export_layer_gradient(a.run, a.out, examples)
+    log.info("wrote %s", a.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lgkit`` command."""
+    p = argparse.ArgumentParser(prog="lgkit", description="Layer-wise gradient spectra of LLM fine-tuning (arXiv 2410.23743), exact and fast.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_grads(sub)
+    _add_convert(sub)
+    try:
+        from .runner import add_run_parser
+    except ImportError:  # runner not installed in this build
+        pass
+    else:
+        add_run_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lgkit`` console script; returns the exit code."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(a.func(a) or 0)
+    except InputError as e:
+        print(f"lgkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lgkit: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Statistics on disk: Parquet parts, a failures table and a manifest, all resumable.
+
+Layout of a run directory::
+
+    DIR/manifest.json                     run metadata (model, settings, data, times, git hash)
+    DIR/parts/part-r<rank>-<seq>.parquet  statistics rows of whole examples
+    DIR/failures/fail-r<rank>-<seq>.parquet  examples that could not be processed, with reasons
+
+Every file is written to a temporary name and renamed, so a run killed at any moment
+(kill -9 included) leaves only complete parts; a rerun skips the examples already in
+a part and the finished table equals an uninterrupted run's.
+
+Example:
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = write_part(d, [{"sample_id": "a", "example_index": 0, "layer": 0, "module": "q"}], rank=0)
+    >>> sorted(completed_ids(d))
+    ['a']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .arch import ALL_MODULES
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PARTS = "parts"
+FAILURES = "failures"
+
+TABLE_COLUMNS = (
+    "sample_id", "dataset", "cot", "correct", "layer", "module", "shape", "loss",
+    "n_prompt_tokens", "n_response_tokens", "truncated", "nuclear_norm", "sigma_max",
+    "sigma_min", "sigma1_ratio", "frobenius_norm", "effective_rank", "entry_mean",
+    "entry_max", "entry_min",
+)  # fmt: skip
+_PART_RE = re.compile(r"^(part|fail)-r(\d+)-(\d+)\.parquet$")
+
+
+def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write JSON to ``path`` via a temporary file and rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def _next_seq(folder: Path, rank: int) -> int:
+    seqs = [int(m.group(3)) for f in folder.glob("*.parquet") if (m := _PART_RE.match(f.name)) and int(m.group(2)) == rank]
+    return max(seqs, default=-1) + 1
+
+
+def write_part(out_dir: str | Path, rows: Sequence[dict[str, Any]], *, rank: int = 0) -> Path | None:
+    """Append one part of statistics rows (whole examples only) atomically."""
+    if not rows:
+        return None
+    folder = Path(out_dir) / PARTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-r{rank:03d}-{_next_seq(folder, rank):06d}.parquet"
+    _atomic_write_table(pa.Table.from_pylist(list(rows)), path)
+    return path
+
+
+def write_failures(out_dir: str | Path, failures: Sequence[dict[str, Any]], *, rank: int = 0) -> Path | None:
+    """Append failure records (sample_id, example_index, reason, ...) atomically."""
+    if not failures:
+        return None
+    folder = Path(out_dir) / FAILURES
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"fail-r{rank:03d}-{_next_seq(folder, rank):06d}.parquet"
+    _atomic_write_table(pa.Table.from_pylist(list(failures)), path)
+    return path
+
+
+def clean_temporaries(out_dir: str | Path) -> int:
+    """Remove temporary files left by a killed run; returns how many."""
+    n = 0
+    for sub in (PARTS, FAILURES, "."):
+        for f in (Path(out_dir) / sub).glob(".*.tmp"):
+            f.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def _read_folder(folder: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    files = sorted(f for f in folder.glob("*.parquet") if _PART_RE.match(f.name)) if folder.exists() else []
+    if not files:
+        return pd.DataFrame()
+    tables = [pq.read_table(f, columns=list(columns) if columns else None) for f in files]
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def completed_ids(out_dir: str | Path) -> set[str]:
+    """Sample ids already written to a part or recorded as failed."""
+    out: set[str] = set()
+    for sub in (PARTS, FAILURES):
+        df = _read_folder(Path(out_dir) / sub, columns=["sample_id"])
+        if len(df):
+            out.update(df["sample_id"].astype(str))
+    return out
+
+
+def _sort(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return df
+    order = {m: i for i, m in enumerate(ALL_MODULES)}
+    keys = [k for k in ("example_index", "sample_id") if k in df.columns]
+    df = df.assign(_m=df["module"].map(order)) if "module" in df.columns else df
+    by = keys + [c for c in ("layer", "_m") if c in df.columns]
+    df = df.sort_values(by, kind="stable").drop(columns=["_m"], errors="ignore")
+    return df.reset_index(drop=True)
+
+
+def load_stats(out_dir: str | Path, *, spectrum: bool = True) -> pd.DataFrame:
+    """The statistics table of a run (all ranks), one row per example × layer × module.
+
+    Columns (DESIGN.md): ``sample_id, dataset, cot, correct, layer, module, shape, loss,
+    n_prompt_tokens, n_response_tokens, truncated, nuclear_norm, sigma_max, sigma_min,
+    sigma1_ratio, frobenius_norm, effective_rank, entry_mean, entry_max, entry_min``,
+    plus ``example_index``, ``param`` and, when computed, ``spectrum``,
+    ``cos_next_layer`` and ``cos_pair``. Sorted by example, layer and module.
+
+    Raises:
+        InputError: when ``out_dir`` holds no lgkit run.
+
+    Example:
+        >>> df = load_stats("outputs/run")  # doctest: +SKIP
+        >>> df.groupby(["cot", "layer", "module"]).nuclear_norm.mean()  # doctest: +SKIP
+    """
+    d = Path(out_dir)
+    if not (d / MANIFEST).exists() and not (d / PARTS).exists():
+        raise InputError("no lgkit statistics here (no manifest.json or parts/)", path=d)
+    df = _read_folder(d / PARTS)
+    if df.empty:
+        return pd.DataFrame(columns=list(TABLE_COLUMNS))
+    if not spectrum:
+        df = df.drop(columns=["spectrum"], errors="ignore")
+    first = [c for c in TABLE_COLUMNS if c in df.columns]
+    return _sort(df[first + [c for c in df.columns if c not in first]])
+
+
+def load_failures(out_dir: str | Path) -> pd.DataFrame:
+    """The failures table of a run: ``sample_id, example_index, reason`` (+ metadata)."""
+    df = _read_folder(Path(out_dir) / FAILURES)
+    if df.empty:
+        return pd.DataFrame(columns=["sample_id", "example_index", "reason"])
+    return _sort(df)
+
+
+def load_manifest(out_dir: str | Path) -> dict[str, Any]:
+    """The run metadata written beside the parts (empty dict if none yet)."""
+    p = Path(out_dir) / MANIFEST
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def stats_dataset(out_dir: str | Path):  # -> datasets.Dataset
+    """The statistics table as a Hugging Face ``datasets.Dataset``.
+
+    Example:
+        >>> ds = stats_dataset("outputs/run")  # doctest: +SKIP
+    """
+    import datasets
+
+    return datasets.Dataset.from_pandas(load_stats(out_dir), preserve_index=False)
+
+
+# ---------------------------------------------------------------- authors' format
+_AUTHOR_KEYS = {
+    "S_sum": "nuclear_norm",
+    "S_max": "sigma_max",
+    "S_min": "sigma_min",
+    "frobenius_norm": "frobenius_norm",
+    "M_mean": "entry_mean",
+    "M_max": "entry_max",
+    "M_min": "entry_min",
+}
+
+
+def export_layer_gradient(stats: pd.DataFrame | str | Path, path: str | Path, examples: Iterable | None = None) -> Path:
+    """Write the authors' per-sample JSONL format (arXiv 2410.23743 code).
+
+    One line per example: ``{"instruction", "output", "loss", "<param name>": {"M_mean",
+    "M_max", "M_min", "frobenius_norm", "S_sum", "S_max", "S_min"}, ...}``. The
+    instruction/output texts come from ``examples`` (Example records, matched by
+    sample_id) when given.
+
+    Example:
+        >>> export_layer_gradient("outputs/run", "stats.jsonl")  # doctest: +SKIP
+    """
+    df = load_stats(stats) if not isinstance(stats, pd.DataFrame) else stats
+    texts = {}
+    for ex in examples or []:
+        texts[ex.sample_id] = ex
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for sid, g in df.groupby("sample_id", sort=False):
+            ex = texts.get(sid)
+            rec: dict[str, Any] = {
+                "sample_id": sid,
+                "instruction": ex.prompt if ex is not None else None,
+                "output": ex.output if ex is not None else None,
+                "loss": float(g["loss"].iloc[0]),
+            }
+            for _, r in g.iterrows():
+                rec[r["param"]] = {k: float(r[v]) for k, v in _AUTHOR_KEYS.items()}
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, p)
+    return p
+
+
+_PARAM_RE = re.compile(r"(?:layers|h|blocks)\.(\d+)\.(.+?)\.weight(?:\[(\w+)\])?$")
+
+
+def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
+    """Read the authors' per-sample JSONL statistics into lgkit's table.
+
+    ``effective_rank`` cannot be recovered from their fields and is NaN;
+    ``sigma1_ratio`` is S_max/S_sum. Extra keyword arguments (``dataset``, ``cot``,
+    ``correct``) fill those columns.
+
+    Raises:
+        InputError: malformed line or field, naming file and line.
+
+    Example:
+        >>> df = import_layer_gradient("llama3_8b/gsm8k_with_cot.jsonl", cot="simplified")  # doctest: +SKIP
+    """
+    from .arch import ARCH_TABLE  # noqa: F401  (documentation: module names map through it)
+    from .records import iter_raw_records, stable_id
+
+    suffix_to_module = {
+        "self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v", "self_attn.o_proj": "o",
+        "mlp.gate_proj": "gate", "mlp.up_proj": "up", "mlp.down_proj": "down",
+        "attn.c_proj": "o", "self_attn.dense": "o", "attention.dense": "o",
+    }  # fmt: skip
+    rows = []
+    for n, rec in iter_raw_records(path):
+        if not isinstance(rec, dict) or "loss" not in rec:
+            raise InputError("expected an object with a 'loss' field", path=path, record=f"line {n}", field="loss")
+        sid = rec.get("sample_id") or stable_id(rec.get("instruction") or "", "", rec.get("output") or "")
+        for key, val in rec.items():
+            m = _PARAM_RE.search(key)
+            if not m or not isinstance(val, dict):
+                continue
+            module = m.group(3) or suffix_to_module.get(m.group(2))
+            if module is None:
+                continue
+            try:
+                row = {v: float(val[k]) for k, v in _AUTHOR_KEYS.items()}
+            except (KeyError, TypeError, ValueError) as e:
+                raise InputError(f"bad statistics ({e})", path=path, record=f"line {n}", field=key) from None
+            row.update(sample_id=sid, example_index=n, layer=int(m.group(1)), module=module, param=key, loss=float(rec["loss"]))
+            row["sigma1_ratio"] = row["sigma_max"] / row["nuclear_norm"] if row["nuclear_norm"] else 0.0
+            row["effective_rank"] = float("nan")
+            row.update({k: v for k, v in metadata.items()})
+            rows.append(row)
+    return _sort(pd.DataFrame(rows))
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

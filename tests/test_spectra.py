@@ -1,0 +1,95 @@
+"""Exactness of the factor/direct routes against full SVDs of materialised gradients."""
+
+import math
+
+import pytest
+import torch
+
+from lgkit.spectra import (
+    drop_zero_rows,
+    entry_stats,
+    gradient_cosine,
+    gradient_inner,
+    gradient_stats,
+    input_r_factor,
+    singular_values,
+    stats_from_singular_values,
+)
+
+
+def _ref(D, X):
+    return torch.linalg.svdvals((D.double().T @ X.double()))
+
+
+@pytest.mark.parametrize(
+    ("T", "m", "n"),
+    [(3, 16, 12), (12, 16, 12), (40, 16, 12), (7, 8, 32), (50, 8, 32), (1, 5, 5), (16, 16, 16)],
+)
+def test_singular_values_match_svd(T, m, n):
+    g = torch.Generator().manual_seed(T * 100 + m + n)
+    D, X = torch.randn(T, m, generator=g), torch.randn(T, n, generator=g)
+    sv = singular_values(D, X)
+    ref = _ref(D, X)
+    assert sv.shape == (min(m, n),)
+    assert torch.all(sv[:-1] >= sv[1:])
+    assert torch.allclose(sv, ref, rtol=1e-4, atol=1e-5 * float(ref[0]))
+    if T < min(m, n):
+        assert torch.all(sv[T:] == 0)  # exact zeros beyond the rank bound
+
+
+def test_rank_deficient_inputs_repeated_tokens():
+    # repeated rows of X (the same token twice in layer 0) make the Gram singular
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(10, 24, generator=g)
+    X[5:] = X[:5]
+    D = torch.randn(10, 20, generator=g)
+    st, sv = gradient_stats(D, X, return_spectrum=True)
+    ref = _ref(D, X)
+    assert math.isclose(st["nuclear_norm"], float(ref.sum()), rel_tol=1e-4)
+    assert math.isclose(st["sigma_max"], float(ref[0]), rel_tol=1e-4)
+    assert st["sigma_min"] == 0.0
+
+
+def test_zero_rows_dropped_and_shared_r():
+    g = torch.Generator().manual_seed(2)
+    D, X = torch.randn(6, 10, generator=g), torch.randn(6, 9, generator=g)
+    D[2] = 0
+    Dk, Xk = drop_zero_rows(D, X)
+    assert Dk.shape == (5, 10) and Xk.shape == (5, 9)
+    r = input_r_factor(Xk)
+    assert torch.allclose(singular_values(Dk, Xk, r_x=r), _ref(D, X), rtol=1e-4, atol=1e-6)
+
+
+def test_zero_gradient():
+    st, _ = gradient_stats(torch.zeros(4, 6), torch.randn(4, 5))
+    assert st["nuclear_norm"] == 0 and st["sigma1_ratio"] == 0 and st["effective_rank"] == 0
+
+
+def test_stats_hand_values():
+    st = stats_from_singular_values(torch.tensor([3.0, 1.0, 0.0]))
+    assert st["nuclear_norm"] == 4.0 and st["sigma_max"] == 3.0 and st["sigma_min"] == 0.0
+    assert st["sigma1_ratio"] == 0.75
+    assert math.isclose(st["frobenius_norm"], math.sqrt(10))
+    p = [0.75, 0.25]
+    assert math.isclose(st["effective_rank"], math.exp(-sum(x * math.log(x) for x in p)))
+    assert math.isclose(stats_from_singular_values(torch.ones(5))["effective_rank"], 5.0)
+
+
+def test_entry_stats_and_full_stats_match_materialised():
+    g = torch.Generator().manual_seed(3)
+    D, X = torch.randn(5, 7, generator=g), torch.randn(5, 4, generator=g)
+    G = D.T @ X
+    assert entry_stats(G) == {"entry_mean": float(G.mean()), "entry_max": float(G.max()), "entry_min": float(G.min())}
+    st, _ = gradient_stats(D, X)
+    assert math.isclose(st["frobenius_norm"], float(torch.linalg.norm(G)), rel_tol=1e-5)
+    assert math.isclose(st["entry_max"], float(G.max()), rel_tol=1e-6)
+
+
+def test_cosine_from_factors():
+    g = torch.Generator().manual_seed(4)
+    D1, X1, D2, X2 = (torch.randn(6, k, generator=g) for k in (8, 5, 8, 5))
+    G1, G2 = (D1.T @ X1).double(), (D2.T @ X2).double()
+    assert math.isclose(gradient_inner(D1, X1, D2, X2), float((G1 * G2).sum()), rel_tol=1e-6)
+    assert math.isclose(gradient_cosine(D1, X1, D2, X2), float((G1 * G2).sum() / (G1.norm() * G2.norm())), rel_tol=1e-6)
+    assert math.isclose(gradient_cosine(D1, X1, D1, X1), 1.0, rel_tol=1e-9)
+    assert math.isnan(gradient_cosine(torch.zeros(6, 8), X1, D2, X2))
