@@ -232,8 +232,14 @@ def _cos_aligned(D1: torch.Tensor, X1: torch.Tensor, D2: torch.Tensor, X2: torch
     return float((g1 * g2).sum()) / den if den > 0 else float("nan")
 
 
-def per_example_losses(logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded]) -> torch.Tensor:
+def per_example_losses(logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded], offset: int = 0) -> torch.Tensor:
     """Mean token cross-entropy over each example's response tokens (B values).
+
+    Args:
+        logits: B×K×V logits of positions ``offset .. offset+K-1``.
+        input_ids: B×T token ids.
+        encs: the encoded examples (prompt/response split).
+        offset: position of the first logit row (when only the last K were computed).
 
     Example:
         >>> logits = torch.zeros(1, 3, 5); ids = torch.tensor([[1, 2, 3]])
@@ -244,8 +250,17 @@ def per_example_losses(logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequ
     for b, e in enumerate(encs):
         L = len(e.input_ids)
         p = e.n_prompt_tokens
-        out.append(F.cross_entropy(logits[b, p - 1 : L - 1].float(), input_ids[b, p:L]))
+        out.append(F.cross_entropy(logits[b, p - 1 - offset : L - 1 - offset].float(), input_ids[b, p:L]))
     return torch.stack(out)
+
+
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    import inspect
+
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def run_batch(
@@ -277,8 +292,15 @@ def run_batch(
         embeds = model.get_input_embeddings()(ids)
     embeds.requires_grad_(True)
     with GradientCapture(model, targets, collector):
-        out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
-        losses = per_example_losses(out.logits, ids, encs)
+        # logits are needed only from the first position that predicts a response token
+        offset = min(e.n_prompt_tokens for e in encs) - 1
+        kw: dict[str, Any] = {}
+        if offset > 0 and _accepts_logits_to_keep(model):
+            kw["logits_to_keep"] = T - offset
+        else:
+            offset = 0
+        out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False, **kw)
+        losses = per_example_losses(out.logits, ids, encs, offset)
         del out
         torch.autograd.grad(losses.sum(), embeds)
     if similarities:
@@ -387,12 +409,14 @@ def compute_stats(
         if not overwrite:
             diff = sorted(k for k in fp if (old.get("fingerprint") or {}).get(k) != fp[k])
             raise InputError(f"holds statistics of a different run (differs in: {', '.join(diff)}); use another output directory", path=out)
+        if world_size > 1:
+            raise InputError("--overwrite cannot be used in a sharded run; remove the directory first", path=out)
         import shutil
 
         shutil.rmtree(out)
         old = {}
     out.mkdir(parents=True, exist_ok=True)
-    clean_temporaries(out)
+    clean_temporaries(out, rank)
     manifest = {
         **(old or {}),
         "fingerprint": fp,

@@ -97,13 +97,21 @@ def write_failures(out_dir: str | Path, failures: Sequence[dict[str, Any]], *, r
     return path
 
 
-def clean_temporaries(out_dir: str | Path) -> int:
-    """Remove temporary files left by a killed run; returns how many."""
+def clean_temporaries(out_dir: str | Path, rank: int = 0) -> int:
+    """Remove temporary files a killed run of this rank left; returns how many.
+
+    Only this rank's part/failure temporaries (and, for rank 0, the manifest's) are
+    touched, so ranks of a sharded run never delete each other's files in flight.
+    """
     n = 0
-    for sub in (PARTS, FAILURES, "."):
-        for f in (Path(out_dir) / sub).glob(".*.tmp"):
-            f.unlink(missing_ok=True)
-            n += 1
+    d = Path(out_dir)
+    pattern = f".*-r{rank:03d}-*.tmp"
+    victims = [*(d / PARTS).glob(pattern), *(d / FAILURES).glob(pattern)]
+    if rank == 0:
+        victims += list(d.glob(f".{MANIFEST}.*.tmp"))
+    for f in victims:
+        f.unlink(missing_ok=True)
+        n += 1
     return n
 
 

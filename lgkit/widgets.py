@@ -1,0 +1,412 @@
+"""Interactive explorers of the statistics table for JupyterLab (ipywidgets).
+
+:class:`Explorer` filters the table with dropdowns/sliders and redraws the paper's
+figure; :class:`ExampleDrilldown` shows one example's text and its own per-layer
+curves next to its group's mean. Both expose their controls as attributes, the
+current figure as ``figure`` and a ``redraw()`` method, so they can be driven from
+code (and tests) as well as by hand. In a notebook, leave the object as the last
+expression of a cell or call ``.display()``.
+
+Example:
+    >>> from lgkit.analysis import synthetic_stats
+    >>> ex = Explorer(synthetic_stats(n_samples=3, n_layers=4))
+    >>> ex.metric.value = "sigma1_ratio"
+    >>> ex.figure.axes[0].get_title()
+    'None CoT | σ1 Ratio'
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import analysis as A
+from . import plots as P
+from .records import Example
+
+logger = logging.getLogger(__name__)
+
+ALL = "(all)"
+"""Dropdown value meaning "no filter"."""
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipywidgets
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+class _Panel:
+    """Shared plumbing: an Output holding the current figure, display hooks."""
+
+    output: w.Output
+    widget: w.Widget
+    _figure: Figure | None
+
+    @property
+    def figure(self) -> Figure | None:
+        """The figure drawn by the last :meth:`redraw`."""
+        return self._figure
+
+    def _show(self, fig: Figure) -> None:
+        self._figure = fig
+        if _in_kernel():
+            from IPython.display import clear_output, display
+
+            with self.output:
+                clear_output(wait=True)
+                display(fig)
+
+    def display(self) -> None:
+        """Display the controls and figure in the notebook."""
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _ipython_display_(self) -> None:
+        self.display()
+
+
+class Explorer(_Panel):
+    """Filter the statistics table with controls and redraw the layer figure.
+
+    Controls (attributes, all ipywidgets): ``dataset`` (Dropdown, ``"(all)"`` or a
+    dataset), ``model`` (Dropdown; only meaningful when the table has a ``model``
+    column), ``cot`` (SelectMultiple of response types = panels), ``correct``
+    (Dropdown: ``"all"``, ``"correct"``, ``"irrelevant"``), ``modules``
+    (SelectMultiple), ``metric`` (Dropdown of :func:`lgkit.analysis.available_metrics`),
+    ``layers`` (IntRangeSlider, inclusive), ``bands`` (Checkbox, bootstrap bands) and
+    ``ratio`` (Checkbox, σ1-ratio rows). Any change redraws the figure into
+    ``output``; ``figure`` is the current :class:`~matplotlib.figure.Figure`.
+
+    Args:
+        df: statistics table.
+        metric: initial metric.
+        n_boot: bootstrap resamples when bands are on.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> ex = Explorer(synthetic_stats(n_samples=3, n_layers=6))
+        >>> ex.layers.value = (2, 4)
+        >>> ex.figure.axes[0].lines[0].get_xdata().tolist()
+        [2, 3, 4]
+    """
+
+    def __init__(self, df: pd.DataFrame, metric: str = "nuclear_norm", n_boot: int = 100) -> None:
+        A._check_columns(df, A.REQUIRED_COLUMNS)
+        self.df = df
+        self.n_boot = n_boot
+        self._figure = None
+        self._hold = False
+        style = {"description_width": "initial"}
+        datasets = (
+            A._value_order(df["dataset"].dropna().unique(), "dataset") if "dataset" in df else []
+        )
+        self.dataset = w.Dropdown(
+            options=[ALL] + [str(x) for x in datasets],
+            value=ALL,
+            description="dataset",
+            style=style,
+        )
+        models = A._value_order(df["model"].dropna().unique(), "model") if "model" in df else []
+        self.model = w.Dropdown(
+            options=[ALL] + [str(x) for x in models],
+            value=ALL,
+            description="model",
+            style=style,
+            disabled=not models,
+        )
+        cots = A._value_order(df["cot"].dropna().unique(), "cot") if "cot" in df else []
+        self.cot = w.SelectMultiple(options=cots, value=tuple(cots), description="cot", rows=3)
+        has_correct = "correct" in df and df["correct"].notna().any()
+        self.correct = w.Dropdown(
+            options=["all", "correct", "irrelevant"],
+            value="correct" if has_correct and df["correct"].any() else "all",
+            description="responses",
+            style=style,
+            disabled=not has_correct,
+        )
+        mods = A._value_order(df["module"].unique(), "module")
+        default_mods = tuple(m for m in mods if m in A.ATTN_MODULES) or tuple(mods)
+        self.modules = w.SelectMultiple(
+            options=mods, value=default_mods, description="modules", rows=min(len(mods), 7)
+        )
+        metrics = A.available_metrics(df)
+        self.metric = w.Dropdown(
+            options=metrics,
+            value=metric if metric in metrics else metrics[0],
+            description="metric",
+            style=style,
+        )
+        lmax = int(df["layer"].max()) if len(df) else 0
+        self.layers = w.IntRangeSlider(
+            value=(0, lmax), min=0, max=lmax, step=1, description="layers", continuous_update=False
+        )
+        self.bands = w.Checkbox(value=False, description="bootstrap bands")
+        self.ratio = w.Checkbox(value=False, description="σ1-ratio rows")
+        self.output = w.Output()
+        self.controls = [
+            self.dataset,
+            self.model,
+            self.cot,
+            self.correct,
+            self.modules,
+            self.metric,
+            self.layers,
+            self.bands,
+            self.ratio,
+        ]
+        for c in self.controls:
+            c.observe(self._on_change, names="value")
+        self.widget = w.VBox(
+            [
+                w.HBox(
+                    [
+                        w.VBox([self.dataset, self.model, self.correct, self.metric]),
+                        w.VBox([self.cot, self.modules]),
+                        w.VBox([self.layers, self.bands, self.ratio]),
+                    ]
+                ),
+                self.output,
+            ]
+        )
+        self.redraw()
+
+    def _on_change(self, _change: Any) -> None:
+        if not self._hold:
+            self.redraw()
+
+    def set(self, **values: Any) -> None:
+        """Set several controls at once with a single redraw.
+
+        Example:
+            >>> from lgkit.analysis import synthetic_stats
+            >>> ex = Explorer(synthetic_stats(n_samples=2, n_layers=3))
+            >>> ex.set(metric="loss", cot=("detailed",))
+            >>> len(ex.figure.axes)
+            1
+        """
+        self._hold = True
+        try:
+            for name, val in values.items():
+                getattr(self, name).value = val
+        finally:
+            self._hold = False
+        self.redraw()
+
+    def filtered(self) -> pd.DataFrame:
+        """The rows selected by the current controls."""
+        where: dict[str, Any] = {}
+        if self.dataset.value != ALL:
+            where["dataset"] = self._original(self.dataset.value, "dataset")
+        if self.model.value != ALL and "model" in self.df:
+            where["model"] = self._original(self.model.value, "model")
+        if "cot" in self.df:
+            where["cot"] = list(self.cot.value)
+        if self.correct.value != "all":
+            where["correct"] = self.correct.value == "correct"
+        d = A.filter_table(self.df, where)
+        lo, hi = self.layers.value
+        d = d[d["layer"].between(lo, hi) & d["module"].isin(list(self.modules.value))]
+        return d
+
+    def _original(self, text: str, col: str) -> Any:
+        for v in self.df[col].dropna().unique():
+            if str(v) == text:
+                return v
+        return text
+
+    def redraw(self) -> Figure:
+        """Recompute the curves for the current controls and redraw the figure."""
+        d = self.filtered()
+        if d.empty or not self.modules.value:
+            fig = P._empty_figure("no rows match the selection")
+        else:
+            fig = P.layer_figure(
+                d,
+                columns="cot" if "cot" in d else None,
+                metric=self.metric.value,
+                include_ratio=self.ratio.value and "sigma1_ratio" in d,
+                bands=self.bands.value,
+                modules=list(self.modules.value),
+                n_boot=self.n_boot,
+                column_order=list(self.cot.value) if "cot" in d else None,
+            )
+        self._show(fig)
+        return fig
+
+
+class ExampleDrilldown(_Panel):
+    """Pick one example: show its text and its own per-layer curves.
+
+    Controls: ``example`` (Dropdown of sample ids present in both the table and
+    ``examples``), ``metric`` (Dropdown), ``modules`` (SelectMultiple) and
+    ``group_mean`` (Checkbox: overlay, dashed, the mean curve of the examples sharing
+    its dataset/cot/correct/model). ``text`` is an HTML widget with the instruction,
+    input, output and per-example numbers; ``figure`` is the current figure.
+
+    Args:
+        df: statistics table.
+        examples: ``{sample_id: Example}`` or an iterable of Example records (keyed
+            by their ``sample_id``).
+        metric: initial metric.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> df = synthetic_stats(n_samples=2, n_layers=4)
+        >>> exs = {s: Example(instruction=f"Q {s}", output="A") for s in df.sample_id.unique()}
+        >>> dd = ExampleDrilldown(df, exs)
+        >>> dd.example.value = "aqua-none-c-001"
+        >>> "Q aqua-none-c-001" in dd.text.value
+        True
+    """
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        examples: Mapping[str, Example] | Iterable[Example],
+        metric: str = "nuclear_norm",
+    ) -> None:
+        A._check_columns(df, A.REQUIRED_COLUMNS)
+        if not isinstance(examples, Mapping):
+            examples = {e.sample_id: e for e in examples}
+        self.df = df
+        self.examples: Mapping[str, Example] = examples
+        self._figure = None
+        ids = [s for s in dict.fromkeys(df["sample_id"]) if s in examples]
+        if not ids:
+            logger.warning("ExampleDrilldown: no sample_id of the table is among the examples")
+        self.example = w.Dropdown(
+            options=[(self._option_label(s), s) for s in ids],
+            value=ids[0] if ids else None,
+            description="example",
+            layout=w.Layout(width="60%"),
+        )
+        metrics = A.available_metrics(df)
+        self.metric = w.Dropdown(
+            options=metrics, value=metric if metric in metrics else metrics[0], description="metric"
+        )
+        mods = A._value_order(df["module"].unique(), "module")
+        self.modules = w.SelectMultiple(
+            options=mods,
+            value=tuple(m for m in mods if m in A.ATTN_MODULES) or tuple(mods),
+            description="modules",
+            rows=min(len(mods), 7),
+        )
+        self.group_mean = w.Checkbox(value=True, description="group mean (dashed)")
+        self.text = w.HTML()
+        self.output = w.Output()
+        for c in (self.example, self.metric, self.modules, self.group_mean):
+            c.observe(lambda _ch: self.redraw(), names="value")
+        self.widget = w.VBox(
+            [
+                w.HBox([self.example, self.metric]),
+                w.HBox([self.modules, self.group_mean]),
+                w.HBox([w.Box([self.text], layout=w.Layout(width="45%")), self.output]),
+            ]
+        )
+        self.redraw()
+
+    def _option_label(self, sid: str) -> str:
+        ex = self.examples[sid]
+        first = ex.instruction.strip().splitlines()[0] if ex.instruction.strip() else ""
+        return f"{sid} — {first[:60]}"
+
+    def _rows(self, sid: str) -> pd.DataFrame:
+        return self.df[self.df["sample_id"] == sid]
+
+    def _text_html(self, sid: str, rows: pd.DataFrame) -> str:
+        ex = self.examples[sid]
+        esc = html.escape
+        meta = rows.iloc[0] if len(rows) else pd.Series(dtype=object)
+        facts = []
+        for col in (
+            "model",
+            "dataset",
+            "cot",
+            "correct",
+            "loss",
+            "n_prompt_tokens",
+            "n_response_tokens",
+            "truncated",
+        ):
+            if col in meta.index:
+                v = meta[col]
+                v = f"{v:.4g}" if isinstance(v, float) else v
+                facts.append(f"<b>{esc(col)}</b>: {esc(str(v))}")
+        pre = "white-space: pre-wrap; max-height: 18em; overflow-y: auto; border: 1px solid #ddd; padding: 4px"
+        parts = [
+            f"<h4>{esc(sid)}</h4>",
+            "<p>" + " · ".join(facts) + "</p>",
+            f"<b>Instruction</b><div style='{pre}'>{esc(ex.instruction)}</div>",
+        ]
+        if ex.input:
+            parts.append(f"<b>Input</b><div style='{pre}'>{esc(ex.input)}</div>")
+        parts.append(f"<b>Output</b><div style='{pre}'>{esc(ex.output)}</div>")
+        return "\n".join(parts)
+
+    def redraw(self) -> Figure:
+        """Redraw the text and curves for the selected example."""
+        sid = self.example.value
+        if sid is None:
+            self.text.value = "<i>no example</i>"
+            fig = P._empty_figure("no example")
+            self._show(fig)
+            return fig
+        rows = self._rows(sid)
+        self.text.value = self._text_html(sid, rows)
+        metric = self.metric.value
+        mods = list(self.modules.value)
+        fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+        ax = fig.subplots()
+        vals = rows.assign(_v=A.metric_values(rows, metric))
+        models = list(dict.fromkeys(vals["model"])) if "model" in vals else [None]
+        for k, model in enumerate(models):
+            vm = vals[vals["model"] == model] if model is not None else vals
+            style = P.LINESTYLES[k % len(P.LINESTYLES)] if len(models) > 1 else "-"
+            for m in mods:
+                g = vm[vm["module"] == m].groupby("layer")["_v"].mean()
+                lab = P.module_label(m) + (
+                    f" ({model})" if model is not None and len(models) > 1 else ""
+                )
+                ax.plot(
+                    g.index.to_numpy(),
+                    g.to_numpy(),
+                    c=P.MODULE_COLORS.get(m, "k"),
+                    linestyle=style,
+                    marker="o",
+                    markersize=3,
+                    label=lab,
+                )
+        if self.group_mean.value and len(rows):
+            keys = [c for c in A.KEY_COLUMNS if c in rows.columns]
+            where = {c: rows.iloc[0][c] for c in keys if pd.notna(rows.iloc[0][c])}
+            curves = A.layer_curves(self.df, metric, by=None, modules=mods, where=where, n_boot=0)
+            for m in mods:
+                g = curves[curves["module"] == m]
+                ax.plot(
+                    g["layer"].to_numpy(),
+                    g["mean"].to_numpy(),
+                    c=P.MODULE_COLORS.get(m, "k"),
+                    linestyle="--",
+                    alpha=0.6,
+                    linewidth=1,
+                    label=f"{P.module_label(m)} group mean" if m == mods[0] else None,
+                )
+        P._style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
+        if ax.lines:
+            ax.legend(fontsize="small")
+        self._show(fig)
+        return fig
+
+
+__all__ = ["Explorer", "ExampleDrilldown", "ALL"]
