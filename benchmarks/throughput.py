@@ -180,14 +180,14 @@ def run_naive(model: torch.nn.Module, targets, encs: list[Encoded], device: str)
     return {"seconds": per, "fb_seconds": sum(per) - stats_s, "stats_seconds": stats_s}
 
 
-def run_lgkit(model: torch.nn.Module, targets, encs: list[Encoded], device: str, batch_size: int, pad_id: int) -> dict:
+def run_lgkit(model: torch.nn.Module, targets, encs: list[Encoded], device: str, batch_size: int, pad_id: int, overlap: bool = False) -> dict:
     model.requires_grad_(False)
     per, stats_s = [], 0.0
     order = sorted(range(len(encs)), key=lambda i: len(encs[i].input_ids)) if batch_size > 1 else list(range(len(encs)))
     for k in range(0, len(order), batch_size):
         batch = [encs[i] for i in order[k : k + batch_size]]
         t0 = time.perf_counter()
-        _, _, s = run_batch(model, targets, batch, pad_id=pad_id)
+        _, _, s = run_batch(model, targets, batch, pad_id=pad_id, overlap=overlap)
         _sync(device)
         dt = time.perf_counter() - t0
         stats_s += s
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--num-layers", type=int, default=None, help="truncate a config: model to N layers (CPU memory)")
+    p.add_argument("--overlap", action="store_true", help="also time lgkit with statistics overlapping the backward")
     p.add_argument("--skip-naive", action="store_true", help="only bare and lgkit (for very long inputs)")
     p.add_argument("--json", default=None, help="write results here (default benchmarks/results/<model>-<data>-<device>.json)")
     a = p.parse_args(argv)
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     run_batch(model, targets, encs[:1], pad_id=pad_id)  # warm-up
     methods = {"bare": lambda: run_bare(model, targets, encs, device),
                "lgkit": lambda: run_lgkit(model, targets, encs, device, a.batch_size, pad_id)}  # fmt: skip
+    if a.overlap:
+        methods["lgkit_overlap"] = lambda: run_lgkit(model, targets, encs, device, a.batch_size, pad_id, overlap=True)
     if not a.skip_naive:
         methods["naive"] = lambda: run_naive(model, targets, encs, device)
     res: dict[str, list[dict]] = {m: [] for m in methods}

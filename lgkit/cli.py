@@ -43,6 +43,7 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--device-map", default=None, help="e.g. auto, to spread a large model over GPUs")
+    p.add_argument("--overlap", action="store_true", help="compute statistics in a worker thread during the backward")
     p.add_argument("--flush-every", type=int, default=8, help="examples per Parquet part (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,7 +59,7 @@ def _cmd_grads(a: argparse.Namespace) -> int:
     cfg = GradConfig(
         modules=a.modules, max_length=a.max_length, batch_size=a.batch_size, limit=a.limit, compat=a.compat,
         spectrum=a.spectrum, similarities=a.similarities, instruct=a.instruct,
-        system_prompt=a.system_prompt or None, flush_every=a.flush_every,
+        system_prompt=a.system_prompt or None, flush_every=a.flush_every, overlap=a.overlap,
     )  # fmt: skip
     from .records import read_examples
 

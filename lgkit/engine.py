@@ -16,13 +16,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,8 @@ class GradConfig:
         instruct: run with the chat template; None: as the model was loaded/detected.
         system_prompt: system message for instruct models.
         flush_every: examples per Parquet part (what a kill can cost at most).
+        overlap: compute each layer's statistics in a worker thread while the
+            backward continues through the earlier layers.
 
     Example:
         >>> GradConfig(modules="q,o").modules
@@ -90,6 +94,7 @@ class GradConfig:
     instruct: bool | None = None
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     flush_every: int = 8
+    overlap: bool = False
 
     def __post_init__(self) -> None:
         self.modules = parse_modules(self.modules)
@@ -176,7 +181,7 @@ def _data_fingerprint(examples: Sequence[Example]) -> str:
 class _BatchStats:
     """Collects the statistics of one padded batch as gradients arrive."""
 
-    def __init__(self, lengths: list[int], spectrum: bool, similarities: bool) -> None:
+    def __init__(self, lengths: list[int], spectrum: bool, similarities: bool, overlap: bool = False) -> None:
         self.lengths = lengths
         self.spectrum = spectrum
         self.similarities = similarities
@@ -184,8 +189,29 @@ class _BatchStats:
         self.factors: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._rx: dict[tuple[int, int, bytes], torch.Tensor] = {}
         self.seconds = 0.0
+        # overlap: statistics of a layer run in one worker thread while the backward
+        # goes on through the earlier layers (all state is touched by that thread only)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lgkit-stats") if overlap else None
+        self._futures: list[Future] = []
 
     def __call__(self, group: list[Target], X: torch.Tensor, D: torch.Tensor) -> None:
+        if self._pool is not None:
+            self._futures.append(self._pool.submit(self._compute, group, X, D))
+        else:
+            self._compute(group, X, D)
+
+    def finish(self) -> None:
+        """Wait for statistics still being computed (overlap mode); re-raise their errors."""
+        if self._pool is None:
+            return
+        try:
+            for f in self._futures:
+                f.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._futures.clear()
+
+    def _compute(self, group: list[Target], X: torch.Tensor, D: torch.Tensor) -> None:
         t0 = time.perf_counter()
         for b, L in enumerate(self.lengths):
             Xb = X[b, :L]
@@ -271,8 +297,12 @@ def run_batch(
     pad_id: int = 0,
     spectrum: bool = False,
     similarities: bool = False,
+    overlap: bool = False,
 ) -> tuple[list[list[dict[str, Any]]], list[float], float]:
     """One forward + backward over a padded batch; statistics rows per example.
+
+    With ``overlap``, each layer's statistics are computed in a worker thread while
+    the backward continues (the returned statistics seconds then overlap the model's).
 
     Returns:
         (rows per example, loss per example, seconds spent in statistics)
@@ -287,11 +317,11 @@ def run_batch(
         ids[b, : lengths[b]] = torch.tensor(e.input_ids)
         mask[b, : lengths[b]] = 1
     ids, mask = ids.to(device), mask.to(device)
-    collector = _BatchStats(lengths, spectrum, similarities)
+    collector = _BatchStats(lengths, spectrum, similarities, overlap)
     with torch.no_grad():
         embeds = model.get_input_embeddings()(ids)
     embeds.requires_grad_(True)
-    with GradientCapture(model, targets, collector):
+    with GradientCapture(model, targets, collector), _finishing(collector):
         # logits are needed only from the first position that predicts a response token
         offset = min(e.n_prompt_tokens for e in encs) - 1
         kw: dict[str, Any] = {}
@@ -314,6 +344,17 @@ def run_batch(
         if len(rows[b]) != expected:
             raise RuntimeError(f"captured {len(rows[b])} of {expected} projections (gradient did not reach some modules)")
     return rows, [float(x) for x in losses.detach()], collector.seconds
+
+
+@contextlib.contextmanager
+def _finishing(collector: _BatchStats) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            collector.finish()
+        raise
+    collector.finish()
 
 
 def _resolve_model(model: Any, config: GradConfig, device: str | None, dtype: str | None) -> Any:
@@ -504,7 +545,7 @@ def compute_stats(
         for batch in batches:
             t0 = time.perf_counter()
             try:
-                per_rows, losses, s_stats = run_batch(mdl, targets, [e for _, e in batch], pad_id=pad_id, spectrum=config.spectrum, similarities=config.similarities)
+                per_rows, losses, s_stats = run_batch(mdl, targets, [e for _, e in batch], pad_id=pad_id, spectrum=config.spectrum, similarities=config.similarities, overlap=config.overlap)
                 outcome = [(i, e, per_rows[k], losses[k], None) for k, (i, e) in enumerate(batch)]
             except (RuntimeError, ValueError, IndexError) as e:  # isolate the failing example(s)
                 if _is_oom(e) and torch.cuda.is_available():
@@ -512,7 +553,7 @@ def compute_stats(
                 outcome, s_stats = [], 0.0
                 for i, enc in batch:
                     try:
-                        r, lo, s = run_batch(mdl, targets, [enc], pad_id=pad_id, spectrum=config.spectrum, similarities=config.similarities)
+                        r, lo, s = run_batch(mdl, targets, [enc], pad_id=pad_id, spectrum=config.spectrum, similarities=config.similarities, overlap=config.overlap)
                         outcome.append((i, enc, r[0], lo[0], None))
                         s_stats += s
                     except (RuntimeError, ValueError, IndexError) as e1:
@@ -588,7 +629,7 @@ def stats_for(
     config = config or GradConfig()
     name = model if isinstance(model, (str, Path)) else getattr(model, "name", "model")
     data_sha = hashlib.sha256(Path(data).read_bytes()).hexdigest()
-    key = {"model": str(name), "instruct": config.instruct if config.instruct is not None else getattr(model, "instruct", None), "data": data_sha, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k not in ("batch_size", "flush_every")}}
+    key = {"model": str(name), "instruct": config.instruct if config.instruct is not None else getattr(model, "instruct", None), "data": data_sha, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k not in ("batch_size", "flush_every", "overlap")}}
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(cache_dir) / f"{_slug(str(name))}__{_slug(Path(data).stem)}__{h}"
     man = load_manifest(out)

@@ -42,8 +42,8 @@ def assert_rows_match(rows, ref_rows, tol=1e-4, entry_tol=1e-4):
 
 
 @pytest.mark.parametrize("name", list(ARCHS))
-@pytest.mark.parametrize("batch_size", [1, 4])
-def test_exact_against_naive(name, batch_size, mixed_examples):
+@pytest.mark.parametrize(("batch_size", "overlap"), [(1, False), (4, False), (4, True)])
+def test_exact_against_naive(name, batch_size, overlap, mixed_examples):
     lm = load_model(name)
     targets = find_targets(lm.model, ARCHS[name])
     encs = [encode_example(lm.tokenizer, ex, instruct=lm.instruct, max_length=96) for ex in mixed_examples]
@@ -51,7 +51,7 @@ def test_exact_against_naive(name, batch_size, mixed_examples):
     lm.model.requires_grad_(False)
     got_rows, got_losses = [], []
     for k in range(0, len(encs), batch_size):
-        rows, losses, _ = run_batch(lm.model, targets, encs[k : k + batch_size], pad_id=lm.tokenizer.pad_token_id)
+        rows, losses, _ = run_batch(lm.model, targets, encs[k : k + batch_size], pad_id=lm.tokenizer.pad_token_id, overlap=overlap)
         got_rows += rows
         got_losses += losses
     for enc, rows, loss in zip(encs, got_rows, got_losses, strict=True):
