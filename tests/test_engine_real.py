@@ -14,7 +14,7 @@ from lgkit.prompts import encode_example
 from lgkit.records import read_examples
 from lgkit.reference import naive_stats_encoded
 
-from .test_engine import assert_rows_match
+from test_engine import assert_rows_match
 
 
 @pytest.fixture(scope="module")
