@@ -51,7 +51,14 @@ from lgkit.reference import naive_stats_encoded
 
 log = logging.getLogger("benchmark")
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "layer_gradient" / "cot_500" / "gsm8k_train_with_cot_gpt4o.json"
+DEFAULT_DATA = (
+    REPO.parent
+    / "shared"
+    / "data"
+    / "layer_gradient"
+    / "cot_500"
+    / "gsm8k_train_with_cot_gpt4o.json"
+)
 
 # Exact architecture configs of public models (random weights: timing does not depend on them).
 CONFIGS = {
@@ -64,7 +71,9 @@ CONFIGS = {
 }  # fmt: skip
 
 
-def build_from_config(name: str, num_layers: int | None, device: str, dtype: torch.dtype) -> LoadedModel:
+def build_from_config(
+    name: str, num_layers: int | None, device: str, dtype: torch.dtype
+) -> LoadedModel:
     """A random-initialised model with a public model's exact architecture."""
     import transformers
 
@@ -81,7 +90,9 @@ def build_from_config(name: str, num_layers: int | None, device: str, dtype: tor
         tok = load_model("smollm2-135m-instruct").tokenizer
     except Exception:
         tok = lgkit.models.tiny_tokenizer()
-    return LoadedModel(model, tok, f"config:{name}", "config", None, True, str(dtype).replace("torch.", ""), device)
+    return LoadedModel(
+        model, tok, f"config:{name}", "config", None, True, str(dtype).replace("torch.", ""), device
+    )
 
 
 class PeakMemory:
@@ -180,10 +191,22 @@ def run_naive(model: torch.nn.Module, targets, encs: list[Encoded], device: str)
     return {"seconds": per, "fb_seconds": sum(per) - stats_s, "stats_seconds": stats_s}
 
 
-def run_lgkit(model: torch.nn.Module, targets, encs: list[Encoded], device: str, batch_size: int, pad_id: int, overlap: bool = False) -> dict:
+def run_lgkit(
+    model: torch.nn.Module,
+    targets,
+    encs: list[Encoded],
+    device: str,
+    batch_size: int,
+    pad_id: int,
+    overlap: bool = False,
+) -> dict:
     model.requires_grad_(False)
     per, stats_s = [], 0.0
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i].input_ids)) if batch_size > 1 else list(range(len(encs)))
+    order = (
+        sorted(range(len(encs)), key=lambda i: len(encs[i].input_ids))
+        if batch_size > 1
+        else list(range(len(encs)))
+    )
     for k in range(0, len(order), batch_size):
         batch = [encs[i] for i in order[k : k + batch_size]]
         t0 = time.perf_counter()
@@ -207,20 +230,50 @@ def check_exact(model, targets, enc: Encoded, pad_id: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m-instruct", help="lgkit model name, or config:qwen2-1.5b / config:llama-3.1-8b")
-    p.add_argument("--data", default=str(Path(os.environ["LGKIT_DATA_DIR"]) / "cot_500" / "gsm8k_train_with_cot_gpt4o.json") if os.environ.get("LGKIT_DATA_DIR") else str(DEFAULT_DATA))
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model",
+        default="smollm2-135m-instruct",
+        help="lgkit model name, or config:qwen2-1.5b / config:llama-3.1-8b",
+    )
+    p.add_argument(
+        "--data",
+        default=str(
+            Path(os.environ["LGKIT_DATA_DIR"]) / "cot_500" / "gsm8k_train_with_cot_gpt4o.json"
+        )
+        if os.environ.get("LGKIT_DATA_DIR")
+        else str(DEFAULT_DATA),
+    )
     p.add_argument("--n", type=int, default=30, help="examples (default 30)")
     p.add_argument("--max-length", type=int, default=1024)
-    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of bare/naive/lgkit (default 2)")
+    p.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds of bare/naive/lgkit (default 2)"
+    )
     p.add_argument("--batch-size", type=int, default=1, help="lgkit batch size (GPU: try 8)")
     p.add_argument("--modules", default="q,k,v,o")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--num-layers", type=int, default=None, help="truncate a config: model to N layers (CPU memory)")
-    p.add_argument("--overlap", action="store_true", help="also time lgkit with statistics overlapping the backward")
-    p.add_argument("--skip-naive", action="store_true", help="only bare and lgkit (for very long inputs)")
-    p.add_argument("--json", default=None, help="write results here (default benchmarks/results/<model>-<data>-<device>.json)")
+    p.add_argument(
+        "--num-layers",
+        type=int,
+        default=None,
+        help="truncate a config: model to N layers (CPU memory)",
+    )
+    p.add_argument(
+        "--overlap",
+        action="store_true",
+        help="also time lgkit with statistics overlapping the backward",
+    )
+    p.add_argument(
+        "--skip-naive", action="store_true", help="only bare and lgkit (for very long inputs)"
+    )
+    p.add_argument(
+        "--json",
+        default=None,
+        help="write results here (default benchmarks/results/<model>-<data>-<device>.json)",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -233,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     modules = lgkit.arch.parse_modules(a.modules)
     targets = find_targets(model, modules)
     examples = read_examples(a.data)[: a.n]
-    encs = [encode_example(tok, ex, instruct=lm.instruct, max_length=a.max_length) for ex in examples]
+    encs = [
+        encode_example(tok, ex, instruct=lm.instruct, max_length=a.max_length) for ex in examples
+    ]
     encs = [e for e in encs if e.n_response_tokens > 0]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     ntok = [len(e.input_ids) for e in encs]
@@ -246,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = {"bare": lambda: run_bare(model, targets, encs, device),
                "lgkit": lambda: run_lgkit(model, targets, encs, device, a.batch_size, pad_id)}  # fmt: skip
     if a.overlap:
-        methods["lgkit_overlap"] = lambda: run_lgkit(model, targets, encs, device, a.batch_size, pad_id, overlap=True)
+        methods["lgkit_overlap"] = lambda: run_lgkit(
+            model, targets, encs, device, a.batch_size, pad_id, overlap=True
+        )
     if not a.skip_naive:
         methods["naive"] = lambda: run_naive(model, targets, encs, device)
     res: dict[str, list[dict]] = {m: [] for m in methods}
@@ -258,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
                 out["wall"] = time.perf_counter() - t0
             out["rss_mb"], out["cuda_mb"] = mem.rss_mb, mem.cuda_mb
             res[m].append(out)
-            log.info("round %d %-6s %7.2f s  (%.2f ex/s)", r + 1, m, out["wall"], len(encs) / out["wall"])
+            log.info(
+                "round %d %-6s %7.2f s  (%.2f ex/s)", r + 1, m, out["wall"], len(encs) / out["wall"]
+            )
 
     def best(m: str) -> dict:  # the fastest round of each method
         return min(res[m], key=lambda o: o["wall"])
@@ -272,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             "fb_s_per_example": b["fb_seconds"] / len(encs),
             "stats_s_per_example": b["stats_seconds"] / len(encs),
             "peak_rss_growth_mb": max(o["rss_mb"] for o in res[m]),
-            "peak_cuda_mb": max((o["cuda_mb"] or 0) for o in res[m]) if device.startswith("cuda") else None,
+            "peak_cuda_mb": max((o["cuda_mb"] or 0) for o in res[m])
+            if device.startswith("cuda")
+            else None,
             "walls": [o["wall"] for o in res[m]],
         }
     lg, bare = summary["lgkit"], summary["bare"]
@@ -291,10 +352,15 @@ def main(argv: list[str] | None = None) -> int:
         import numpy as np
 
         x = np.log(np.array(ntok, dtype=float))
-        out["cost_vs_tokens_slope"] = {m: float(np.polyfit(x, np.log(np.array(best(m)["seconds"])), 1)[0]) for m in methods}
+        out["cost_vs_tokens_slope"] = {
+            m: float(np.polyfit(x, np.log(np.array(best(m)["seconds"])), 1)[0]) for m in methods
+        }
 
     print()
-    print(f"{'method':8s} {'ex/s':>8s} {'s/ex':>8s} {'fwd+bwd':>8s} {'stats':>8s} {'RSS+MB':>8s}" + (" CUDA-MB" if device.startswith("cuda") else ""))
+    print(
+        f"{'method':8s} {'ex/s':>8s} {'s/ex':>8s} {'fwd+bwd':>8s} {'stats':>8s} {'RSS+MB':>8s}"
+        + (" CUDA-MB" if device.startswith("cuda") else "")
+    )
     for m, s in summary.items():
         line = f"{m:8s} {s['examples_per_s']:8.3f} {s['s_per_example']:8.3f} {s['fb_s_per_example']:8.3f} {s['stats_s_per_example']:8.3f} {s['peak_rss_growth_mb']:8.0f}"
         if device.startswith("cuda"):
@@ -306,8 +372,18 @@ def main(argv: list[str] | None = None) -> int:
     if out["memory_ratio_vs_bare"] is not None:
         print(f"lgkit peak memory / bare: {out['memory_ratio_vs_bare']:.2f}x")
     if "cost_vs_tokens_slope" in out:
-        print("cost vs tokens (log-log slope): " + ", ".join(f"{m} {v:.2f}" for m, v in out["cost_vs_tokens_slope"].items()))
-    path = Path(a.json) if a.json else REPO / "benchmarks" / "results" / f"{lm.name.replace(':', '-')}-{Path(a.data).stem}-{device}.json"
+        print(
+            "cost vs tokens (log-log slope): "
+            + ", ".join(f"{m} {v:.2f}" for m, v in out["cost_vs_tokens_slope"].items())
+        )
+    path = (
+        Path(a.json)
+        if a.json
+        else REPO
+        / "benchmarks"
+        / "results"
+        / f"{lm.name.replace(':', '-')}-{Path(a.data).stem}-{device}.json"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")

@@ -28,7 +28,20 @@ _LAZY = {
     "load_manifest": "lgkit.store",
     "stats_dataset": "lgkit.store",
 }
-_SUBMODULES = ("analysis", "plots", "widgets", "data", "models", "engine", "store", "spectra", "capture", "prompts", "runner", "arch")
+_SUBMODULES = (
+    "analysis",
+    "plots",
+    "widgets",
+    "data",
+    "models",
+    "engine",
+    "store",
+    "spectra",
+    "capture",
+    "prompts",
+    "runner",
+    "arch",
+)
 
 
 def __getattr__(name: str) -> Any:

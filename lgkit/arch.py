@@ -135,7 +135,11 @@ def parse_modules(spec: str | Sequence[str]) -> tuple[str, ...]:
         >>> parse_modules("q,o,mlp")
         ('q', 'o', 'gate', 'up', 'down')
     """
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    items = (
+        [s.strip() for s in spec.split(",")]
+        if isinstance(spec, str)
+        else [str(s).strip() for s in spec]
+    )
     out: list[str] = []
     for it in items:
         if not it:
@@ -149,7 +153,10 @@ def parse_modules(spec: str | Sequence[str]) -> tuple[str, ...]:
         elif it in ALL_MODULES:
             out.append(it)
         else:
-            raise InputError(f"unknown module name {it!r}; choose from {', '.join(ALL_MODULES)}, attn, mlp, all", field="modules")
+            raise InputError(
+                f"unknown module name {it!r}; choose from {', '.join(ALL_MODULES)}, attn, mlp, all",
+                field="modules",
+            )
     if not out:
         raise InputError("no modules selected", field="modules")
     return tuple(dict.fromkeys(out))
@@ -190,7 +197,9 @@ def find_targets(model: nn.Module, modules: Sequence[str] = ATTN_MODULES) -> lis
             if index is None:
                 m_size, pname = out_f, f"{name}.weight"
             else:
-                m_size = len(range(out_f)[index]) if isinstance(index, slice) else int(index.numel())
+                m_size = (
+                    len(range(out_f)[index]) if isinstance(index, slice) else int(index.numel())
+                )
                 pname = f"{name}.weight[{abstract}]"
             found.append(Target(layer, abstract, name, pname, index, transposed, (m_size, in_f)))
     if not found:
@@ -203,7 +212,9 @@ def find_targets(model: nn.Module, modules: Sequence[str] = ATTN_MODULES) -> lis
     found.sort(key=lambda t: (t.layer, order[t.module]))
     layers = sorted({t.layer for t in found})
     have = {(t.layer, t.module) for t in found}
-    missing = [f"layer {layer} {mod}" for layer in layers for mod in modules if (layer, mod) not in have]
+    missing = [
+        f"layer {layer} {mod}" for layer in layers for mod in modules if (layer, mod) not in have
+    ]
     if missing:
         raise InputError(f"{type(model).__name__} lacks {', '.join(missing[:5])}", field="modules")
     return found

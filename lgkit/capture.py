@@ -39,7 +39,10 @@ Callback = Callable[[list[Target], torch.Tensor, torch.Tensor], None]
 def has_hooks(model: nn.Module) -> bool:
     """Whether any module of the model still carries a forward or backward hook."""
     return any(
-        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None)
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or m._backward_hooks
+        or getattr(m, "_backward_pre_hooks", None)
         for m in model.modules()
     )
 
@@ -72,7 +75,9 @@ class GradientCapture:
             raise
         return self
 
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.remove()
 
     def remove(self) -> None:
@@ -85,7 +90,11 @@ class GradientCapture:
         callback = self.callback
 
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor) or not output.requires_grad:
+            if (
+                not torch.is_grad_enabled()
+                or not isinstance(output, torch.Tensor)
+                or not output.requires_grad
+            ):
                 return
             x = args[0].detach()
             output.register_hook(lambda d: callback(group, x, d.detach()))

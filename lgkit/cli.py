@@ -26,26 +26,76 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
         description="Compute the statistics table of a data file under a model. Rerun the same "
         "command to resume after an interruption. Under torchrun, examples are sharded across ranks.",
     )
-    p.add_argument("--model", required=True, help="embedded name (smollm2-135m-instruct, gemma3-270m, tiny-random-*), HF id, local folder or .gguf")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="embedded name (smollm2-135m-instruct, gemma3-270m, tiny-random-*), HF id, local folder or .gguf",
+    )
     p.add_argument("--data", required=True, help="JSON list or JSONL of example records")
     p.add_argument("--out", required=True, help="output directory (Parquet parts + manifest)")
-    p.add_argument("--modules", default="q,k,v,o", help="comma list of q,k,v,o,gate,up,down or attn/mlp/all (default q,k,v,o)")
-    p.add_argument("--max-length", type=int, default=1024, help="max tokens per example; the response end is cut (default 1024)")
-    p.add_argument("--batch-size", type=int, default=1, help="examples per padded batch (default 1)")
+    p.add_argument(
+        "--modules",
+        default="q,k,v,o",
+        help="comma list of q,k,v,o,gate,up,down or attn/mlp/all (default q,k,v,o)",
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=1024,
+        help="max tokens per example; the response end is cut (default 1024)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=1, help="examples per padded batch (default 1)"
+    )
     p.add_argument("--limit", type=int, default=None, help="only the first N examples")
-    p.add_argument("--compat", choices=["layer_gradient"], default=None, help="reproduce the authors' tokenisation exactly")
-    p.add_argument("--spectrum", action="store_true", help="also store each gradient's full singular spectrum")
-    p.add_argument("--similarities", action="store_true", help="also store gradient cosines between layers and q×o, k×v")
+    p.add_argument(
+        "--compat",
+        choices=["layer_gradient"],
+        default=None,
+        help="reproduce the authors' tokenisation exactly",
+    )
+    p.add_argument(
+        "--spectrum", action="store_true", help="also store each gradient's full singular spectrum"
+    )
+    p.add_argument(
+        "--similarities",
+        action="store_true",
+        help="also store gradient cosines between layers and q×o, k×v",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--instruct", dest="instruct", action="store_true", default=None, help="use the chat template")
-    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template (base model)")
-    p.add_argument("--system-prompt", default="You are a helpful assistant.", help="system message for instruct models ('' for none)")
+    g.add_argument(
+        "--instruct",
+        dest="instruct",
+        action="store_true",
+        default=None,
+        help="use the chat template",
+    )
+    g.add_argument(
+        "--base", dest="instruct", action="store_false", help="no chat template (base model)"
+    )
+    p.add_argument(
+        "--system-prompt",
+        default="You are a helpful assistant.",
+        help="system message for instruct models ('' for none)",
+    )
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--device-map", default=None, help="e.g. auto, to spread a large model over GPUs")
-    p.add_argument("--overlap", action="store_true", help="compute statistics in a worker thread during the backward")
-    p.add_argument("--flush-every", type=int, default=8, help="examples per Parquet part (default 8)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --out")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)"
+    )
+    p.add_argument(
+        "--device-map", default=None, help="e.g. auto, to spread a large model over GPUs"
+    )
+    p.add_argument(
+        "--overlap",
+        action="store_true",
+        help="compute statistics in a worker thread during the backward",
+    )
+    p.add_argument(
+        "--flush-every", type=int, default=8, help="examples per Parquet part (default 8)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run with other settings in --out"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_grads)
 
@@ -74,11 +124,24 @@ def _cmd_grads(a: argparse.Namespace) -> int:
         kw["device_map"] = a.device_map
     bundle = load_model(a.model, **kw)
     try:
-        res = compute_stats(bundle, examples if a.data is None else a.data, a.out, cfg, progress=not a.no_progress, overwrite=a.overwrite)
+        res = compute_stats(
+            bundle,
+            examples if a.data is None else a.data,
+            a.out,
+            cfg,
+            progress=not a.no_progress,
+            overwrite=a.overwrite,
+        )
     finally:
         if dist:
             torch.distributed.destroy_process_group()
-    log.info("wrote %s: %d done, %d failed, %d already there", a.out, res.n_done, res.n_failed, res.n_skipped)
+    log.info(
+        "wrote %s: %d done, %d failed, %d already there",
+        a.out,
+        res.n_done,
+        res.n_failed,
+        res.n_skipped,
+    )
     for f in res.failures:
         log.warning("failed: example %s (%s): %s", f["example_index"], f["sample_id"], f["reason"])
     return 0
@@ -100,10 +163,14 @@ def _maybe_init_distributed() -> tuple[int, int] | None:
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write a run's statistics in the authors' per-sample JSONL format")
+    p = sub.add_parser(
+        "export", help="write a run's statistics in the authors' per-sample JSONL format"
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("out", help="output .jsonl")
-    p.add_argument("--data", default=None, help="the run's data file, to include instruction/output texts")
+    p.add_argument(
+        "--data", default=None, help="the run's data file, to include instruction/output texts"
+    )
     p.set_defaults(func=_cmd_export)
 
 
@@ -119,7 +186,10 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lgkit`` command."""
-    p = argparse.ArgumentParser(prog="lgkit", description="Layer-wise gradient spectra of LLM fine-tuning (arXiv 2410.23743), exact and fast.")
+    p = argparse.ArgumentParser(
+        prog="lgkit",
+        description="Layer-wise gradient spectra of LLM fine-tuning (arXiv 2410.23743), exact and fast.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
     _add_grads(sub)
@@ -137,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lgkit`` console script; returns the exit code."""
     parser = build_parser()
     a = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if a.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(a.func(a) or 0)
     except InputError as e:

@@ -37,7 +37,7 @@ from . import __version__
 from .arch import ALL_MODULES, Target, find_targets, parse_modules
 from .capture import GradientCapture
 from .errors import InputError
-from .prompts import DEFAULT_SYSTEM_PROMPT, COMPAT_MODES, Encoded, encode_example, has_chat_template
+from .prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT, Encoded, encode_example, has_chat_template
 from .records import Example, read_examples
 from .spectra import drop_zero_rows, gradient_cosine, gradient_stats, input_r_factor
 from .store import (
@@ -56,7 +56,19 @@ from .store import (
 log = logging.getLogger(__name__)
 
 # Settings that change the numbers: a resumed run must have the same ones.
-FINGERPRINT_KEYS = ("model", "revision", "dtype", "instruct", "compat", "max_length", "modules", "system_prompt", "data_sha256", "spectrum", "similarities")
+FINGERPRINT_KEYS = (
+    "model",
+    "revision",
+    "dtype",
+    "instruct",
+    "compat",
+    "max_length",
+    "modules",
+    "system_prompt",
+    "data_sha256",
+    "spectrum",
+    "similarities",
+)
 
 
 @dataclass
@@ -101,7 +113,9 @@ class GradConfig:
         if self.compat in ("", "none", "None"):
             self.compat = None
         if self.compat not in COMPAT_MODES:
-            raise InputError(f"unknown compat mode {self.compat!r}; choose layer_gradient", field="compat")
+            raise InputError(
+                f"unknown compat mode {self.compat!r}; choose layer_gradient", field="compat"
+            )
         if self.max_length < 2:
             raise InputError("must be at least 2", field="max_length")
         if self.batch_size < 1:
@@ -136,7 +150,9 @@ def git_hash() -> str | None:
     """The git commit of the lgkit checkout, if any."""
     try:
         root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None
     except Exception:
         return None
@@ -160,7 +176,12 @@ def _unique_ids(examples: Sequence[Example], source: str) -> list[str]:
         sid = ex.sample_id
         if sid in seen:
             if ex.id:
-                raise InputError(f"duplicate id {sid!r} (also record {seen[sid]})", path=source, record=i, field="id")
+                raise InputError(
+                    f"duplicate id {sid!r} (also record {seen[sid]})",
+                    path=source,
+                    record=i,
+                    field="id",
+                )
             k = 2
             while f"{sid}~{k}" in seen:
                 k += 1
@@ -181,7 +202,9 @@ def _data_fingerprint(examples: Sequence[Example]) -> str:
 class _BatchStats:
     """Collects the statistics of one padded batch as gradients arrive."""
 
-    def __init__(self, lengths: list[int], spectrum: bool, similarities: bool, overlap: bool = False) -> None:
+    def __init__(
+        self, lengths: list[int], spectrum: bool, similarities: bool, overlap: bool = False
+    ) -> None:
         self.lengths = lengths
         self.spectrum = spectrum
         self.similarities = similarities
@@ -221,12 +244,22 @@ class _BatchStats:
                 Dk, Xk = drop_zero_rows(Db, Xb)
                 r_x = None
                 if Dk.shape[0] < min(t.shape):  # factor route: share R of X across q/k/v
-                    key = (Xb.data_ptr(), b, ((Db != 0).any(1) & (Xb != 0).any(1)).cpu().numpy().tobytes())
+                    key = (
+                        Xb.data_ptr(),
+                        b,
+                        ((Db != 0).any(1) & (Xb != 0).any(1)).cpu().numpy().tobytes(),
+                    )
                     r_x = self._rx.get(key)
                     if r_x is None:
                         r_x = self._rx[key] = input_r_factor(Xk)
                 st, sv = gradient_stats(Dk, Xk, r_x=r_x, return_spectrum=self.spectrum)
-                row: dict[str, Any] = {"layer": t.layer, "module": t.module, "param": t.param_name, "shape": f"{t.shape[0]} x {t.shape[1]}", **st}
+                row: dict[str, Any] = {
+                    "layer": t.layer,
+                    "module": t.module,
+                    "param": t.param_name,
+                    "shape": f"{t.shape[0]} x {t.shape[1]}",
+                    **st,
+                }
                 if sv is not None:
                     row["spectrum"] = sv.cpu().tolist()
                 self.results[(b, t.layer, t.module)] = row
@@ -240,9 +273,19 @@ class _BatchStats:
         for (b, layer, mod), row in self.results.items():
             D1, X1 = self.factors[(b, layer, mod)]
             nxt = self.factors.get((b, layer + 1, mod))
-            row["cos_next_layer"] = gradient_cosine(D1, X1, *nxt) if nxt is not None and nxt[0].shape[1] == D1.shape[1] and nxt[1].shape[1] == X1.shape[1] else float("nan")
+            row["cos_next_layer"] = (
+                gradient_cosine(D1, X1, *nxt)
+                if nxt is not None
+                and nxt[0].shape[1] == D1.shape[1]
+                and nxt[1].shape[1] == X1.shape[1]
+                else float("nan")
+            )
             other = self.factors.get((b, layer, pairs.get(mod, "")))
-            same = other is not None and other[0].shape[1] == D1.shape[1] and other[1].shape[1] == X1.shape[1]
+            same = (
+                other is not None
+                and other[0].shape[1] == D1.shape[1]
+                and other[1].shape[1] == X1.shape[1]
+            )
             row["cos_pair"] = _cos_aligned(D1, X1, *other) if same else float("nan")
         self.factors.clear()
         self.seconds += time.perf_counter() - t0
@@ -258,7 +301,9 @@ def _cos_aligned(D1: torch.Tensor, X1: torch.Tensor, D2: torch.Tensor, X2: torch
     return float((g1 * g2).sum()) / den if den > 0 else float("nan")
 
 
-def per_example_losses(logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded], offset: int = 0) -> torch.Tensor:
+def per_example_losses(
+    logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded], offset: int = 0
+) -> torch.Tensor:
     """Mean token cross-entropy over each example's response tokens (B values).
 
     Args:
@@ -276,7 +321,9 @@ def per_example_losses(logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequ
     for b, e in enumerate(encs):
         L = len(e.input_ids)
         p = e.n_prompt_tokens
-        out.append(F.cross_entropy(logits[b, p - 1 - offset : L - 1 - offset].float(), input_ids[b, p:L]))
+        out.append(
+            F.cross_entropy(logits[b, p - 1 - offset : L - 1 - offset].float(), input_ids[b, p:L])
+        )
     return torch.stack(out)
 
 
@@ -337,12 +384,16 @@ def run_batch(
         collector.add_similarities()
     rows: list[list[dict[str, Any]]] = [[] for _ in range(B)]
     order = {m: k for k, m in enumerate(ALL_MODULES)}
-    for (b, _, _), row in sorted(collector.results.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
+    for (b, _, _), row in sorted(
+        collector.results.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])
+    ):
         rows[b].append(row)
     expected = len(targets)
     for b in range(B):
         if len(rows[b]) != expected:
-            raise RuntimeError(f"captured {len(rows[b])} of {expected} projections (gradient did not reach some modules)")
+            raise RuntimeError(
+                f"captured {len(rows[b])} of {expected} projections (gradient did not reach some modules)"
+            )
     return rows, [float(x) for x in losses.detach()], collector.seconds
 
 
@@ -372,7 +423,9 @@ def _resolve_model(model: Any, config: GradConfig, device: str | None, dtype: st
 
 def run_fingerprint(bundle: Any, config: GradConfig, data_sha: str) -> dict[str, Any]:
     """The settings that determine the numbers of a run (compared on resume)."""
-    instruct = config.instruct if config.instruct is not None else bool(getattr(bundle, "instruct", False))
+    instruct = (
+        config.instruct if config.instruct is not None else bool(getattr(bundle, "instruct", False))
+    )
     return {
         "model": getattr(bundle, "name", None),
         "revision": getattr(bundle, "revision", None),
@@ -441,7 +494,10 @@ def compute_stats(
     mdl, tok = bundle.model, bundle.tokenizer
     instruct = config.instruct if config.instruct is not None else bool(bundle.instruct)
     if instruct and not has_chat_template(tok):
-        raise InputError(f"model {bundle.name!r} has no chat template; run it as a base model (--base)", field="instruct")
+        raise InputError(
+            f"model {bundle.name!r} has no chat template; run it as a base model (--base)",
+            field="instruct",
+        )
     targets = find_targets(mdl, config.modules)
     out = Path(out_dir)
     fp = run_fingerprint(bundle, config, data_sha)
@@ -449,9 +505,14 @@ def compute_stats(
     if old and old.get("fingerprint") != fp:
         if not overwrite:
             diff = sorted(k for k in fp if (old.get("fingerprint") or {}).get(k) != fp[k])
-            raise InputError(f"holds statistics of a different run (differs in: {', '.join(diff)}); use another output directory", path=out)
+            raise InputError(
+                f"holds statistics of a different run (differs in: {', '.join(diff)}); use another output directory",
+                path=out,
+            )
         if world_size > 1:
-            raise InputError("--overwrite cannot be used in a sharded run; remove the directory first", path=out)
+            raise InputError(
+                "--overwrite cannot be used in a sharded run; remove the directory first", path=out
+            )
         import shutil
 
         shutil.rmtree(out)
@@ -492,11 +553,23 @@ def compute_stats(
         log.info("resuming %s: %d examples already done", out, result.n_skipped)
 
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    enc_kw = {"instruct": instruct, "max_length": config.max_length, "system_prompt": config.system_prompt, "compat": config.compat, "model_name": bundle.name}
+    enc_kw = {
+        "instruct": instruct,
+        "max_length": config.max_length,
+        "system_prompt": config.system_prompt,
+        "compat": config.compat,
+        "model_name": bundle.name,
+    }
 
     def meta(i: int) -> dict[str, Any]:
         ex = examples[i]
-        return {"sample_id": ids[i], "example_index": i, "dataset": ex.dataset, "cot": ex.cot, "correct": ex.correct}
+        return {
+            "sample_id": ids[i],
+            "example_index": i,
+            "dataset": ex.dataset,
+            "cot": ex.cot,
+            "correct": ex.correct,
+        }
 
     rows_buf: list[dict[str, Any]] = []
     fail_buf: list[dict[str, Any]] = []
@@ -510,7 +583,12 @@ def compute_stats(
 
     def fail(i: int, reason: str, enc: Encoded | None = None) -> None:
         nonlocal n_buf
-        rec = {**meta(i), "reason": reason, "n_prompt_tokens": enc.n_prompt_tokens if enc else None, "n_tokens": len(enc.input_ids) if enc else None}
+        rec = {
+            **meta(i),
+            "reason": reason,
+            "n_prompt_tokens": enc.n_prompt_tokens if enc else None,
+            "n_tokens": len(enc.input_ids) if enc else None,
+        }
         fail_buf.append(rec)
         result.failures.append(rec)
         result.n_failed += 1
@@ -527,7 +605,11 @@ def compute_stats(
             fail(i, f"tokenisation failed: {type(e).__name__}: {e}")
             continue
         if enc.n_response_tokens == 0:
-            fail(i, f"response cut away entirely by max_length={config.max_length} (prompt has {enc.n_prompt_tokens} tokens)", enc)
+            fail(
+                i,
+                f"response cut away entirely by max_length={config.max_length} (prompt has {enc.n_prompt_tokens} tokens)",
+                enc,
+            )
             continue
         if enc.n_prompt_tokens == 0:
             fail(i, "empty prompt part: the first response token has no context", enc)
@@ -535,17 +617,33 @@ def compute_stats(
         encoded.append((i, enc))
     if config.batch_size > 1:  # similar lengths share a batch: less padding
         encoded.sort(key=lambda p: len(p[1].input_ids))
-    batches = [encoded[k : k + config.batch_size] for k in range(0, len(encoded), config.batch_size)]
+    batches = [
+        encoded[k : k + config.batch_size] for k in range(0, len(encoded), config.batch_size)
+    ]
 
     saved_flags = {n: p.requires_grad for n, p in mdl.named_parameters()}
     mdl.requires_grad_(False)
-    bar = tqdm(total=len(todo), desc=f"grads {Path(source).name}", disable=not progress, initial=0, unit="ex")
+    bar = tqdm(
+        total=len(todo),
+        desc=f"grads {Path(source).name}",
+        disable=not progress,
+        initial=0,
+        unit="ex",
+    )
     bar.update(result.n_failed)
     try:
         for batch in batches:
             t0 = time.perf_counter()
             try:
-                per_rows, losses, s_stats = run_batch(mdl, targets, [e for _, e in batch], pad_id=pad_id, spectrum=config.spectrum, similarities=config.similarities, overlap=config.overlap)
+                per_rows, losses, s_stats = run_batch(
+                    mdl,
+                    targets,
+                    [e for _, e in batch],
+                    pad_id=pad_id,
+                    spectrum=config.spectrum,
+                    similarities=config.similarities,
+                    overlap=config.overlap,
+                )
                 outcome = [(i, e, per_rows[k], losses[k], None) for k, (i, e) in enumerate(batch)]
             except (RuntimeError, ValueError, IndexError) as e:  # isolate the failing example(s)
                 if _is_oom(e) and torch.cuda.is_available():
@@ -553,7 +651,15 @@ def compute_stats(
                 outcome, s_stats = [], 0.0
                 for i, enc in batch:
                     try:
-                        r, lo, s = run_batch(mdl, targets, [enc], pad_id=pad_id, spectrum=config.spectrum, similarities=config.similarities, overlap=config.overlap)
+                        r, lo, s = run_batch(
+                            mdl,
+                            targets,
+                            [enc],
+                            pad_id=pad_id,
+                            spectrum=config.spectrum,
+                            similarities=config.similarities,
+                            overlap=config.overlap,
+                        )
                         outcome.append((i, enc, r[0], lo[0], None))
                         s_stats += s
                     except (RuntimeError, ValueError, IndexError) as e1:
@@ -567,7 +673,13 @@ def compute_stats(
                 if not torch.isfinite(torch.tensor(loss)):
                     fail(i, f"non-finite loss {loss}", enc)
                     continue
-                base = {**meta(i), "loss": loss, "n_prompt_tokens": enc.n_prompt_tokens, "n_response_tokens": enc.n_response_tokens, "truncated": enc.truncated}
+                base = {
+                    **meta(i),
+                    "loss": loss,
+                    "n_prompt_tokens": enc.n_prompt_tokens,
+                    "n_response_tokens": enc.n_response_tokens,
+                    "truncated": enc.truncated,
+                }
                 rows_buf.extend({**base, **r} for r in rows)
                 result.n_done += 1
                 n_buf += 1
@@ -582,7 +694,14 @@ def compute_stats(
     _finish(out, manifest, rank, world_size)
     if result.n_failed:
         log.warning("%d example(s) failed; see lgkit.load_failures(%r)", result.n_failed, str(out))
-    log.info("done: %d examples, %d failed, %d skipped (model %.1fs, statistics %.1fs)", result.n_done, result.n_failed, result.n_skipped, result.seconds_model, result.seconds_stats)
+    log.info(
+        "done: %d examples, %d failed, %d skipped (model %.1fs, statistics %.1fs)",
+        result.n_done,
+        result.n_failed,
+        result.n_skipped,
+        result.seconds_model,
+        result.seconds_stats,
+    )
     return result
 
 
@@ -597,7 +716,12 @@ def _finish(out: Path, manifest: dict[str, Any], rank: int, world_size: int) -> 
         return
     done = completed_ids(out)
     complete = len(done) >= manifest["n_examples"]
-    manifest.update(end_time=now_iso(), status="complete" if complete else "partial", n_failures=len(load_failures(out)), n_done=len(done))
+    manifest.update(
+        end_time=now_iso(),
+        status="complete" if complete else "partial",
+        n_failures=len(load_failures(out)),
+        n_done=len(done),
+    )
     write_json_atomic(out / MANIFEST, manifest)
 
 
@@ -629,7 +753,18 @@ def stats_for(
     config = config or GradConfig()
     name = model if isinstance(model, (str, Path)) else getattr(model, "name", "model")
     data_sha = hashlib.sha256(Path(data).read_bytes()).hexdigest()
-    key = {"model": str(name), "instruct": config.instruct if config.instruct is not None else getattr(model, "instruct", None), "data": data_sha, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k not in ("batch_size", "flush_every", "overlap")}}
+    key = {
+        "model": str(name),
+        "instruct": config.instruct
+        if config.instruct is not None
+        else getattr(model, "instruct", None),
+        "data": data_sha,
+        **{
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(config).items()
+            if k not in ("batch_size", "flush_every", "overlap")
+        },
+    }
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(cache_dir) / f"{_slug(str(name))}__{_slug(Path(data).stem)}__{h}"
     man = load_manifest(out)

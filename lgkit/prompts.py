@@ -55,7 +55,9 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def chat_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> str:
+def chat_prompt(
+    tokenizer: Any, prompt: str, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+) -> str:
     """Render [system, user] with the generation prompt; drop system if unsupported.
 
     Raises:
@@ -71,7 +73,9 @@ def chat_prompt(tokenizer: Any, prompt: str, system_prompt: str | None = DEFAULT
     if system_prompt:
         try:
             return tokenizer.apply_chat_template(
-                [{"role": "system", "content": system_prompt}, *user], tokenize=False, add_generation_prompt=True
+                [{"role": "system", "content": system_prompt}, *user],
+                tokenize=False,
+                add_generation_prompt=True,
             )
         except Exception:  # template without a system role (e.g. Gemma 2 raises)
             pass
@@ -107,11 +111,17 @@ def encode_example(
         InputError: unknown compat mode, or no chat template for an instruct run.
     """
     if compat not in COMPAT_MODES:
-        raise InputError(f"unknown compat mode {compat!r}; choose layer_gradient or none", field="compat")
+        raise InputError(
+            f"unknown compat mode {compat!r}; choose layer_gradient or none", field="compat"
+        )
     if compat == "layer_gradient":
-        return _encode_layer_gradient(tokenizer, example, instruct=instruct, max_length=max_length, model_name=model_name)
+        return _encode_layer_gradient(
+            tokenizer, example, instruct=instruct, max_length=max_length, model_name=model_name
+        )
     if instruct:
-        prompt_ids = _ids(tokenizer, chat_prompt(tokenizer, example.prompt, system_prompt), special=False)
+        prompt_ids = _ids(
+            tokenizer, chat_prompt(tokenizer, example.prompt, system_prompt), special=False
+        )
     else:
         prompt_ids = _ids(tokenizer, example.prompt + "\n", special=True)
     resp_ids = _ids(tokenizer, example.output, special=False)
@@ -122,7 +132,9 @@ def encode_example(
     return Encoded(ids, len(prompt_ids), n_resp, truncated)
 
 
-def _encode_layer_gradient(tokenizer: Any, example: Example, *, instruct: bool, max_length: int, model_name: str) -> Encoded:
+def _encode_layer_gradient(
+    tokenizer: Any, example: Example, *, instruct: bool, max_length: int, model_name: str
+) -> Encoded:
     prompt = example.prompt
     if instruct:
         if not has_chat_template(tokenizer):
@@ -130,8 +142,14 @@ def _encode_layer_gradient(tokenizer: Any, example: Example, *, instruct: bool, 
         if "gemma" in model_name.lower():
             messages = [{"role": "user", "content": prompt}]
         else:
-            messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
-        whole = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + example.output
+            messages = [
+                {"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+                {"role": "user", "content": prompt},
+            ]
+        whole = (
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            + example.output
+        )
     else:
         whole = prompt + "\n" + example.output
     ids = list(tokenizer.encode(whole, truncation=True, max_length=max_length))

@@ -109,7 +109,9 @@ def example_from_dict(
         if name not in obj:
             raise InputError("missing required field", field=name, **where)
         if not isinstance(obj[name], str):
-            raise InputError(f"must be a string, got {type(obj[name]).__name__}", field=name, **where)
+            raise InputError(
+                f"must be a string, got {type(obj[name]).__name__}", field=name, **where
+            )
     if not obj["output"].strip():
         raise InputError("empty response", field="output", **where)
     inp = obj.get("input", "")
@@ -118,7 +120,13 @@ def example_from_dict(
     if not isinstance(inp, str):
         raise InputError(f"must be a string, got {type(inp).__name__}", field="input", **where)
     d = dict(defaults or {})
-    d.update({k: v for k, v in obj.items() if k in ("id", "dataset", "cot", "correct", "meta") and v is not None})
+    d.update(
+        {
+            k: v
+            for k, v in obj.items()
+            if k in ("id", "dataset", "cot", "correct", "meta") and v is not None
+        }
+    )
     rid = d.get("id")
     if rid is not None and not isinstance(rid, (str, int)):
         raise InputError("must be a string or integer", field="id", **where)
@@ -169,7 +177,9 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError:
             whole = None
         if whole is not None:
-            raise InputError(f"expected a JSON list of records (or JSONL), got {type(whole).__name__}", path=p)
+            raise InputError(
+                f"expected a JSON list of records (or JSONL), got {type(whole).__name__}", path=p
+            )
     if p.suffix == ".jsonl" or (stripped and not stripped.startswith("[")):
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -177,7 +187,9 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise InputError(f"malformed JSON ({e.msg} at column {e.colno})", path=p, record=f"line {lineno}") from None
+                raise InputError(
+                    f"malformed JSON ({e.msg} at column {e.colno})", path=p, record=f"line {lineno}"
+                ) from None
         return
     try:
         data = json.loads(text)
@@ -211,7 +223,10 @@ def read_examples(
         >>> [e.output for e in read_examples(f)]
         ['a']
     """
-    out = [example_from_dict(obj, path=path, record=n, defaults=defaults) for n, obj in iter_raw_records(path)]
+    out = [
+        example_from_dict(obj, path=path, record=n, defaults=defaults)
+        for n, obj in iter_raw_records(path)
+    ]
     return out[:limit] if limit is not None else out
 
 

@@ -70,7 +70,9 @@ def naive_stats_encoded(
             sv = torch.linalg.svd(g)[1] if full_svd else torch.linalg.svdvals(g)
             st = stats_from_singular_values(sv)
             st["frobenius_norm"] = float(torch.linalg.norm(g))
-            st.update(entry_mean=float(g.mean()), entry_max=float(g.max()), entry_min=float(g.min()))
+            st.update(
+                entry_mean=float(g.mean()), entry_max=float(g.max()), entry_min=float(g.min())
+            )
             rows.append({"layer": t.layer, "module": t.module, "param": t.param_name, **st})
         return rows, float(out.loss.detach())
     finally:
@@ -91,5 +93,7 @@ def naive_stats(
     full_svd: bool = False,
 ) -> tuple[list[dict[str, Any]], float]:
     """Tokenise one example and compute its statistics the naive way."""
-    enc = encode_example(tokenizer, example, instruct=instruct, max_length=max_length, compat=compat)
+    enc = encode_example(
+        tokenizer, example, instruct=instruct, max_length=max_length, compat=compat
+    )
     return naive_stats_encoded(model, enc, find_targets(model, modules), full_svd=full_svd)

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
+
 import torch
 
 STAT_COLUMNS = (
@@ -191,7 +192,9 @@ def gradient_inner(D1: torch.Tensor, X1: torch.Tensor, D2: torch.Tensor, X2: tor
     return float(((D1.double() @ D2.double().T) * (X1.double() @ X2.double().T)).sum())
 
 
-def gradient_cosine(D1: torch.Tensor, X1: torch.Tensor, D2: torch.Tensor, X2: torch.Tensor) -> float:
+def gradient_cosine(
+    D1: torch.Tensor, X1: torch.Tensor, D2: torch.Tensor, X2: torch.Tensor
+) -> float:
     """Cosine similarity of two per-sample gradients from their factors (NaN if one is 0)."""
     a = gradient_inner(D1, X1, D2, X2)
     n1 = gradient_inner(D1, X1, D1, X1)

@@ -71,11 +71,17 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
 
 
 def _next_seq(folder: Path, rank: int) -> int:
-    seqs = [int(m.group(3)) for f in folder.glob("*.parquet") if (m := _PART_RE.match(f.name)) and int(m.group(2)) == rank]
+    seqs = [
+        int(m.group(3))
+        for f in folder.glob("*.parquet")
+        if (m := _PART_RE.match(f.name)) and int(m.group(2)) == rank
+    ]
     return max(seqs, default=-1) + 1
 
 
-def write_part(out_dir: str | Path, rows: Sequence[dict[str, Any]], *, rank: int = 0) -> Path | None:
+def write_part(
+    out_dir: str | Path, rows: Sequence[dict[str, Any]], *, rank: int = 0
+) -> Path | None:
     """Append one part of statistics rows (whole examples only) atomically."""
     if not rows:
         return None
@@ -86,7 +92,9 @@ def write_part(out_dir: str | Path, rows: Sequence[dict[str, Any]], *, rank: int
     return path
 
 
-def write_failures(out_dir: str | Path, failures: Sequence[dict[str, Any]], *, rank: int = 0) -> Path | None:
+def write_failures(
+    out_dir: str | Path, failures: Sequence[dict[str, Any]], *, rank: int = 0
+) -> Path | None:
     """Append failure records (sample_id, example_index, reason, ...) atomically."""
     if not failures:
         return None
@@ -116,7 +124,11 @@ def clean_temporaries(out_dir: str | Path, rank: int = 0) -> int:
 
 
 def _read_folder(folder: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    files = sorted(f for f in folder.glob("*.parquet") if _PART_RE.match(f.name)) if folder.exists() else []
+    files = (
+        sorted(f for f in folder.glob("*.parquet") if _PART_RE.match(f.name))
+        if folder.exists()
+        else []
+    )
     if not files:
         return pd.DataFrame()
     tables = [pq.read_table(f, columns=list(columns) if columns else None) for f in files]
@@ -209,7 +221,9 @@ _AUTHOR_KEYS = {
 }
 
 
-def export_layer_gradient(stats: pd.DataFrame | str | Path, path: str | Path, examples: Iterable | None = None) -> Path:
+def export_layer_gradient(
+    stats: pd.DataFrame | str | Path, path: str | Path, examples: Iterable | None = None
+) -> Path:
     """Write the authors' per-sample JSONL format (arXiv 2410.23743 code).
 
     One line per example: ``{"instruction", "output", "loss", "<param name>": {"M_mean",
@@ -270,8 +284,15 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
     rows = []
     for n, rec in iter_raw_records(path):
         if not isinstance(rec, dict) or "loss" not in rec:
-            raise InputError("expected an object with a 'loss' field", path=path, record=f"line {n}", field="loss")
-        sid = rec.get("sample_id") or stable_id(rec.get("instruction") or "", "", rec.get("output") or "")
+            raise InputError(
+                "expected an object with a 'loss' field",
+                path=path,
+                record=f"line {n}",
+                field="loss",
+            )
+        sid = rec.get("sample_id") or stable_id(
+            rec.get("instruction") or "", "", rec.get("output") or ""
+        )
         for key, val in rec.items():
             m = _PARAM_RE.search(key)
             if not m or not isinstance(val, dict):
@@ -282,9 +303,20 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
             try:
                 row = {v: float(val[k]) for k, v in _AUTHOR_KEYS.items()}
             except (KeyError, TypeError, ValueError) as e:
-                raise InputError(f"bad statistics ({e})", path=path, record=f"line {n}", field=key) from None
-            row.update(sample_id=sid, example_index=n, layer=int(m.group(1)), module=module, param=key, loss=float(rec["loss"]))
-            row["sigma1_ratio"] = row["sigma_max"] / row["nuclear_norm"] if row["nuclear_norm"] else 0.0
+                raise InputError(
+                    f"bad statistics ({e})", path=path, record=f"line {n}", field=key
+                ) from None
+            row.update(
+                sample_id=sid,
+                example_index=n,
+                layer=int(m.group(1)),
+                module=module,
+                param=key,
+                loss=float(rec["loss"]),
+            )
+            row["sigma1_ratio"] = (
+                row["sigma_max"] / row["nuclear_norm"] if row["nuclear_norm"] else 0.0
+            )
             row["effective_rank"] = float("nan")
             row.update({k: v for k, v in metadata.items()})
             rows.append(row)

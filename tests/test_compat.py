@@ -18,11 +18,19 @@ def authors_procedure(model, tokenizer, instruction, output, *, instruct, model_
         if "gemma" in model_name:
             messages = [{"role": "user", "content": instruction}]
         else:
-            messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": instruction}]
-        whole_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + output
+            messages = [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": instruction},
+            ]
+        whole_text = (
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            + output
+        )
     else:
         whole_text = instruction + "\n" + output
-    input_ids = tokenizer.encode(whole_text, return_tensors="pt", truncation=True, max_length=max_length)
+    input_ids = tokenizer.encode(
+        whole_text, return_tensors="pt", truncation=True, max_length=max_length
+    )
     start_index = whole_text.rfind(output)
     start_token = len(tokenizer.encode(whole_text[:start_index]))
     for p in model.parameters():
@@ -45,19 +53,46 @@ def authors_procedure(model, tokenizer, instruction, output, *, instruct, model_
     return rec
 
 
-@pytest.mark.parametrize(("name", "instruct"), [("tiny-random-llama", True), ("tiny-random-llama", False), ("tiny-random-gemma2", True), ("tiny-random-qwen2", True)])
+@pytest.mark.parametrize(
+    ("name", "instruct"),
+    [
+        ("tiny-random-llama", True),
+        ("tiny-random-llama", False),
+        ("tiny-random-gemma2", True),
+        ("tiny-random-qwen2", True),
+    ],
+)
 def test_layer_gradient_compat_matches_authors(tmp_path, shared_data, name, instruct):
     raw = json.loads((shared_data / "cot_500" / "strategyqa_train_with_cot.json").read_text())[:3]
     data = tmp_path / "d.json"
     data.write_text(json.dumps(raw))
     max_length = 300
     lm = load_model(name, instruct=instruct)
-    res = compute_stats(lm, data, tmp_path / "run", GradConfig(compat="layer_gradient", max_length=max_length), progress=False)
+    res = compute_stats(
+        lm,
+        data,
+        tmp_path / "run",
+        GradConfig(compat="layer_gradient", max_length=max_length),
+        progress=False,
+    )
     assert res.n_done == 3
-    ours = [json.loads(line) for line in export_layer_gradient(tmp_path / "run", tmp_path / "o.jsonl").read_text().splitlines()]
+    ours = [
+        json.loads(line)
+        for line in export_layer_gradient(tmp_path / "run", tmp_path / "o.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     for rec, mine in zip(raw, ours, strict=True):
         model = load_model(name, instruct=instruct).model  # fresh flags, as the authors' script
-        ref = authors_procedure(model, lm.tokenizer, rec["instruction"], rec["output"], instruct=instruct, model_name=name, max_length=max_length)
+        ref = authors_procedure(
+            model,
+            lm.tokenizer,
+            rec["instruction"],
+            rec["output"],
+            instruct=instruct,
+            model_name=name,
+            max_length=max_length,
+        )
         assert mine["loss"] == pytest.approx(ref["loss"], rel=1e-5)
         keys = [k for k in ref if k != "loss"]
         assert keys and set(keys) == {k for k in mine if k.endswith(".weight")}

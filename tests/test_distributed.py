@@ -17,7 +17,15 @@ import pytest
 import lgkit
 from lgkit.records import Example, write_examples
 
-ARGS = ["--model", "tiny-random-qwen2", "--max-length", "160", "--flush-every", "1", "--no-progress"]
+ARGS = [
+    "--model",
+    "tiny-random-qwen2",
+    "--max-length",
+    "160",
+    "--flush-every",
+    "1",
+    "--no-progress",
+]
 
 
 def _torchrun() -> list[str]:
@@ -40,10 +48,25 @@ def _env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dist")
-    exs = [Example(f"Q{i}: add {i} and {2 * i}.", "", f"{i} + {2 * i} = {3 * i}. " * (1 + i % 5), dataset="toy", cot="detailed", correct=bool(i % 2)) for i in range(20)]
+    exs = [
+        Example(
+            f"Q{i}: add {i} and {2 * i}.",
+            "",
+            f"{i} + {2 * i} = {3 * i}. " * (1 + i % 5),
+            dataset="toy",
+            cot="detailed",
+            correct=bool(i % 2),
+        )
+        for i in range(20)
+    ]
     data = write_examples(tmp / "d.jsonl", exs)
     single = tmp / "single"
-    subprocess.run([sys.executable, "-m", "lgkit", "grads", "--data", str(data), "--out", str(single), *ARGS], check=True, capture_output=True, env=_env())
+    subprocess.run(
+        [sys.executable, "-m", "lgkit", "grads", "--data", str(data), "--out", str(single), *ARGS],
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
     return tmp, data, _canon(lgkit.load_stats(single))
 
 
@@ -58,7 +81,13 @@ def _assert_same(got: pd.DataFrame, ref: pd.DataFrame) -> None:
 def test_two_rank_gloo_equals_single(setup):
     tmp, data, ref = setup
     out = tmp / "two"
-    r = subprocess.run([*_torchrun(), "--data", str(data), "--out", str(out), *ARGS], capture_output=True, text=True, env=_env(), timeout=300)
+    r = subprocess.run(
+        [*_torchrun(), "--data", str(data), "--out", str(out), *ARGS],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     parts = sorted(p.name for p in (out / "parts").glob("*.parquet"))
     assert any("-r000-" in p for p in parts) and any("-r001-" in p for p in parts)
@@ -72,7 +101,13 @@ def test_two_rank_kill_one_rank_and_restart(setup):
     tmp, data, ref = setup
     out = tmp / "killed"
     shutil.rmtree(out, ignore_errors=True)
-    proc = subprocess.Popen([*_torchrun(), "--data", str(data), "--out", str(out), *ARGS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    proc = subprocess.Popen(
+        [*_torchrun(), "--data", str(data), "--out", str(out), *ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+        start_new_session=True,
+    )
     victim = None
     deadline = time.time() + 120
     while time.time() < deadline and victim is None:
@@ -93,6 +128,12 @@ def test_two_rank_kill_one_rank_and_restart(setup):
             os.killpg(proc.pid, signal.SIGKILL)
     partial = lgkit.load_stats(out)
     assert partial["sample_id"].nunique() < len(ref["sample_id"].unique())
-    r = subprocess.run([*_torchrun(), "--data", str(data), "--out", str(out), *ARGS], capture_output=True, text=True, env=_env(), timeout=300)
+    r = subprocess.run(
+        [*_torchrun(), "--data", str(data), "--out", str(out), *ARGS],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     _assert_same(_canon(lgkit.load_stats(out)), ref)

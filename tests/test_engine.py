@@ -25,7 +25,16 @@ ARCHS = {
     "tiny-random-gpt2": ("q", "k", "v", "o", "up", "down"),  # fused c_attn (Conv1D)
     "tiny-random-phi3": ("q", "k", "v", "o", "gate", "up", "down"),  # fused qkv_proj, gate_up_proj
 }
-CHECKED = ("nuclear_norm", "sigma_max", "frobenius_norm", "sigma1_ratio", "effective_rank", "entry_mean", "entry_max", "entry_min")
+CHECKED = (
+    "nuclear_norm",
+    "sigma_max",
+    "frobenius_norm",
+    "sigma1_ratio",
+    "effective_rank",
+    "entry_mean",
+    "entry_max",
+    "entry_min",
+)
 
 
 def _rel(a: float, b: float) -> float:
@@ -33,11 +42,17 @@ def _rel(a: float, b: float) -> float:
 
 
 def assert_rows_match(rows, ref_rows, tol=1e-4, entry_tol=1e-4):
-    assert [(r["layer"], r["module"]) for r in rows] == [(r["layer"], r["module"]) for r in ref_rows]
+    assert [(r["layer"], r["module"]) for r in rows] == [
+        (r["layer"], r["module"]) for r in ref_rows
+    ]
     for r, f in zip(rows, ref_rows, strict=True):
         for k in CHECKED:
             t = entry_tol if k.startswith("entry") else tol
-            scale = abs(f[k]) if not k.startswith("entry") else max(abs(f["entry_max"]), abs(f["entry_min"]))
+            scale = (
+                abs(f[k])
+                if not k.startswith("entry")
+                else max(abs(f["entry_max"]), abs(f["entry_min"]))
+            )
             assert abs(r[k] - f[k]) <= t * max(scale, 1e-12), (r["param"], k, r[k], f[k])
 
 
@@ -46,12 +61,21 @@ def assert_rows_match(rows, ref_rows, tol=1e-4, entry_tol=1e-4):
 def test_exact_against_naive(name, batch_size, overlap, mixed_examples):
     lm = load_model(name)
     targets = find_targets(lm.model, ARCHS[name])
-    encs = [encode_example(lm.tokenizer, ex, instruct=lm.instruct, max_length=96) for ex in mixed_examples]
+    encs = [
+        encode_example(lm.tokenizer, ex, instruct=lm.instruct, max_length=96)
+        for ex in mixed_examples
+    ]
     assert len({len(e.input_ids) for e in encs}) > 1  # mixed lengths
     lm.model.requires_grad_(False)
     got_rows, got_losses = [], []
     for k in range(0, len(encs), batch_size):
-        rows, losses, _ = run_batch(lm.model, targets, encs[k : k + batch_size], pad_id=lm.tokenizer.pad_token_id, overlap=overlap)
+        rows, losses, _ = run_batch(
+            lm.model,
+            targets,
+            encs[k : k + batch_size],
+            pad_id=lm.tokenizer.pad_token_id,
+            overlap=overlap,
+        )
         got_rows += rows
         got_losses += losses
     for enc, rows, loss in zip(encs, got_rows, got_losses, strict=True):
@@ -85,7 +109,13 @@ def test_per_example_loss_equals_model_loss(mixed_examples):
 
 def test_compute_stats_table_and_dataset(tmp_path, mixed_examples):
     data = write_examples(tmp_path / "ex.jsonl", mixed_examples)
-    res = compute_stats("tiny-random-llama", data, tmp_path / "run", GradConfig(batch_size=2, spectrum=True), progress=False)
+    res = compute_stats(
+        "tiny-random-llama",
+        data,
+        tmp_path / "run",
+        GradConfig(batch_size=2, spectrum=True),
+        progress=False,
+    )
     assert res.n_done == len(mixed_examples) and res.n_failed == 0
     df = lgkit.load_stats(tmp_path / "run")
     cols = ["sample_id", "dataset", "cot", "correct", "layer", "module", "shape", "loss", "n_prompt_tokens",
@@ -100,7 +130,19 @@ def test_compute_stats_table_and_dataset(tmp_path, mixed_examples):
     spec = df["spectrum"].iloc[0]
     assert math.isclose(sum(spec), df["nuclear_norm"].iloc[0], rel_tol=1e-9)
     man = lgkit.load_manifest(tmp_path / "run")
-    for key in ("model", "revision", "dtype", "instruct", "convention", "max_length", "modules", "lgkit_version", "git_hash", "start_time", "end_time"):
+    for key in (
+        "model",
+        "revision",
+        "dtype",
+        "instruct",
+        "convention",
+        "max_length",
+        "modules",
+        "lgkit_version",
+        "git_hash",
+        "start_time",
+        "end_time",
+    ):
         assert key in man
     assert man["status"] == "complete"
     ds = lgkit.stats_dataset(tmp_path / "run")
@@ -129,15 +171,26 @@ def test_similarities_match_materialised(mixed_examples):
         if nxt is None:
             assert math.isnan(r["cos_next_layer"])
         else:
-            assert math.isclose(r["cos_next_layer"], cos(G[(r["layer"], r["module"])], nxt), rel_tol=1e-4, abs_tol=1e-6)
+            assert math.isclose(
+                r["cos_next_layer"],
+                cos(G[(r["layer"], r["module"])], nxt),
+                rel_tol=1e-4,
+                abs_tol=1e-6,
+            )
         a, b = G[(r["layer"], r["module"])], G[(r["layer"], pair[r["module"]])]
         assert math.isclose(r["cos_pair"], cos(a, b), rel_tol=1e-4, abs_tol=1e-6)
 
 
 def test_failure_recorded_not_dropped(tmp_path):
-    exs = [Example("short", "", "fine answer"), Example("x" * 300, "", "cut away"), Example("ok?", "", "yes")]
+    exs = [
+        Example("short", "", "fine answer"),
+        Example("x" * 300, "", "cut away"),
+        Example("ok?", "", "yes"),
+    ]
     data = write_examples(tmp_path / "ex.jsonl", exs)
-    res = compute_stats("tiny-random-llama", data, tmp_path / "run", GradConfig(max_length=64), progress=False)
+    res = compute_stats(
+        "tiny-random-llama", data, tmp_path / "run", GradConfig(max_length=64), progress=False
+    )
     assert res.n_done == 2 and res.n_failed == 1
     fails = lgkit.load_failures(tmp_path / "run")
     assert fails["sample_id"].tolist() == [exs[1].sample_id]
@@ -181,7 +234,13 @@ def test_requires_grad_flags_restored(tmp_path, mixed_examples):
 def test_resume_with_other_settings_refused(tmp_path, mixed_examples):
     compute_stats("tiny-random-llama", mixed_examples[:2], tmp_path / "run", progress=False)
     with pytest.raises(lgkit.InputError, match="max_length"):
-        compute_stats("tiny-random-llama", mixed_examples[:2], tmp_path / "run", GradConfig(max_length=50), progress=False)
+        compute_stats(
+            "tiny-random-llama",
+            mixed_examples[:2],
+            tmp_path / "run",
+            GradConfig(max_length=50),
+            progress=False,
+        )
     assert len(lgkit.load_stats(tmp_path / "run")) > 0
 
 
@@ -191,7 +250,12 @@ def test_duplicate_records_kept_apart(tmp_path):
     df = lgkit.load_stats(tmp_path / "run")
     assert df["sample_id"].nunique() == 2
     with pytest.raises(lgkit.InputError, match="duplicate id"):
-        compute_stats("tiny-random-llama", [Example("q", "", "a", id="x"), Example("r", "", "b", id="x")], tmp_path / "r2", progress=False)
+        compute_stats(
+            "tiny-random-llama",
+            [Example("q", "", "a", id="x"), Example("r", "", "b", id="x")],
+            tmp_path / "r2",
+            progress=False,
+        )
 
 
 def test_authors_format_round_trip(tmp_path, mixed_examples):
@@ -201,9 +265,25 @@ def test_authors_format_round_trip(tmp_path, mixed_examples):
     path = export_layer_gradient(tmp_path / "run", tmp_path / "authors.jsonl", mixed_examples)
     first = json.loads(path.read_text().splitlines()[0])
     assert first["instruction"] == mixed_examples[0].prompt
-    assert set(first["model.layers.0.self_attn.q_proj.weight"]) == {"S_sum", "S_max", "S_min", "frobenius_norm", "M_mean", "M_max", "M_min"}
+    assert set(first["model.layers.0.self_attn.q_proj.weight"]) == {
+        "S_sum",
+        "S_max",
+        "S_min",
+        "frobenius_norm",
+        "M_mean",
+        "M_max",
+        "M_min",
+    }
     back = import_layer_gradient(path, dataset="toy")
     df = lgkit.load_stats(tmp_path / "run")
     assert len(back) == len(df)
-    for col in ("nuclear_norm", "sigma_max", "sigma_min", "frobenius_norm", "entry_mean", "loss", "sigma1_ratio"):
+    for col in (
+        "nuclear_norm",
+        "sigma_max",
+        "sigma_min",
+        "frobenius_norm",
+        "entry_mean",
+        "loss",
+        "sigma1_ratio",
+    ):
         assert back[col].to_numpy() == pytest.approx(df[col].to_numpy(), rel=1e-12)

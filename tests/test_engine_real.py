@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from test_engine import assert_rows_match
 
 from lgkit.arch import find_targets
 from lgkit.engine import run_batch
@@ -13,8 +14,6 @@ from lgkit.models import load_model
 from lgkit.prompts import encode_example
 from lgkit.records import read_examples
 from lgkit.reference import naive_stats_encoded
-
-from test_engine import assert_rows_match
 
 
 @pytest.fixture(scope="module")
@@ -48,5 +47,8 @@ def test_smollm2_prompt_convention(smollm2, shared_data):
     prompt = tok.decode(enc.input_ids[: enc.n_prompt_tokens])
     assert "You are a helpful assistant." in prompt and ex.instruction in prompt
     assert prompt.rstrip().endswith("assistant")
-    assert enc.input_ids[enc.n_prompt_tokens :] == tok(ex.output, add_special_tokens=False)["input_ids"]
+    assert (
+        enc.input_ids[enc.n_prompt_tokens :]
+        == tok(ex.output, add_special_tokens=False)["input_ids"]
+    )
     assert json.dumps(tok.decode(enc.input_ids[enc.n_prompt_tokens :])) == json.dumps(ex.output)

@@ -17,7 +17,17 @@ from lgkit.records import Example, write_examples
 
 
 def _examples(n: int) -> list[Example]:
-    return [Example(f"Question {i}: what is {i} times {i + 1}?", "", f"{i} times {i + 1} is {i * (i + 1)}. " * (1 + i % 4), dataset="toy", cot="detailed", correct=True) for i in range(n)]
+    return [
+        Example(
+            f"Question {i}: what is {i} times {i + 1}?",
+            "",
+            f"{i} times {i + 1} is {i * (i + 1)}. " * (1 + i % 4),
+            dataset="toy",
+            cot="detailed",
+            correct=True,
+        )
+        for i in range(n)
+    ]
 
 
 def _cmd(data: Path, out: Path) -> list[str]:
@@ -38,8 +48,19 @@ def test_kill9_and_resume_equals_uninterrupted(tmp_path):
 
     out = tmp_path / "killed"
     kills = 0
-    for delay in (2.5, 3.2, 3.9, 4.6, 5.3):  # kill at different moments: start-up, mid-run, mid-write
-        proc = subprocess.Popen(_cmd(data, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for delay in (
+        2.5,
+        3.2,
+        3.9,
+        4.6,
+        5.3,
+    ):  # kill at different moments: start-up, mid-run, mid-write
+        proc = subprocess.Popen(
+            _cmd(data, out),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(delay)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

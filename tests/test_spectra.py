@@ -18,7 +18,7 @@ from lgkit.spectra import (
 
 
 def _ref(D, X):
-    return torch.linalg.svdvals((D.double().T @ X.double()))
+    return torch.linalg.svdvals(D.double().T @ X.double())
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,11 @@ def test_entry_stats_and_full_stats_match_materialised():
     g = torch.Generator().manual_seed(3)
     D, X = torch.randn(5, 7, generator=g), torch.randn(5, 4, generator=g)
     G = D.T @ X
-    assert entry_stats(G) == {"entry_mean": float(G.mean()), "entry_max": float(G.max()), "entry_min": float(G.min())}
+    assert entry_stats(G) == {
+        "entry_mean": float(G.mean()),
+        "entry_max": float(G.max()),
+        "entry_min": float(G.min()),
+    }
     st, _ = gradient_stats(D, X)
     assert math.isclose(st["frobenius_norm"], float(torch.linalg.norm(G)), rel_tol=1e-5)
     assert math.isclose(st["entry_max"], float(G.max()), rel_tol=1e-6)
@@ -90,6 +94,10 @@ def test_cosine_from_factors():
     D1, X1, D2, X2 = (torch.randn(6, k, generator=g) for k in (8, 5, 8, 5))
     G1, G2 = (D1.T @ X1).double(), (D2.T @ X2).double()
     assert math.isclose(gradient_inner(D1, X1, D2, X2), float((G1 * G2).sum()), rel_tol=1e-6)
-    assert math.isclose(gradient_cosine(D1, X1, D2, X2), float((G1 * G2).sum() / (G1.norm() * G2.norm())), rel_tol=1e-6)
+    assert math.isclose(
+        gradient_cosine(D1, X1, D2, X2),
+        float((G1 * G2).sum() / (G1.norm() * G2.norm())),
+        rel_tol=1e-6,
+    )
     assert math.isclose(gradient_cosine(D1, X1, D1, X1), 1.0, rel_tol=1e-9)
     assert math.isnan(gradient_cosine(torch.zeros(6, 8), X1, D2, X2))
