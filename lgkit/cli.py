@@ -86,9 +86,10 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
         "--device-map", default=None, help="e.g. auto, to spread a large model over GPUs"
     )
     p.add_argument(
-        "--overlap",
-        action="store_true",
-        help="compute statistics in a worker thread during the backward",
+        "--stats-threads",
+        type=int,
+        default=None,
+        help="eigen-solves side by side (default: torch's threads on CPU, 1 on GPU)",
     )
     p.add_argument(
         "--flush-every", type=int, default=8, help="examples per Parquet part (default 8)"
@@ -109,7 +110,7 @@ def _cmd_grads(a: argparse.Namespace) -> int:
     cfg = GradConfig(
         modules=a.modules, max_length=a.max_length, batch_size=a.batch_size, limit=a.limit, compat=a.compat,
         spectrum=a.spectrum, similarities=a.similarities, instruct=a.instruct,
-        system_prompt=a.system_prompt or None, flush_every=a.flush_every, overlap=a.overlap,
+        system_prompt=a.system_prompt or None, flush_every=a.flush_every, stats_threads=a.stats_threads,
     )  # fmt: skip
     from .records import read_examples
 

@@ -16,15 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,15 @@ from .capture import GradientCapture
 from .errors import InputError
 from .prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT, Encoded, encode_example, has_chat_template
 from .records import Example, read_examples
-from .spectra import drop_zero_rows, gradient_cosine, gradient_stats, input_r_factor
+from .spectra import (
+    drop_zero_rows,
+    entry_stats,
+    gradient_cosine,
+    input_r_factor,
+    singular_values_from_gram,
+    spectral_gram,
+    stats_from_singular_values,
+)
 from .store import (
     MANIFEST,
     clean_temporaries,
@@ -88,8 +95,8 @@ class GradConfig:
         instruct: run with the chat template; None: as the model was loaded/detected.
         system_prompt: system message for instruct models.
         flush_every: examples per Parquet part (what a kill can cost at most).
-        overlap: compute each layer's statistics in a worker thread while the
-            backward continues through the earlier layers.
+        stats_threads: eigen-solves run side by side on this many threads (None:
+            torch's thread count on CPU, 1 on GPU).
 
     Example:
         >>> GradConfig(modules="q,o").modules
@@ -106,7 +113,7 @@ class GradConfig:
     instruct: bool | None = None
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     flush_every: int = 8
-    overlap: bool = False
+    stats_threads: int | None = None
 
     def __post_init__(self) -> None:
         self.modules = parse_modules(self.modules)
@@ -200,10 +207,22 @@ def _data_fingerprint(examples: Sequence[Example]) -> str:
 
 
 class _BatchStats:
-    """Collects the statistics of one padded batch as gradients arrive."""
+    """Collects the statistics of one padded batch as gradients arrive.
+
+    When a projection's gradient arrives, the cheap parts run at once (dropping zero
+    rows, the entry statistics of G, the float64 Gram matrix whose eigenvalues are σ²;
+    all matrix products using every core). The eigen-solves, single-threaded LAPACK
+    calls, are queued and solved ``workers`` at a time, each on one thread, once a
+    layer's worth is pending, so a 2-core CPU solves q and o (then k and v) side by side.
+    """
 
     def __init__(
-        self, lengths: list[int], spectrum: bool, similarities: bool, overlap: bool = False
+        self,
+        lengths: list[int],
+        spectrum: bool,
+        similarities: bool,
+        workers: int = 1,
+        flush_at: int = 4,
     ) -> None:
         self.lengths = lengths
         self.spectrum = spectrum
@@ -211,36 +230,19 @@ class _BatchStats:
         self.results: dict[tuple[int, int, str], dict[str, Any]] = {}
         self.factors: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._rx: dict[tuple[int, int, bytes], torch.Tensor] = {}
+        self._pending: list[tuple[tuple[int, int, str], torch.Tensor | None, int]] = []
+        self.workers = max(1, workers)
+        self.flush_at = max(1, flush_at)
         self.seconds = 0.0
-        # overlap: statistics of a layer run in one worker thread while the backward
-        # goes on through the earlier layers (all state is touched by that thread only)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lgkit-stats") if overlap else None
-        self._futures: list[Future] = []
 
     def __call__(self, group: list[Target], X: torch.Tensor, D: torch.Tensor) -> None:
-        if self._pool is not None:
-            self._futures.append(self._pool.submit(self._compute, group, X, D))
-        else:
-            self._compute(group, X, D)
-
-    def finish(self) -> None:
-        """Wait for statistics still being computed (overlap mode); re-raise their errors."""
-        if self._pool is None:
-            return
-        try:
-            for f in self._futures:
-                f.result()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._futures.clear()
-
-    def _compute(self, group: list[Target], X: torch.Tensor, D: torch.Tensor) -> None:
         t0 = time.perf_counter()
         for b, L in enumerate(self.lengths):
             Xb = X[b, :L]
             Db_all = D[b, :L]
             for t in group:
                 Db = Db_all if t.index is None else Db_all[:, t.index]
+                G = Db.T @ Xb
                 Dk, Xk = drop_zero_rows(Db, Xb)
                 r_x = None
                 if Dk.shape[0] < min(t.shape):  # factor route: share R of X across q/k/v
@@ -252,19 +254,51 @@ class _BatchStats:
                     r_x = self._rx.get(key)
                     if r_x is None:
                         r_x = self._rx[key] = input_r_factor(Xk)
-                st, sv = gradient_stats(Dk, Xk, r_x=r_x, return_spectrum=self.spectrum)
+                K, s = spectral_gram(Dk, Xk, G=G, r_x=r_x)
                 row: dict[str, Any] = {
                     "layer": t.layer,
                     "module": t.module,
                     "param": t.param_name,
                     "shape": f"{t.shape[0]} x {t.shape[1]}",
-                    **st,
+                    **entry_stats(G),
                 }
-                if sv is not None:
-                    row["spectrum"] = sv.cpu().tolist()
                 self.results[(b, t.layer, t.module)] = row
+                self._pending.append(((b, t.layer, t.module), K, s))
                 if self.similarities:
                     self.factors[(b, t.layer, t.module)] = (Dk, Xk)
+        if len(self._pending) >= self.flush_at * len(self.lengths):
+            self._solve()
+        self.seconds += time.perf_counter() - t0
+
+    def _solve(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if (
+            self.workers > 1
+            and len(pending) > 1
+            and all(K is None or K.device.type == "cpu" for _, K, _ in pending)
+        ):
+            pending.sort(key=lambda p: -(p[1].shape[0] if p[1] is not None else 0))  # largest first
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(min(self.workers, len(pending))) as pool:
+                    svs = list(pool.map(lambda p: singular_values_from_gram(p[1], p[2]), pending))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            svs = [singular_values_from_gram(K, s) for _, K, s in pending]
+        for (key, _, _), sv in zip(pending, svs, strict=True):
+            row = self.results[key]
+            row.update(stats_from_singular_values(sv))
+            if self.spectrum:
+                row["spectrum"] = sv.cpu().tolist()
+
+    def finish(self) -> None:
+        """Solve what is still pending (call after the backward)."""
+        t0 = time.perf_counter()
+        self._solve()
         self.seconds += time.perf_counter() - t0
 
     def add_similarities(self) -> None:
@@ -344,12 +378,12 @@ def run_batch(
     pad_id: int = 0,
     spectrum: bool = False,
     similarities: bool = False,
-    overlap: bool = False,
+    stats_threads: int | None = None,
 ) -> tuple[list[list[dict[str, Any]]], list[float], float]:
     """One forward + backward over a padded batch; statistics rows per example.
 
-    With ``overlap``, each layer's statistics are computed in a worker thread while
-    the backward continues (the returned statistics seconds then overlap the model's).
+    ``stats_threads``: eigen-solves run side by side on this many threads (default:
+    torch's thread count on CPU, 1 on GPU).
 
     Returns:
         (rows per example, loss per example, seconds spent in statistics)
@@ -364,11 +398,16 @@ def run_batch(
         ids[b, : lengths[b]] = torch.tensor(e.input_ids)
         mask[b, : lengths[b]] = 1
     ids, mask = ids.to(device), mask.to(device)
-    collector = _BatchStats(lengths, spectrum, similarities, overlap)
+    if stats_threads is None:
+        stats_threads = torch.get_num_threads() if device.type == "cpu" else 1
+    per_layer = len({t.module for t in targets})
+    collector = _BatchStats(
+        lengths, spectrum, similarities, workers=stats_threads, flush_at=per_layer
+    )
     with torch.no_grad():
         embeds = model.get_input_embeddings()(ids)
     embeds.requires_grad_(True)
-    with GradientCapture(model, targets, collector), _finishing(collector):
+    with GradientCapture(model, targets, collector):
         # logits are needed only from the first position that predicts a response token
         offset = min(e.n_prompt_tokens for e in encs) - 1
         kw: dict[str, Any] = {}
@@ -380,6 +419,7 @@ def run_batch(
         losses = per_example_losses(out.logits, ids, encs, offset)
         del out
         torch.autograd.grad(losses.sum(), embeds)
+    collector.finish()
     if similarities:
         collector.add_similarities()
     rows: list[list[dict[str, Any]]] = [[] for _ in range(B)]
@@ -395,17 +435,6 @@ def run_batch(
                 f"captured {len(rows[b])} of {expected} projections (gradient did not reach some modules)"
             )
     return rows, [float(x) for x in losses.detach()], collector.seconds
-
-
-@contextlib.contextmanager
-def _finishing(collector: _BatchStats) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            collector.finish()
-        raise
-    collector.finish()
 
 
 def _resolve_model(model: Any, config: GradConfig, device: str | None, dtype: str | None) -> Any:
@@ -642,7 +671,7 @@ def compute_stats(
                     pad_id=pad_id,
                     spectrum=config.spectrum,
                     similarities=config.similarities,
-                    overlap=config.overlap,
+                    stats_threads=config.stats_threads,
                 )
                 outcome = [(i, e, per_rows[k], losses[k], None) for k, (i, e) in enumerate(batch)]
             except (RuntimeError, ValueError, IndexError) as e:  # isolate the failing example(s)
@@ -658,7 +687,7 @@ def compute_stats(
                             pad_id=pad_id,
                             spectrum=config.spectrum,
                             similarities=config.similarities,
-                            overlap=config.overlap,
+                            stats_threads=config.stats_threads,
                         )
                         outcome.append((i, enc, r[0], lo[0], None))
                         s_stats += s
@@ -762,7 +791,7 @@ def stats_for(
         **{
             k: (list(v) if isinstance(v, tuple) else v)
             for k, v in asdict(config).items()
-            if k not in ("batch_size", "flush_every", "overlap")
+            if k not in ("batch_size", "flush_every", "stats_threads")
         },
     }
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -64,6 +64,46 @@ def input_r_factor(X: torch.Tensor) -> torch.Tensor:
     return torch.linalg.qr(X.T, mode="r").R
 
 
+def spectral_gram(
+    D: torch.Tensor,
+    X: torch.Tensor,
+    *,
+    G: torch.Tensor | None = None,
+    r_x: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, int]:
+    """A float64 Gram matrix whose eigenvalues are the squared singular values of DᵀX.
+
+    Returns ``(K, s)`` with ``s = min(m, n)``: K is T×T (factor route, T < s) or s×s
+    (direct route); None when there are no rows. Split from the eigen-solve so that many
+    small solves can run in parallel (:func:`singular_values_from_gram`).
+    """
+    T, m = D.shape
+    n = X.shape[1]
+    s = min(m, n)
+    if T == 0:
+        return None, s
+    if T >= s:
+        if G is None:
+            G = D.T @ X
+        Gd = G.double()
+        return (Gd @ Gd.T if m <= n else Gd.T @ Gd), s
+    R = r_x if r_x is not None else input_r_factor(X)
+    M = (R @ D).double()  # T×m, same singular values as G
+    return M @ M.T, s
+
+
+def singular_values_from_gram(
+    K: torch.Tensor | None, s: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The s singular values (descending, float64) from :func:`spectral_gram`'s matrix."""
+    out = torch.zeros(s, dtype=torch.float64, device=K.device if K is not None else device)
+    if K is None:
+        return out
+    sv = torch.linalg.eigvalsh(K).clamp_min(0).sqrt().flip(0)
+    out[: min(s, sv.numel())] = sv[:s]
+    return out
+
+
 def singular_values(
     D: torch.Tensor,
     X: torch.Tensor,
@@ -81,25 +121,8 @@ def singular_values(
         G: ``Dᵀ X`` if already materialised (used by the direct route).
         r_x: ``input_r_factor(X)`` if already computed for this X (factor route).
     """
-    T, m = D.shape
-    n = X.shape[1]
-    s = min(m, n)
-    out = torch.zeros(s, dtype=torch.float64, device=D.device)
-    if T == 0:
-        return out
-    if T >= s:
-        if G is None:
-            G = D.T @ X
-        Gd = G.double()
-        gram = Gd @ Gd.T if m <= n else Gd.T @ Gd
-        lam = torch.linalg.eigvalsh(gram)
-    else:
-        R = r_x if r_x is not None else input_r_factor(X)
-        M = (R @ D).double()  # T×m, same singular values as G
-        lam = torch.linalg.eigvalsh(M @ M.T)
-    sv = lam.clamp_min(0).sqrt().flip(0)
-    out[: sv.numel()] = sv[:s]
-    return out
+    K, s = spectral_gram(D, X, G=G, r_x=r_x)
+    return singular_values_from_gram(K, s, D.device)
 
 
 def stats_from_singular_values(sv: torch.Tensor) -> dict[str, float]:

@@ -57,8 +57,8 @@ def assert_rows_match(rows, ref_rows, tol=1e-4, entry_tol=1e-4):
 
 
 @pytest.mark.parametrize("name", list(ARCHS))
-@pytest.mark.parametrize(("batch_size", "overlap"), [(1, False), (4, False), (4, True)])
-def test_exact_against_naive(name, batch_size, overlap, mixed_examples):
+@pytest.mark.parametrize(("batch_size", "threads"), [(1, 1), (4, 1), (4, 2)])
+def test_exact_against_naive(name, batch_size, threads, mixed_examples):
     lm = load_model(name)
     targets = find_targets(lm.model, ARCHS[name])
     encs = [
@@ -74,7 +74,7 @@ def test_exact_against_naive(name, batch_size, overlap, mixed_examples):
             targets,
             encs[k : k + batch_size],
             pad_id=lm.tokenizer.pad_token_id,
-            overlap=overlap,
+            stats_threads=threads,
         )
         got_rows += rows
         got_losses += losses
