@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .schema import ALL_MODULES, ATTN_MODULES, STAT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -52,23 +53,8 @@ logger = logging.getLogger(__name__)
 COT_ORDER: tuple[str, ...] = ("none", "simplified", "detailed")
 """Response types from fast to slow thinking."""
 
-MODULE_ORDER: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
+MODULE_ORDER: tuple[str, ...] = ALL_MODULES
 """Canonical order of the abstract module names."""
-
-ATTN_MODULES: tuple[str, ...] = ("q", "k", "v", "o")
-
-STAT_COLUMNS: tuple[str, ...] = (
-    "nuclear_norm",
-    "sigma_max",
-    "sigma_min",
-    "sigma1_ratio",
-    "frobenius_norm",
-    "effective_rank",
-    "entry_mean",
-    "entry_max",
-    "entry_min",
-)
-"""Per-gradient statistics of the table (``sigma_min`` is 0 for rank-deficient G)."""
 
 OPTIONAL_METRIC_COLUMNS: tuple[str, ...] = ("cos_next_layer", "cos_pair")
 """Gradient cosines the engine stores when asked (NaN where undefined)."""

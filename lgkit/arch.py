@@ -24,10 +24,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-
-ATTN_MODULES = ("q", "k", "v", "o")
-MLP_MODULES = ("gate", "up", "down")
-ALL_MODULES = ATTN_MODULES + MLP_MODULES
+from .schema import ALL_MODULES, ATTN_MODULES, MLP_MODULES
 
 # A split is (abstract name, index) where index is None (whole output), a slice, or a
 # LongTensor of output features.

@@ -29,17 +29,7 @@ import math
 
 import torch
 
-STAT_COLUMNS = (
-    "nuclear_norm",
-    "sigma_max",
-    "sigma_min",
-    "sigma1_ratio",
-    "frobenius_norm",
-    "effective_rank",
-    "entry_mean",
-    "entry_max",
-    "entry_min",
-)
+from .schema import STAT_COLUMNS  # noqa: F401  (re-exported)
 
 
 def drop_zero_rows(D: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,8 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arch import ALL_MODULES
 from .errors import InputError
+from .schema import ALL_MODULES, TABLE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,6 @@ MANIFEST = "manifest.json"
 PARTS = "parts"
 FAILURES = "failures"
 
-TABLE_COLUMNS = (
-    "sample_id", "dataset", "cot", "correct", "layer", "module", "shape", "loss",
-    "n_prompt_tokens", "n_response_tokens", "truncated", "nuclear_norm", "sigma_max",
-    "sigma_min", "sigma1_ratio", "frobenius_norm", "effective_rank", "entry_mean",
-    "entry_max", "entry_min",
-)  # fmt: skip
 _PART_RE = re.compile(r"^(part|fail)-r(\d+)-(\d+)\.parquet$")
 
 
@@ -79,30 +73,30 @@ def _next_seq(folder: Path, rank: int) -> int:
     return max(seqs, default=-1) + 1
 
 
+def _append(
+    out_dir: str | Path, sub: str, prefix: str, rows: Sequence[dict[str, Any]], rank: int
+) -> Path | None:
+    if not rows:
+        return None
+    folder = Path(out_dir) / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}-r{rank:03d}-{_next_seq(folder, rank):06d}.parquet"
+    _atomic_write_table(pa.Table.from_pylist(list(rows)), path)
+    return path
+
+
 def write_part(
     out_dir: str | Path, rows: Sequence[dict[str, Any]], *, rank: int = 0
 ) -> Path | None:
     """Append one part of statistics rows (whole examples only) atomically."""
-    if not rows:
-        return None
-    folder = Path(out_dir) / PARTS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"part-r{rank:03d}-{_next_seq(folder, rank):06d}.parquet"
-    _atomic_write_table(pa.Table.from_pylist(list(rows)), path)
-    return path
+    return _append(out_dir, PARTS, "part", rows, rank)
 
 
 def write_failures(
     out_dir: str | Path, failures: Sequence[dict[str, Any]], *, rank: int = 0
 ) -> Path | None:
     """Append failure records (sample_id, example_index, reason, ...) atomically."""
-    if not failures:
-        return None
-    folder = Path(out_dir) / FAILURES
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"fail-r{rank:03d}-{_next_seq(folder, rank):06d}.parquet"
-    _atomic_write_table(pa.Table.from_pylist(list(failures)), path)
-    return path
+    return _append(out_dir, FAILURES, "fail", failures, rank)
 
 
 def clean_temporaries(out_dir: str | Path, rank: int = 0) -> int:
