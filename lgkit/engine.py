@@ -62,6 +62,9 @@ from .store import (
 
 log = logging.getLogger(__name__)
 
+# Above this many response-logit values (~256 MB in float32) the LM head runs in chunks.
+LOGITS_CHUNK_ABOVE = 64 * 2**20
+
 # Settings that change the numbers: a resumed run must have the same ones.
 FINGERPRINT_KEYS = (
     "model",
@@ -97,6 +100,8 @@ class GradConfig:
         flush_every: examples per Parquet part (what a kill can cost at most).
         stats_threads: eigen-solves run side by side on this many threads (None:
             torch's thread count on CPU, 1 on GPU).
+        loss_chunk: LM-head positions per checkpointed chunk (None: automatic for
+            long examples of large-vocabulary models; 0: never).
 
     Example:
         >>> GradConfig(modules="q,o").modules
@@ -114,6 +119,7 @@ class GradConfig:
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     flush_every: int = 8
     stats_threads: int | None = None
+    loss_chunk: int | None = None
 
     def __post_init__(self) -> None:
         self.modules = parse_modules(self.modules)
@@ -361,6 +367,56 @@ def per_example_losses(
     return torch.stack(out)
 
 
+# logit post-processing lgkit reproduces outside the model; any other keeps the model's own forward
+_UNSUPPORTED_LOGIT_SCALES = ("logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def chunked_response_losses(
+    model: torch.nn.Module,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    ids: torch.Tensor,
+    encs: Sequence[Encoded],
+    chunk: int,
+) -> torch.Tensor | None:
+    """Per-example response losses with the LM head applied in checkpointed chunks.
+
+    Only ``chunk`` positions' logits exist at a time (recomputed in the backward), so
+    long examples of large-vocabulary models fit in memory. Returns None for models
+    whose logits are post-processed in ways this does not reproduce (the caller then
+    uses the model's own forward).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    cfg = getattr(model.config, "text_config", None) or model.config
+    if any(getattr(cfg, a, None) not in (None, 1, 1.0) for a in _UNSUPPORTED_LOGIT_SCALES):
+        return None
+    base = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+    head = model.get_output_embeddings()
+    if base is None or head is None or base is model:
+        return None
+    softcap = getattr(cfg, "final_logit_softcapping", None)
+    hidden = base(inputs_embeds=embeds, attention_mask=mask, use_cache=False).last_hidden_state
+
+    def piece(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = head(h)
+        if softcap is not None:
+            logits = torch.tanh(logits / softcap) * softcap
+        return F.cross_entropy(logits.float(), y, reduction="sum")
+
+    out = []
+    for b, e in enumerate(encs):
+        L, p = len(e.input_ids), e.n_prompt_tokens
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for s0 in range(p - 1, L - 1, chunk):
+            s1 = min(s0 + chunk, L - 1)
+            total = total + checkpoint(
+                piece, hidden[b, s0:s1], ids[b, s0 + 1 : s1 + 1], use_reentrant=False
+            )
+        out.append(total / (L - p))
+    return torch.stack(out)
+
+
 def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
     import inspect
 
@@ -379,8 +435,13 @@ def run_batch(
     spectrum: bool = False,
     similarities: bool = False,
     stats_threads: int | None = None,
+    loss_chunk: int | None = None,
 ) -> tuple[list[list[dict[str, Any]]], list[float], float]:
     """One forward + backward over a padded batch; statistics rows per example.
+
+    ``loss_chunk``: apply the LM head in checkpointed chunks of this many positions
+    (None: 512 when the response logits would exceed ``LOGITS_CHUNK_ABOVE`` values;
+    0: never), so long examples of large-vocabulary models fit in memory.
 
     ``stats_threads``: eigen-solves run side by side on this many threads (default:
     torch's thread count on CPU, 1 on GPU).
@@ -408,16 +469,28 @@ def run_batch(
         embeds = model.get_input_embeddings()(ids)
     embeds.requires_grad_(True)
     with GradientCapture(model, targets, collector):
-        # logits are needed only from the first position that predicts a response token
-        offset = min(e.n_prompt_tokens for e in encs) - 1
-        kw: dict[str, Any] = {}
-        if offset > 0 and _accepts_logits_to_keep(model):
-            kw["logits_to_keep"] = T - offset
-        else:
-            offset = 0
-        out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False, **kw)
-        losses = per_example_losses(out.logits, ids, encs, offset)
-        del out
+        losses = None
+        vocab = (
+            model.get_output_embeddings().weight.shape[0]
+            if model.get_output_embeddings() is not None
+            else 0
+        )
+        n_resp = sum(e.n_response_tokens for e in encs)
+        if loss_chunk is None:
+            loss_chunk = 512 if n_resp * vocab > LOGITS_CHUNK_ABOVE else 0
+        if loss_chunk:
+            losses = chunked_response_losses(model, embeds, mask, ids, encs, loss_chunk)
+        if losses is None:
+            # logits are needed only from the first position that predicts a response token
+            offset = min(e.n_prompt_tokens for e in encs) - 1
+            kw: dict[str, Any] = {}
+            if offset > 0 and _accepts_logits_to_keep(model):
+                kw["logits_to_keep"] = T - offset
+            else:
+                offset = 0
+            out = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False, **kw)
+            losses = per_example_losses(out.logits, ids, encs, offset)
+            del out
         torch.autograd.grad(losses.sum(), embeds)
     collector.finish()
     if similarities:
@@ -672,6 +745,7 @@ def compute_stats(
                     spectrum=config.spectrum,
                     similarities=config.similarities,
                     stats_threads=config.stats_threads,
+                    loss_chunk=config.loss_chunk,
                 )
                 outcome = [(i, e, per_rows[k], losses[k], None) for k, (i, e) in enumerate(batch)]
             except (RuntimeError, ValueError, IndexError) as e:  # isolate the failing example(s)
@@ -688,6 +762,7 @@ def compute_stats(
                             spectrum=config.spectrum,
                             similarities=config.similarities,
                             stats_threads=config.stats_threads,
+                            loss_chunk=config.loss_chunk,
                         )
                         outcome.append((i, enc, r[0], lo[0], None))
                         s_stats += s
@@ -791,7 +866,7 @@ def stats_for(
         **{
             k: (list(v) if isinstance(v, tuple) else v)
             for k, v in asdict(config).items()
-            if k not in ("batch_size", "flush_every", "stats_threads")
+            if k not in ("batch_size", "flush_every", "stats_threads", "loss_chunk")
         },
     }
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]

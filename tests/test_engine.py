@@ -287,3 +287,22 @@ def test_authors_format_round_trip(tmp_path, mixed_examples):
         "sigma1_ratio",
     ):
         assert back[col].to_numpy() == pytest.approx(df[col].to_numpy(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tiny-random-llama", "tiny-random-gemma2", "tiny-random-gpt2"])
+def test_chunked_lm_head_loss_exact(name, mixed_examples):
+    """Long inputs: the LM head applied in checkpointed chunks gives the same numbers."""
+    lm = load_model(name)
+    targets = find_targets(lm.model, ("q", "k", "v", "o"))
+    encs = [
+        encode_example(lm.tokenizer, ex, instruct=lm.instruct, max_length=128)
+        for ex in mixed_examples
+    ]
+    lm.model.requires_grad_(False)
+    rows, losses, _ = run_batch(
+        lm.model, targets, encs, pad_id=lm.tokenizer.pad_token_id, loss_chunk=7
+    )
+    for enc, r, loss in zip(encs, rows, losses, strict=True):
+        ref_rows, ref_loss = naive_stats_encoded(lm.model, enc, targets)
+        assert math.isclose(loss, ref_loss, rel_tol=1e-5), (loss, ref_loss)
+        assert_rows_match(r, ref_rows)
