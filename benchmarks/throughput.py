@@ -21,12 +21,15 @@ Usage (from the repo root, after ``bash scripts/setup.sh``):
     .venv/bin/python benchmarks/throughput.py --model config:qwen2-1.5b --device cuda --n 30
     .venv/bin/python benchmarks/throughput.py --model config:llama-3.1-8b --num-layers 2 --n 5
     .venv/bin/python benchmarks/throughput.py --data .../gsm8k_train_no_cot.json   # short inputs
+    .venv/bin/python benchmarks/throughput.py --model gemma3-270m --n 2 --skip-naive --rounds 1 \
+        --lengths 512,1024,2048,4096 --data .../popular_wikipedia_1000.json   # long inputs
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import gc
 import json
 import logging
@@ -267,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also time lgkit with its eigen-solves on one thread",
     )
     p.add_argument(
+        "--lengths",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="long inputs: responses repeated, then cut to these token budgets (e.g. 512,1024,2048,4096)",
+    )
+    p.add_argument(
         "--skip-naive", action="store_true", help="only bare and lgkit (for very long inputs)"
     )
     p.add_argument(
@@ -286,9 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     modules = lgkit.arch.parse_modules(a.modules)
     targets = find_targets(model, modules)
     examples = read_examples(a.data)[: a.n]
-    encs = [
-        encode_example(tok, ex, instruct=lm.instruct, max_length=a.max_length) for ex in examples
-    ]
+    if a.lengths:  # long inputs: each example's response grown, then cut to each token budget
+        grown = [dataclasses.replace(ex, output=" ".join([ex.output] * 8)) for ex in examples]
+        encs = [
+            encode_example(tok, ex, instruct=lm.instruct, max_length=n)
+            for ex in grown
+            for n in a.lengths
+        ]
+    else:
+        encs = [
+            encode_example(tok, ex, instruct=lm.instruct, max_length=a.max_length)
+            for ex in examples
+        ]
     encs = [e for e in encs if e.n_response_tokens > 0]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     ntok = [len(e.input_ids) for e in encs]

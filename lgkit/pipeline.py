@@ -1,0 +1,802 @@
+"""Notebook-level orchestration: data selection, cached statistics, outputs, metrics.
+
+Notebooks 02–05 are thin: a ``parameters`` cell, then calls into this module,
+:mod:`lgkit.analysis` and :mod:`lgkit.plots`. This module holds what every notebook
+needs around those:
+
+* paths: :func:`project_path` resolves relative paths against the project root, so
+  a notebook writes to the same place under ``lgkit run`` (working directory = the
+  project root) and opened by hand in JupyterLab (working directory = ``notebooks/``);
+* data: :func:`ensure_data` (the data folder of notebook 01, or the synthetic set
+  built on the spot), :func:`data_files`;
+* statistics: :func:`family_stats` runs :func:`lgkit.engine.stats_for` on every
+  selected data file with one shared cache, so a (model, data file, settings)
+  is computed once and reused by later notebooks (05 reuses what 02–04 computed);
+* outputs: :class:`Outputs` saves figures (PNG + PDF), tables (CSV + LaTeX) and
+  writes ``metrics.json`` (the findings, counts, models and key numbers);
+* claims not in :mod:`lgkit.analysis`: :func:`claim_long_tail_larger`.
+
+Example:
+    >>> from lgkit.analysis import synthetic_stats, claim_flatter_with_cot
+    >>> import tempfile
+    >>> out = Outputs(tempfile.mkdtemp(), notebook="demo", show=False)
+    >>> df = synthetic_stats(n_samples=4, n_layers=6)
+    >>> path = out.write_metrics([claim_flatter_with_cot(df)], df=df)
+    >>> json.loads(path.read_text())["findings"][0]["supported"]
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import analysis as A
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Outputs",
+    "claim_long_tail_larger",
+    "cot_summary",
+    "data_files",
+    "ensure_data",
+    "family_stats",
+    "group_order",
+    "pair_findings",
+    "pair_label",
+    "per_group",
+    "rd_summary",
+    "tag",
+    "wiki_groups",
+    "grad_config",
+    "jsonable",
+    "model_family",
+    "model_pairs",
+    "pair_stats",
+    "parse_instruct",
+    "parse_list",
+    "project_path",
+    "project_root",
+    "summary_table",
+    "write_metrics",
+]
+
+META_COLUMNS: tuple[str, ...] = ("popularity", "length", "words", "subject", "variant")
+"""Data-file metadata copied into the statistics table as columns (when present)."""
+
+
+# --------------------------------------------------------------------------- small parsers
+
+
+def parse_list(value: str | Sequence[str] | None) -> list[str]:
+    """A comma-separated parameter as a list (empty string: empty list).
+
+    Example:
+        >>> parse_list(" gsm8k, aqua ,")
+        ['gsm8k', 'aqua']
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [s.strip() for s in value.split(",") if s.strip()]
+    return [str(s).strip() for s in value if str(s).strip()]
+
+
+def parse_instruct(value: str | bool | None) -> bool | None:
+    """``"auto"``/None → None (the model decides), ``"true"``/``"false"`` → bool.
+
+    Example:
+        >>> parse_instruct("auto"), parse_instruct("false"), parse_instruct(True)
+        (None, False, True)
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in ("", "auto", "none"):
+        return None
+    if v in ("true", "yes", "1", "instruct"):
+        return True
+    if v in ("false", "no", "0", "base"):
+        return False
+    raise InputError(f"expected auto, true or false, got {value!r}", field="instruct")
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project root: the nearest folder at or above ``start`` (default cwd) with
+    ``pyproject.toml`` and ``notebooks/``; the working directory if there is none.
+
+    Example:
+        >>> (project_root() / "pyproject.toml").is_file()  # doctest: +SKIP
+        True
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "pyproject.toml").is_file() and (p / "notebooks").is_dir():
+            return p
+    return here
+
+
+def project_path(path: str | Path) -> Path:
+    """``path`` made absolute: relative paths are taken from :func:`project_root`.
+
+    Example:
+        >>> project_path("/tmp/x")
+        PosixPath('/tmp/x')
+    """
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+# --------------------------------------------------------------------------- data
+
+
+def ensure_data(data_dir: str | Path, out_dir: str | Path | None = None, *, n_per_variant: int = 0, seed: int = 0) -> Path:
+    """The data folder to use: ``data_dir`` if given, else one built for this notebook.
+
+    With an empty ``data_dir``, a sibling run's ``01_data_prep/data`` is used when it
+    exists (``<out_dir>/../01_data_prep/data``); otherwise the offline synthetic set
+    is built into ``<out_dir>/data`` with :mod:`lgkit.data` (what notebook 01 does in
+    the smoke/default profiles), so a notebook also runs standalone.
+
+    Raises:
+        InputError: ``data_dir`` has no ``index.json``.
+    """
+    if data_dir:
+        d = project_path(data_dir)
+        from .data.index import read_data_index
+
+        read_data_index(d)  # validate early, with a clear message
+        return d
+    if out_dir is None:
+        raise InputError("no data_dir given and no out_dir to build the synthetic data in", field="data_dir")
+    out = project_path(out_dir)
+    sibling = out.parent / "01_data_prep" / "data"
+    if (sibling / "index.json").is_file():
+        logger.info("data_dir not set: using %s", sibling)
+        return sibling
+    target = out / "data"
+    if (target / "index.json").is_file():
+        return target
+    logger.info("data_dir not set: building the synthetic data set (default profile) into %s", target)
+    _build_synthetic(target, n_per_variant=n_per_variant, seed=seed)
+    return target
+
+
+def _build_synthetic(target: Path, *, n_per_variant: int, seed: int) -> None:
+    from .data.profile import build_profile
+
+    build_profile("default", target.parent, n_per_variant=n_per_variant or 24, seed=seed)
+
+
+def data_files(
+    data_dir: str | Path,
+    family: str | Sequence[str] | None = None,
+    *,
+    datasets: str | Sequence[str] | None = None,
+    cots: str | Sequence[str] | None = None,
+    correct: bool | None = None,
+) -> list[Any]:
+    """The data files of a data folder for a task family (``math``, ``commonsense``, ``wiki``).
+
+    ``datasets``/``cots`` filter further (comma-separated strings or lists; empty = all).
+
+    Raises:
+        InputError: nothing matches.
+    """
+    from .data.index import read_data_index, select
+
+    files = read_data_index(project_path(data_dir))
+    fams = parse_list(family) if family else None
+    ds = parse_list(datasets) or None
+    cs = parse_list(cots) or None
+    chosen = select(files, family=fams, dataset=ds, cot=cs, correct=correct)
+    if not chosen:
+        have = sorted({(f.family, f.dataset) for f in files})
+        raise InputError(f"no data files for family={family!r} datasets={datasets!r} cots={cots!r}; "
+                         f"the folder has {have}", path=data_dir)
+    return chosen
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def grad_config(
+    max_length: int = 512,
+    modules: str = "q,k,v,o",
+    *,
+    n_per_variant: int = 0,
+    instruct: str | bool | None = "auto",
+    batch_size: int = 1,
+    compat: str = "",
+) -> Any:
+    """A :class:`lgkit.engine.GradConfig` from flat notebook parameters.
+
+    ``n_per_variant`` = 0 keeps all examples of a file (else the first N; the
+    correct and irrelevant files list the same questions in the same order).
+
+    Example:
+        >>> c = grad_config(256, "q,o", n_per_variant=8)
+        >>> c.max_length, c.modules, c.limit
+        (256, ('q', 'o'), 8)
+    """
+    from .engine import GradConfig
+
+    return GradConfig(
+        modules=modules, max_length=int(max_length), batch_size=int(batch_size),
+        limit=int(n_per_variant) or None, compat=compat or None, instruct=parse_instruct(instruct),
+    )
+
+
+def family_stats(
+    data_dir: str | Path,
+    family: str | Sequence[str] | None,
+    model: Any,
+    config: Any,
+    cache_dir: str | Path,
+    *,
+    datasets: str | Sequence[str] | None = None,
+    cots: str | Sequence[str] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Statistics of every selected data file under ``model``, concatenated.
+
+    Each file goes through :func:`lgkit.engine.stats_for` with ``cache_dir``: a file
+    already computed with the same model and settings (by this or an earlier
+    notebook) is read back without loading the model. Columns ``family``,
+    ``data_file`` and the file's metadata (``popularity``, ``length``, ...) are added.
+
+    Args:
+        data_dir: data folder (with ``index.json``).
+        family: task family or families (``math``, ``commonsense``, ``wiki``).
+        model: a model name (loaded lazily, only if something is not cached).
+        config: a :class:`lgkit.engine.GradConfig` (see :func:`grad_config`).
+        cache_dir: the shared statistics cache of the run.
+        datasets, cots: optional filters (see :func:`data_files`).
+        progress: tqdm progress bars.
+
+    Returns:
+        The statistics table with a ``model`` column.
+    """
+    from tqdm.auto import tqdm
+
+    from .engine import stats_for
+
+    files = data_files(data_dir, family, datasets=datasets, cots=cots)
+    cache = project_path(cache_dir)
+    parts = []
+    t0 = time.perf_counter()
+    for f in tqdm(files, desc=f"{model}: {family or 'all'}", unit="file", disable=not progress):
+        df = stats_for(model, f.path, config, cache_dir=cache, progress=progress)
+        if df.empty:
+            logger.warning("%s: no statistics (all examples failed?)", f.path)
+            continue
+        df["family"] = f.family
+        df["data_file"] = f.name
+        for k in META_COLUMNS:
+            if k in f.meta:
+                df[k] = f.meta[k]
+        parts.append(df)
+    if not parts:
+        raise InputError(f"no statistics computed for family {family!r} under {model!r}", path=data_dir)
+    out = pd.concat(parts, ignore_index=True)
+    logger.info("%s: %d files, %d examples, %d rows in %.1f s", model, len(parts),
+                out.groupby(["data_file", "sample_id"]).ngroups, len(out), time.perf_counter() - t0)
+    return out
+
+
+def model_pairs(base_models: str | Sequence[str], instruct_models: str | Sequence[str]) -> list[tuple[str, str]]:
+    """Zip comma-separated base and instruct model lists into pairs.
+
+    Raises:
+        InputError: the lists differ in length or are empty.
+
+    Example:
+        >>> model_pairs("a,b", "a-it, b-it")
+        [('a', 'a-it'), ('b', 'b-it')]
+    """
+    b, i = parse_list(base_models), parse_list(instruct_models)
+    if not b or len(b) != len(i):
+        raise InputError(f"need as many base as instruct models, got {len(b)} and {len(i)}", field="base_models")
+    return list(zip(b, i, strict=True))
+
+
+def model_family(name: str) -> str:
+    """The architecture family of a model name, without loading it (best effort).
+
+    Example:
+        >>> model_family("smollm2-135m-instruct"), model_family("google/gemma-2-2b-it"), model_family("tiny-random-qwen2")
+        ('llama', 'gemma2', 'qwen2')
+    """
+    from .models import EMBEDDED, TINY
+
+    key = str(name).strip().lower()
+    if key in EMBEDDED:
+        return EMBEDDED[key].family or key
+    if key in TINY:
+        return key.removeprefix("tiny-random-").split("-")[0]
+    base = key.rsplit("/", 1)[-1]
+    for fam, pats in (("gemma3", ("gemma-3", "gemma3")), ("gemma2", ("gemma-2", "gemma2")), ("gemma", ("gemma",)),
+                      ("qwen2", ("qwen2",)), ("qwen", ("qwen",)), ("llama", ("llama", "smollm")),
+                      ("mistral", ("mistral",)), ("phi", ("phi",)), ("gpt2", ("gpt2",))):
+        if any(p in base for p in pats):
+            return fam
+    return base
+
+
+def pair_stats(
+    data_dir: str | Path,
+    family: str | Sequence[str] | None,
+    base: str,
+    instruct: str,
+    config: Any,
+    cache_dir: str | Path,
+    *,
+    datasets: str | Sequence[str] | None = None,
+    cots: str | Sequence[str] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Statistics of the same data under a base and an instruct model, concatenated.
+
+    The base model runs without chat template (``instruct=False``); the instruct
+    model with the setting of ``config`` (``"auto"`` by default, the same as in
+    notebooks 02–04, so their cached statistics are reused). Adds ``role``
+    (``base``/``instruct``) and ``model_family`` columns.
+    """
+    from dataclasses import replace
+
+    parts = []
+    for role, name, cfg in (("base", base, replace(config, instruct=False)), ("instruct", instruct, config)):
+        d = family_stats(data_dir, family, name, cfg, cache_dir, datasets=datasets, cots=cots, progress=progress)
+        d["role"] = role
+        d["model_family"] = model_family(name)
+        parts.append(d)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _n_examples(df: pd.DataFrame) -> int:
+    if df.empty:
+        return 0
+    return int(df.groupby(A.example_key_columns(df), dropna=False).ngroups)
+
+
+def summary_table(df: pd.DataFrame, by: Sequence[str] = ("dataset", "cot", "correct"),
+                  metric: str = "nuclear_norm", modules: Sequence[str] | None = A.ATTN_MODULES) -> pd.DataFrame:
+    """Per group: examples, mean response/prompt tokens, loss, and the module-averaged
+    mean-curve level and MAD (all layers) of ``metric``.
+
+    Example:
+        >>> t = summary_table(A.synthetic_stats(n_samples=3, n_layers=4), by=["cot"])
+        >>> list(t.columns)[:3]
+        ['cot', 'n_examples', 'response_tokens']
+    """
+    by = [c for c in by if c in df.columns]
+    keys = A.example_key_columns(df)
+    ex = df.drop_duplicates(keys)
+    g = ex.groupby(by, dropna=False, sort=False) if by else [((), ex)]
+    rows = []
+    for key, e in g:
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key, strict=True))
+        row.update(n_examples=len(e), response_tokens=float(e["n_response_tokens"].mean()),
+                   prompt_tokens=float(e["n_prompt_tokens"].mean()), loss=float(e["loss"].mean()),
+                   truncated=float(e["truncated"].mean()) if "truncated" in e else np.nan)
+        rows.append(row)
+    base = pd.DataFrame(rows)
+    s = A._curve_summary(df, metric, list(by), modules)
+    agg = s.groupby(list(by), dropna=False, sort=False)[["level", "mad"]].mean().reset_index() if by else \
+        pd.DataFrame([s[["level", "mad"]].mean()])
+    agg = agg.rename(columns={"level": f"{metric}_mean", "mad": f"{metric}_mad"})
+    out = base.merge(agg, on=list(by), how="left") if by else pd.concat([base, agg], axis=1)
+    return A._sort_groups(out, list(by))
+
+
+def cot_summary(df: pd.DataFrame, metric: str = "nuclear_norm", correct: bool | None = True,
+                by: str = "cot", modules: Sequence[str] | None = A.ATTN_MODULES) -> dict[str, dict[str, float]]:
+    """Key numbers per value of ``by``: module-averaged mean-curve level and MAD.
+
+    Example:
+        >>> s = cot_summary(A.synthetic_stats(n_samples=4, n_layers=6))
+        >>> s["none"]["mean"] > s["detailed"]["mean"]
+        True
+    """
+    d = A.filter_table(df, {"correct": correct}) if correct is not None and "correct" in df.columns else df
+    if d.empty or by not in d.columns:
+        return {}
+    s = A._curve_summary(d, metric, [by], modules)
+    agg = s.groupby(by, sort=False)[["level", "mad"]].mean()
+    order = A._value_order(agg.index, by)
+    return {str(k): {"mean": float(agg.loc[k, "level"]), "mad": float(agg.loc[k, "mad"])} for k in order}
+
+
+def rd_summary(df: pd.DataFrame, metric: str = "nuclear_norm", by: str = "cot",
+               modules: Sequence[str] | None = A.ATTN_MODULES) -> dict[str, float]:
+    """Module-averaged authors' RD between correct and irrelevant mean curves per value of ``by``.
+
+    Example:
+        >>> r = rd_summary(A.synthetic_stats(n_samples=4, n_layers=6))
+        >>> r["detailed"] > r["none"]
+        True
+    """
+    if df.empty or "correct" not in df.columns or by not in df.columns:
+        return {}
+    rd = A._rd_by(df, metric, by, modules)
+    return {str(k): float(rd[k]) for k in A._value_order(rd.index, by)}
+
+
+def wiki_groups(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``group`` column to wiki statistics: ``<popularity>_<length>``.
+
+    From the ``popularity`` and ``length`` columns (data-file metadata) when present
+    (``popular_100``, ``long_tail_short``; a length of ``full``, the released long-tail
+    file, gives just ``long_tail``), else the dataset name.
+
+    Example:
+        >>> t = pd.DataFrame({"dataset": ["w1", "w2", "w3"], "popularity": ["popular", "long_tail", "long_tail"],
+        ...                   "length": [100, "full", "short"]})
+        >>> wiki_groups(t)["group"].tolist()
+        ['popular_100', 'long_tail', 'long_tail_short']
+    """
+    out = df.copy()
+    if "popularity" in out.columns:
+        pop = out["popularity"].astype(str)
+        length = out["length"].astype(str) if "length" in out.columns else pd.Series("", index=out.index)
+        plain = length.isin(["", "None", "nan", "<NA>", "full"])
+        lab = pop.where(plain, pop + "_" + length)
+        out["group"] = lab.where(out["popularity"].notna(), out["dataset"].astype(str))
+    else:
+        out["group"] = out["dataset"].astype(str)
+    return out
+
+
+def _nominal_length(value: Any) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return math.inf
+    return math.inf if math.isnan(f) else f
+
+
+def group_order(df: pd.DataFrame, column: str = "group") -> list[Any]:
+    """Values of ``column``: popular first, then long-tail; each by nominal length
+    (``words``, else a numeric ``length``), then median response tokens.
+
+    Example:
+        >>> t = pd.DataFrame({"group": ["long_tail", "popular_500", "popular_100"], "sample_id": ["a", "b", "c"],
+        ...                   "popularity": ["long_tail", "popular", "popular"], "n_response_tokens": [300, 600, 120]})
+        >>> group_order(t)
+        ['popular_100', 'popular_500', 'long_tail']
+    """
+    keys = [c for c in A.example_key_columns(df) if c in df.columns]
+    ex = df.drop_duplicates(keys + [column])
+    med = ex.groupby(column)["n_response_tokens"].median()
+    first = {c: ex.groupby(column)[c].first() for c in ("popularity", "words", "length") if c in ex.columns}
+
+    def key(g: Any) -> tuple:
+        pop = first["popularity"].get(g, "popular") if "popularity" in first else "popular"
+        nominal = math.inf
+        for c in ("words", "length"):
+            if c in first and nominal == math.inf:
+                nominal = _nominal_length(first[c].get(g))
+        return (0 if pop == "popular" else 1, nominal, float(med[g]), str(g))
+
+    return sorted(med.index, key=key)
+
+
+def tag(finding: A.Finding, label: str, note: str = "") -> A.Finding:
+    """A copy of ``finding`` with ``[label]`` before the claim and ``note`` after the detail.
+
+    Example:
+        >>> tag(A.Finding("c", "m", True, "d"), "gsm8k").claim
+        '[gsm8k] c'
+    """
+    detail = finding.detail + (f" NOTE: {note}" if note else "")
+    claim = f"[{label}] {finding.claim}" if label else finding.claim
+    return A.Finding(claim, finding.measured, finding.supported, detail)
+
+
+def per_group(df: pd.DataFrame, column: str, fn: Any) -> list[A.Finding]:
+    """``fn(sub_table)`` for every value of ``column``, each finding tagged with the value.
+
+    Example:
+        >>> fs = per_group(A.synthetic_stats(n_samples=4, n_layers=4), "dataset",
+        ...                lambda d: [A.claim_flatter_with_cot(d)])
+        >>> [f.claim.split("]")[0] for f in fs]
+        ['[aqua', '[ecqa', '[gsm8k']
+    """
+    out: list[A.Finding] = []
+    for value in A._value_order(df[column].dropna().unique(), column):
+        out += [tag(f, str(value)) for f in fn(df[df[column] == value])]
+    return out
+
+
+def pair_label(*names: str) -> str:
+    """A file-name-safe label of one or more model names.
+
+    Example:
+        >>> pair_label("google/gemma-2-2b", "google/gemma-2-2b-it")
+        'gemma-2-2b_vs_gemma-2-2b-it'
+    """
+    return "_vs_".join(_safe(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names)
+
+
+def pair_findings(df: pd.DataFrame, base: str, instruct: str, metric: str = "nuclear_norm", *,
+                  margin: float = 1.5, tagged: bool = False) -> list[A.Finding]:
+    """The base-vs-instruct findings of one pair (05), with a caveat when the two models
+    are of different families (the difference then mixes family, size and tuning).
+
+    Returns:
+        [base less affected by fast thinking, instruct not better at correctness,
+        flatter-with-CoT for the base model, for the instruct model].
+    """
+    fb, fi = model_family(base), model_family(instruct)
+    note = (f"the two models are of different families ({fb} vs {fi}): the difference mixes family, size "
+            f"and tuning, not tuning alone") if fb != fi else ""
+    label = pair_label(base, instruct) if tagged else ""
+    out = [
+        tag(A.claim_base_vs_instruct(df, metric, base, instruct), label, note),
+        tag(A.claim_instruct_not_better_at_correctness(df, metric, base, instruct, margin=margin), label, note),
+    ]
+    for name in (base, instruct):
+        out.append(tag(A.claim_flatter_with_cot(df, metric, "none", "detailed", where={"model": name}), name))
+    return out
+
+
+# --------------------------------------------------------------------------- extra claims
+
+
+def claim_long_tail_larger(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    *,
+    column: str = "popularity",
+    popular: Any = "popular",
+    long_tail: Any = "long_tail",
+    length_column: str = "length",
+    modules: Sequence[str] | None = A.ATTN_MODULES,
+    correct: bool | None = True,
+) -> A.Finding:
+    """Exploratory: long-tail (unpopular) knowledge gives larger gradients than popular.
+
+    Compares module-averaged mean-curve levels of ``metric`` (correct responses) of
+    long-tail and popular texts of the same nominal length: at every ``length_column``
+    value both groups have (the synthetic set), or else (the released files, whose
+    long-tail texts have no length variants) against the popular length whose median
+    response length is closest to the long-tail one. Supported iff long-tail is larger
+    at every compared length. MADs are reported too.
+
+    Example:
+        >>> d = A.synthetic_stats(n_samples=4, n_layers=4, datasets=["w"], cots=["none"])
+        >>> d["popularity"] = np.where(d["sample_id"].str.endswith(("0", "2")), "popular", "long_tail")
+        >>> claim_long_tail_larger(d, length_column="").supported in (True, False)
+        True
+    """
+    claim = "Exploratory: long-tail knowledge gives larger gradients than popular knowledge of similar length"
+    d = A.filter_table(df, {"correct": correct}) if correct is not None and "correct" in df.columns else df
+    if column not in d.columns or not {popular, long_tail} <= set(d[column].dropna()):
+        return A.Finding(claim, "n/a", None, f"need {column}={popular!r} and {long_tail!r} rows")
+    keys = A.example_key_columns(d)
+    lt, pop = d[d[column] == long_tail], d[d[column] == popular]
+    comparisons: list[tuple[str, pd.DataFrame, pd.DataFrame]] = []
+    if length_column and length_column in d.columns:
+        common = [v for v in A._value_order(pop[length_column].dropna().unique(), length_column)
+                  if v in set(lt[length_column].dropna())]
+        comparisons = [(str(v), lt[lt[length_column] == v], pop[pop[length_column] == v]) for v in common]
+    if not comparisons:
+        lt_len = float(lt.drop_duplicates(keys)["n_response_tokens"].median())
+        if length_column and length_column in pop.columns and pop[length_column].nunique() > 1:
+            med = pop.drop_duplicates(keys).groupby(length_column)["n_response_tokens"].median()
+            chosen = (med - lt_len).abs().idxmin()
+            pop = pop[pop[length_column] == chosen]
+            label = f"long-tail vs popular {length_column}={chosen}"
+        else:
+            label = "long-tail vs popular"
+        comparisons = [(label, lt, pop)]
+    parts, oks = [], []
+    for label, a, b in comparisons:
+        sa = A._curve_summary(a, metric, [], modules)[["level", "mad"]].mean()
+        sb = A._curve_summary(b, metric, [], modules)[["level", "mad"]].mean()
+        oks.append(bool(sa["level"] > sb["level"]))
+        la = float(a.drop_duplicates(keys)["n_response_tokens"].median())
+        lb = float(b.drop_duplicates(keys)["n_response_tokens"].median())
+        parts.append((label, sa, sb, la, lb))
+    measured = "; ".join(f"{lab}: level {A._fmt(sa['level'])} vs {A._fmt(sb['level'])}" for lab, sa, sb, _, _ in parts)
+    detail = ("long-tail vs popular, module-averaged mean-curve level and MAD of " + metric + " over correct "
+              "responses; " + "; ".join(f"{lab}: MAD {A._fmt(sa['mad'])} vs {A._fmt(sb['mad'])}, median response "
+                                        f"tokens {la:.0f} vs {lb:.0f}" for lab, sa, sb, la, lb in parts)
+              + f"; supported iff larger at every compared length ({sum(oks)}/{len(oks)}); not one of the "
+              "paper's headline claims")
+    return A.Finding(claim, measured, all(oks), detail)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, Paths, dataclasses and DataFrames made JSON-ready;
+    NaN and infinities become None.
+
+    Example:
+        >>> jsonable({"a": np.float64("nan"), "b": np.int64(3), "c": (Path("x"), True)})
+        {'a': None, 'b': 3, 'c': ['x', True]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, pd.Series):
+        return jsonable(obj.to_dict())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(asdict(obj))
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+def findings_records(findings: Iterable[A.Finding]) -> list[dict[str, Any]]:
+    """Findings as JSON-ready dicts ``{claim, measured, supported, detail}``."""
+    out = []
+    for f in findings:
+        d = asdict(f) if is_dataclass(f) else dict(f)
+        out.append(jsonable({k: d.get(k) for k in ("claim", "measured", "supported", "detail")}))
+    return out
+
+
+def write_metrics(out_dir: str | Path, findings: Iterable[A.Finding], extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``<out_dir>/metrics.json`` with ``findings`` and ``extra`` keys.
+
+    Example:
+        >>> import tempfile
+        >>> p = write_metrics(tempfile.mkdtemp(), [A.Finding("c", 1.0, True)], {"n_examples": 3})
+        >>> json.loads(p.read_text())["n_examples"]
+        3
+    """
+    out = project_path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"findings": findings_records(findings), **jsonable(dict(extra or {}))}
+    path = out / "metrics.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    logger.info("wrote %s", path)
+    return path
+
+
+def _display(obj: Any) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover
+        return
+    if get_ipython() is not None:
+        display(obj)
+
+
+class Outputs:
+    """Where a notebook's figures, tables and ``metrics.json`` go, and what was written.
+
+    Args:
+        out_dir: the notebook's output folder (relative: from the project root).
+        notebook: the notebook's name (written into ``metrics.json``).
+        show: also display figures/tables in the notebook.
+
+    Example:
+        >>> import tempfile
+        >>> out = Outputs(tempfile.mkdtemp(), notebook="x", show=False)
+        >>> out.table(pd.DataFrame({"a": [1.5]}), "t")
+        >>> out.tables
+        ['tables/t.csv', 'tables/t.tex']
+    """
+
+    def __init__(self, out_dir: str | Path, notebook: str = "", show: bool = True) -> None:
+        self.dir = project_path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.notebook = notebook
+        self.show = show
+        self.figures: list[str] = []
+        self.tables: list[str] = []
+        self.t0 = time.perf_counter()
+
+    def _rel(self, p: Path) -> str:
+        try:
+            return p.relative_to(self.dir).as_posix()
+        except ValueError:
+            return str(p)
+
+    def figure(self, fig: Any, name: str, formats: Sequence[str] = ("png", "pdf")) -> None:
+        """Save ``fig`` as ``figures/<name>.png`` and ``.pdf`` and show the PNG.
+
+        The paths are recorded in :attr:`figures` (and in ``metrics.json``).
+        """
+        from .plots import save_figure
+
+        paths = save_figure(fig, self.dir / "figures" / _safe(name), formats=formats)
+        self.figures.extend(self._rel(p) for p in paths if p.suffix == ".png")
+        png = [p for p in paths if p.suffix == ".png"]
+        if self.show and png:
+            # an object-oriented Figure has no rich repr unless pyplot set up the inline
+            # backend: show the saved PNG itself
+            from IPython.display import Image
+
+            _display(Image(filename=str(png[0])))
+
+    def table(self, df: pd.DataFrame, name: str, caption: str | None = None, *, index: bool = False,
+              latex: bool = True, show: bool | None = None) -> None:
+        """Save ``df`` as ``tables/<name>.csv`` and ``.tex`` (booktabs) and show it.
+
+        The paths are recorded in :attr:`tables` (and in ``metrics.json``).
+        """
+        d = self.dir / "tables"
+        d.mkdir(parents=True, exist_ok=True)
+        csv = d / f"{_safe(name)}.csv"
+        df.to_csv(csv, index=index or isinstance(df.columns, pd.MultiIndex))
+        paths = [csv]
+        if latex:
+            tex = d / f"{_safe(name)}.tex"
+            try:
+                A.to_latex(df, tex, caption=caption, label=f"tab:{_safe(name)}", index=index)
+                paths.append(tex)
+            except Exception as e:  # LaTeX is a convenience (needs jinja2)
+                logger.warning("no LaTeX for %s: %s", name, e)
+        self.tables.extend(self._rel(p) for p in paths)
+        if self.show if show is None else show:
+            _display(df)
+
+    def findings(self, findings: Sequence[A.Finding], name: str = "findings") -> None:
+        """Save the findings table (claim, measured, supported, detail) and show it."""
+        t = A.findings_table(findings)
+        view = t.assign(supported=t["supported"].map({True: "supported", False: "not supported"}).fillna("n/a"))
+        self.table(view, name, caption="Claims of the paper tested on this model and data", show=False)
+        if self.show:
+            _display(view[["claim", "measured", "supported"]].style.set_properties(**{"text-align": "left"}))
+
+    def write_metrics(self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any) -> Path:
+        """Write ``metrics.json``: findings, counts of ``df``, figures, tables and ``extra``."""
+        doc: dict[str, Any] = {"notebook": self.notebook}
+        if df is not None:
+            doc.update(n_rows=len(df), n_examples=_n_examples(df))
+            if "data_file" in df.columns:
+                doc["n_files"] = int(df["data_file"].nunique())
+            for col, key in (("model", "models"), ("dataset", "datasets")):
+                if col in df.columns:
+                    doc[key] = sorted(str(x) for x in df[col].dropna().unique())
+            if "layer" in df.columns:
+                doc["n_layers"] = int(df["layer"].nunique())
+        doc.update(extra)
+        doc.update(figures=self.figures, tables=self.tables, seconds=round(time.perf_counter() - self.t0, 2))
+        return write_metrics(self.dir, findings, doc)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))

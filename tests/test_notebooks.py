@@ -1,0 +1,155 @@
+"""The notebook series: committed clean, and executed end to end with the smoke profile.
+
+``test_notebooks_are_clean`` is fast; the rest run ``lgkit run --profile smoke`` once
+(session fixture, a few minutes on a 2-core CPU) and assert on every notebook's
+``metrics.json`` and on ``index.html`` — never on rendered output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from html import escape as html_escape
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lgkit.runner import NOTEBOOKS
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_FILES = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_all_notebooks_present():
+    assert [p.stem for p in NOTEBOOK_FILES] == list(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.name)
+def test_notebooks_are_clean(path):
+    """Committed without outputs or execution counts, kernel python3, one parameters cell."""
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernel name must be python3"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.get("outputs") == [], f"{path.name}: cell {i} has outputs (clear them before committing)"
+            assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    assert not any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+    assert "papermill" not in nb.metadata, f"{path.name}: an executed copy was committed"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOK_FILES if p.stem != "01_data_prep"], ids=lambda p: p.name)
+def test_notebooks_are_thin(path):
+    """No helper definitions in notebooks (they live in lgkit), no sys.path edits or %pip."""
+    nb = nbformat.read(str(path), as_version=4)
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for bad in ("def ", "class ", "sys.path", "%pip", "!pip"):
+        assert bad not in src, f"{path.name} contains {bad!r}"
+    last = [c for c in nb.cells if c.cell_type == "code"][-1].source
+    assert "write_metrics" in last, f"{path.name}: the last cell must write metrics.json"
+
+
+# --------------------------------------------------------------------------- the smoke series
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """``lgkit run --profile smoke`` once, through the console entry point."""
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "lgkit", "run", "--profile", "smoke", "--out", str(out), "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, f"lgkit run failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
+    print(f"\nsmoke series: {seconds:.0f} s")
+    return out
+
+
+def _metrics(run: Path, name: str) -> dict:
+    path = run / name / "metrics.json"
+    assert path.is_file(), f"{name} wrote no metrics.json"
+    return json.loads(path.read_text())
+
+
+EXPECTED_CLAIMS = {
+    "02_math": ["(cot=detailed) gives smaller gradients", "fast thinking (cot=none)", "fast thinking (cot=simplified)",
+                "Only with slow thinking (cot=detailed)"],
+    "03_commonsense": ["(cot=detailed) gives smaller gradients", "fast thinking (cot=none)", "fast thinking (cot=simplified)",
+                       "Only with slow thinking (cot=detailed)"],
+    "04_wiki": ["Longer responses on knowledge data do not reproduce slow thinking", "long-tail knowledge"],
+    "05_base_vs_instruct": ["Pre-trained (base) LLMs are less affected", "Instruction-tuned LLMs do not separate",
+                            "[tiny-random-gemma2] Slow thinking", "[tiny-random-llama] Slow thinking"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(EXPECTED_CLAIMS))
+def test_smoke_metrics(smoke_run, name):
+    m = _metrics(smoke_run, name)
+    assert m["notebook"] == name
+    assert m["n_examples"] > 0 and m["n_rows"] > 0 and m["n_files"] > 0
+    claims = [f["claim"] for f in m["findings"]]
+    for want in EXPECTED_CLAIMS[name]:
+        assert any(want in c for c in claims), f"{name}: no finding with {want!r} in {claims}"
+    for f in m["findings"]:
+        assert set(f) == {"claim", "measured", "supported", "detail"}
+        assert f["supported"] in (True, False, None) and f["measured"]
+    # the headline findings are measurable on the smoke data (supported is True or False)
+    assert all(f["supported"] is not None for f in m["findings"][:2]), m["findings"][:2]
+    assert m["figures"], f"{name}: no figures"
+    for fig in m["figures"]:
+        assert (smoke_run / name / fig).is_file()
+        assert (smoke_run / name / fig).with_suffix(".pdf").is_file()
+    assert any(t.endswith(".tex") for t in m["tables"]) and any(t.endswith(".csv") for t in m["tables"])
+    for t in m["tables"]:
+        assert (smoke_run / name / t).is_file()
+    rec = json.loads((smoke_run / name / "run.json").read_text())
+    assert rec["status"] == "ok" and rec["profile"] == "smoke" and "git_hash" in rec
+    assert (smoke_run / name / f"{name}.ipynb").is_file() and (smoke_run / name / "params.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_key_numbers(smoke_run):
+    m2 = _metrics(smoke_run, "02_math")
+    assert set(m2["mean_nuclear_norm_by_cot"]) == {"none", "simplified", "detailed"}
+    assert all(v > 0 for v in m2["mean_nuclear_norm_by_cot"].values())
+    assert set(m2["rd_by_cot"]) == {"none", "simplified", "detailed"}
+    m4 = _metrics(smoke_run, "04_wiki")
+    assert m4["reference_rd"] == pytest.approx(m2["rd_by_cot"]["detailed"])  # the math statistics, reused
+    assert len(m4["groups"]) >= 2
+    m5 = _metrics(smoke_run, "05_base_vs_instruct")
+    assert m5["models"] == ["tiny-random-gemma2", "tiny-random-llama"]
+    assert m5["pairs"][0]["same_family"] is False
+    # 05 reused 02's statistics of the instruct model (same settings): identical numbers
+    assert m5["mean_nuclear_norm_by_model_cot"]["tiny-random-llama"] == pytest.approx(m2["mean_nuclear_norm_by_cot"])
+
+
+@pytest.mark.slow
+def test_smoke_statistics_computed_once(smoke_run):
+    cache = smoke_run / "stats_cache"
+    runs = sorted(p.name for p in cache.iterdir() if p.is_dir())
+    llama_math = [r for r in runs if r.startswith("tiny-random-llama__synth_arith")]
+    assert len(llama_math) == 6, llama_math  # 02, 04 (reference) and 05 share one run per file
+
+
+@pytest.mark.slow
+def test_smoke_data_and_index(smoke_run):
+    m1 = _metrics(smoke_run, "01_data_prep")
+    assert m1["n_files"] > 0
+    assert (smoke_run / "01_data_prep" / "data" / "index.json").is_file()
+    html = (smoke_run / "index.html").read_text()
+    for name in NOTEBOOKS:
+        assert f"{name}/{name}.ipynb" in html
+    for name in EXPECTED_CLAIMS:
+        for f in _metrics(smoke_run, name)["findings"]:
+            assert html_escape(f["claim"]) in html
+    series = json.loads((smoke_run / "run.json").read_text())
+    assert series["status"] == "ok" and series["notebooks"] == list(NOTEBOOKS)
