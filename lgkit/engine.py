@@ -98,8 +98,8 @@ class GradConfig:
         instruct: run with the chat template; None: as the model was loaded/detected.
         system_prompt: system message for instruct models.
         flush_every: examples per Parquet part (what a kill can cost at most).
-        stats_threads: eigen-solves run side by side on this many threads (None:
-            torch's thread count on CPU, 1 on GPU).
+        stats_threads: eigen-solves run side by side on this many threads (None: 1,
+            which measured fastest on a 2-core CPU; more can pay on many-core CPUs).
         loss_chunk: LM-head positions per checkpointed chunk (None: automatic for
             long examples of large-vocabulary models; 0: never).
 
@@ -443,8 +443,7 @@ def run_batch(
     (None: 512 when the response logits would exceed ``LOGITS_CHUNK_ABOVE`` values;
     0: never), so long examples of large-vocabulary models fit in memory.
 
-    ``stats_threads``: eigen-solves run side by side on this many threads (default:
-    torch's thread count on CPU, 1 on GPU).
+    ``stats_threads``: eigen-solves run side by side on this many threads (default 1).
 
     Returns:
         (rows per example, loss per example, seconds spent in statistics)
@@ -460,7 +459,7 @@ def run_batch(
         mask[b, : lengths[b]] = 1
     ids, mask = ids.to(device), mask.to(device)
     if stats_threads is None:
-        stats_threads = torch.get_num_threads() if device.type == "cpu" else 1
+        stats_threads = 1
     per_layer = len({t.module for t in targets})
     collector = _BatchStats(
         lengths, spectrum, similarities, workers=stats_threads, flush_at=per_layer
