@@ -46,6 +46,7 @@ from .spectra import (
     singular_values_from_gram,
     spectral_gram,
     stats_from_singular_values,
+    use_factor_route,
 )
 from .store import (
     MANIFEST,
@@ -236,7 +237,7 @@ class _BatchStats:
         self.results: dict[tuple[int, int, str], dict[str, Any]] = {}
         self.factors: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._rx: dict[tuple[int, int, bytes], torch.Tensor] = {}
-        self._pending: list[tuple[tuple[int, int, str], torch.Tensor | None, int]] = []
+        self._pending: list[tuple[tuple[int, int, str], torch.Tensor | None, int, int]] = []
         self.workers = max(1, workers)
         self.flush_at = max(1, flush_at)
         self.seconds = 0.0
@@ -251,7 +252,7 @@ class _BatchStats:
                 G = Db.T @ Xb
                 Dk, Xk = drop_zero_rows(Db, Xb)
                 r_x = None
-                if Dk.shape[0] < min(t.shape):  # factor route: share R of X across q/k/v
+                if use_factor_route(Dk.shape[0], *t.shape):  # share R of X across q/k/v
                     key = (
                         Xb.data_ptr(),
                         b,
@@ -269,7 +270,7 @@ class _BatchStats:
                     **entry_stats(G),
                 }
                 self.results[(b, t.layer, t.module)] = row
-                self._pending.append(((b, t.layer, t.module), K, s))
+                self._pending.append(((b, t.layer, t.module), K, s, Dk.shape[0]))
                 if self.similarities:
                     self.factors[(b, t.layer, t.module)] = (Dk, Xk)
         if len(self._pending) >= self.flush_at * len(self.lengths):
@@ -283,19 +284,23 @@ class _BatchStats:
         if (
             self.workers > 1
             and len(pending) > 1
-            and all(K is None or K.device.type == "cpu" for _, K, _ in pending)
+            and all(K is None or K.device.type == "cpu" for _, K, _, _ in pending)
         ):
             pending.sort(key=lambda p: -(p[1].shape[0] if p[1] is not None else 0))  # largest first
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 with ThreadPoolExecutor(min(self.workers, len(pending))) as pool:
-                    svs = list(pool.map(lambda p: singular_values_from_gram(p[1], p[2]), pending))
+                    svs = list(
+                        pool.map(
+                            lambda p: singular_values_from_gram(p[1], p[2], rank=p[3]), pending
+                        )
+                    )
             finally:
                 torch.set_num_threads(threads)
         else:
-            svs = [singular_values_from_gram(K, s) for _, K, s in pending]
-        for (key, _, _), sv in zip(pending, svs, strict=True):
+            svs = [singular_values_from_gram(K, s, rank=r) for _, K, s, r in pending]
+        for (key, _, _, _), sv in zip(pending, svs, strict=True):
             row = self.results[key]
             row.update(stats_from_singular_values(sv))
             if self.spectrum:

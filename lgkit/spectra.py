@@ -5,11 +5,11 @@ For a linear layer ``y = x Wᵀ`` the per-sample weight gradient is ``G = Dᵀ X
 a full SVD of G:
 
 * rows ``t`` with ``D[t] = 0`` contribute nothing and are dropped first;
-* *factor route* (T < min(m, n)): with the thin QR ``Xᵀ = Q R`` (R is T×T),
+* *factor route* (T ≤ min(m, n)/2): with the thin QR ``Xᵀ = Q R`` (R is T×T),
   ``G = Dᵀ Rᵀ Qᵀ`` has the singular values of the T×m matrix ``M = R D``; they are the
-  square roots of the eigenvalues of the T×T Gram ``M Mᵀ``, computed in float64;
-* *direct route* (T ≥ min(m, n)): the eigenvalues of the float64 Gram of G on its
-  small side.
+  square roots of the eigenvalues of the T×T Gram ``M Mᵀ``; all in float64;
+* *direct route* (otherwise): the eigenvalues of the float64 Gram of the materialised
+  G on its small side.
 
 Eigenvalues of a float64 Gram are accurate to ~1e-16·σ_max², so each singular value is
 accurate to ~1e-8·σ_max: well inside the 1e-4 relative contract against
@@ -46,12 +46,29 @@ def drop_zero_rows(D: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torc
     return D[keep], X[keep]
 
 
-def input_r_factor(X: torch.Tensor) -> torch.Tensor:
-    """R of the thin QR of Xᵀ (T×T when T ≤ n): ``X Xᵀ = Rᵀ R``.
+# The factor route is taken when T ≤ FACTOR_ROUTE_MAX · min(m, n): below it, it is the
+# cheaper route; above it, the direct route costs the same or less.
+FACTOR_ROUTE_MAX = 0.5
 
+
+def use_factor_route(T: int, m: int, n: int) -> bool:
+    """Whether :func:`spectral_gram` takes the factor route for T rows of an m×n gradient.
+
+    Example:
+        >>> use_factor_route(100, 576, 576), use_factor_route(400, 576, 576)
+        (True, False)
+    """
+    return 0 < T <= FACTOR_ROUTE_MAX * min(m, n)
+
+
+def input_r_factor(X: torch.Tensor) -> torch.Tensor:
+    """R of the thin QR of Xᵀ in float64 (T×T when T ≤ n): ``X Xᵀ = Rᵀ R``.
+
+    Float64, because G = DᵀX can be much smaller than ‖D‖‖X‖ (short responses):
+    float32 factors would lose the relative accuracy the materialised G keeps.
     Shared by every projection reading the same input (q, k, v of one layer).
     """
-    return torch.linalg.qr(X.T, mode="r").R
+    return torch.linalg.qr(X.T.double(), mode="r").R
 
 
 def spectral_gram(
@@ -72,25 +89,30 @@ def spectral_gram(
     s = min(m, n)
     if T == 0:
         return None, s
-    if T >= s:
+    if not use_factor_route(T, m, n):
         if G is None:
             G = D.T @ X
         Gd = G.double()
         return (Gd @ Gd.T if m <= n else Gd.T @ Gd), s
     R = r_x if r_x is not None else input_r_factor(X)
-    M = (R @ D).double()  # T×m, same singular values as G
+    M = R @ D.double()  # T×m, same singular values as G
     return M @ M.T, s
 
 
 def singular_values_from_gram(
-    K: torch.Tensor | None, s: int, device: torch.device | str = "cpu"
+    K: torch.Tensor | None, s: int, device: torch.device | str = "cpu", rank: int | None = None
 ) -> torch.Tensor:
-    """The s singular values (descending, float64) from :func:`spectral_gram`'s matrix."""
+    """The s singular values (descending, float64) from :func:`spectral_gram`'s matrix.
+
+    ``rank``: an upper bound on the rank (the number of rows T); values beyond it are
+    exactly 0 (the eigen-solve would give rounding noise there).
+    """
     out = torch.zeros(s, dtype=torch.float64, device=K.device if K is not None else device)
     if K is None:
         return out
     sv = torch.linalg.eigvalsh(K).clamp_min(0).sqrt().flip(0)
-    out[: min(s, sv.numel())] = sv[:s]
+    k = min(s, sv.numel(), rank if rank is not None else s)
+    out[:k] = sv[:k]
     return out
 
 
@@ -112,7 +134,7 @@ def singular_values(
         r_x: ``input_r_factor(X)`` if already computed for this X (factor route).
     """
     K, s = spectral_gram(D, X, G=G, r_x=r_x)
-    return singular_values_from_gram(K, s, D.device)
+    return singular_values_from_gram(K, s, D.device, rank=D.shape[0])
 
 
 def stats_from_singular_values(sv: torch.Tensor) -> dict[str, float]:
