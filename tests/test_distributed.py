@@ -57,7 +57,7 @@ def setup(tmp_path_factory):
             cot="detailed",
             correct=bool(i % 2),
         )
-        for i in range(20)
+        for i in range(60)
     ]
     data = write_examples(tmp / "d.jsonl", exs)
     single = tmp / "single"
@@ -118,7 +118,7 @@ def test_two_rank_kill_one_rank_and_restart(setup):
                         victim = child
                 except psutil.Error:
                     continue
-        time.sleep(0.2)
+        time.sleep(0.02)
     assert victim is not None, "rank 1 never wrote a part"
     victim.send_signal(signal.SIGKILL)
     try:
