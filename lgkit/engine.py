@@ -347,15 +347,14 @@ def _cos_aligned(D1: torch.Tensor, X1: torch.Tensor, D2: torch.Tensor, X2: torch
 
 
 def per_example_losses(
-    logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded], offset: int = 0
+    logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded]
 ) -> torch.Tensor:
     """Mean token cross-entropy over each example's response tokens (B values).
 
     Args:
-        logits: B×K×V logits of positions ``offset .. offset+K-1``.
+        logits: B×T×V logits.
         input_ids: B×T token ids.
         encs: the encoded examples (prompt/response split).
-        offset: position of the first logit row (when only the last K were computed).
 
     Example:
         >>> logits = torch.zeros(1, 3, 5); ids = torch.tensor([[1, 2, 3]])
@@ -366,9 +365,7 @@ def per_example_losses(
     for b, e in enumerate(encs):
         L = len(e.input_ids)
         p = e.n_prompt_tokens
-        out.append(
-            F.cross_entropy(logits[b, p - 1 - offset : L - 1 - offset].float(), input_ids[b, p:L])
-        )
+        out.append(F.cross_entropy(logits[b, p - 1 : L - 1].float(), input_ids[b, p:L]))
     return torch.stack(out)
 
 
