@@ -23,7 +23,6 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,14 @@ from .errors import InputError
 from .prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT, Encoded, encode_example, has_chat_template
 from .records import Example, read_examples
 from .spectra import (
+    SpectralJob,
+    default_stats_threads,
     drop_zero_rows,
     entry_stats,
     gradient_cosine,
     input_r_factor,
-    singular_values_from_gram,
+    nonzero_rows,
+    solve_spectra,
     spectral_gram,
     stats_from_singular_values,
     use_factor_route,
@@ -99,8 +101,8 @@ class GradConfig:
         instruct: run with the chat template; None: as the model was loaded/detected.
         system_prompt: system message for instruct models.
         flush_every: examples per Parquet part (what a kill can cost at most).
-        stats_threads: eigen-solves run side by side on this many threads (None: 1,
-            which measured fastest on a 2-core CPU; more can pay on many-core CPUs).
+        stats_threads: eigen-solves run side by side on this many threads, each a
+            single-threaded LAPACK call (None: one per torch thread, at most 8).
         loss_chunk: LM-head positions per checkpointed chunk (None: automatic for
             long examples of large-vocabulary models; 0: never).
 
@@ -216,11 +218,11 @@ def _data_fingerprint(examples: Sequence[Example]) -> str:
 class _BatchStats:
     """Collects the statistics of one padded batch as gradients arrive.
 
-    When a projection's gradient arrives, the cheap parts run at once (dropping zero
-    rows, the entry statistics of G, the float64 Gram matrix whose eigenvalues are σ²;
-    all matrix products using every core). The eigen-solves, single-threaded LAPACK
-    calls, are queued and solved ``workers`` at a time, each on one thread, once a
-    layer's worth is pending, so a 2-core CPU solves q and o (then k and v) side by side.
+    When a projection's gradient arrives, the cheap parts run at once on every core (G,
+    its entry statistics, dropping zero rows; the T×T Gram of the factor route). The
+    direct route's Grams and all eigen-solves are queued and, once a layer's worth is
+    pending, solved ``workers`` at a time by :func:`lgkit.spectra.solve_spectra`, each a
+    single-threaded LAPACK call: a 2-core CPU solves q and o (then k and v) side by side.
     """
 
     def __init__(
@@ -237,7 +239,7 @@ class _BatchStats:
         self.results: dict[tuple[int, int, str], dict[str, Any]] = {}
         self.factors: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._rx: dict[tuple[int, int, bytes], torch.Tensor] = {}
-        self._pending: list[tuple[tuple[int, int, str], torch.Tensor | None, int, int]] = []
+        self._pending: list[tuple[tuple[int, int, str], SpectralJob]] = []
         self.workers = max(1, workers)
         self.flush_at = max(1, flush_at)
         self.seconds = 0.0
@@ -246,22 +248,23 @@ class _BatchStats:
         t0 = time.perf_counter()
         for b, L in enumerate(self.lengths):
             Xb = X[b, :L]
+            x_keep = nonzero_rows(Xb)
             Db_all = D[b, :L]
             for t in group:
                 Db = Db_all if t.index is None else Db_all[:, t.index]
                 G = Db.T @ Xb
-                Dk, Xk = drop_zero_rows(Db, Xb)
+                Dk, Xk = drop_zero_rows(Db, Xb, x_keep)
                 r_x = None
                 if use_factor_route(Dk.shape[0], *t.shape):  # share R of X across q/k/v
-                    key = (
-                        Xb.data_ptr(),
-                        b,
-                        ((Db != 0).any(1) & (Xb != 0).any(1)).cpu().numpy().tobytes(),
-                    )
+                    keep = nonzero_rows(Db) & x_keep
+                    key = (Xb.data_ptr(), b, keep.cpu().numpy().tobytes())
                     r_x = self._rx.get(key)
                     if r_x is None:
                         r_x = self._rx[key] = input_r_factor(Xk)
-                K, s = spectral_gram(Dk, Xk, G=G, r_x=r_x)
+                    K, s = spectral_gram(Dk, Xk, G=G, r_x=r_x)
+                    job: SpectralJob = (K, s, Dk.shape[0], True)
+                else:  # the Gram of G is formed by the solver, off the backward's path
+                    job = (G if Dk.shape[0] else None, min(t.shape), Dk.shape[0], False)
                 row: dict[str, Any] = {
                     "layer": t.layer,
                     "module": t.module,
@@ -270,7 +273,7 @@ class _BatchStats:
                     **entry_stats(G),
                 }
                 self.results[(b, t.layer, t.module)] = row
-                self._pending.append(((b, t.layer, t.module), K, s, Dk.shape[0]))
+                self._pending.append(((b, t.layer, t.module), job))
                 if self.similarities:
                     self.factors[(b, t.layer, t.module)] = (Dk, Xk)
         if len(self._pending) >= self.flush_at * len(self.lengths):
@@ -281,26 +284,8 @@ class _BatchStats:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        if (
-            self.workers > 1
-            and len(pending) > 1
-            and all(K is None or K.device.type == "cpu" for _, K, _, _ in pending)
-        ):
-            pending.sort(key=lambda p: -(p[1].shape[0] if p[1] is not None else 0))  # largest first
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with ThreadPoolExecutor(min(self.workers, len(pending))) as pool:
-                    svs = list(
-                        pool.map(
-                            lambda p: singular_values_from_gram(p[1], p[2], rank=p[3]), pending
-                        )
-                    )
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            svs = [singular_values_from_gram(K, s, rank=r) for _, K, s, r in pending]
-        for (key, _, _, _), sv in zip(pending, svs, strict=True):
+        svs = solve_spectra([job for _, job in pending], self.workers)
+        for (key, _), sv in zip(pending, svs, strict=True):
             row = self.results[key]
             row.update(stats_from_singular_values(sv))
             if self.spectrum:
@@ -438,7 +423,8 @@ def run_batch(
     (None: 512 when the response logits would exceed ``LOGITS_CHUNK_ABOVE`` values;
     0: never), so long examples of large-vocabulary models fit in memory.
 
-    ``stats_threads``: eigen-solves run side by side on this many threads (default 1).
+    ``stats_threads``: eigen-solves run side by side on this many threads (None: one per
+    torch thread, at most 8).
 
     Returns:
         (rows per example, loss per example, seconds spent in statistics)
@@ -454,7 +440,7 @@ def run_batch(
         mask[b, : lengths[b]] = 1
     ids, mask = ids.to(device), mask.to(device)
     if stats_threads is None:
-        stats_threads = 1
+        stats_threads = default_stats_threads()
     per_layer = len({t.module for t in targets})
     collector = _BatchStats(
         lengths, spectrum, similarities, workers=stats_threads, flush_at=per_layer

@@ -11,6 +11,11 @@ a full SVD of G:
 * *direct route* (otherwise): the eigenvalues of the float64 Gram of the materialised
   G on its small side.
 
+On the CPU the Grams and eigen-solves of many gradients run through
+:func:`solve_spectra`: NumPy's LAPACK (OpenBLAS in NumPy's wheels; its ``dsyevd`` runs
+~1.6× faster than the MKL inside torch's CPU wheels on this kind of machine, and
+``A @ A.T`` is a half-cost ``syrk``), each solve single-threaded, several side by side.
+
 Eigenvalues of a float64 Gram are accurate to ~1e-16·σ_max², so each singular value is
 accurate to ~1e-8·σ_max: well inside the 1e-4 relative contract against
 ``torch.linalg.svdvals`` of the materialised gradient.
@@ -25,22 +30,44 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 
+import numpy as np
 import torch
 
 from .schema import STAT_COLUMNS  # noqa: F401  (re-exported)
 
 
-def drop_zero_rows(D: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nonzero_rows(A: torch.Tensor) -> torch.Tensor:
+    """Which rows of A have a non-zero entry (NaN counts as non-zero).
+
+    One pass of ``abs().amax``: ~15× faster than ``(A != 0).any(1)`` on the CPU.
+
+    Example:
+        >>> nonzero_rows(torch.tensor([[0.0, -1.0], [0.0, 0.0]])).tolist()
+        [True, False]
+    """
+    return A.abs().amax(dim=1) != 0
+
+
+def drop_zero_rows(
+    D: torch.Tensor, X: torch.Tensor, x_keep: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Drop the rows whose output gradient (or input) is exactly zero; G is unchanged.
+
+    ``x_keep``: :func:`nonzero_rows` of X, if already computed (X shared by q, k, v).
 
     Example:
         >>> D = torch.tensor([[1.0, 0.0], [0.0, 0.0]]); X = torch.ones(2, 3)
         >>> drop_zero_rows(D, X)[0].shape
         torch.Size([1, 2])
     """
-    keep = (D != 0).any(dim=1) & (X != 0).any(dim=1)
+    keep = nonzero_rows(D) & (nonzero_rows(X) if x_keep is None else x_keep)
     if bool(keep.all()):
         return D, X
     return D[keep], X[keep]
@@ -99,21 +126,116 @@ def spectral_gram(
     return M @ M.T, s
 
 
+def _squared_singular_values(A: torch.Tensor, is_gram: bool) -> torch.Tensor:
+    """Ascending eigenvalues of A (a Gram) or of A's Gram on its small side (float64)."""
+    if A.device.type != "cpu":
+        A = A.double()
+        if not is_gram:
+            A = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
+        return torch.linalg.eigvalsh(A)
+    a = A.detach().double().numpy()
+    if not is_gram:
+        a = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a  # NumPy runs these as syrk
+    return torch.from_numpy(np.linalg.eigvalsh(a))
+
+
 def singular_values_from_gram(
-    K: torch.Tensor | None, s: int, device: torch.device | str = "cpu", rank: int | None = None
+    K: torch.Tensor | None,
+    s: int,
+    device: torch.device | str = "cpu",
+    rank: int | None = None,
+    *,
+    is_gram: bool = True,
 ) -> torch.Tensor:
     """The s singular values (descending, float64) from :func:`spectral_gram`'s matrix.
 
     ``rank``: an upper bound on the rank (the number of rows T); values beyond it are
-    exactly 0 (the eigen-solve would give rounding noise there).
+    exactly 0 (the eigen-solve would give rounding noise there). ``is_gram=False``: K is
+    the gradient itself, whose float64 Gram on the small side is formed here.
+
+    Example:
+        >>> G = torch.randn(3, 4)
+        >>> sv = singular_values_from_gram(G, 3, is_gram=False)
+        >>> torch.allclose(sv, torch.linalg.svdvals(G.double()))
+        True
     """
     out = torch.zeros(s, dtype=torch.float64, device=K.device if K is not None else device)
     if K is None:
         return out
-    sv = torch.linalg.eigvalsh(K).clamp_min(0).sqrt().flip(0)
+    sv = _squared_singular_values(K, is_gram).to(out.device).clamp_min(0).sqrt().flip(0)
     k = min(s, sv.numel(), rank if rank is not None else s)
     out[:k] = sv[:k]
     return out
+
+
+SpectralJob = tuple["torch.Tensor | None", int, "int | None", bool]
+"""``(matrix, s, rank, is_gram)``: the arguments of :func:`singular_values_from_gram`."""
+
+
+@functools.cache
+def _blas_controller() -> object | None:
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        ctl = ThreadpoolController()
+    except Exception:  # pragma: no cover - threadpoolctl is a dependency
+        return None
+    return ctl if ctl.select(user_api="blas").lib_controllers else None
+
+
+def single_threaded_blas() -> AbstractContextManager[object]:
+    """A context in which NumPy's BLAS/LAPACK runs each call on one thread.
+
+    Torch's own BLAS is not touched. Without threadpoolctl or a BLAS it can control,
+    a no-op.
+    """
+    ctl = _blas_controller()
+    return ctl.limit(limits=1, user_api="blas") if ctl is not None else nullcontext()
+
+
+def default_stats_threads() -> int:
+    """Eigen-solves run side by side: one per core torch uses, at most 8.
+
+    Example:
+        >>> default_stats_threads() >= 1
+        True
+    """
+    return max(1, min(8, torch.get_num_threads(), os.cpu_count() or 1))
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def solve_spectra(jobs: Sequence[SpectralJob], workers: int | None = None) -> list[torch.Tensor]:
+    """Singular values of many gradients at once (see :func:`singular_values_from_gram`).
+
+    CPU jobs run ``workers`` side by side (None: :func:`default_stats_threads`), largest
+    first, each on a single-threaded LAPACK call: on 2 cores the ~500×500 solves of q
+    and o finish in ~0.4× the time of one after the other on two threads.
+
+    Example:
+        >>> G = torch.randn(6, 5)
+        >>> [sv] = solve_spectra([(G, 5, None, False)], workers=2)
+        >>> torch.allclose(sv, torch.linalg.svdvals(G.double()))
+        True
+    """
+    workers = default_stats_threads() if workers is None else max(1, workers)
+
+    def one(job: SpectralJob) -> torch.Tensor:
+        K, s, rank, is_gram = job
+        return singular_values_from_gram(K, s, rank=rank, is_gram=is_gram)
+
+    cpu = [i for i, (K, *_) in enumerate(jobs) if K is not None and K.device.type == "cpu"]
+    out: list[torch.Tensor | None] = [None] * len(jobs)
+    if workers > 1 and len(cpu) > 1:
+        cpu.sort(key=lambda i: -min(jobs[i][0].shape))  # type: ignore[union-attr]
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lgkit-eig")
+        with single_threaded_blas():
+            for i, sv in zip(cpu, pool.map(lambda i: one(jobs[i]), cpu), strict=True):
+                out[i] = sv
+    return [sv if sv is not None else one(job) for sv, job in zip(out, jobs, strict=True)]
 
 
 def singular_values(
@@ -178,7 +300,8 @@ def entry_stats(G: torch.Tensor) -> dict[str, float]:
         >>> entry_stats(torch.tensor([[1.0, -3.0]]))
         {'entry_mean': -1.0, 'entry_max': 1.0, 'entry_min': -3.0}
     """
-    return {"entry_mean": float(G.mean()), "entry_max": float(G.max()), "entry_min": float(G.min())}
+    lo, hi = torch.aminmax(G)
+    return {"entry_mean": float(G.mean()), "entry_max": float(hi), "entry_min": float(lo)}
 
 
 def gradient_stats(

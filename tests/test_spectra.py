@@ -6,13 +6,18 @@ import pytest
 import torch
 
 from lgkit.spectra import (
+    default_stats_threads,
     drop_zero_rows,
     entry_stats,
     gradient_cosine,
     gradient_inner,
     gradient_stats,
     input_r_factor,
+    nonzero_rows,
+    single_threaded_blas,
     singular_values,
+    solve_spectra,
+    spectral_gram,
     stats_from_singular_values,
     use_factor_route,
 )
@@ -119,3 +124,46 @@ def test_factor_route_keeps_relative_accuracy_under_cancellation():
         st, _ = gradient_stats(D, X)
         assert math.isclose(st["nuclear_norm"], float(ref.sum()), rel_tol=1e-6)
         assert math.isclose(st["sigma_max"], float(ref[0]), rel_tol=1e-6)
+
+
+def test_nonzero_rows_and_shared_x_mask():
+    D = torch.tensor([[0.0, 0.0], [1.0, 0.0], [float("nan"), 0.0], [0.0, -2.0]])
+    X = torch.tensor([[1.0], [0.0], [1.0], [3.0]])
+    assert nonzero_rows(D).tolist() == [False, True, True, True]
+    Dk, Xk = drop_zero_rows(D, X, nonzero_rows(X))
+    assert Dk.shape[0] == 2 and torch.equal(Xk, torch.tensor([[1.0], [3.0]]))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_solve_spectra_matches_svd(workers):
+    torch.manual_seed(0)
+    jobs, want = [], []
+    for T, m, n in [(40, 24, 32), (40, 32, 24), (5, 24, 32), (0, 8, 8), (30, 12, 12)]:
+        D, X = torch.randn(T, m), torch.randn(T, n)
+        G = D.T @ X
+        want.append(torch.linalg.svdvals(G.double()) if T else torch.zeros(min(m, n)))
+        if T == 0:
+            jobs.append((None, min(m, n), 0, False))
+        elif T <= min(m, n) // 2:
+            K, s = spectral_gram(D, X)
+            jobs.append((K, s, T, True))
+        else:
+            jobs.append((G, min(m, n), T, False))
+    got = solve_spectra(jobs, workers=workers)
+    for g, w, job in zip(got, want, jobs, strict=True):
+        assert g.dtype == torch.float64 and g.shape == w.shape
+        assert torch.allclose(g, w.double(), rtol=1e-6, atol=1e-6 * float(w.max() or 1))
+        if job[2] is not None and job[2] < g.numel():
+            assert torch.all(g[job[2] :] == 0)  # beyond the rank: exact zeros
+
+
+def test_single_threaded_blas_restores_thread_count():
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    with single_threaded_blas():
+        inside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert after == before
+    assert all(n == 1 for n in inside)
+    assert 1 <= default_stats_threads() <= 8
