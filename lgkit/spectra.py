@@ -227,13 +227,21 @@ def solve_spectra(jobs: Sequence[SpectralJob], workers: int | None = None) -> li
 
     cpu = [i for i, (K, *_) in enumerate(jobs) if K is not None and K.device.type == "cpu"]
     out: list[torch.Tensor | None] = [None] * len(jobs)
-    if workers > 1 and len(cpu) > 1:
-        cpu.sort(key=lambda i: -min(jobs[i][0].shape))  # type: ignore[union-attr]
-        pool = _POOLS.get(workers)
-        if pool is None:
-            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lgkit-eig")
+    if cpu:
+        # single-threaded calls even one at a time: OpenBLAS's threads measured slower
+        # here (and they spin after each call, stealing cores from torch's next kernels)
         with single_threaded_blas():
-            for i, sv in zip(cpu, pool.map(lambda i: one(jobs[i]), cpu), strict=True):
+            if workers > 1 and len(cpu) > 1:
+                cpu.sort(key=lambda i: -min(jobs[i][0].shape))  # type: ignore[union-attr]
+                pool = _POOLS.get(workers)
+                if pool is None:
+                    pool = _POOLS[workers] = ThreadPoolExecutor(
+                        workers, thread_name_prefix="lgkit-eig"
+                    )
+                svs = pool.map(lambda i: one(jobs[i]), cpu)
+            else:
+                svs = map(lambda i: one(jobs[i]), cpu)
+            for i, sv in zip(cpu, svs, strict=True):
                 out[i] = sv
     return [sv if sv is not None else one(job) for sv, job in zip(out, jobs, strict=True)]
 
