@@ -126,17 +126,35 @@ def spectral_gram(
     return M @ M.T, s
 
 
-def _squared_singular_values(A: torch.Tensor, is_gram: bool) -> torch.Tensor:
-    """Ascending eigenvalues of A (a Gram) or of A's Gram on its small side (float64)."""
-    if A.device.type != "cpu":
+def _uses_numpy(A: torch.Tensor, backend: str | None) -> bool:
+    if backend not in (None, "numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy', 'torch' or None, not {backend!r}")
+    return A.device.type == "cpu" and backend != "torch"
+
+
+def _squared_singular_values(
+    A: torch.Tensor, is_gram: bool, backend: str | None = None
+) -> torch.Tensor:
+    """Ascending eigenvalues of A (a Gram) or of A's Gram on its small side (float64).
+
+    NumPy's LAPACK on the CPU (``backend=None``), else torch's; with torch, A may be a
+    batch (…×m×n).
+    """
+    if not _uses_numpy(A, backend):
         A = A.double()
         if not is_gram:
-            A = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
+            At = A.transpose(-1, -2)
+            A = A @ At if A.shape[-2] <= A.shape[-1] else At @ A
         return torch.linalg.eigvalsh(A)
-    a = A.detach().double().numpy()
+    return torch.from_numpy(_numpy_eigvalsh(A.detach().double().numpy(), is_gram))
+
+
+def _numpy_eigvalsh(a: np.ndarray, is_gram: bool) -> np.ndarray:
+    # NumPy only: run in worker threads, where a torch kernel would start another OpenMP
+    # team per thread (measured: MKL's SVD then ran 3× slower for the rest of the process)
     if not is_gram:
         a = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a  # NumPy runs these as syrk
-    return torch.from_numpy(np.linalg.eigvalsh(a))
+    return np.linalg.eigvalsh(a)
 
 
 def singular_values_from_gram(
@@ -146,12 +164,14 @@ def singular_values_from_gram(
     rank: int | None = None,
     *,
     is_gram: bool = True,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """The s singular values (descending, float64) from :func:`spectral_gram`'s matrix.
 
     ``rank``: an upper bound on the rank (the number of rows T); values beyond it are
     exactly 0 (the eigen-solve would give rounding noise there). ``is_gram=False``: K is
     the gradient itself, whose float64 Gram on the small side is formed here.
+    ``backend``: ``"numpy"`` or ``"torch"`` LAPACK (None: NumPy's on the CPU, else torch).
 
     Example:
         >>> G = torch.randn(3, 4)
@@ -159,10 +179,15 @@ def singular_values_from_gram(
         >>> torch.allclose(sv, torch.linalg.svdvals(G.double()))
         True
     """
-    out = torch.zeros(s, dtype=torch.float64, device=K.device if K is not None else device)
     if K is None:
-        return out
-    sv = _squared_singular_values(K, is_gram).to(out.device).clamp_min(0).sqrt().flip(0)
+        return torch.zeros(s, dtype=torch.float64, device=device)
+    ev = _squared_singular_values(K, is_gram, backend)
+    return _singular_values_from_eigenvalues(ev, s, rank)
+
+
+def _singular_values_from_eigenvalues(ev: torch.Tensor, s: int, rank: int | None) -> torch.Tensor:
+    out = torch.zeros(s, dtype=torch.float64, device=ev.device)
+    sv = ev.clamp_min(0).sqrt().flip(0)
     k = min(s, sv.numel(), rank if rank is not None else s)
     out[:k] = sv[:k]
     return out
@@ -206,12 +231,20 @@ def default_stats_threads() -> int:
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
-def solve_spectra(jobs: Sequence[SpectralJob], workers: int | None = None) -> list[torch.Tensor]:
+def solve_spectra(
+    jobs: Sequence[SpectralJob], workers: int | None = None, backend: str | None = None
+) -> list[torch.Tensor]:
     """Singular values of many gradients at once (see :func:`singular_values_from_gram`).
 
     CPU jobs run ``workers`` side by side (None: :func:`default_stats_threads`), largest
     first, each on a single-threaded LAPACK call: on 2 cores the ~500×500 solves of q
-    and o finish in ~0.4× the time of one after the other on two threads.
+    and o finish in ~0.4× the time of one after the other on two threads. Jobs on a GPU
+    (or all, with ``backend="torch"``) are batched: one eigen-solve call per shape.
+
+    Args:
+        jobs: ``(matrix, s, rank, is_gram)`` per gradient.
+        workers: CPU solves side by side.
+        backend: ``"numpy"`` or ``"torch"`` LAPACK (None: NumPy's on the CPU, else torch).
 
     Example:
         >>> G = torch.randn(6, 5)
@@ -223,26 +256,39 @@ def solve_spectra(jobs: Sequence[SpectralJob], workers: int | None = None) -> li
 
     def one(job: SpectralJob) -> torch.Tensor:
         K, s, rank, is_gram = job
-        return singular_values_from_gram(K, s, rank=rank, is_gram=is_gram)
+        return singular_values_from_gram(K, s, rank=rank, is_gram=is_gram, backend=backend)
 
-    cpu = [i for i, (K, *_) in enumerate(jobs) if K is not None and K.device.type == "cpu"]
+    cpu = [i for i, (K, *_) in enumerate(jobs) if K is not None and _uses_numpy(K, backend)]
     out: list[torch.Tensor | None] = [None] * len(jobs)
     if cpu:
+        cpu.sort(key=lambda i: -min(jobs[i][0].shape))  # type: ignore[union-attr]
+        arrays = [jobs[i][0].detach().double().numpy() for i in cpu]  # type: ignore[union-attr]
+        flags = [jobs[i][3] for i in cpu]
         # single-threaded calls even one at a time: OpenBLAS's threads measured slower
         # here (and they spin after each call, stealing cores from torch's next kernels)
         with single_threaded_blas():
             if workers > 1 and len(cpu) > 1:
-                cpu.sort(key=lambda i: -min(jobs[i][0].shape))  # type: ignore[union-attr]
                 pool = _POOLS.get(workers)
                 if pool is None:
                     pool = _POOLS[workers] = ThreadPoolExecutor(
                         workers, thread_name_prefix="lgkit-eig"
                     )
-                svs = pool.map(lambda i: one(jobs[i]), cpu)
+                evs = list(pool.map(_numpy_eigvalsh, arrays, flags))
             else:
-                svs = map(lambda i: one(jobs[i]), cpu)
-            for i, sv in zip(cpu, svs, strict=True):
-                out[i] = sv
+                evs = [_numpy_eigvalsh(a, f) for a, f in zip(arrays, flags, strict=True)]
+        for i, ev in zip(cpu, evs, strict=True):
+            out[i] = _singular_values_from_eigenvalues(torch.from_numpy(ev), jobs[i][1], jobs[i][2])
+    # torch jobs (GPU): one batched Gram product and eigen-solve per shape
+    groups: dict[tuple, list[int]] = {}
+    for i, (K, _, _, is_gram) in enumerate(jobs):
+        if K is not None and not _uses_numpy(K, backend):
+            groups.setdefault((K.device, K.dtype, tuple(K.shape), is_gram), []).append(i)
+    for (*_, is_gram), idx in groups.items():
+        if len(idx) < 2:
+            continue
+        ev = _squared_singular_values(torch.stack([jobs[i][0] for i in idx]), is_gram, "torch")
+        for i, e in zip(idx, ev.unbind(0), strict=True):
+            out[i] = _singular_values_from_eigenvalues(e, jobs[i][1], jobs[i][2])
     return [sv if sv is not None else one(job) for sv, job in zip(out, jobs, strict=True)]
 
 

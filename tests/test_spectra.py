@@ -134,11 +134,14 @@ def test_nonzero_rows_and_shared_x_mask():
     assert Dk.shape[0] == 2 and torch.equal(Xk, torch.tensor([[1.0], [3.0]]))
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_solve_spectra_matches_svd(workers):
+@pytest.mark.parametrize(
+    ("workers", "backend"), [(1, None), (2, None), (3, None), (2, "torch"), (1, "numpy")]
+)
+def test_solve_spectra_matches_svd(workers, backend):
     torch.manual_seed(0)
     jobs, want = [], []
-    for T, m, n in [(40, 24, 32), (40, 32, 24), (5, 24, 32), (0, 8, 8), (30, 12, 12)]:
+    shapes = [(40, 24, 32), (40, 32, 24), (5, 24, 32), (0, 8, 8), (30, 12, 12), (40, 24, 32)]
+    for T, m, n in shapes + [(4, 24, 32)]:  # same shapes twice: batched with torch
         D, X = torch.randn(T, m), torch.randn(T, n)
         G = D.T @ X
         want.append(torch.linalg.svdvals(G.double()) if T else torch.zeros(min(m, n)))
@@ -149,7 +152,7 @@ def test_solve_spectra_matches_svd(workers):
             jobs.append((K, s, T, True))
         else:
             jobs.append((G, min(m, n), T, False))
-    got = solve_spectra(jobs, workers=workers)
+    got = solve_spectra(jobs, workers=workers, backend=backend)
     for g, w, job in zip(got, want, jobs, strict=True):
         assert g.dtype == torch.float64 and g.shape == w.shape
         assert torch.allclose(g, w.double(), rtol=1e-6, atol=1e-6 * float(w.max() or 1))
@@ -167,3 +170,8 @@ def test_single_threaded_blas_restores_thread_count():
     assert after == before
     assert all(n == 1 for n in inside)
     assert 1 <= default_stats_threads() <= 8
+
+
+def test_solve_spectra_rejects_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        solve_spectra([(torch.ones(2, 2), 2, None, False)], backend="scipy")
