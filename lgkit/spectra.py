@@ -229,6 +229,8 @@ def default_stats_threads() -> int:
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+POOL_MIN_SIZE = 128
+"""Solves of matrices smaller than this run in the calling thread."""
 
 
 def solve_spectra(
@@ -267,15 +269,18 @@ def solve_spectra(
         # single-threaded calls even one at a time: OpenBLAS's threads measured slower
         # here (and they spin after each call, stealing cores from torch's next kernels)
         with single_threaded_blas():
-            if workers > 1 and len(cpu) > 1:
+            # small solves (< POOL_MIN_SIZE) cost less than handing them to a thread
+            big = sum(min(a.shape) >= POOL_MIN_SIZE for a in arrays)  # sorted: big first
+            if workers > 1 and big > 1:
                 pool = _POOLS.get(workers)
                 if pool is None:
                     pool = _POOLS[workers] = ThreadPoolExecutor(
                         workers, thread_name_prefix="lgkit-eig"
                     )
-                evs = list(pool.map(_numpy_eigvalsh, arrays, flags))
+                evs = list(pool.map(_numpy_eigvalsh, arrays[:big], flags[:big]))
             else:
-                evs = [_numpy_eigvalsh(a, f) for a, f in zip(arrays, flags, strict=True)]
+                big, evs = 0, []
+            evs += [_numpy_eigvalsh(a, f) for a, f in zip(arrays[big:], flags[big:], strict=True)]
         for i, ev in zip(cpu, evs, strict=True):
             out[i] = _singular_values_from_eigenvalues(torch.from_numpy(ev), jobs[i][1], jobs[i][2])
     # torch jobs (GPU): one batched Gram product and eigen-solve per shape

@@ -141,6 +141,7 @@ def test_solve_spectra_matches_svd(workers, backend):
     torch.manual_seed(0)
     jobs, want = [], []
     shapes = [(40, 24, 32), (40, 32, 24), (5, 24, 32), (0, 8, 8), (30, 12, 12), (40, 24, 32)]
+    shapes += [(150, 130, 140), (160, 140, 130)]  # ≥ POOL_MIN_SIZE: solved on the pool
     for T, m, n in shapes + [(4, 24, 32)]:  # same shapes twice: batched with torch
         D, X = torch.randn(T, m), torch.randn(T, n)
         G = D.T @ X
