@@ -89,7 +89,7 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
         "--stats-threads",
         type=int,
         default=None,
-        help="eigen-solves side by side on this many threads (default 1)",
+        help="eigen-solves side by side, each on one thread (default: one per torch thread, at most 8)",
     )
     p.add_argument(
         "--flush-every", type=int, default=8, help="examples per Parquet part (default 8)"

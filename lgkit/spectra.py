@@ -228,7 +228,7 @@ def default_stats_threads() -> int:
     return max(1, min(8, torch.get_num_threads(), os.cpu_count() or 1))
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 POOL_MIN_SIZE = 128
 """Solves of matrices smaller than this run in the calling thread."""
 
@@ -272,11 +272,10 @@ def solve_spectra(
             # small solves (< POOL_MIN_SIZE) cost less than handing them to a thread
             big = sum(min(a.shape) >= POOL_MIN_SIZE for a in arrays)  # sorted: big first
             if workers > 1 and big > 1:
-                pool = _POOLS.get(workers)
+                key = (os.getpid(), workers)  # a forked child gets pools of its own
+                pool = _POOLS.get(key)
                 if pool is None:
-                    pool = _POOLS[workers] = ThreadPoolExecutor(
-                        workers, thread_name_prefix="lgkit-eig"
-                    )
+                    pool = _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix="lgkit-eig")
                 evs = list(pool.map(_numpy_eigvalsh, arrays[:big], flags[:big]))
             else:
                 big, evs = 0, []

@@ -176,3 +176,18 @@ def test_single_threaded_blas_restores_thread_count():
 def test_solve_spectra_rejects_unknown_backend():
     with pytest.raises(ValueError, match="backend"):
         solve_spectra([(torch.ones(2, 2), 2, None, False)], backend="scipy")
+
+
+def test_solve_spectra_after_fork():
+    import multiprocessing as mp
+
+    G = torch.randn(140, 130)
+    solve_spectra([(G, 130, None, False), (G.T.contiguous(), 130, None, False)], workers=2)
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:  # the child must not wait on the parent's worker threads
+        got = pool.apply_async(_solve_two, (G,)).get(timeout=60)
+    assert torch.allclose(got, torch.linalg.svdvals(G.double()), rtol=1e-6)
+
+
+def _solve_two(G):
+    return solve_spectra([(G, 130, None, False), (G.T.contiguous(), 130, None, False)], workers=2)[0]
