@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from .capture import GradientCapture
 from .errors import InputError
 from .prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT, Encoded, encode_example, has_chat_template
 from .records import Example, read_examples
+from .runner import git_hash as _git_hash
 from .spectra import (
     SpectralJob,
     default_stats_threads,
@@ -163,15 +163,8 @@ class RunResult:
 
 
 def git_hash() -> str | None:
-    """The git commit of the lgkit checkout, if any."""
-    try:
-        root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None
-    except Exception:
-        return None
+    """The git commit of the lgkit checkout (``+dirty`` with uncommitted changes), if any."""
+    return _git_hash(Path(__file__).resolve().parent.parent)
 
 
 def _dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:

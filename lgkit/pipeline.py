@@ -144,7 +144,13 @@ def project_path(path: str | Path) -> Path:
 # --------------------------------------------------------------------------- data
 
 
-def ensure_data(data_dir: str | Path, out_dir: str | Path | None = None, *, n_per_variant: int = 0, seed: int = 0) -> Path:
+def ensure_data(
+    data_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    n_per_variant: int = 0,
+    seed: int = 0,
+) -> Path:
     """The data folder to use: ``data_dir`` if given, else one built for this notebook.
 
     With an empty ``data_dir``, a sibling run's ``01_data_prep/data`` is used when it
@@ -162,7 +168,9 @@ def ensure_data(data_dir: str | Path, out_dir: str | Path | None = None, *, n_pe
         read_data_index(d)  # validate early, with a clear message
         return d
     if out_dir is None:
-        raise InputError("no data_dir given and no out_dir to build the synthetic data in", field="data_dir")
+        raise InputError(
+            "no data_dir given and no out_dir to build the synthetic data in", field="data_dir"
+        )
     out = project_path(out_dir)
     sibling = out.parent / "01_data_prep" / "data"
     if (sibling / "index.json").is_file():
@@ -171,7 +179,9 @@ def ensure_data(data_dir: str | Path, out_dir: str | Path | None = None, *, n_pe
     target = out / "data"
     if (target / "index.json").is_file():
         return target
-    logger.info("data_dir not set: building the synthetic data set (default profile) into %s", target)
+    logger.info(
+        "data_dir not set: building the synthetic data set (default profile) into %s", target
+    )
     _build_synthetic(target, n_per_variant=n_per_variant, seed=seed)
     return target
 
@@ -206,8 +216,11 @@ def data_files(
     chosen = select(files, family=fams, dataset=ds, cot=cs, correct=correct)
     if not chosen:
         have = sorted({(f.family, f.dataset) for f in files})
-        raise InputError(f"no data files for family={family!r} datasets={datasets!r} cots={cots!r}; "
-                         f"the folder has {have}", path=data_dir)
+        raise InputError(
+            f"no data files for family={family!r} datasets={datasets!r} cots={cots!r}; "
+            f"the folder has {have}",
+            path=data_dir,
+        )
     return chosen
 
 
@@ -236,8 +249,12 @@ def grad_config(
     from .engine import GradConfig
 
     return GradConfig(
-        modules=modules, max_length=int(max_length), batch_size=int(batch_size),
-        limit=int(n_per_variant) or None, compat=compat or None, instruct=parse_instruct(instruct),
+        modules=modules,
+        max_length=int(max_length),
+        batch_size=int(batch_size),
+        limit=int(n_per_variant) or None,
+        compat=compat or None,
+        instruct=parse_instruct(instruct),
     )
 
 
@@ -291,14 +308,24 @@ def family_stats(
                 df[k] = f.meta[k]
         parts.append(df)
     if not parts:
-        raise InputError(f"no statistics computed for family {family!r} under {model!r}", path=data_dir)
+        raise InputError(
+            f"no statistics computed for family {family!r} under {model!r}", path=data_dir
+        )
     out = pd.concat(parts, ignore_index=True)
-    logger.info("%s: %d files, %d examples, %d rows in %.1f s", model, len(parts),
-                out.groupby(["data_file", "sample_id"]).ngroups, len(out), time.perf_counter() - t0)
+    logger.info(
+        "%s: %d files, %d examples, %d rows in %.1f s",
+        model,
+        len(parts),
+        out.groupby(["data_file", "sample_id"]).ngroups,
+        len(out),
+        time.perf_counter() - t0,
+    )
     return out
 
 
-def model_pairs(base_models: str | Sequence[str], instruct_models: str | Sequence[str]) -> list[tuple[str, str]]:
+def model_pairs(
+    base_models: str | Sequence[str], instruct_models: str | Sequence[str]
+) -> list[tuple[str, str]]:
     """Zip comma-separated base and instruct model lists into pairs.
 
     Raises:
@@ -310,7 +337,9 @@ def model_pairs(base_models: str | Sequence[str], instruct_models: str | Sequenc
     """
     b, i = parse_list(base_models), parse_list(instruct_models)
     if not b or len(b) != len(i):
-        raise InputError(f"need as many base as instruct models, got {len(b)} and {len(i)}", field="base_models")
+        raise InputError(
+            f"need as many base as instruct models, got {len(b)} and {len(i)}", field="base_models"
+        )
     return list(zip(b, i, strict=True))
 
 
@@ -329,9 +358,17 @@ def model_family(name: str) -> str:
     if key in TINY:
         return key.removeprefix("tiny-random-").split("-")[0]
     base = key.rsplit("/", 1)[-1]
-    for fam, pats in (("gemma3", ("gemma-3", "gemma3")), ("gemma2", ("gemma-2", "gemma2")), ("gemma", ("gemma",)),
-                      ("qwen2", ("qwen2",)), ("qwen", ("qwen",)), ("llama", ("llama", "smollm")),
-                      ("mistral", ("mistral",)), ("phi", ("phi",)), ("gpt2", ("gpt2",))):
+    for fam, pats in (
+        ("gemma3", ("gemma-3", "gemma3")),
+        ("gemma2", ("gemma-2", "gemma2")),
+        ("gemma", ("gemma",)),
+        ("qwen2", ("qwen2",)),
+        ("qwen", ("qwen",)),
+        ("llama", ("llama", "smollm")),
+        ("mistral", ("mistral",)),
+        ("phi", ("phi",)),
+        ("gpt2", ("gpt2",)),
+    ):
         if any(p in base for p in pats):
             return fam
     return base
@@ -359,8 +396,13 @@ def pair_stats(
     from dataclasses import replace
 
     parts = []
-    for role, name, cfg in (("base", base, replace(config, instruct=False)), ("instruct", instruct, config)):
-        d = family_stats(data_dir, family, name, cfg, cache_dir, datasets=datasets, cots=cots, progress=progress)
+    for role, name, cfg in (
+        ("base", base, replace(config, instruct=False)),
+        ("instruct", instruct, config),
+    ):
+        d = family_stats(
+            data_dir, family, name, cfg, cache_dir, datasets=datasets, cots=cots, progress=progress
+        )
         d["role"] = role
         d["model_family"] = model_family(name)
         parts.append(d)
@@ -376,8 +418,12 @@ def _n_examples(df: pd.DataFrame) -> int:
     return int(df.groupby(A.example_key_columns(df), dropna=False).ngroups)
 
 
-def summary_table(df: pd.DataFrame, by: Sequence[str] = ("dataset", "cot", "correct"),
-                  metric: str = "nuclear_norm", modules: Sequence[str] | None = A.ATTN_MODULES) -> pd.DataFrame:
+def summary_table(
+    df: pd.DataFrame,
+    by: Sequence[str] = ("dataset", "cot", "correct"),
+    metric: str = "nuclear_norm",
+    modules: Sequence[str] | None = A.ATTN_MODULES,
+) -> pd.DataFrame:
     """Per group: examples, mean response/prompt tokens, loss, and the module-averaged
     mean-curve level and MAD (all layers) of ``metric``.
 
@@ -394,21 +440,33 @@ def summary_table(df: pd.DataFrame, by: Sequence[str] = ("dataset", "cot", "corr
     for key, e in g:
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key, strict=True))
-        row.update(n_examples=len(e), response_tokens=float(e["n_response_tokens"].mean()),
-                   prompt_tokens=float(e["n_prompt_tokens"].mean()), loss=float(e["loss"].mean()),
-                   truncated=float(e["truncated"].mean()) if "truncated" in e else np.nan)
+        row.update(
+            n_examples=len(e),
+            response_tokens=float(e["n_response_tokens"].mean()),
+            prompt_tokens=float(e["n_prompt_tokens"].mean()),
+            loss=float(e["loss"].mean()),
+            truncated=float(e["truncated"].mean()) if "truncated" in e else np.nan,
+        )
         rows.append(row)
     base = pd.DataFrame(rows)
     s = A._curve_summary(df, metric, list(by), modules)
-    agg = s.groupby(list(by), dropna=False, sort=False)[["level", "mad"]].mean().reset_index() if by else \
-        pd.DataFrame([s[["level", "mad"]].mean()])
+    agg = (
+        s.groupby(list(by), dropna=False, sort=False)[["level", "mad"]].mean().reset_index()
+        if by
+        else pd.DataFrame([s[["level", "mad"]].mean()])
+    )
     agg = agg.rename(columns={"level": f"{metric}_mean", "mad": f"{metric}_mad"})
     out = base.merge(agg, on=list(by), how="left") if by else pd.concat([base, agg], axis=1)
     return A._sort_groups(out, list(by))
 
 
-def cot_summary(df: pd.DataFrame, metric: str = "nuclear_norm", correct: bool | None = True,
-                by: str = "cot", modules: Sequence[str] | None = A.ATTN_MODULES) -> dict[str, dict[str, float]]:
+def cot_summary(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    correct: bool | None = True,
+    by: str = "cot",
+    modules: Sequence[str] | None = A.ATTN_MODULES,
+) -> dict[str, dict[str, float]]:
     """Key numbers per value of ``by``: module-averaged mean-curve level and MAD.
 
     Example:
@@ -416,17 +474,27 @@ def cot_summary(df: pd.DataFrame, metric: str = "nuclear_norm", correct: bool | 
         >>> s["none"]["mean"] > s["detailed"]["mean"]
         True
     """
-    d = A.filter_table(df, {"correct": correct}) if correct is not None and "correct" in df.columns else df
+    d = (
+        A.filter_table(df, {"correct": correct})
+        if correct is not None and "correct" in df.columns
+        else df
+    )
     if d.empty or by not in d.columns:
         return {}
     s = A._curve_summary(d, metric, [by], modules)
     agg = s.groupby(by, sort=False)[["level", "mad"]].mean()
     order = A._value_order(agg.index, by)
-    return {str(k): {"mean": float(agg.loc[k, "level"]), "mad": float(agg.loc[k, "mad"])} for k in order}
+    return {
+        str(k): {"mean": float(agg.loc[k, "level"]), "mad": float(agg.loc[k, "mad"])} for k in order
+    }
 
 
-def rd_summary(df: pd.DataFrame, metric: str = "nuclear_norm", by: str = "cot",
-               modules: Sequence[str] | None = A.ATTN_MODULES) -> dict[str, float]:
+def rd_summary(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    by: str = "cot",
+    modules: Sequence[str] | None = A.ATTN_MODULES,
+) -> dict[str, float]:
     """Module-averaged authors' RD between correct and irrelevant mean curves per value of ``by``.
 
     Example:
@@ -456,7 +524,9 @@ def wiki_groups(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if "popularity" in out.columns:
         pop = out["popularity"].astype(str)
-        length = out["length"].astype(str) if "length" in out.columns else pd.Series("", index=out.index)
+        length = (
+            out["length"].astype(str) if "length" in out.columns else pd.Series("", index=out.index)
+        )
         plain = length.isin(["", "None", "nan", "<NA>", "full"])
         lab = pop.where(plain, pop + "_" + length)
         out["group"] = lab.where(out["popularity"].notna(), out["dataset"].astype(str))
@@ -486,7 +556,11 @@ def group_order(df: pd.DataFrame, column: str = "group") -> list[Any]:
     keys = [c for c in A.example_key_columns(df) if c in df.columns]
     ex = df.drop_duplicates(keys + [column])
     med = ex.groupby(column)["n_response_tokens"].median()
-    first = {c: ex.groupby(column)[c].first() for c in ("popularity", "words", "length") if c in ex.columns}
+    first = {
+        c: ex.groupby(column)[c].first()
+        for c in ("popularity", "words", "length")
+        if c in ex.columns
+    }
 
     def key(g: Any) -> tuple:
         pop = first["popularity"].get(g, "popular") if "popularity" in first else "popular"
@@ -536,8 +610,15 @@ def pair_label(*names: str) -> str:
     return "_vs_".join(_safe(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names)
 
 
-def pair_findings(df: pd.DataFrame, base: str, instruct: str, metric: str = "nuclear_norm", *,
-                  margin: float = 1.5, tagged: bool = False) -> list[A.Finding]:
+def pair_findings(
+    df: pd.DataFrame,
+    base: str,
+    instruct: str,
+    metric: str = "nuclear_norm",
+    *,
+    margin: float = 1.5,
+    tagged: bool = False,
+) -> list[A.Finding]:
     """The base-vs-instruct findings of one pair (05), with a caveat when the two models
     are of different families (the difference then mixes family, size and tuning).
 
@@ -546,15 +627,30 @@ def pair_findings(df: pd.DataFrame, base: str, instruct: str, metric: str = "nuc
         flatter-with-CoT for the base model, for the instruct model].
     """
     fb, fi = model_family(base), model_family(instruct)
-    note = (f"the two models are of different families ({fb} vs {fi}): the difference mixes family, size "
-            f"and tuning, not tuning alone") if fb != fi else ""
+    note = (
+        (
+            f"the two models are of different families ({fb} vs {fi}): the difference mixes family, size "
+            f"and tuning, not tuning alone"
+        )
+        if fb != fi
+        else ""
+    )
     label = pair_label(base, instruct) if tagged else ""
     out = [
         tag(A.claim_base_vs_instruct(df, metric, base, instruct), label, note),
-        tag(A.claim_instruct_not_better_at_correctness(df, metric, base, instruct, margin=margin), label, note),
+        tag(
+            A.claim_instruct_not_better_at_correctness(df, metric, base, instruct, margin=margin),
+            label,
+            note,
+        ),
     ]
     for name in (base, instruct):
-        out.append(tag(A.claim_flatter_with_cot(df, metric, "none", "detailed", where={"model": name}), name))
+        out.append(
+            tag(
+                A.claim_flatter_with_cot(df, metric, "none", "detailed", where={"model": name}),
+                name,
+            )
+        )
     return out
 
 
@@ -588,16 +684,25 @@ def claim_long_tail_larger(
         True
     """
     claim = "Exploratory: long-tail knowledge gives larger gradients than popular knowledge of similar length"
-    d = A.filter_table(df, {"correct": correct}) if correct is not None and "correct" in df.columns else df
+    d = (
+        A.filter_table(df, {"correct": correct})
+        if correct is not None and "correct" in df.columns
+        else df
+    )
     if column not in d.columns or not {popular, long_tail} <= set(d[column].dropna()):
         return A.Finding(claim, "n/a", None, f"need {column}={popular!r} and {long_tail!r} rows")
     keys = A.example_key_columns(d)
     lt, pop = d[d[column] == long_tail], d[d[column] == popular]
     comparisons: list[tuple[str, pd.DataFrame, pd.DataFrame]] = []
     if length_column and length_column in d.columns:
-        common = [v for v in A._value_order(pop[length_column].dropna().unique(), length_column)
-                  if v in set(lt[length_column].dropna())]
-        comparisons = [(str(v), lt[lt[length_column] == v], pop[pop[length_column] == v]) for v in common]
+        common = [
+            v
+            for v in A._value_order(pop[length_column].dropna().unique(), length_column)
+            if v in set(lt[length_column].dropna())
+        ]
+        comparisons = [
+            (str(v), lt[lt[length_column] == v], pop[pop[length_column] == v]) for v in common
+        ]
     if not comparisons:
         lt_len = float(lt.drop_duplicates(keys)["n_response_tokens"].median())
         if length_column and length_column in pop.columns and pop[length_column].nunique() > 1:
@@ -616,12 +721,23 @@ def claim_long_tail_larger(
         la = float(a.drop_duplicates(keys)["n_response_tokens"].median())
         lb = float(b.drop_duplicates(keys)["n_response_tokens"].median())
         parts.append((label, sa, sb, la, lb))
-    measured = "; ".join(f"{lab}: level {A._fmt(sa['level'])} vs {A._fmt(sb['level'])}" for lab, sa, sb, _, _ in parts)
-    detail = ("long-tail vs popular, module-averaged mean-curve level and MAD of " + metric + " over correct "
-              "responses; " + "; ".join(f"{lab}: MAD {A._fmt(sa['mad'])} vs {A._fmt(sb['mad'])}, median response "
-                                        f"tokens {la:.0f} vs {lb:.0f}" for lab, sa, sb, la, lb in parts)
-              + f"; supported iff larger at every compared length ({sum(oks)}/{len(oks)}); not one of the "
-              "paper's headline claims")
+    measured = "; ".join(
+        f"{lab}: level {A._fmt(sa['level'])} vs {A._fmt(sb['level'])}"
+        for lab, sa, sb, _, _ in parts
+    )
+    detail = (
+        "long-tail vs popular, module-averaged mean-curve level and MAD of "
+        + metric
+        + " over correct "
+        "responses; "
+        + "; ".join(
+            f"{lab}: MAD {A._fmt(sa['mad'])} vs {A._fmt(sb['mad'])}, median response "
+            f"tokens {la:.0f} vs {lb:.0f}"
+            for lab, sa, sb, la, lb in parts
+        )
+        + f"; supported iff larger at every compared length ({sum(oks)}/{len(oks)}); not one of the "
+        "paper's headline claims"
+    )
     return A.Finding(claim, measured, all(oks), detail)
 
 
@@ -673,7 +789,9 @@ def findings_records(findings: Iterable[A.Finding]) -> list[dict[str, Any]]:
     return out
 
 
-def write_metrics(out_dir: str | Path, findings: Iterable[A.Finding], extra: Mapping[str, Any] | None = None) -> Path:
+def write_metrics(
+    out_dir: str | Path, findings: Iterable[A.Finding], extra: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``<out_dir>/metrics.json`` with ``findings`` and ``extra`` keys.
 
     Example:
@@ -751,8 +869,16 @@ class Outputs:
 
             _display(Image(filename=str(png[0])))
 
-    def table(self, df: pd.DataFrame, name: str, caption: str | None = None, *, index: bool = False,
-              latex: bool = True, show: bool | None = None) -> None:
+    def table(
+        self,
+        df: pd.DataFrame,
+        name: str,
+        caption: str | None = None,
+        *,
+        index: bool = False,
+        latex: bool = True,
+        show: bool | None = None,
+    ) -> None:
         """Save ``df`` as ``tables/<name>.csv`` and ``.tex`` (booktabs) and show it.
 
         The paths are recorded in :attr:`tables` (and in ``metrics.json``).
@@ -776,12 +902,22 @@ class Outputs:
     def findings(self, findings: Sequence[A.Finding], name: str = "findings") -> None:
         """Save the findings table (claim, measured, supported, detail) and show it."""
         t = A.findings_table(findings)
-        view = t.assign(supported=t["supported"].map({True: "supported", False: "not supported"}).fillna("n/a"))
-        self.table(view, name, caption="Claims of the paper tested on this model and data", show=False)
+        view = t.assign(
+            supported=t["supported"].map({True: "supported", False: "not supported"}).fillna("n/a")
+        )
+        self.table(
+            view, name, caption="Claims of the paper tested on this model and data", show=False
+        )
         if self.show:
-            _display(view[["claim", "measured", "supported"]].style.set_properties(**{"text-align": "left"}))
+            _display(
+                view[["claim", "measured", "supported"]].style.set_properties(
+                    **{"text-align": "left"}
+                )
+            )
 
-    def write_metrics(self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any) -> Path:
+    def write_metrics(
+        self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any
+    ) -> Path:
         """Write ``metrics.json``: findings, counts of ``df``, figures, tables and ``extra``."""
         doc: dict[str, Any] = {"notebook": self.notebook}
         if df is not None:
@@ -794,7 +930,11 @@ class Outputs:
             if "layer" in df.columns:
                 doc["n_layers"] = int(df["layer"].nunique())
         doc.update(extra)
-        doc.update(figures=self.figures, tables=self.tables, seconds=round(time.perf_counter() - self.t0, 2))
+        doc.update(
+            figures=self.figures,
+            tables=self.tables,
+            seconds=round(time.perf_counter() - self.t0, 2),
+        )
         return write_metrics(self.dir, findings, doc)
 
 

@@ -72,7 +72,9 @@ class NotebookFailed(LgkitError):
         self.notebook = notebook
         self.path = path
         self.reason = reason
-        super().__init__(f"notebook {notebook} failed: {reason}\n  partially executed notebook: {path}")
+        super().__init__(
+            f"notebook {notebook} failed: {reason}\n  partially executed notebook: {path}"
+        )
 
 
 # --------------------------------------------------------------------------- paths
@@ -120,16 +122,25 @@ def parse_only(only: str | Sequence[str] | None) -> list[str]:
     """
     if not only:
         return list(NOTEBOOKS)
-    items = only.split(",") if isinstance(only, str) else [x for s in only for x in str(s).split(",")]
+    items = (
+        only.split(",") if isinstance(only, str) else [x for s in only for x in str(s).split(",")]
+    )
     chosen: set[str] = set()
     for raw in items:
         s = raw.strip()
         if not s:
             continue
         s_key = s.removesuffix(".ipynb")
-        match = [n for n in NOTEBOOKS if n == s_key or n.split("_", 1)[0] == s_key.zfill(2) or n.split("_", 1)[1] == s_key]
+        match = [
+            n
+            for n in NOTEBOOKS
+            if n == s_key or n.split("_", 1)[0] == s_key.zfill(2) or n.split("_", 1)[1] == s_key
+        ]
         if not match:
-            raise InputError(f"unknown notebook {s!r}; choose from {', '.join(NOTEBOOKS)} (or their numbers)", field="--only")
+            raise InputError(
+                f"unknown notebook {s!r}; choose from {', '.join(NOTEBOOKS)} (or their numbers)",
+                field="--only",
+            )
         chosen.update(match)
     if not chosen:
         return list(NOTEBOOKS)
@@ -157,7 +168,9 @@ def load_params_yaml(path: str | Path) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise InputError(f"expected a mapping of parameter names to values, got {type(doc).__name__}", path=p)
+        raise InputError(
+            f"expected a mapping of parameter names to values, got {type(doc).__name__}", path=p
+        )
     for k in doc:
         if not isinstance(k, str):
             raise InputError(f"parameter names must be strings, got {k!r}", path=p)
@@ -181,7 +194,9 @@ def notebook_parameters(nb_path: str | Path) -> dict[str, dict[str, Any]]:
     return dict(params)
 
 
-def validate_params(params: Mapping[str, Any], nb_path: str | Path, yaml_path: str | Path | None = None) -> None:
+def validate_params(
+    params: Mapping[str, Any], nb_path: str | Path, yaml_path: str | Path | None = None
+) -> None:
     """Raise unless every key of ``params`` is a parameter of the notebook.
 
     Raises:
@@ -244,11 +259,21 @@ def git_hash(root: Path | None = None) -> str | None:
 
     root = root or repo_root()
     try:
-        h = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        h = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         head = h.stdout.strip()
         if not head:
             return None
-        st = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        st = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head + ("+dirty" if st.stdout.strip() else "")
     except Exception:
         return None
@@ -261,7 +286,9 @@ def _now() -> str:
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
     tmp.replace(path)
 
 
@@ -304,13 +331,23 @@ def run_notebook(
     root = root or repo_root()
     nb_dir = run_dir / name
     nb_dir.mkdir(parents=True, exist_ok=True)
-    (nb_dir / "params.yaml").write_text(yaml.safe_dump(dict(params), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (nb_dir / "params.yaml").write_text(
+        yaml.safe_dump(dict(params), sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     _write_json(nb_dir / "params.json", dict(params))
     nb_out = nb_dir / f"{name}.ipynb"
     record: dict[str, Any] = {
-        "notebook": name, "profile": profile, "git_hash": commit, "kernel": KERNEL, "cwd": str(root),
-        "input": str(notebook_path(name, root)), "output": str(nb_out), "params": dict(params),
-        "start_time": _now(), "status": "running", "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "notebook": name,
+        "profile": profile,
+        "git_hash": commit,
+        "kernel": KERNEL,
+        "cwd": str(root),
+        "input": str(notebook_path(name, root)),
+        "output": str(nb_out),
+        "params": dict(params),
+        "start_time": _now(),
+        "status": "running",
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
     _write_json(nb_dir / "run.json", record)
     t0 = time.perf_counter()
@@ -387,7 +424,9 @@ def run_series(
     from tqdm.auto import tqdm
 
     if profile not in PROFILES:
-        raise InputError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}", field="--profile")
+        raise InputError(
+            f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}", field="--profile"
+        )
     root = Path(root).resolve() if root else repo_root()
     names = parse_only(only)
     run_dir = Path(out).resolve() if out else _default_out(profile, root)
@@ -401,10 +440,14 @@ def run_series(
             if out is None:
                 raise InputError(
                     f"--only {','.join(names)} skips {DATA_NOTEBOOK}: give --out an existing run whose "
-                    f"{DATA_NOTEBOOK} has been executed (or include 01)", field="--only")
+                    f"{DATA_NOTEBOOK} has been executed (or include 01)",
+                    field="--only",
+                )
             raise InputError(
                 f"no data of notebook {DATA_NOTEBOOK} in this run (expected {data_dir_of(run_dir)}/index.json); "
-                "run it first (include 01 in --only) or point --out at a run that has it", path=run_dir)
+                "run it first (include 01 in --only) or point --out at a run that has it",
+                path=run_dir,
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     # Kernels inherit this: with OpenMP's default busy-waiting, torch's threads slow down
     # ~10x when other processes share the cores (measured on a 2-core CPU); passive
@@ -412,7 +455,13 @@ def run_series(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     commit = git_hash(root)
     log.info("run %s: profile %s, notebooks %s, git %s", run_dir, profile, ", ".join(names), commit)
-    series = {"profile": profile, "notebooks": names, "git_hash": commit, "start_time": _now(), "run_dir": str(run_dir)}
+    series = {
+        "profile": profile,
+        "notebooks": names,
+        "git_hash": commit,
+        "start_time": _now(),
+        "run_dir": str(run_dir),
+    }
     t0 = time.perf_counter()
     failed: NotebookFailed | None = None
     bar = tqdm(names, desc=f"lgkit run ({profile})", unit="nb", disable=not progress)
@@ -421,8 +470,16 @@ def run_series(
             bar.set_postfix_str(name)
             log.info("executing %s", name)
             try:
-                rec = run_notebook(name, resolved[name], run_dir, profile=profile, root=root,
-                                   log_output=log_output, html_report=html_report, commit=commit)
+                rec = run_notebook(
+                    name,
+                    resolved[name],
+                    run_dir,
+                    profile=profile,
+                    root=root,
+                    log_output=log_output,
+                    html_report=html_report,
+                    commit=commit,
+                )
             except NotebookFailed as e:
                 log.error("%s", e)
                 failed = e
@@ -430,12 +487,21 @@ def run_series(
             log.info("%s done in %.1f s", name, rec["seconds"])
     finally:
         bar.close()
-        series.update(end_time=_now(), seconds=round(time.perf_counter() - t0, 2),
-                      status="failed" if failed else "ok")
+        series.update(
+            end_time=_now(),
+            seconds=round(time.perf_counter() - t0, 2),
+            status="failed" if failed else "ok",
+        )
         if failed:
-            series["failed"] = {"notebook": failed.notebook, "path": str(failed.path), "reason": failed.reason}
+            series["failed"] = {
+                "notebook": failed.notebook,
+                "path": str(failed.path),
+                "reason": failed.reason,
+            }
         previous = _read_json(run_dir / "run.json")
-        if isinstance(previous, dict) and previous.get("start_time"):  # earlier invocations into this run
+        if isinstance(previous, dict) and previous.get(
+            "start_time"
+        ):  # earlier invocations into this run
             history = previous.pop("history", [])
             series["history"] = [*history, previous]
         _write_json(run_dir / "run.json", series)
@@ -477,8 +543,13 @@ def _notebook_dirs(run_dir: Path) -> list[Path]:
     if not run_dir.is_dir():
         return []
     known = [run_dir / n for n in NOTEBOOKS if (run_dir / n).is_dir()]
-    extra = sorted(p for p in run_dir.iterdir() if p.is_dir() and p not in known
-                   and ((p / "metrics.json").is_file() or (p / "run.json").is_file()))
+    extra = sorted(
+        p
+        for p in run_dir.iterdir()
+        if p.is_dir()
+        and p not in known
+        and ((p / "metrics.json").is_file() or (p / "run.json").is_file())
+    )
     return known + extra
 
 
@@ -518,15 +589,21 @@ def write_index(run_dir: str | Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     esc = html.escape
     series = _read_json(run_dir / "run.json") or {}
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lgkit run {esc(run_dir.name)}</title>"
-             f"<style>{_CSS}</style></head><body>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>lgkit run {esc(run_dir.name)}</title>"
+        f"<style>{_CSS}</style></head><body>"
+    ]
     parts.append(f"<h1>lgkit run <code>{esc(run_dir.name)}</code></h1>")
-    meta = [f"profile: <b>{esc(str(series.get('profile', '?')))}</b>",
-            f"git: <code>{esc(str(series.get('git_hash')))}</code>",
-            f"started: {esc(str(series.get('start_time', '?')))}"]
+    meta = [
+        f"profile: <b>{esc(str(series.get('profile', '?')))}</b>",
+        f"git: <code>{esc(str(series.get('git_hash')))}</code>",
+        f"started: {esc(str(series.get('start_time', '?')))}",
+    ]
     if series.get("seconds") is not None:
         scope = ", ".join(series.get("notebooks") or [])
-        meta.append(f"wall time: {float(series['seconds']):.0f} s" + (f" ({esc(scope)})" if scope else ""))
+        meta.append(
+            f"wall time: {float(series['seconds']):.0f} s" + (f" ({esc(scope)})" if scope else "")
+        )
     if series.get("history"):
         meta.append(f"{len(series['history'])} earlier invocation(s) into this run (see run.json)")
     if series.get("status"):
@@ -534,26 +611,33 @@ def write_index(run_dir: str | Path) -> Path:
     parts.append(f"<p class='small'>{' · '.join(meta)}</p>")
     if series.get("failed"):
         f = series["failed"]
-        parts.append(f"<p class='no'>Notebook <b>{esc(str(f.get('notebook')))}</b> failed: {esc(str(f.get('reason')))}"
-                     f" — partially executed notebook: <code>{esc(str(f.get('path')))}</code></p>")
+        parts.append(
+            f"<p class='no'>Notebook <b>{esc(str(f.get('notebook')))}</b> failed: {esc(str(f.get('reason')))}"
+            f" — partially executed notebook: <code>{esc(str(f.get('path')))}</code></p>"
+        )
 
     # findings of all notebooks
     findings = collect_findings(run_dir)
     parts.append("<h2>Findings</h2>")
     if findings:
-        parts.append("<table><tr><th>notebook</th><th>claim</th><th>measured</th><th>result</th><th>detail</th></tr>")
+        parts.append(
+            "<table><tr><th>notebook</th><th>claim</th><th>measured</th><th>result</th><th>detail</th></tr>"
+        )
         for f in findings:
             detail = str(f.get("detail") or "")
             parts.append(
                 f"<tr><td><a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a></td>"
                 f"<td>{esc(str(f.get('claim', '')))}</td><td>{esc(str(f.get('measured', '')))}</td>"
                 f"{_supported_cell(f.get('supported'))}"
-                f"<td class='small'><details><summary>how</summary>{esc(detail)}</details></td></tr>")
+                f"<td class='small'><details><summary>how</summary>{esc(detail)}</details></td></tr>"
+            )
         parts.append("</table>")
         n_yes = sum(f.get("supported") is True for f in findings)
         n_no = sum(f.get("supported") is False for f in findings)
-        parts.append(f"<p class='small'>{n_yes} supported, {n_no} not supported, "
-                     f"{len(findings) - n_yes - n_no} not measurable, on this run's models and data.</p>")
+        parts.append(
+            f"<p class='small'>{n_yes} supported, {n_no} not supported, "
+            f"{len(findings) - n_yes - n_no} not measurable, on this run's models and data.</p>"
+        )
     else:
         parts.append("<p>No findings yet.</p>")
 
@@ -572,26 +656,48 @@ def write_index(run_dir: str | Path) -> Path:
             info.append(f"error: {esc(str(rec['error']))}")
         parts.append(f"<p class='small'>{' · '.join(info)}</p>")
         links = []
-        for fn, label in ((f"{name}.html", "executed notebook (HTML)"), (f"{name}.ipynb", "executed notebook (.ipynb)"),
-                          ("metrics.json", "metrics.json"), ("params.yaml", "parameters"), ("run.json", "run.json")):
+        for fn, label in (
+            (f"{name}.html", "executed notebook (HTML)"),
+            (f"{name}.ipynb", "executed notebook (.ipynb)"),
+            ("metrics.json", "metrics.json"),
+            ("params.yaml", "parameters"),
+            ("run.json", "run.json"),
+        ):
             if (nb_dir / fn).is_file():
                 links.append(f"<a href='{esc(_rel(nb_dir / fn, run_dir))}'>{esc(label)}</a>")
         parts.append("<p>" + " · ".join(links) + "</p>")
-        keys = {k: m[k] for k in ("model", "models", "n_examples", "n_rows", "n_files", "datasets") if k in m}
+        keys = {
+            k: m[k]
+            for k in ("model", "models", "n_examples", "n_rows", "n_files", "datasets")
+            if k in m
+        }
         if keys:
-            parts.append("<p class='small'>" + " · ".join(f"{esc(k)}: {esc(json.dumps(v, default=str))}" for k, v in keys.items()) + "</p>")
+            parts.append(
+                "<p class='small'>"
+                + " · ".join(
+                    f"{esc(k)}: {esc(json.dumps(v, default=str))}" for k, v in keys.items()
+                )
+                + "</p>"
+            )
         tables = sorted((nb_dir / "tables").glob("*")) if (nb_dir / "tables").is_dir() else []
         if tables:
-            parts.append("<p>tables: " + " · ".join(
-                f"<a href='{esc(_rel(t, run_dir))}'>{esc(t.name)}</a>" for t in tables) + "</p>")
-        figs = sorted(nb_dir.glob("*.png")) + (sorted((nb_dir / "figures").glob("*.png")) if (nb_dir / "figures").is_dir() else [])
+            parts.append(
+                "<p>tables: "
+                + " · ".join(f"<a href='{esc(_rel(t, run_dir))}'>{esc(t.name)}</a>" for t in tables)
+                + "</p>"
+            )
+        figs = sorted(nb_dir.glob("*.png")) + (
+            sorted((nb_dir / "figures").glob("*.png")) if (nb_dir / "figures").is_dir() else []
+        )
         if figs:
             parts.append("<div class='thumbs'>")
             for fpng in figs:
                 pdf = fpng.with_suffix(".pdf")
                 href = _rel(fpng, run_dir)
                 cap = f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
-                parts.append(f"<a href='{esc(href)}' title='{esc(fpng.stem)}'><img src='{esc(href)}' alt='{esc(fpng.stem)}'></a>{cap}")
+                parts.append(
+                    f"<a href='{esc(href)}' title='{esc(fpng.stem)}'><img src='{esc(href)}' alt='{esc(fpng.stem)}'></a>{cap}"
+                )
             parts.append("</div>")
     parts.append("</body></html>")
     out = run_dir / "index.html"
@@ -626,22 +732,46 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         "root) using params/<notebook>.<profile>.yaml, and write per notebook the executed notebook, figures, "
         "tables, metrics.json, the resolved parameters and the git hash, plus <out>/index.html.",
     )
-    p.add_argument("--profile", choices=PROFILES, default="default", help="parameter profile (default: default)")
-    p.add_argument("--only", default=None, help="comma list of notebooks, e.g. 02,04 (default: all); without 01, "
-                   "--out must be a run whose 01 has been executed")
-    p.add_argument("--out", default=None, help="run directory (default outputs/<profile>-<timestamp>)")
-    p.add_argument("--param", action="append", metavar="NB:KEY=VALUE", help="override a parameter, e.g. "
-                   "02:n_per_variant=4 (repeatable; validated like the YAML)")
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="parameter profile (default: default)",
+    )
+    p.add_argument(
+        "--only",
+        default=None,
+        help="comma list of notebooks, e.g. 02,04 (default: all); without 01, "
+        "--out must be a run whose 01 has been executed",
+    )
+    p.add_argument(
+        "--out", default=None, help="run directory (default outputs/<profile>-<timestamp>)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="NB:KEY=VALUE",
+        help="override a parameter, e.g. 02:n_per_variant=4 (repeatable; validated like the YAML)",
+    )
     p.add_argument("--log-output", action="store_true", help="stream notebook output into the log")
-    p.add_argument("--no-html", action="store_true", help="do not render executed notebooks to HTML")
+    p.add_argument(
+        "--no-html", action="store_true", help="do not render executed notebooks to HTML"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
     try:
-        run_dir = run_series(a.profile, a.only, a.out, progress=not a.no_progress, log_output=a.log_output,
-                             html_report=not a.no_html, overrides=_parse_set(a.param))
+        run_dir = run_series(
+            a.profile,
+            a.only,
+            a.out,
+            progress=not a.no_progress,
+            log_output=a.log_output,
+            html_report=not a.no_html,
+            overrides=_parse_set(a.param),
+        )
     except NotebookFailed as e:
         import sys
 

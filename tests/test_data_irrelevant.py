@@ -89,19 +89,35 @@ def _reasoning_examples(answers: list[str], style: str) -> list[Example]:
             text = f"Reasoning for question {i}.\nThe final answer is {a}"
         else:
             text = f"Step one for {i}.\n\nStep two: compute it.\n\nSo the result is \\boxed{{{a}}}."
-        out.append(Example(f"Question {i}?", "", text, id=f"d-{i:04d}-{style}-correct", dataset="d", cot=style,
-                           correct=True, meta={"qid": f"d-{i:04d}"}))
+        out.append(
+            Example(
+                f"Question {i}?",
+                "",
+                text,
+                id=f"d-{i:04d}-{style}-correct",
+                dataset="d",
+                cot=style,
+                correct=True,
+                meta={"qid": f"d-{i:04d}"},
+            )
+        )
     return out
 
 
 @SETTINGS
-@given(keys=feasible_keys(), seed=st.integers(0, 2**31 - 1), style=st.sampled_from(["none", "simplified", "detailed"]))
+@given(
+    keys=feasible_keys(),
+    seed=st.integers(0, 2**31 - 1),
+    style=st.sampled_from(["none", "simplified", "detailed"]),
+)
 def test_make_irrelevant_never_own_response_or_answer(keys, seed, style):
     answers = ["yes" if k == 0 else "no" if k == 1 else f"{k * 7 + 1}" for k in keys]
     exs = _reasoning_examples(answers, style)
     irr = make_irrelevant(exs, seed=seed)  # answers extracted from the texts
     assert len(irr) == len(exs)
-    assert sorted(e.output for e in irr) == sorted(e.output for e in exs)  # a permutation of responses
+    assert sorted(e.output for e in irr) == sorted(
+        e.output for e in exs
+    )  # a permutation of responses
     for c, i in zip(exs, irr, strict=True):
         assert i.prompt == c.prompt and i.correct is False and c.correct is True
         assert i.output != c.output
@@ -109,7 +125,12 @@ def test_make_irrelevant_never_own_response_or_answer(keys, seed, style):
         assert i.meta["response_from"] != c.meta["qid"]
         assert i.id.endswith("-irrelevant")
     report = check_irrelevant(exs, irr)
-    assert (report.n, report.same_response, report.same_final_answer, report.own_sentence) == (len(exs), 0, 0, 0)
+    assert (report.n, report.same_response, report.same_final_answer, report.own_sentence) == (
+        len(exs),
+        0,
+        0,
+        0,
+    )
     assert report.answered == len(exs) and report.rate == 0.0
 
 
@@ -132,8 +153,15 @@ def test_make_variants_shares_one_donor_map_across_cot_levels(n, seed):
 
 def _articles(n: int, k: int) -> list[Example]:
     return [
-        Example(f"Tell me about T{i}.", "", " ".join(f"Article {i} sentence number {j} is here." for j in range(k + i % 3)),
-                dataset="wiki_x", cot="none", correct=True, id=f"w-{i}")
+        Example(
+            f"Tell me about T{i}.",
+            "",
+            " ".join(f"Article {i} sentence number {j} is here." for j in range(k + i % 3)),
+            dataset="wiki_x",
+            cot="none",
+            correct=True,
+            id=f"w-{i}",
+        )
         for i in range(n)
     ]
 
@@ -155,8 +183,12 @@ def test_shuffle_sentences_keeps_count_and_takes_only_other_articles(n, k, seed)
 
 def test_shuffle_sentences_is_seeded():
     exs = _articles(6, 4)
-    assert [e.output for e in shuffle_sentences(exs, seed=1)] == [e.output for e in shuffle_sentences(exs, seed=1)]
-    assert [e.output for e in shuffle_sentences(exs, seed=1)] != [e.output for e in shuffle_sentences(exs, seed=2)]
+    assert [e.output for e in shuffle_sentences(exs, seed=1)] == [
+        e.output for e in shuffle_sentences(exs, seed=1)
+    ]
+    assert [e.output for e in shuffle_sentences(exs, seed=1)] != [
+        e.output for e in shuffle_sentences(exs, seed=2)
+    ]
 
 
 def test_check_irrelevant_counts_collisions():
@@ -178,10 +210,14 @@ def test_check_irrelevant_counts_collisions():
 
 def test_check_irrelevant_own_sentence_ignores_shared_boilerplate():
     boiler = "Let us think about this question very carefully."
-    c = [Example("a", "", f"{boiler} Apples grow on trees in orchards everywhere."),
-         Example("b", "", f"{boiler} Bananas grow in warm tropical places mostly.")]
-    kept = [Example("a", "", f"{boiler} Apples grow on trees in orchards everywhere."),
-            Example("b", "", "Something else entirely, written for another question.")]
+    c = [
+        Example("a", "", f"{boiler} Apples grow on trees in orchards everywhere."),
+        Example("b", "", f"{boiler} Bananas grow in warm tropical places mostly."),
+    ]
+    kept = [
+        Example("a", "", f"{boiler} Apples grow on trees in orchards everywhere."),
+        Example("b", "", "Something else entirely, written for another question."),
+    ]
     assert check_irrelevant(c, kept).own_sentence == 1
     swapped = [Example("a", "", c[1].output), Example("b", "", c[0].output)]
     assert check_irrelevant(c, swapped).own_sentence == 0  # the shared sentence is not evidence

@@ -26,8 +26,12 @@ from lgkit.data import (
 )
 from lgkit.errors import InputError
 
-RELEASE_DIR = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "layer_gradient").resolve()
-needs_release = pytest.mark.skipif(not RELEASE_DIR.is_dir(), reason=f"released files not found at {RELEASE_DIR}")
+RELEASE_DIR = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "layer_gradient"
+).resolve()
+needs_release = pytest.mark.skipif(
+    not RELEASE_DIR.is_dir(), reason=f"released files not found at {RELEASE_DIR}"
+)
 
 
 @pytest.fixture
@@ -60,11 +64,26 @@ def test_catalog_maps_file_names_to_vocabulary():
     f = by["cot_500_wrong_answer_shuffle/creak_train_with_cot_gpt4o.json"]
     assert (f.dataset, f.cot, f.correct, f.family) == ("creak", "detailed", False, "commonsense")
     f = by["lighteval_math/counting_probability_with_cot.json"]
-    assert (f.dataset, f.cot, f.meta["subject"]) == ("math_counting_probability", "simplified", "counting_probability")
+    assert (f.dataset, f.cot, f.meta["subject"]) == (
+        "math_counting_probability",
+        "simplified",
+        "counting_probability",
+    )
     f = by["wiki_popularity_wrong_answer_shuffle/long_tail_wikipedia.json"]
-    assert (f.dataset, f.cot, f.correct, f.n_expected, f.meta["popularity"]) == ("wiki_long_tail", "none", False, 454, "long_tail")
+    assert (f.dataset, f.cot, f.correct, f.n_expected, f.meta["popularity"]) == (
+        "wiki_long_tail",
+        "none",
+        False,
+        454,
+        "long_tail",
+    )
     assert by["wiki_popularity/popular_wikipedia_500.json"].meta["length"] == 500
-    assert {f.dataset for f in release_catalog(family="commonsense")} == {"strategyqa", "ecqa", "creak", "sensemaking"}
+    assert {f.dataset for f in release_catalog(family="commonsense")} == {
+        "strategyqa",
+        "ecqa",
+        "creak",
+        "sensemaking",
+    }
     assert len(release_catalog(dataset="popular_wikipedia_100")) == 2  # the authors' names work too
     assert release_catalog(dataset="gsm8k", cot="with_cot_gpt4o", correct=True)[0].cot == "detailed"
 
@@ -92,7 +111,7 @@ def test_every_released_file_loads_with_counts_and_metadata(release_env):
             answered = sum(e.meta.get("answer") is not None for e in exs)
             assert answered >= 0.95 * len(exs), f.relpath
         if f.dataset.startswith("math_"):
-            assert exs[0].meta["subject"] == f.dataset[len("math_"):]
+            assert exs[0].meta["subject"] == f.dataset[len("math_") :]
 
 
 @needs_release
@@ -101,8 +120,12 @@ def test_released_texts_kept_as_is(release_env):
     exs = load_release("aqua", "none", limit=3)
     assert [e.instruction for e in exs] == [r["instruction"] for r in raw[:3]]
     assert "\\n" in exs[0].instruction  # the literal escape of the release stays
-    assert load_release("gsm8k", "simplified", limit=1)[0].meta["answer"] == "20"  # from the no-CoT file
-    assert load_release("math_algebra", "detailed", limit=1)[0].meta["answer"] == "0"  # \boxed{} of the solution
+    assert (
+        load_release("gsm8k", "simplified", limit=1)[0].meta["answer"] == "20"
+    )  # from the no-CoT file
+    assert (
+        load_release("math_algebra", "detailed", limit=1)[0].meta["answer"] == "0"
+    )  # \boxed{} of the solution
 
 
 @needs_release
@@ -128,7 +151,9 @@ def test_rebuilt_irrelevant_of_released_data_has_zero_collisions(release_env):
         r = check_irrelevant(groups[("strategyqa", cot, True)], groups[("strategyqa", cot, False)])
         assert (r.same_response, r.same_final_answer, r.own_sentence) == (0, 0, 0), cot
         # independent of the recorded metadata: the texts' own final answers differ too
-        for c, i in zip(groups[("strategyqa", cot, True)], groups[("strategyqa", cot, False)], strict=True):
+        for c, i in zip(
+            groups[("strategyqa", cot, True)], groups[("strategyqa", cot, False)], strict=True
+        ):
             if cot != "detailed":
                 assert c.output.rsplit(" ", 1)[-1] != i.output.rsplit(" ", 1)[-1]
 
@@ -166,7 +191,11 @@ def _fake_file(root: Path, relpath: str, n: int = 2, bad_at: int | None = None) 
 
 def test_resolution_order_explicit_then_env_then_cache(isolated, monkeypatch, tmp_path):
     rp = "cot_500/gsm8k_train_no_cot.json"
-    explicit, env, cache = tmp_path / "explicit", tmp_path / "env", tmp_path / "cache" / "data" / "layer_gradient"
+    explicit, env, cache = (
+        tmp_path / "explicit",
+        tmp_path / "env",
+        tmp_path / "cache" / "data" / "layer_gradient",
+    )
     _fake_file(explicit, rp, n=1)
     _fake_file(env / "data", rp, n=2)  # a clone of the repository: <root>/data/...
     _fake_file(cache, rp, n=3)
@@ -200,7 +229,9 @@ def test_download_into_cache_then_reuse(isolated, monkeypatch):
     assert len(exs) == 2
     assert calls[0].startswith("https://raw.githubusercontent.com/MingLiiii/Layer_Gradient/")
     assert calls[0].endswith("/data/cot_500_wrong_answer_shuffle/creak_train_no_cot.json")
-    assert (rel.release_cache_dir() / "cot_500_wrong_answer_shuffle/creak_train_no_cot.json").is_file()
+    assert (
+        rel.release_cache_dir() / "cot_500_wrong_answer_shuffle/creak_train_no_cot.json"
+    ).is_file()
     n = len(calls)
     load_release("creak", "none", correct=False, check_count=False)
     assert len(calls) == n  # served from the cache

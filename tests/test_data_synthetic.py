@@ -49,8 +49,12 @@ def groups50():
 
 
 def test_synthetic_covers_every_variant_with_50(groups50):
-    expected = {(ds, cot, corr) for ds in SYNTH_DATASETS["math"] + SYNTH_DATASETS["commonsense"]
-                for cot in COT_LEVELS for corr in (True, False)}
+    expected = {
+        (ds, cot, corr)
+        for ds in SYNTH_DATASETS["math"] + SYNTH_DATASETS["commonsense"]
+        for cot in COT_LEVELS
+        for corr in (True, False)
+    }
     expected |= {(ds, "none", corr) for ds in SYNTH_DATASETS["wiki"] for corr in (True, False)}
     assert set(groups50) == expected
     for (ds, cot, corr), exs in groups50.items():
@@ -71,12 +75,21 @@ def test_synthetic_is_deterministic_by_seed():
     assert dump(a) == dump(b)
     assert dump(a) != dump(c)
     # generating more gives the same first examples (notebook 01 writes a prefix)
-    assert [i.instruction for i in synth_arith_items(10, 3)[:4]] == [i.instruction for i in synth_arith_items(4, 3)]
+    assert [i.instruction for i in synth_arith_items(10, 3)[:4]] == [
+        i.instruction for i in synth_arith_items(4, 3)
+    ]
 
 
 _CALC = re.compile(r"\$?(\d+) ([+\-*/×÷−]) \$?(\d+) = \$?(\d+)")
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "−": lambda a, b: a - b, "*": lambda a, b: a * b,
-        "×": lambda a, b: a * b, "/": lambda a, b: a / b, "÷": lambda a, b: a / b}
+_OPS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "−": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "×": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "÷": lambda a, b: a / b,
+}
 
 
 def test_arith_cot_is_a_faithful_derivation():
@@ -110,7 +123,11 @@ def test_commonsense_balanced_and_answers_in_options():
             assert f"- {it.answer}\n" in it.instruction + "\n"
         else:
             assert it.answer in ("yes", "no")
-        assert final_answer(it.responses["simplified"]) == it.answer == final_answer(it.responses["detailed"])
+        assert (
+            final_answer(it.responses["simplified"])
+            == it.answer
+            == final_answer(it.responses["detailed"])
+        )
         assert len(it.responses["detailed"]) > 2 * len(it.responses["simplified"])
 
 
@@ -127,7 +144,11 @@ def test_wiki_lengths_and_popularity(groups50):
             for e in exs:
                 assert e.instruction == f"Tell me about {e.meta['title']}."
                 assert e.meta["fictional"] is (pop == "long_tail")
-                assert e.meta["popularity"] == pop and e.meta["length"] == ln and e.meta["words"] == words
+                assert (
+                    e.meta["popularity"] == pop
+                    and e.meta["length"] == ln
+                    and e.meta["words"] == words
+                )
                 assert e.meta["variant"] == f"{pop}_wikipedia_{ln}"
     with pytest.raises(InputError):
         synth_wiki_items(N_POPULAR_SUBJECTS + 1, popularity="popular")
@@ -137,7 +158,9 @@ def test_wiki_lengths_and_popularity(groups50):
 
 def test_summary_token_lengths(groups50):
     s = summary(groups50, WordTokenizer())
-    assert {"dataset", "cot", "correct", "n", "tokens_mean", "tokens_median", "tokens_p90"} <= set(s.columns)
+    assert {"dataset", "cot", "correct", "n", "tokens_mean", "tokens_median", "tokens_p90"} <= set(
+        s.columns
+    )
     assert len(s) == len(groups50) and set(s["n"]) == {50}
     r = length_ratios(s)
     assert r["synth_arith"]["detailed_over_simplified"] > 2.5
@@ -169,7 +192,9 @@ def test_build_profile_smoke_contract(tmp_path):
     back = read_data_index(ddir)
     assert [f.to_dict(ddir) for f in back] == [f.to_dict(ddir) for f in files]
     assert [f.name for f in read_data_index(ddir / "index.json")] == [f.name for f in files]
-    assert [f.name for f in read_data_index(out)] == [f.name for f in files]  # the run folder works too
+    assert [f.name for f in read_data_index(out)] == [
+        f.name for f in files
+    ]  # the run folder works too
     all_ids = []
     for f in files:
         assert f.path.name == f"{variant_name(f.dataset, f.cot, f.correct)}.jsonl"
@@ -181,11 +206,15 @@ def test_build_profile_smoke_contract(tmp_path):
         all_ids += [e.id for e in exs]
     assert len(all_ids) == len(set(all_ids))
     wiki = select(files, family="wiki", popularity="long_tail", correct=True)
-    assert {f.meta["length"] for f in wiki} == set(WIKI_LENGTHS) and all(f.meta["words"] for f in wiki)
+    assert {f.meta["length"] for f in wiki} == set(WIKI_LENGTHS) and all(
+        f.meta["words"] for f in wiki
+    )
     assert len(select(files, family="math", cot=["none", "detailed"])) == 4
     reports = check_data_files(files)
     assert len(reports) == 12
-    assert all(r.same_response == r.same_final_answer == r.own_sentence == 0 for r in reports.values())
+    assert all(
+        r.same_response == r.same_final_answer == r.own_sentence == 0 for r in reports.values()
+    )
     idx = json.loads((ddir / "index.json").read_text())
     assert idx["profile"] == "smoke" and idx["seed"] == 0
     # a second run replaces the files of the first
@@ -201,7 +230,9 @@ def test_build_profile_default_writes_n_per_variant(tmp_path):
 
 
 def test_data_file_validation(tmp_path):
-    ok = Example("q", "", "a", id="x-1", dataset="d", cot="none", correct=True, meta={"family": "math"})
+    ok = Example(
+        "q", "", "a", id="x-1", dataset="d", cot="none", correct=True, meta={"family": "math"}
+    )
     f = write_data_file(tmp_path, [ok])
     assert isinstance(f, DataFile) and f.family == "math"
     with pytest.raises(InputError, match="id"):

@@ -10,5 +10,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_ruff_check():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    r = subprocess.run([ruff, "check", "lgkit", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        [ruff, "check", "lgkit", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ruff_format():
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    r = subprocess.run(
+        [ruff, "format", "--check", "lgkit", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -41,14 +41,21 @@ def test_committed_without_outputs():
 def test_smoke_run_offline(tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "run"
-    for var in ("LGKIT_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # no network, no download
+    for var in (
+        "LGKIT_OFFLINE",
+        "HF_HUB_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+    ):  # no network, no download
         monkeypatch.setenv(var, "1")
     if RELEASE_DIR.is_dir():
         monkeypatch.setenv("LGKIT_DATA_DIR", str(RELEASE_DIR))
     else:
         monkeypatch.delenv("LGKIT_DATA_DIR", raising=False)
     papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "01_data_prep.ipynb"), kernel_name="python3", progress_bar=False,
+        str(NOTEBOOK),
+        str(tmp_path / "01_data_prep.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
         parameters={**_yaml(REPO / "params" / "01_data_prep.smoke.yaml"), "out_dir": str(out)},
     )
     m = json.loads((out / "metrics.json").read_text())
@@ -58,7 +65,11 @@ def test_smoke_run_offline(tmp_path, monkeypatch):
     assert m["written_collision_free"] is True
     assert (out / "token_lengths.png").stat().st_size > 0
     stats = m["token_lengths"]["synth_arith__detailed__correct"]
-    assert stats["n"] == 8 and stats["tokens_mean"] > m["token_lengths"]["synth_arith__simplified__correct"]["tokens_mean"]
+    assert (
+        stats["n"] == 8
+        and stats["tokens_mean"]
+        > m["token_lengths"]["synth_arith__simplified__correct"]["tokens_mean"]
+    )
     assert m["length_ratios"]["synth_arith"]["detailed_over_simplified"] > 2
     from lgkit.data import read_data_index
 

@@ -33,18 +33,26 @@ def test_notebooks_are_clean(path):
     """Committed without outputs or execution counts, kernel python3, one parameters cell."""
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernel name must be python3"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", (
+        f"{path.name}: kernel name must be python3"
+    )
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
-            assert cell.get("outputs") == [], f"{path.name}: cell {i} has outputs (clear them before committing)"
-            assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
+            assert cell.get("outputs") == [], (
+                f"{path.name}: cell {i} has outputs (clear them before committing)"
+            )
+            assert cell.get("execution_count") is None, (
+                f"{path.name}: cell {i} has an execution count"
+            )
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
     assert not any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
     assert "papermill" not in nb.metadata, f"{path.name}: an executed copy was committed"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOK_FILES if p.stem != "01_data_prep"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOK_FILES if p.stem != "01_data_prep"], ids=lambda p: p.name
+)
 def test_notebooks_are_thin(path):
     """No helper definitions in notebooks (they live in lgkit), no sys.path edits or %pip."""
     nb = nbformat.read(str(path), as_version=4)
@@ -64,8 +72,22 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "run"
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "lgkit", "run", "--profile", "smoke", "--out", str(out), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        [
+            sys.executable,
+            "-m",
+            "lgkit",
+            "run",
+            "--profile",
+            "smoke",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, f"lgkit run failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
@@ -80,13 +102,28 @@ def _metrics(run: Path, name: str) -> dict:
 
 
 EXPECTED_CLAIMS = {
-    "02_math": ["(cot=detailed) gives smaller gradients", "fast thinking (cot=none)", "fast thinking (cot=simplified)",
-                "Only with slow thinking (cot=detailed)"],
-    "03_commonsense": ["(cot=detailed) gives smaller gradients", "fast thinking (cot=none)", "fast thinking (cot=simplified)",
-                       "Only with slow thinking (cot=detailed)"],
-    "04_wiki": ["Longer responses on knowledge data do not reproduce slow thinking", "long-tail knowledge"],
-    "05_base_vs_instruct": ["Pre-trained (base) LLMs are less affected", "Instruction-tuned LLMs do not separate",
-                            "[tiny-random-gemma2] Slow thinking", "[tiny-random-llama] Slow thinking"],
+    "02_math": [
+        "(cot=detailed) gives smaller gradients",
+        "fast thinking (cot=none)",
+        "fast thinking (cot=simplified)",
+        "Only with slow thinking (cot=detailed)",
+    ],
+    "03_commonsense": [
+        "(cot=detailed) gives smaller gradients",
+        "fast thinking (cot=none)",
+        "fast thinking (cot=simplified)",
+        "Only with slow thinking (cot=detailed)",
+    ],
+    "04_wiki": [
+        "Longer responses on knowledge data do not reproduce slow thinking",
+        "long-tail knowledge",
+    ],
+    "05_base_vs_instruct": [
+        "Pre-trained (base) LLMs are less affected",
+        "Instruction-tuned LLMs do not separate",
+        "[tiny-random-gemma2] Slow thinking",
+        "[tiny-random-llama] Slow thinking",
+    ],
 }
 
 
@@ -108,12 +145,16 @@ def test_smoke_metrics(smoke_run, name):
     for fig in m["figures"]:
         assert (smoke_run / name / fig).is_file()
         assert (smoke_run / name / fig).with_suffix(".pdf").is_file()
-    assert any(t.endswith(".tex") for t in m["tables"]) and any(t.endswith(".csv") for t in m["tables"])
+    assert any(t.endswith(".tex") for t in m["tables"]) and any(
+        t.endswith(".csv") for t in m["tables"]
+    )
     for t in m["tables"]:
         assert (smoke_run / name / t).is_file()
     rec = json.loads((smoke_run / name / "run.json").read_text())
     assert rec["status"] == "ok" and rec["profile"] == "smoke" and "git_hash" in rec
-    assert (smoke_run / name / f"{name}.ipynb").is_file() and (smoke_run / name / "params.yaml").is_file()
+    assert (smoke_run / name / f"{name}.ipynb").is_file() and (
+        smoke_run / name / "params.yaml"
+    ).is_file()
 
 
 @pytest.mark.slow
@@ -123,13 +164,17 @@ def test_smoke_key_numbers(smoke_run):
     assert all(v > 0 for v in m2["mean_nuclear_norm_by_cot"].values())
     assert set(m2["rd_by_cot"]) == {"none", "simplified", "detailed"}
     m4 = _metrics(smoke_run, "04_wiki")
-    assert m4["reference_rd"] == pytest.approx(m2["rd_by_cot"]["detailed"])  # the math statistics, reused
+    assert m4["reference_rd"] == pytest.approx(
+        m2["rd_by_cot"]["detailed"]
+    )  # the math statistics, reused
     assert len(m4["groups"]) >= 2
     m5 = _metrics(smoke_run, "05_base_vs_instruct")
     assert m5["models"] == ["tiny-random-gemma2", "tiny-random-llama"]
     assert m5["pairs"][0]["same_family"] is False
     # 05 reused 02's statistics of the instruct model (same settings): identical numbers
-    assert m5["mean_nuclear_norm_by_model_cot"]["tiny-random-llama"] == pytest.approx(m2["mean_nuclear_norm_by_cot"])
+    assert m5["mean_nuclear_norm_by_model_cot"]["tiny-random-llama"] == pytest.approx(
+        m2["mean_nuclear_norm_by_cot"]
+    )
 
 
 @pytest.mark.slow

@@ -29,7 +29,12 @@ PARAM_FILES = sorted((REPO / "params").glob("*.yaml"))
 
 
 def test_every_notebook_has_a_yaml_per_profile():
-    missing = [f"{n}.{p}.yaml" for n in NOTEBOOKS for p in PROFILES if not (REPO / "params" / f"{n}.{p}.yaml").is_file()]
+    missing = [
+        f"{n}.{p}.yaml"
+        for n in NOTEBOOKS
+        for p in PROFILES
+        if not (REPO / "params" / f"{n}.{p}.yaml").is_file()
+    ]
     assert not missing, f"missing params files: {missing}"
     for f in PARAM_FILES:
         name, profile, _ = f.name.rsplit(".", 2)
@@ -43,7 +48,9 @@ def test_every_yaml_key_is_a_notebook_parameter(path):
     params = pm.inspect_notebook(str(nb))
     doc = yaml.safe_load(path.read_text()) or {}
     unknown = sorted(set(doc) - set(params))
-    assert not unknown, f"{path.name}: keys {unknown} are not parameters of {nb.name} ({sorted(params)})"
+    assert not unknown, (
+        f"{path.name}: keys {unknown} are not parameters of {nb.name} ({sorted(params)})"
+    )
     runner.validate_params(doc, nb, path)  # the runner's own check agrees
 
 
@@ -53,7 +60,11 @@ def test_parameters_cell_is_fully_parsed_by_papermill(name):
     nb = nbformat.read(str(REPO / "notebooks" / f"{name}.ipynb"), as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1
-    declared = [m.group(1) for line in cells[0].source.splitlines() if (m := re.match(r"^(\w+)\s*(?::[^=]*)?=", line))]
+    declared = [
+        m.group(1)
+        for line in cells[0].source.splitlines()
+        if (m := re.match(r"^(\w+)\s*(?::[^=]*)?=", line))
+    ]
     assert declared == list(pm.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb")))
 
 
@@ -69,7 +80,9 @@ def test_default_profile_shares_statistics_settings():
         settings = set()
         for name in NOTEBOOKS[1:]:
             doc = yaml.safe_load((REPO / "params" / f"{name}.{profile}.yaml").read_text()) or {}
-            settings.add((doc.get("n_per_variant"), doc.get("max_length"), doc.get("modules", "q,k,v,o")))
+            settings.add(
+                (doc.get("n_per_variant"), doc.get("max_length"), doc.get("modules", "q,k,v,o"))
+            )
         assert len(settings) == 1, f"{profile}: {settings}"
 
 
@@ -77,8 +90,20 @@ def test_full_profile_lists_the_five_pairs():
     doc = yaml.safe_load((REPO / "params" / "05_base_vs_instruct.full.yaml").read_text())
     base = doc["base_models"].split(",")
     inst = doc["instruct_models"].split(",")
-    assert base == ["Qwen/Qwen2-1.5B", "google/gemma-2-2b", "meta-llama/Llama-3.1-8B", "google/gemma-2-9b", "meta-llama/Llama-2-7b-hf"]
-    assert inst == ["Qwen/Qwen2-1.5B-Instruct", "google/gemma-2-2b-it", "meta-llama/Llama-3.1-8B-Instruct", "google/gemma-2-9b-it", "meta-llama/Llama-2-7b-chat-hf"]
+    assert base == [
+        "Qwen/Qwen2-1.5B",
+        "google/gemma-2-2b",
+        "meta-llama/Llama-3.1-8B",
+        "google/gemma-2-9b",
+        "meta-llama/Llama-2-7b-hf",
+    ]
+    assert inst == [
+        "Qwen/Qwen2-1.5B-Instruct",
+        "google/gemma-2-2b-it",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "google/gemma-2-9b-it",
+        "meta-llama/Llama-2-7b-chat-hf",
+    ]
 
 
 def test_resolve_params_injects_run_paths(tmp_path):
@@ -121,13 +146,19 @@ def test_load_params_yaml_errors(tmp_path):
 
 
 def _nb(params_src: str, body: str) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=[
-        new_markdown_cell("stand-in"),
-        new_code_cell(params_src),
-        new_code_cell(body),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("stand-in"),
+            new_code_cell(params_src),
+            new_code_cell(body),
+        ]
+    )
     nb.cells[1].metadata["tags"] = ["parameters"]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
@@ -170,7 +201,9 @@ def test_unknown_yaml_key_names_file_and_key(fake_root, tmp_path):
     y = fake_root / "params" / "02_math.smoke.yaml"
     y.write_text("fail: false\nn_per_variantt: 3\n")
     with pytest.raises(InputError) as e:
-        runner.run_series("smoke", only="01,02", out=tmp_path / "run", root=fake_root, progress=False)
+        runner.run_series(
+            "smoke", only="01,02", out=tmp_path / "run", root=fake_root, progress=False
+        )
     msg = str(e.value)
     assert str(y) in msg and "n_per_variantt" in msg
     assert not (tmp_path / "run").exists(), "nothing runs before every YAML is valid"
@@ -179,7 +212,9 @@ def test_unknown_yaml_key_names_file_and_key(fake_root, tmp_path):
 def test_cli_unknown_key_exits_2(fake_root, tmp_path, monkeypatch, capsys):
     (fake_root / "params" / "02_math.smoke.yaml").write_text("bogus_key: 1\n")
     monkeypatch.setenv("LGKIT_REPO_ROOT", str(fake_root))
-    rc = cli.main(["run", "--profile", "smoke", "--only", "02", "--out", str(tmp_path / "r"), "--no-progress"])
+    rc = cli.main(
+        ["run", "--profile", "smoke", "--only", "02", "--out", str(tmp_path / "r"), "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "02_math.smoke.yaml" in err and "bogus_key" in err
@@ -187,14 +222,18 @@ def test_cli_unknown_key_exits_2(fake_root, tmp_path, monkeypatch, capsys):
 
 def test_only_without_01_needs_existing_data(fake_root, tmp_path):
     with pytest.raises(InputError, match="01_data_prep"):
-        runner.run_series("smoke", only="02", out=tmp_path / "empty", root=fake_root, progress=False)
+        runner.run_series(
+            "smoke", only="02", out=tmp_path / "empty", root=fake_root, progress=False
+        )
     with pytest.raises(InputError, match="--out"):
         runner.run_series("smoke", only="02", out=None, root=fake_root, progress=False)
 
 
 def test_run_series_writes_records_and_index(fake_root, tmp_path):
     run = tmp_path / "run"
-    out = runner.run_series("smoke", out=run, only="01,02", root=fake_root, progress=False, html_report=False)
+    out = runner.run_series(
+        "smoke", out=run, only="01,02", root=fake_root, progress=False, html_report=False
+    )
     assert out == run.resolve()
     for name in ("01_data_prep", "02_math"):
         d = run / name
@@ -205,17 +244,25 @@ def test_run_series_writes_records_and_index(fake_root, tmp_path):
         assert yaml.safe_load((d / "params.yaml").read_text())["out_dir"] == str(d)
         assert json.loads((d / "params.json").read_text())["out_dir"] == str(d)
     p2 = yaml.safe_load((run / "02_math" / "params.yaml").read_text())
-    assert p2["data_dir"] == str(run / "01_data_prep" / "data") and p2["cache_dir"] == str(run / "stats_cache")
+    assert p2["data_dir"] == str(run / "01_data_prep" / "data") and p2["cache_dir"] == str(
+        run / "stats_cache"
+    )
     executed = nbformat.read(str(run / "02_math" / "02_math.ipynb"), as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     series = json.loads((run / "run.json").read_text())
     assert series["status"] == "ok" and series["profile"] == "smoke"
     html = (run / "index.html").read_text()
     assert "Detailed CoT is flatter" in html and "supported" in html and "n/a" in html
-    assert "02_math/02_math.ipynb" in html and "02_math/metrics.json" in html and "02_math/figures/curve.png" in html
+    assert (
+        "02_math/02_math.ipynb" in html
+        and "02_math/metrics.json" in html
+        and "02_math/figures/curve.png" in html
+    )
 
     # --only 02 into the same run: reuses 01's data, index keeps both notebooks
-    runner.run_series("smoke", out=run, only="02", root=fake_root, progress=False, html_report=False)
+    runner.run_series(
+        "smoke", out=run, only="02", root=fake_root, progress=False, html_report=False
+    )
     assert "01_data_prep" in (run / "index.html").read_text()
 
 
@@ -223,7 +270,9 @@ def test_failed_notebook_reports_partial_notebook(fake_root, tmp_path, monkeypat
     (fake_root / "params" / "02_math.smoke.yaml").write_text("fail: true\n")
     run = tmp_path / "run"
     with pytest.raises(runner.NotebookFailed) as e:
-        runner.run_series("smoke", out=run, root=fake_root, only="1,2", progress=False, html_report=False)
+        runner.run_series(
+            "smoke", out=run, root=fake_root, only="1,2", progress=False, html_report=False
+        )
     assert e.value.path == run.resolve() / "02_math" / "02_math.ipynb" and e.value.path.is_file()
     assert "boom on purpose" in str(e.value)
     rec = json.loads((run / "02_math" / "run.json").read_text())
@@ -231,7 +280,19 @@ def test_failed_notebook_reports_partial_notebook(fake_root, tmp_path, monkeypat
     assert "failed" in (run / "index.html").read_text()
     # through the CLI: nonzero exit and the path of the partial notebook
     monkeypatch.setenv("LGKIT_REPO_ROOT", str(fake_root))
-    rc = cli.main(["run", "--profile", "smoke", "--only", "02", "--out", str(run), "--no-progress", "--no-html"])
+    rc = cli.main(
+        [
+            "run",
+            "--profile",
+            "smoke",
+            "--only",
+            "02",
+            "--out",
+            str(run),
+            "--no-progress",
+            "--no-html",
+        ]
+    )
     assert rc == 1
     assert str(run.resolve() / "02_math" / "02_math.ipynb") in capsys.readouterr().err
 
@@ -252,7 +313,11 @@ def test_write_index_and_collect_findings(tmp_path):
     out.table(df.head(3)[["sample_id", "cot", "nuclear_norm"]], "head")
     out.write_metrics([Finding("Claim <b>x</b>", "1 vs 2", False, "detail")], df=df, model="m")
     (run / "02_math").mkdir(parents=True)
-    (run / "02_math" / "metrics.json").write_text(json.dumps({"findings": [{"claim": "c2", "measured": "m", "supported": True, "detail": ""}]}))
+    (run / "02_math" / "metrics.json").write_text(
+        json.dumps(
+            {"findings": [{"claim": "c2", "measured": "m", "supported": True, "detail": ""}]}
+        )
+    )
     (run / "junk").mkdir()
     rows = runner.collect_findings(run)
     assert [r["notebook"] for r in rows] == ["02_math", "03_commonsense"]
@@ -262,7 +327,11 @@ def test_write_index_and_collect_findings(tmp_path):
     assert "03_commonsense/tables/head.csv" in html and "03_commonsense/tables/head.tex" in html
     assert "junk" not in html
     m = json.loads((run / "03_commonsense" / "metrics.json").read_text())
-    assert m["n_examples"] == 3 * 3 * 3 * 2 and m["models"] == ["m"] and m["figures"] == ["figures/curves.png"]
+    assert (
+        m["n_examples"] == 3 * 3 * 3 * 2
+        and m["models"] == ["m"]
+        and m["figures"] == ["figures/curves.png"]
+    )
     assert m["findings"][0]["supported"] is False
 
 
@@ -277,9 +346,15 @@ def test_copy_of_real_notebooks_validate(tmp_path):
 
 
 def test_param_overrides_are_parsed_and_validated(fake_root, tmp_path):
-    assert runner._parse_set(["02:fail=true", "1,2:n=3"]) == {"02_math": {"fail": True, "n": 3}, "01_data_prep": {"n": 3}}
+    assert runner._parse_set(["02:fail=true", "1,2:n=3"]) == {
+        "02_math": {"fail": True, "n": 3},
+        "01_data_prep": {"n": 3},
+    }
     with pytest.raises(InputError, match="NOTEBOOK:KEY=VALUE"):
         runner._parse_set(["02_math"])
     with pytest.raises(InputError, match="'nope'"):
         runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"nope": 1})
-    assert runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"fail": True})["fail"] is True
+    assert (
+        runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"fail": True})["fail"]
+        is True
+    )

@@ -190,4 +190,6 @@ def test_solve_spectra_after_fork():
 
 
 def _solve_two(G):
-    return solve_spectra([(G, 130, None, False), (G.T.contiguous(), 130, None, False)], workers=2)[0]
+    return solve_spectra([(G, 130, None, False), (G.T.contiguous(), 130, None, False)], workers=2)[
+        0
+    ]
