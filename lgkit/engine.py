@@ -46,7 +46,7 @@ from .spectra import (
     input_r_factor,
     nonzero_rows,
     solve_spectra,
-    spectral_gram,
+    spectral_job,
     stats_from_singular_values,
     use_factor_route,
 )
@@ -254,10 +254,7 @@ class _BatchStats:
                     r_x = self._rx.get(key)
                     if r_x is None:
                         r_x = self._rx[key] = input_r_factor(Xk)
-                    K, s = spectral_gram(Dk, Xk, G=G, r_x=r_x)
-                    job: SpectralJob = (K, s, Dk.shape[0], True)
-                else:  # the Gram of G is formed by the solver, off the backward's path
-                    job = (G if Dk.shape[0] else None, min(t.shape), Dk.shape[0], False)
+                job = spectral_job(Dk, Xk, G=G, r_x=r_x)
                 row: dict[str, Any] = {
                     "layer": t.layer,
                     "module": t.module,

@@ -36,6 +36,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,13 +118,50 @@ def spectral_gram(
     if T == 0:
         return None, s
     if not use_factor_route(T, m, n):
-        if G is None:
-            G = D.T @ X
-        Gd = G.double()
-        return (Gd @ Gd.T if m <= n else Gd.T @ Gd), s
+        return _small_side_gram((D.T @ X if G is None else G).double()), s
     R = r_x if r_x is not None else input_r_factor(X)
     M = R @ D.double()  # T×m, same singular values as G
     return M @ M.T, s
+
+
+def _small_side_gram(a: Any) -> Any:
+    """``a aᵀ`` (m ≤ n) or ``aᵀ a`` of a torch or NumPy matrix (or torch batch …×m×n).
+
+    NumPy runs both as a half-cost ``syrk``.
+    """
+    at = a.swapaxes(-1, -2)
+    return a @ at if a.shape[-2] <= a.shape[-1] else at @ a
+
+
+SpectralJob = tuple["torch.Tensor | None", int, "int | None", bool]
+"""``(matrix, s, rank, is_gram)``: the arguments of :func:`singular_values_from_gram`."""
+
+
+def spectral_job(
+    D: torch.Tensor,
+    X: torch.Tensor,
+    *,
+    G: torch.Tensor | None = None,
+    r_x: torch.Tensor | None = None,
+) -> SpectralJob:
+    """What :func:`solve_spectra` needs for the singular values of ``G = DᵀX``.
+
+    The factor route's T×T Gram (formed here), or G itself on the direct route (its Gram
+    is formed by the solver, off the caller's path); ``(None, …)`` when there are no rows.
+
+    Example:
+        >>> D, X = torch.randn(40, 8), torch.randn(40, 6)
+        >>> K, s, rank, is_gram = spectral_job(D, X)
+        >>> (tuple(K.shape), s, rank, is_gram)
+        ((8, 6), 6, 40, False)
+    """
+    T, m = D.shape
+    s = min(m, X.shape[1])
+    if T == 0:
+        return None, s, 0, False
+    if use_factor_route(T, m, X.shape[1]):
+        return spectral_gram(D, X, r_x=r_x)[0], s, T, True
+    return (D.T @ X if G is None else G), s, T, False
 
 
 def _uses_numpy(A: torch.Tensor, backend: str | None) -> bool:
@@ -142,19 +180,14 @@ def _squared_singular_values(
     """
     if not _uses_numpy(A, backend):
         A = A.double()
-        if not is_gram:
-            At = A.transpose(-1, -2)
-            A = A @ At if A.shape[-2] <= A.shape[-1] else At @ A
-        return torch.linalg.eigvalsh(A)
+        return torch.linalg.eigvalsh(A if is_gram else _small_side_gram(A))
     return torch.from_numpy(_numpy_eigvalsh(A.detach().double().numpy(), is_gram))
 
 
 def _numpy_eigvalsh(a: np.ndarray, is_gram: bool) -> np.ndarray:
     # NumPy only: run in worker threads, where a torch kernel would start another OpenMP
     # team per thread (measured: MKL's SVD then ran 3× slower for the rest of the process)
-    if not is_gram:
-        a = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a  # NumPy runs these as syrk
-    return np.linalg.eigvalsh(a)
+    return np.linalg.eigvalsh(a if is_gram else _small_side_gram(a))
 
 
 def singular_values_from_gram(
@@ -191,10 +224,6 @@ def _singular_values_from_eigenvalues(ev: torch.Tensor, s: int, rank: int | None
     k = min(s, sv.numel(), rank if rank is not None else s)
     out[:k] = sv[:k]
     return out
-
-
-SpectralJob = tuple["torch.Tensor | None", int, "int | None", bool]
-"""``(matrix, s, rank, is_gram)``: the arguments of :func:`singular_values_from_gram`."""
 
 
 @functools.cache
@@ -313,8 +342,8 @@ def singular_values(
         G: ``Dᵀ X`` if already materialised (used by the direct route).
         r_x: ``input_r_factor(X)`` if already computed for this X (factor route).
     """
-    K, s = spectral_gram(D, X, G=G, r_x=r_x)
-    return singular_values_from_gram(K, s, D.device, rank=D.shape[0])
+    K, s, rank, is_gram = spectral_job(D, X, G=G, r_x=r_x)
+    return singular_values_from_gram(K, s, D.device, rank=rank, is_gram=is_gram)
 
 
 def stats_from_singular_values(sv: torch.Tensor) -> dict[str, float]:

@@ -18,6 +18,7 @@ from lgkit.spectra import (
     singular_values,
     solve_spectra,
     spectral_gram,
+    spectral_job,
     stats_from_singular_values,
     use_factor_route,
 )
@@ -193,3 +194,15 @@ def _solve_two(G):
     return solve_spectra([(G, 130, None, False), (G.T.contiguous(), 130, None, False)], workers=2)[
         0
     ]
+
+
+def test_spectral_job_routes():
+    torch.manual_seed(1)
+    D, X = torch.randn(4, 24), torch.randn(4, 32)  # T ≤ min(m, n)/2: factor route
+    K, s, rank, is_gram = spectral_job(D, X)
+    assert (tuple(K.shape), s, rank, is_gram) == ((4, 4), 24, 4, True)
+    G = torch.randn(24, 32)
+    assert spectral_job(torch.randn(30, 24), X[:0].new_zeros(30, 32), G=G)[0] is G  # direct
+    assert spectral_job(D[:0], X[:0]) == (None, 24, 0, False)
+    [sv] = solve_spectra([spectral_job(D, X)])
+    assert torch.allclose(sv, _ref(D, X), rtol=1e-6, atol=1e-9)
