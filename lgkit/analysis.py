@@ -1347,9 +1347,12 @@ def _curve_summary(
     return pd.DataFrame(rows, columns=by + ["module", "level", "mad"])
 
 
-def _with_correct(where: Mapping[str, Any] | None, correct: bool | None) -> dict[str, Any]:
+def _with_correct(
+    df: pd.DataFrame, where: Mapping[str, Any] | None, correct: bool | None
+) -> dict[str, Any]:
+    """``where`` plus ``correct: correct`` when df has that column (where's own wins)."""
     w = dict(where or {})
-    if correct is not None:
+    if correct is not None and "correct" in df.columns:
         w.setdefault("correct", correct)
     return w
 
@@ -1394,11 +1397,7 @@ def claim_flatter_with_cot(
         f"Slow thinking ({column}={b}) gives smaller gradients ({metric_label(metric)}) and "
         f"smaller differences across layers (MAD) than fast thinking ({column}={a})"
     )
-    d = (
-        filter_table(df, _with_correct(where, correct))
-        if "correct" in df.columns
-        else filter_table(df, where)
-    )
+    d = filter_table(df, _with_correct(df, where, correct))
     d = d[d[column].isin([a, b])] if column in d.columns else d.iloc[0:0]
     if d.empty or d[column].nunique() < 2:
         return Finding(claim, "n/a", None, f"no rows for both {column}={a!r} and {column}={b!r}")
@@ -1654,7 +1653,7 @@ def claim_base_vs_instruct(
             base = rest[0] if len(rest) == 1 else None
     if base is None or instruct is None:
         return Finding(claim, "n/a", None, f"cannot tell base from instruct among {models}")
-    w = _with_correct(where, correct) if "correct" in df.columns else dict(where or {})
+    w = _with_correct(df, where, correct)
     w[model_col] = [base, instruct]
     w[column] = [fast, slow]
     d = filter_table(df, w)

@@ -474,11 +474,7 @@ def cot_summary(
         >>> s["none"]["mean"] > s["detailed"]["mean"]
         True
     """
-    d = (
-        A.filter_table(df, {"correct": correct})
-        if correct is not None and "correct" in df.columns
-        else df
-    )
+    d = A.filter_table(df, A._with_correct(df, None, correct))
     if d.empty or by not in d.columns:
         return {}
     s = A._curve_summary(d, metric, [by], modules)
@@ -684,11 +680,7 @@ def claim_long_tail_larger(
         True
     """
     claim = "Exploratory: long-tail knowledge gives larger gradients than popular knowledge of similar length"
-    d = (
-        A.filter_table(df, {"correct": correct})
-        if correct is not None and "correct" in df.columns
-        else df
-    )
+    d = A.filter_table(df, A._with_correct(df, None, correct))
     if column not in d.columns or not {popular, long_tail} <= set(d[column].dropna()):
         return A.Finding(claim, "n/a", None, f"need {column}={popular!r} and {long_tail!r} rows")
     keys = A.example_key_columns(d)
