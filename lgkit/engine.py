@@ -246,10 +246,10 @@ class _BatchStats:
             for t in group:
                 Db = Db_all if t.index is None else Db_all[:, t.index]
                 G = Db.T @ Xb
-                Dk, Xk = drop_zero_rows(Db, Xb, x_keep)
+                keep = nonzero_rows(Db) & x_keep
+                Dk, Xk = drop_zero_rows(Db, Xb, keep)
                 r_x = None
                 if use_factor_route(Dk.shape[0], *t.shape):  # share R of X across q/k/v
-                    keep = nonzero_rows(Db) & x_keep
                     key = (Xb.data_ptr(), b, keep.cpu().numpy().tobytes())
                     r_x = self._rx.get(key)
                     if r_x is None:

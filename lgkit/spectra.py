@@ -57,18 +57,19 @@ def nonzero_rows(A: torch.Tensor) -> torch.Tensor:
 
 
 def drop_zero_rows(
-    D: torch.Tensor, X: torch.Tensor, x_keep: torch.Tensor | None = None
+    D: torch.Tensor, X: torch.Tensor, keep: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Drop the rows whose output gradient (or input) is exactly zero; G is unchanged.
 
-    ``x_keep``: :func:`nonzero_rows` of X, if already computed (X shared by q, k, v).
+    ``keep``: ``nonzero_rows(D) & nonzero_rows(X)``, if the caller already has it.
 
     Example:
         >>> D = torch.tensor([[1.0, 0.0], [0.0, 0.0]]); X = torch.ones(2, 3)
         >>> drop_zero_rows(D, X)[0].shape
         torch.Size([1, 2])
     """
-    keep = nonzero_rows(D) & (nonzero_rows(X) if x_keep is None else x_keep)
+    if keep is None:
+        keep = nonzero_rows(D) & nonzero_rows(X)
     if bool(keep.all()):
         return D, X
     return D[keep], X[keep]

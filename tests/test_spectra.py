@@ -127,11 +127,11 @@ def test_factor_route_keeps_relative_accuracy_under_cancellation():
         assert math.isclose(st["sigma_max"], float(ref[0]), rel_tol=1e-6)
 
 
-def test_nonzero_rows_and_shared_x_mask():
+def test_nonzero_rows_and_precomputed_mask():
     D = torch.tensor([[0.0, 0.0], [1.0, 0.0], [float("nan"), 0.0], [0.0, -2.0]])
     X = torch.tensor([[1.0], [0.0], [1.0], [3.0]])
     assert nonzero_rows(D).tolist() == [False, True, True, True]
-    Dk, Xk = drop_zero_rows(D, X, nonzero_rows(X))
+    Dk, Xk = drop_zero_rows(D, X, nonzero_rows(D) & nonzero_rows(X))
     assert Dk.shape[0] == 2 and torch.equal(Xk, torch.tensor([[1.0], [3.0]]))
 
 
