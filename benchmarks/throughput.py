@@ -45,12 +45,12 @@ import psutil
 import torch
 
 import lgkit
-from lgkit.arch import find_targets
-from lgkit.engine import run_batch
-from lgkit.models import LoadedModel, load_model
-from lgkit.prompts import Encoded, encode_example
-from lgkit.records import read_examples
-from lgkit.reference import naive_stats_encoded
+from lgkit.engine.arch import find_targets
+from lgkit.engine.reference import naive_stats_encoded
+from lgkit.engine.run import run_batch
+from lgkit.formats.prompts import Encoded, encode_example
+from lgkit.formats.records import read_examples
+from lgkit.models.load import LoadedModel, load_model
 
 log = logging.getLogger("benchmark")
 REPO = Path(__file__).resolve().parent.parent
@@ -181,7 +181,7 @@ def run_naive(model: torch.nn.Module, targets, encs: list[Encoded], device: str)
         _sync(device)
         t1 = time.perf_counter()
         for t in targets:
-            g = lgkit.reference.target_gradient(model, t)
+            g = lgkit.engine.reference.target_gradient(model, t)
             _, S, _ = torch.linalg.svd(g)
             vals = (g.mean(), g.max(), g.min(), torch.linalg.norm(g), S.sum(), S.max(), S.min())
             [float(v) for v in vals]
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         lm = load_model(a.model, device=device, dtype=a.dtype)
     model, tok = lm.model, lm.tokenizer
-    modules = lgkit.arch.parse_modules(a.modules)
+    modules = lgkit.engine.arch.parse_modules(a.modules)
     targets = find_targets(model, modules)
     examples = read_examples(a.data)[: a.n]
     if a.lengths:  # long inputs: each example's response grown, then cut to each token budget

@@ -16,31 +16,29 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Example": "lgkit.records",
-    "read_examples": "lgkit.records",
-    "write_examples": "lgkit.records",
+    "Example": "lgkit.formats.records",
+    "read_examples": "lgkit.formats.records",
+    "write_examples": "lgkit.formats.records",
     "InputError": "lgkit.errors",
-    "load_model": "lgkit.models",
-    "GradConfig": "lgkit.engine",
-    "compute_stats": "lgkit.engine",
-    "load_stats": "lgkit.store",
-    "load_failures": "lgkit.store",
-    "load_manifest": "lgkit.store",
-    "stats_dataset": "lgkit.store",
+    "load_model": "lgkit.models.load",
+    "GradConfig": "lgkit.engine.run",
+    "compute_stats": "lgkit.engine.run",
+    "load_stats": "lgkit.engine.store",
+    "load_failures": "lgkit.engine.store",
+    "load_manifest": "lgkit.engine.store",
+    "stats_dataset": "lgkit.engine.store",
 }
 _SUBMODULES = (
     "analysis",
-    "plots",
-    "widgets",
+    "cli",
     "data",
-    "models",
     "engine",
-    "store",
-    "spectra",
-    "capture",
-    "prompts",
-    "runner",
-    "arch",
+    "formats",
+    "models",
+    "provenance",
+    "schema",
+    "series",
+    "viz",
 )
 
 

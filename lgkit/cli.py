@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .errors import InputError
+from lgkit.errors import InputError
 
 log = logging.getLogger("lgkit")
 
@@ -104,15 +104,15 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
 def _cmd_grads(a: argparse.Namespace) -> int:
     import torch
 
-    from .engine import GradConfig, compute_stats
-    from .models import load_model
+    from lgkit.engine.run import GradConfig, compute_stats
+    from lgkit.models.load import load_model
 
     cfg = GradConfig(
         modules=a.modules, max_length=a.max_length, batch_size=a.batch_size, limit=a.limit, compat=a.compat,
         spectrum=a.spectrum, similarities=a.similarities, instruct=a.instruct,
         system_prompt=a.system_prompt or None, flush_every=a.flush_every, stats_threads=a.stats_threads,
     )  # fmt: skip
-    from .records import read_examples
+    from lgkit.formats.records import read_examples
 
     examples = read_examples(a.data)  # validate the data before loading a model
     dist = _maybe_init_distributed()
@@ -176,8 +176,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from .records import read_examples
-    from .store import export_layer_gradient
+    from lgkit.formats.authors import export_layer_gradient
+    from lgkit.formats.records import read_examples
 
     examples = read_examples(a.data) if a.data else None
     export_layer_gradient(a.run, a.out, examples)
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grads(sub)
     _add_convert(sub)
     try:
-        from .runner import add_run_parser
+        from lgkit.series.runner import add_run_parser
     except ImportError:  # runner not installed in this build
         pass
     else:

@@ -30,7 +30,7 @@ def shared_data() -> Path:
 @pytest.fixture
 def mixed_examples():
     """Examples of mixed prompt/response lengths, one with an input field."""
-    from lgkit.records import Example
+    from lgkit.formats.records import Example
 
     return [
         Example("What is 2+3?", "", "5", dataset="toy", cot="none", correct=True),

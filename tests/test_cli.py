@@ -11,7 +11,7 @@ import pytest
 
 import lgkit
 from lgkit.cli import main
-from lgkit.records import Example, write_examples
+from lgkit.formats.records import Example, write_examples
 
 
 def _run(capsys, *args: str) -> tuple[int, str]:

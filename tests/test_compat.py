@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from lgkit.engine import GradConfig, compute_stats
-from lgkit.models import load_model
-from lgkit.store import export_layer_gradient
+from lgkit.engine.run import GradConfig, compute_stats
+from lgkit.formats.authors import export_layer_gradient
+from lgkit.models.load import load_model
 
 
 def authors_procedure(model, tokenizer, instruction, output, *, instruct, model_name, max_length):

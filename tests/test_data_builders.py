@@ -551,7 +551,7 @@ def test_teacher_by_instruction_and_missing_drop(tmp_path):
 def test_generate_detailed_with_a_local_model_is_cached_and_resumable(tmp_path):
     torch = pytest.importorskip("torch")
     from lgkit.data import Item
-    from lgkit.models import load_model
+    from lgkit.models.load import load_model
 
     lm = load_model("tiny-random-llama", device="cpu")
     items = [

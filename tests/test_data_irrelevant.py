@@ -20,7 +20,7 @@ from lgkit.data import (
     split_sentences,
 )
 from lgkit.errors import InputError
-from lgkit.records import Example
+from lgkit.formats.records import Example
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -33,7 +33,7 @@ from lgkit.data.synthetic import (
     synth_wiki_items,
 )
 from lgkit.errors import InputError
-from lgkit.records import COT_LEVELS, Example, read_examples
+from lgkit.formats.records import COT_LEVELS, Example, read_examples
 
 
 class WordTokenizer:

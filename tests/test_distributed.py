@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import lgkit
-from lgkit.records import Example, write_examples
+from lgkit.formats.records import Example, write_examples
 
 ARGS = [
     "--model",

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import lgkit
-from lgkit.arch import find_targets
-from lgkit.capture import GradientCapture, has_hooks
-from lgkit.engine import GradConfig, compute_stats, per_example_losses, run_batch
-from lgkit.models import load_model
-from lgkit.prompts import encode_example
-from lgkit.records import Example, write_examples
-from lgkit.reference import naive_stats_encoded
+from lgkit.engine.arch import find_targets
+from lgkit.engine.capture import GradientCapture, has_hooks
+from lgkit.engine.reference import naive_stats_encoded
+from lgkit.engine.run import GradConfig, compute_stats, per_example_losses, run_batch
+from lgkit.formats.prompts import encode_example
+from lgkit.formats.records import Example, write_examples
+from lgkit.models.load import load_model
 
 ARCHS = {
     "tiny-random-llama": ("q", "k", "v", "o"),
@@ -154,7 +154,7 @@ def test_similarities_match_materialised(mixed_examples):
     targets = find_targets(lm.model, ("q", "k", "v", "o"))
     enc = encode_example(lm.tokenizer, mixed_examples[2], instruct=True, max_length=128)
     rows, _, _ = run_batch(lm.model, targets, [enc], similarities=True)
-    from lgkit.reference import target_gradient
+    from lgkit.engine.reference import target_gradient
 
     lm.model.requires_grad_(False)
     for t in targets:
@@ -259,7 +259,7 @@ def test_duplicate_records_kept_apart(tmp_path):
 
 
 def test_authors_format_round_trip(tmp_path, mixed_examples):
-    from lgkit.store import export_layer_gradient, import_layer_gradient
+    from lgkit.formats.authors import export_layer_gradient, import_layer_gradient
 
     compute_stats("tiny-random-qwen2", mixed_examples, tmp_path / "run", progress=False)
     path = export_layer_gradient(tmp_path / "run", tmp_path / "authors.jsonl", mixed_examples)

@@ -8,12 +8,12 @@ import math
 import pytest
 from test_engine import assert_rows_match
 
-from lgkit.arch import find_targets
-from lgkit.engine import run_batch
-from lgkit.models import load_model
-from lgkit.prompts import encode_example
-from lgkit.records import read_examples
-from lgkit.reference import naive_stats_encoded
+from lgkit.engine.arch import find_targets
+from lgkit.engine.reference import naive_stats_encoded
+from lgkit.engine.run import run_batch
+from lgkit.formats.prompts import encode_example
+from lgkit.formats.records import read_examples
+from lgkit.models.load import load_model
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lgkit.errors import InputError
-from lgkit.models import (
+from lgkit.models.load import (
     EMBEDDED,
     TINY,
     LoadedModel,
@@ -239,7 +239,7 @@ def test_embedded_model_converts_loads_and_matches_gguf(name, embedded_cache, mo
 @pytest.fixture
 def fake_embedded(monkeypatch, tmp_path):
     """An embedded entry whose 'GGUF conversion' saves the tiny llama (fast)."""
-    from lgkit import models
+    from lgkit.models import load as models
 
     calls = []
 

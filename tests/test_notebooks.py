@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lgkit.runner import NOTEBOOKS
+from lgkit.series.runner import NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_FILES = sorted((REPO / "notebooks").glob("*.ipynb"))

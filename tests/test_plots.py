@@ -1,4 +1,4 @@
-"""Tests of lgkit.plots: figure layout, line data, files written, no pyplot state."""
+"""Tests of lgkit.viz.plots: figure layout, line data, files written, no pyplot state."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from lgkit import analysis as A
-from lgkit import plots as P
+from lgkit.viz import plots as P
 
 
 @pytest.fixture(scope="module")

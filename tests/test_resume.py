@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import lgkit
-from lgkit.records import Example, write_examples
+from lgkit.formats.records import Example, write_examples
 
 
 def _examples(n: int) -> list[Example]:

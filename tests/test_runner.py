@@ -17,9 +17,10 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lgkit import cli, runner
+from lgkit import cli
 from lgkit.errors import InputError
-from lgkit.runner import NOTEBOOKS, PROFILES
+from lgkit.series import report, runner
+from lgkit.series.runner import NOTEBOOKS, PROFILES
 
 REPO = Path(__file__).resolve().parent.parent
 PARAM_FILES = sorted((REPO / "params").glob("*.yaml"))
@@ -166,12 +167,12 @@ FAKE_01 = _nb(
     'out_dir: str = "outputs/dev/01_data_prep"  # output\nn: int = 2  # examples',
     "from pathlib import Path\nfrom lgkit.data.index import write_data_index\n"
     "write_data_index(Path(out_dir) / 'data', [], profile='fake')\n"
-    "from lgkit.pipeline import write_metrics\nwrite_metrics(out_dir, [], {'n_files': 0})",
+    "from lgkit.series import write_metrics\nwrite_metrics(out_dir, [], {'n_files': 0})",
 )
 FAKE_02 = _nb(
     'data_dir: str = ""  # data\nout_dir: str = "outputs/dev/02_math"  # output\n'
     'cache_dir: str = "outputs/dev/stats_cache"  # cache\nfail: bool = False  # raise',
-    "import os\nfrom lgkit.analysis import Finding\nfrom lgkit.pipeline import write_metrics\n"
+    "import os\nfrom lgkit.analysis import Finding\nfrom lgkit.series import write_metrics\n"
     "assert os.path.isfile(os.path.join(data_dir, 'index.json'))\n"
     "assert os.getcwd() == os.environ['LGKIT_TEST_ROOT'], os.getcwd()\n"
     "if fail:\n    raise ValueError('boom on purpose')\n"
@@ -302,12 +303,12 @@ def test_failed_notebook_reports_partial_notebook(fake_root, tmp_path, monkeypat
 
 def test_write_index_and_collect_findings(tmp_path):
     from lgkit.analysis import Finding, synthetic_stats
-    from lgkit.pipeline import Outputs
+    from lgkit.series import Outputs
 
     run = tmp_path / "r"
     out = Outputs(run / "03_commonsense", notebook="03_commonsense", show=False)
     df = synthetic_stats(n_samples=3, n_layers=4, model="m")
-    from lgkit import plots
+    from lgkit.viz import plots
 
     out.figure(plots.layer_figure(df, bands=False), "curves")
     out.table(df.head(3)[["sample_id", "cot", "nuclear_norm"]], "head")
@@ -319,9 +320,9 @@ def test_write_index_and_collect_findings(tmp_path):
         )
     )
     (run / "junk").mkdir()
-    rows = runner.collect_findings(run)
+    rows = report.collect_findings(run)
     assert [r["notebook"] for r in rows] == ["02_math", "03_commonsense"]
-    html = runner.write_index(run).read_text()
+    html = report.write_index(run).read_text()
     assert "Claim &lt;b&gt;x&lt;/b&gt;" in html  # escaped
     assert "not supported" in html and "03_commonsense/figures/curves.png" in html
     assert "03_commonsense/tables/head.csv" in html and "03_commonsense/tables/head.tex" in html

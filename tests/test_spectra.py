@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lgkit.spectra import (
+from lgkit.engine.spectra import (
     default_stats_threads,
     drop_zero_rows,
     entry_stats,

@@ -1,4 +1,4 @@
-"""Tests of lgkit.widgets: drive the controls and check the figure updates."""
+"""Tests of lgkit.viz.widgets: drive the controls and check the figure updates."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from lgkit import analysis as A
-from lgkit.records import Example
-from lgkit.widgets import ALL, ExampleDrilldown, Explorer
+from lgkit.formats.records import Example
+from lgkit.viz.widgets import ALL, ExampleDrilldown, Explorer
 
 
 @pytest.fixture(scope="module")

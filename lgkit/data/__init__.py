@@ -23,18 +23,18 @@ Example:
 
 from __future__ import annotations
 
-from .answers import final_answer, normalize_answer, same_answer
-from .builders import BUILDERS, HUB_SOURCES, build_dataset, load_source
-from .index import DataFile, read_data_index, select, write_data_file, write_data_index
-from .irrelevant import (
+from lgkit.data.answers import final_answer, normalize_answer, same_answer
+from lgkit.data.builders import BUILDERS, HUB_SOURCES, build_dataset, load_source
+from lgkit.data.index import DataFile, read_data_index, select, write_data_file, write_data_index
+from lgkit.data.irrelevant import (
     IrrelevanceReport,
     assign_donors,
     check_irrelevant,
     make_irrelevant,
     shuffle_sentences,
 )
-from .items import FAMILIES, Groups, Item, family_of, make_variants, variant_name
-from .lengths import (
+from lgkit.data.items import FAMILIES, Groups, Item, family_of, make_variants, variant_name
+from lgkit.data.lengths import (
     check_data_files,
     collision_table,
     get_tokenizer,
@@ -45,8 +45,8 @@ from .lengths import (
     summary,
     token_lengths,
 )
-from .profile import PROFILES, ProfileSpec, build_profile, profile_groups
-from .release import (
+from lgkit.data.profile import PROFILES, ProfileSpec, build_profile, profile_groups
+from lgkit.data.release import (
     RELEASE_COMMIT,
     ReleaseFile,
     ReleaseUnavailableError,
@@ -58,9 +58,9 @@ from .release import (
     release_groups,
     release_items,
 )
-from .synthetic import SYNTH_DATASETS, WIKI_LENGTHS, synthetic_groups
-from .teacher import attach_detailed, generate_detailed, load_teacher_responses
-from .text import cut_words, split_sentences
+from lgkit.data.synthetic import SYNTH_DATASETS, WIKI_LENGTHS, synthetic_groups
+from lgkit.data.teacher import attach_detailed, generate_detailed, load_teacher_responses
+from lgkit.data.text import cut_words, split_sentences
 
 __all__ = [
     "BUILDERS",

@@ -48,11 +48,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..records import stable_id
-from .answers import final_answer
-from .items import Groups, Item, make_variants
-from .text import count_words, cut_words, subseed
+from lgkit.data.answers import final_answer
+from lgkit.data.items import Groups, Item, make_variants
+from lgkit.data.text import count_words, cut_words, subseed
+from lgkit.errors import InputError
+from lgkit.formats.records import stable_id
 
 logger = logging.getLogger(__name__)
 
@@ -622,7 +622,7 @@ def build_dataset(
         >>> sorted((k[1], k[2]) for k in g)[:2], len(g[("gsm8k", "none", True)])
         ([('none', False), ('none', True)], 3)
     """
-    from .teacher import attach_detailed, load_teacher_responses
+    from lgkit.data.teacher import attach_detailed, load_teacher_responses
 
     if name not in BUILDERS:
         raise InputError(f"unknown source {name!r}; known: {sorted(BUILDERS)}")

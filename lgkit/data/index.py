@@ -8,7 +8,7 @@ Layout of a data folder::
 
 Example:
     >>> import tempfile
-    >>> from lgkit.records import Example
+    >>> from lgkit.formats.records import Example
     >>> d = Path(tempfile.mkdtemp())
     >>> f = write_data_file(d, [Example("q", "", "a", id="t-0000-none-correct", dataset="toy",
     ...                      cot="none", correct=True, meta={"family": "math"})])
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..records import Example, read_examples, write_examples
-from .items import family_of, group_key, variant_name
+from lgkit.data.items import family_of, group_key, variant_name
+from lgkit.errors import InputError
+from lgkit.formats.records import Example, read_examples, write_examples
 
 __all__ = [
     "INDEX_NAME",

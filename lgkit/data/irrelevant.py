@@ -28,10 +28,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..errors import InputError
-from ..records import Example
-from .answers import final_answer, normalize_answer
-from .text import normalize_text, split_sentences
+from lgkit.data.answers import final_answer, normalize_answer
+from lgkit.data.text import normalize_text, split_sentences
+from lgkit.errors import InputError
+from lgkit.formats.records import Example
 
 logger = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError
-from ..records import COT_LEVELS, Example
-from .answers import normalize_answer
-from .irrelevant import assign_donors, make_irrelevant, shuffle_sentences
-from .text import normalize_text, subseed
+from lgkit.data.answers import normalize_answer
+from lgkit.data.irrelevant import assign_donors, make_irrelevant, shuffle_sentences
+from lgkit.data.text import normalize_text, subseed
+from lgkit.errors import InputError
+from lgkit.formats.records import COT_LEVELS, Example
 
 __all__ = ["FAMILIES", "Groups", "Item", "family_of", "group_key", "make_variants", "variant_name"]
 

@@ -5,7 +5,7 @@ authors' files), so notebooks need the lengths to control for them: :func:`lengt
 gives one row per example, :func:`summary` the statistics per (dataset, cot, correct).
 
 Example:
-    >>> from lgkit.records import Example
+    >>> from lgkit.formats.records import Example
     >>> class WordTok:  # any callable returning input_ids works; HF tokenizers too
     ...     def __call__(self, text, add_special_tokens=False):
     ...         return {"input_ids": text.split()}
@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..records import Example
-from .index import DataFile
-from .irrelevant import IrrelevanceReport, check_irrelevant
-from .items import family_of, group_key
+from lgkit.data.index import DataFile
+from lgkit.data.irrelevant import IrrelevanceReport, check_irrelevant
+from lgkit.data.items import family_of, group_key
+from lgkit.errors import InputError
+from lgkit.formats.records import Example
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def get_tokenizer(name: str = "tiny") -> Any:
         >>> len(get_tokenizer("tiny")("abc", add_special_tokens=False)["input_ids"])
         3
     """
-    from .. import models
+    from lgkit import models
 
     key = name.strip().lower()
     if key in ("tiny", "tiny-byte") or key in getattr(models, "TINY", {}):
@@ -111,7 +111,7 @@ def length_table(examples_or_groups: Any, tokenizer: Any):
         A pandas DataFrame.
 
     Example:
-        >>> from lgkit.records import Example
+        >>> from lgkit.formats.records import Example
         >>> t = length_table([Example("q", "", "abc", dataset="gsm8k", cot="none", correct=True)], get_tokenizer("tiny"))
         >>> t[["family", "response_tokens", "response_words"]].to_dict("records")
         [{'family': 'math', 'response_tokens': 3, 'response_words': 1}]

@@ -29,18 +29,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import InputError
-from ..records import read_examples
-from .index import DataFile, write_data_file, write_data_index
-from .items import FAMILIES, Groups, make_variants
-from .release import load_release, release_catalog, release_items
-from .synthetic import (
+from lgkit.data.index import DataFile, write_data_file, write_data_index
+from lgkit.data.items import FAMILIES, Groups, make_variants
+from lgkit.data.release import load_release, release_catalog, release_items
+from lgkit.data.synthetic import (
     N_POPULAR_SUBJECTS,
     SYNTH_DATASETS,
     synth_arith_items,
     synth_commonsense_items,
     synth_wiki_items,
 )
+from lgkit.errors import InputError
+from lgkit.formats.records import read_examples
 
 logger = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, LgkitError
-from ..records import COT_LEVELS, Example, read_examples
-from .answers import final_answer
-from .irrelevant import IrrelevanceReport, check_irrelevant
-from .items import Groups, Item, family_of
+from lgkit.data.answers import final_answer
+from lgkit.data.irrelevant import IrrelevanceReport, check_irrelevant
+from lgkit.data.items import Groups, Item, family_of
+from lgkit.errors import InputError, LgkitError
+from lgkit.formats.records import COT_LEVELS, Example, read_examples
 
 logger = logging.getLogger(__name__)
 
@@ -392,7 +392,7 @@ def load_release(
     limit: int | None = None,
     check_count: bool = True,
 ) -> list[Example]:
-    """Load one released file as validated :class:`~lgkit.records.Example` records.
+    """Load one released file as validated :class:`~lgkit.formats.records.Example` records.
 
     Every record is validated (a bad record raises :class:`~lgkit.errors.InputError`
     naming the file, the record index and the field) and gets metadata: ``id``

@@ -31,10 +31,10 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..errors import InputError
-from . import synthetic_kb as kb
-from .items import Groups, Item, make_variants
-from .text import count_words, cut_words, subseed
+from lgkit.data import synthetic_kb as kb
+from lgkit.data.items import Groups, Item, make_variants
+from lgkit.data.text import count_words, cut_words, subseed
+from lgkit.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..records import Example, iter_raw_records, stable_id
-from .items import Item
+from lgkit.data.items import Item
+from lgkit.errors import InputError
+from lgkit.formats.records import Example, iter_raw_records, stable_id
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def generate_detailed(
     from tqdm.auto import tqdm
 
     if isinstance(model, (str, os.PathLike)):
-        from ..models import load_model
+        from lgkit.models.load import load_model
 
         lm = load_model(str(model))
         model_name = model_name or str(model)

@@ -32,8 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from . import analysis as A
-from .errors import InputError
+from lgkit import analysis as A
+from lgkit.errors import InputError
+from lgkit.schema import ATTN_MODULES
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +82,16 @@ def _panel_values(df: pd.DataFrame, column: str | None, order: Sequence[Any] | N
         return [None]
     if column not in df.columns:
         raise InputError(f"no column {column!r} to split panels by", field="columns")
-    present = A._value_order(df[column].dropna().unique(), column)
+    present = A.value_order(df[column].dropna().unique(), column)
     if order is None:
         return present
     return [v for v in order if v in set(present)]
 
 
 def _modules(df: pd.DataFrame, modules: Sequence[str] | None) -> list[str]:
-    present = A._value_order(df["module"].unique(), "module")
+    present = A.value_order(df["module"].unique(), "module")
     if modules is None:
-        return [m for m in present if m in A.ATTN_MODULES] or present
+        return [m for m in present if m in ATTN_MODULES] or present
     return [m for m in modules if m in present]
 
 
@@ -111,7 +112,7 @@ def _plot_curve(
         )
 
 
-def _style_axis(
+def style_axis(
     ax: Axes, title: str, xlabel: str | None = "Layer", ylabel: str | None = None
 ) -> None:
     ax.set_title(title)
@@ -124,7 +125,7 @@ def _style_axis(
         ax.set_ylabel(ylabel)
 
 
-def _empty_figure(message: str) -> Figure:
+def empty_figure(message: str) -> Figure:
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
@@ -190,7 +191,7 @@ def layer_figure(
     """
     d = A.filter_table(df, where)
     if d.empty:
-        return _empty_figure("no data")
+        return empty_figure("no data")
     panels = _panel_values(d, columns, column_order)
     mods = _modules(d, modules)
     by = [columns] if columns else []
@@ -212,7 +213,7 @@ def layer_figure(
         ax = axs[0, j]
         for m in mods:
             _plot_curve(ax, c[c["module"] == m], MODULE_COLORS.get(m, "k"), module_label(m), bands)
-        _style_axis(
+        style_axis(
             ax, f"{title} | {mlabel}" if title else mlabel, ylabel=mlabel if j == 0 else None
         )
         ax.legend(fontsize="small")
@@ -229,7 +230,7 @@ def layer_figure(
                         )
                 names = ", ".join(p.upper() for p in pair)
                 rl = A.metric_label(ratio_metric)
-                _style_axis(
+                style_axis(
                     rax,
                     f"{title} | Ratio ({names})" if title else f"Ratio ({names})",
                     ylabel=rl if j == 0 else None,
@@ -285,7 +286,7 @@ def overlay_figure(
     """
     d = A.filter_table(df, where)
     if d.empty:
-        return _empty_figure("no data")
+        return empty_figure("no data")
     if hue not in d.columns:
         raise InputError(f"no column {hue!r} to overlay", field="hue")
     panels = _panel_values(d, columns, column_order)
@@ -321,7 +322,7 @@ def overlay_figure(
                     LINESTYLES[i],
                 )
         title = _label(columns, pv, column_labels) if columns else ""
-        _style_axis(
+        style_axis(
             ax, f"{title} | {mlabel}" if title else mlabel, ylabel=mlabel if j == 0 else None
         )
         ax.legend(handles=handles, fontsize="small")
@@ -405,20 +406,20 @@ def relative_difference_figure(
     by = [columns] if columns else []
     rd = A.relative_difference_curves(d, metric, compare, a, b, by, modules=_modules(d, modules))
     if rd.empty:
-        return _empty_figure(f"no {compare}={a!r}/{b!r} pairs")
+        return empty_figure(f"no {compare}={a!r}/{b!r} pairs")
     panels = _panel_values(rd, columns, column_order)
     fig = Figure(figsize=(panel_size[0] * len(panels), panel_size[1]), layout="constrained")
     axs = fig.subplots(1, len(panels), squeeze=False, sharey=sharey)
     for j, pv in enumerate(panels):
         ax = axs[0, j]
         c = rd[rd[columns] == pv] if columns else rd
-        for m in A._value_order(c["module"].unique(), "module"):
+        for m in A.value_order(c["module"].unique(), "module"):
             g = c[c["module"] == m].sort_values("layer")
             ax.plot(g["layer"], g["rd_signed"], c=MODULE_COLORS.get(m, "k"), label=module_label(m))
         ax.axhline(0.0, color="k", linewidth=0.8)
         title = _label(columns, pv, column_labels) if columns else ""
         lab = f"({_label(compare, b)} − {_label(compare, a)}) / |{_label(compare, a)}|"
-        _style_axis(
+        style_axis(
             ax,
             f"{title} | Relative difference" if title else "Relative difference",
             ylabel=lab if j == 0 else None,
@@ -463,12 +464,12 @@ def mad_bar_figure(
         (4, 12)
     """
     if mad.empty:
-        return _empty_figure("no MAD values")
-    A._check_columns(mad, [x, "module", *parts], what="MAD table")
+        return empty_figure("no MAD values")
+    A.check_columns(mad, [x, "module", *parts], what="MAD table")
     xs = _panel_values(mad, x, x_order)
     mods = [
         m
-        for m in (modules or A._value_order(mad["module"].unique(), "module"))
+        for m in (modules or A.value_order(mad["module"].unique(), "module"))
         if m in set(mad["module"])
     ]
     agg = mad.groupby([x, "module"], sort=False)[list(parts)].mean()
@@ -490,7 +491,7 @@ def mad_bar_figure(
             )
         ax.set_xticks(pos, list(parts))
         ylabel = f"MAD of {A.metric_label(metric)}" if metric else "MAD"
-        _style_axis(ax, module_label(m), xlabel=None, ylabel=ylabel if j == 0 else None)
+        style_axis(ax, module_label(m), xlabel=None, ylabel=ylabel if j == 0 else None)
         ax.legend(fontsize="small")
     return fig
 
@@ -516,7 +517,7 @@ def save_figure(
 
     Example:
         >>> import tempfile, os
-        >>> fig = _empty_figure("x")
+        >>> fig = empty_figure("x")
         >>> paths = save_figure(fig, os.path.join(tempfile.mkdtemp(), "fig"))
         >>> [p.suffix for p in paths]
         ['.png', '.pdf']

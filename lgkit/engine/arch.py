@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InputError
-from .schema import ALL_MODULES, ATTN_MODULES, MLP_MODULES
+from lgkit.errors import InputError
+from lgkit.schema import ALL_MODULES, ATTN_MODULES, MLP_MODULES
 
 # A split is (abstract name, index) where index is None (whole output), a slice, or a
 # LongTensor of output features.
@@ -202,7 +202,7 @@ def find_targets(model: nn.Module, modules: Sequence[str] = ATTN_MODULES) -> lis
     if not found:
         raise InputError(
             f"no {'/'.join(modules)} projections found in {type(model).__name__}; "
-            "add its module names to lgkit.arch.ARCH_TABLE",
+            "add its module names to lgkit.engine.arch.ARCH_TABLE",
             field="model",
         )
     order = {n: i for i, n in enumerate(ALL_MODULES)}

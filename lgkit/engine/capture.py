@@ -11,7 +11,7 @@ Hooks are registered in a context manager and always removed, also after an exce
 
 Example:
     >>> from transformers import LlamaConfig, LlamaForCausalLM
-    >>> from lgkit.arch import find_targets
+    >>> from lgkit.engine.arch import find_targets
     >>> m = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
     ...     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
     >>> seen = []
@@ -31,7 +31,7 @@ from types import TracebackType
 import torch
 from torch import nn
 
-from .arch import Target
+from lgkit.engine.arch import Target
 
 Callback = Callable[[list[Target], torch.Tensor, torch.Tensor], None]
 
@@ -52,7 +52,7 @@ class GradientCapture:
 
     Args:
         model: the model.
-        targets: from :func:`lgkit.arch.find_targets`.
+        targets: from :func:`lgkit.engine.arch.find_targets`.
         callback: called once per module and backward with ``(targets of that module,
             X (B×T×n), D (B×T×m_total))``; fused modules give several targets.
     """

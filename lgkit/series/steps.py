@@ -1,7 +1,7 @@
 """Notebook-level orchestration: data selection, cached statistics, outputs, metrics.
 
 Notebooks 02–05 are thin: a ``parameters`` cell, then calls into this module,
-:mod:`lgkit.analysis` and :mod:`lgkit.plots`. This module holds what every notebook
+:mod:`lgkit.analysis` and :mod:`lgkit.viz.plots`. This module holds what every notebook
 needs around those:
 
 * paths: :func:`project_path` resolves relative paths against the project root, so
@@ -28,26 +28,23 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import analysis as A
-from .errors import InputError
+from lgkit import analysis as A
+from lgkit.errors import InputError
+from lgkit.schema import ATTN_MODULES
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Outputs",
-    "claim_long_tail_larger",
     "cot_summary",
     "data_files",
     "ensure_data",
@@ -60,7 +57,6 @@ __all__ = [
     "tag",
     "wiki_groups",
     "grad_config",
-    "jsonable",
     "model_family",
     "model_pairs",
     "pair_stats",
@@ -69,8 +65,12 @@ __all__ = [
     "project_path",
     "project_root",
     "summary_table",
-    "write_metrics",
+    "n_examples",
+    "safe_name",
 ]
+
+META_COLUMNS: tuple[str, ...] = ("popularity", "length", "words", "subject", "variant")
+
 
 META_COLUMNS: tuple[str, ...] = ("popularity", "length", "words", "subject", "variant")
 """Data-file metadata copied into the statistics table as columns (when present)."""
@@ -163,7 +163,7 @@ def ensure_data(
     """
     if data_dir:
         d = project_path(data_dir)
-        from .data.index import read_data_index
+        from lgkit.data.index import read_data_index
 
         read_data_index(d)  # validate early, with a clear message
         return d
@@ -187,7 +187,7 @@ def ensure_data(
 
 
 def _build_synthetic(target: Path, *, n_per_variant: int, seed: int) -> None:
-    from .data.profile import build_profile
+    from lgkit.data.profile import build_profile
 
     build_profile("default", target.parent, n_per_variant=n_per_variant or 24, seed=seed)
 
@@ -207,7 +207,7 @@ def data_files(
     Raises:
         InputError: nothing matches.
     """
-    from .data.index import read_data_index, select
+    from lgkit.data.index import read_data_index, select
 
     files = read_data_index(project_path(data_dir))
     fams = parse_list(family) if family else None
@@ -246,7 +246,7 @@ def grad_config(
         >>> c.max_length, c.modules, c.limit
         (256, ('q', 'o'), 8)
     """
-    from .engine import GradConfig
+    from lgkit.engine.run import GradConfig
 
     return GradConfig(
         modules=modules,
@@ -290,7 +290,7 @@ def family_stats(
     """
     from tqdm.auto import tqdm
 
-    from .engine import stats_for
+    from lgkit.engine.run import stats_for
 
     files = data_files(data_dir, family, datasets=datasets, cots=cots)
     cache = project_path(cache_dir)
@@ -350,7 +350,7 @@ def model_family(name: str) -> str:
         >>> model_family("smollm2-135m-instruct"), model_family("google/gemma-2-2b-it"), model_family("tiny-random-qwen2")
         ('llama', 'gemma2', 'qwen2')
     """
-    from .models import EMBEDDED, TINY
+    from lgkit.models.load import EMBEDDED, TINY
 
     key = str(name).strip().lower()
     if key in EMBEDDED:
@@ -412,7 +412,7 @@ def pair_stats(
 # --------------------------------------------------------------------------- summaries
 
 
-def _n_examples(df: pd.DataFrame) -> int:
+def n_examples(df: pd.DataFrame) -> int:
     if df.empty:
         return 0
     return int(df.groupby(A.example_key_columns(df), dropna=False).ngroups)
@@ -422,7 +422,7 @@ def summary_table(
     df: pd.DataFrame,
     by: Sequence[str] = ("dataset", "cot", "correct"),
     metric: str = "nuclear_norm",
-    modules: Sequence[str] | None = A.ATTN_MODULES,
+    modules: Sequence[str] | None = ATTN_MODULES,
 ) -> pd.DataFrame:
     """Per group: examples, mean response/prompt tokens, loss, and the module-averaged
     mean-curve level and MAD (all layers) of ``metric``.
@@ -449,7 +449,7 @@ def summary_table(
         )
         rows.append(row)
     base = pd.DataFrame(rows)
-    s = A._curve_summary(df, metric, list(by), modules)
+    s = A.curve_summary(df, metric, list(by), modules)
     agg = (
         s.groupby(list(by), dropna=False, sort=False)[["level", "mad"]].mean().reset_index()
         if by
@@ -457,7 +457,7 @@ def summary_table(
     )
     agg = agg.rename(columns={"level": f"{metric}_mean", "mad": f"{metric}_mad"})
     out = base.merge(agg, on=list(by), how="left") if by else pd.concat([base, agg], axis=1)
-    return A._sort_groups(out, list(by))
+    return A.sort_groups(out, list(by))
 
 
 def cot_summary(
@@ -465,7 +465,7 @@ def cot_summary(
     metric: str = "nuclear_norm",
     correct: bool | None = True,
     by: str = "cot",
-    modules: Sequence[str] | None = A.ATTN_MODULES,
+    modules: Sequence[str] | None = ATTN_MODULES,
 ) -> dict[str, dict[str, float]]:
     """Key numbers per value of ``by``: module-averaged mean-curve level and MAD.
 
@@ -474,12 +474,12 @@ def cot_summary(
         >>> s["none"]["mean"] > s["detailed"]["mean"]
         True
     """
-    d = A.filter_table(df, A._with_correct(df, None, correct))
+    d = A.filter_table(df, A.with_correct(df, None, correct))
     if d.empty or by not in d.columns:
         return {}
-    s = A._curve_summary(d, metric, [by], modules)
+    s = A.curve_summary(d, metric, [by], modules)
     agg = s.groupby(by, sort=False)[["level", "mad"]].mean()
-    order = A._value_order(agg.index, by)
+    order = A.value_order(agg.index, by)
     return {
         str(k): {"mean": float(agg.loc[k, "level"]), "mad": float(agg.loc[k, "mad"])} for k in order
     }
@@ -489,7 +489,7 @@ def rd_summary(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
     by: str = "cot",
-    modules: Sequence[str] | None = A.ATTN_MODULES,
+    modules: Sequence[str] | None = ATTN_MODULES,
 ) -> dict[str, float]:
     """Module-averaged authors' RD between correct and irrelevant mean curves per value of ``by``.
 
@@ -500,8 +500,8 @@ def rd_summary(
     """
     if df.empty or "correct" not in df.columns or by not in df.columns:
         return {}
-    rd = A._rd_by(df, metric, by, modules)
-    return {str(k): float(rd[k]) for k in A._value_order(rd.index, by)}
+    rd = A.rd_by(df, metric, by, modules)
+    return {str(k): float(rd[k]) for k in A.value_order(rd.index, by)}
 
 
 def wiki_groups(df: pd.DataFrame) -> pd.DataFrame:
@@ -591,7 +591,7 @@ def per_group(df: pd.DataFrame, column: str, fn: Any) -> list[A.Finding]:
         ['[aqua', '[ecqa', '[gsm8k']
     """
     out: list[A.Finding] = []
-    for value in A._value_order(df[column].dropna().unique(), column):
+    for value in A.value_order(df[column].dropna().unique(), column):
         out += [tag(f, str(value)) for f in fn(df[df[column] == value])]
     return out
 
@@ -603,7 +603,7 @@ def pair_label(*names: str) -> str:
         >>> pair_label("google/gemma-2-2b", "google/gemma-2-2b-it")
         'gemma-2-2b_vs_gemma-2-2b-it'
     """
-    return "_vs_".join(_safe(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names)
+    return "_vs_".join(safe_name(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names)
 
 
 def pair_findings(
@@ -650,285 +650,5 @@ def pair_findings(
     return out
 
 
-# --------------------------------------------------------------------------- extra claims
-
-
-def claim_long_tail_larger(
-    df: pd.DataFrame,
-    metric: str = "nuclear_norm",
-    *,
-    column: str = "popularity",
-    popular: Any = "popular",
-    long_tail: Any = "long_tail",
-    length_column: str = "length",
-    modules: Sequence[str] | None = A.ATTN_MODULES,
-    correct: bool | None = True,
-) -> A.Finding:
-    """Exploratory: long-tail (unpopular) knowledge gives larger gradients than popular.
-
-    Compares module-averaged mean-curve levels of ``metric`` (correct responses) of
-    long-tail and popular texts of the same nominal length: at every ``length_column``
-    value both groups have (the synthetic set), or else (the released files, whose
-    long-tail texts have no length variants) against the popular length whose median
-    response length is closest to the long-tail one. Supported iff long-tail is larger
-    at every compared length. MADs are reported too.
-
-    Example:
-        >>> d = A.synthetic_stats(n_samples=4, n_layers=4, datasets=["w"], cots=["none"])
-        >>> d["popularity"] = np.where(d["sample_id"].str.endswith(("0", "2")), "popular", "long_tail")
-        >>> claim_long_tail_larger(d, length_column="").supported in (True, False)
-        True
-    """
-    claim = "Exploratory: long-tail knowledge gives larger gradients than popular knowledge of similar length"
-    d = A.filter_table(df, A._with_correct(df, None, correct))
-    if column not in d.columns or not {popular, long_tail} <= set(d[column].dropna()):
-        return A.Finding(claim, "n/a", None, f"need {column}={popular!r} and {long_tail!r} rows")
-    keys = A.example_key_columns(d)
-    lt, pop = d[d[column] == long_tail], d[d[column] == popular]
-    comparisons: list[tuple[str, pd.DataFrame, pd.DataFrame]] = []
-    if length_column and length_column in d.columns:
-        common = [
-            v
-            for v in A._value_order(pop[length_column].dropna().unique(), length_column)
-            if v in set(lt[length_column].dropna())
-        ]
-        comparisons = [
-            (str(v), lt[lt[length_column] == v], pop[pop[length_column] == v]) for v in common
-        ]
-    if not comparisons:
-        lt_len = float(lt.drop_duplicates(keys)["n_response_tokens"].median())
-        if length_column and length_column in pop.columns and pop[length_column].nunique() > 1:
-            med = pop.drop_duplicates(keys).groupby(length_column)["n_response_tokens"].median()
-            chosen = (med - lt_len).abs().idxmin()
-            pop = pop[pop[length_column] == chosen]
-            label = f"long-tail vs popular {length_column}={chosen}"
-        else:
-            label = "long-tail vs popular"
-        comparisons = [(label, lt, pop)]
-    parts, oks = [], []
-    for label, a, b in comparisons:
-        sa = A._curve_summary(a, metric, [], modules)[["level", "mad"]].mean()
-        sb = A._curve_summary(b, metric, [], modules)[["level", "mad"]].mean()
-        oks.append(bool(sa["level"] > sb["level"]))
-        la = float(a.drop_duplicates(keys)["n_response_tokens"].median())
-        lb = float(b.drop_duplicates(keys)["n_response_tokens"].median())
-        parts.append((label, sa, sb, la, lb))
-    measured = "; ".join(
-        f"{lab}: level {A._fmt(sa['level'])} vs {A._fmt(sb['level'])}"
-        for lab, sa, sb, _, _ in parts
-    )
-    detail = (
-        "long-tail vs popular, module-averaged mean-curve level and MAD of "
-        + metric
-        + " over correct "
-        "responses; "
-        + "; ".join(
-            f"{lab}: MAD {A._fmt(sa['mad'])} vs {A._fmt(sb['mad'])}, median response "
-            f"tokens {la:.0f} vs {lb:.0f}"
-            for lab, sa, sb, la, lb in parts
-        )
-        + f"; supported iff larger at every compared length ({sum(oks)}/{len(oks)}); not one of the "
-        "paper's headline claims"
-    )
-    return A.Finding(claim, measured, all(oks), detail)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays, Paths, dataclasses and DataFrames made JSON-ready;
-    NaN and infinities become None.
-
-    Example:
-        >>> jsonable({"a": np.float64("nan"), "b": np.int64(3), "c": (Path("x"), True)})
-        {'a': None, 'b': 3, 'c': ['x', True]}
-    """
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return jsonable(obj.to_dict(orient="records"))
-    if isinstance(obj, pd.Series):
-        return jsonable(obj.to_dict())
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(asdict(obj))
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return str(obj)
-
-
-def findings_records(findings: Iterable[A.Finding]) -> list[dict[str, Any]]:
-    """Findings as JSON-ready dicts ``{claim, measured, supported, detail}``."""
-    out = []
-    for f in findings:
-        d = asdict(f) if is_dataclass(f) else dict(f)
-        out.append(jsonable({k: d.get(k) for k in ("claim", "measured", "supported", "detail")}))
-    return out
-
-
-def write_metrics(
-    out_dir: str | Path, findings: Iterable[A.Finding], extra: Mapping[str, Any] | None = None
-) -> Path:
-    """Write ``<out_dir>/metrics.json`` with ``findings`` and ``extra`` keys.
-
-    Example:
-        >>> import tempfile
-        >>> p = write_metrics(tempfile.mkdtemp(), [A.Finding("c", 1.0, True)], {"n_examples": 3})
-        >>> json.loads(p.read_text())["n_examples"]
-        3
-    """
-    out = project_path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"findings": findings_records(findings), **jsonable(dict(extra or {}))}
-    path = out / "metrics.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    logger.info("wrote %s", path)
-    return path
-
-
-def _display(obj: Any) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return
-    if get_ipython() is not None:
-        display(obj)
-
-
-class Outputs:
-    """Where a notebook's figures, tables and ``metrics.json`` go, and what was written.
-
-    Args:
-        out_dir: the notebook's output folder (relative: from the project root).
-        notebook: the notebook's name (written into ``metrics.json``).
-        show: also display figures/tables in the notebook.
-
-    Example:
-        >>> import tempfile
-        >>> out = Outputs(tempfile.mkdtemp(), notebook="x", show=False)
-        >>> out.table(pd.DataFrame({"a": [1.5]}), "t")
-        >>> out.tables
-        ['tables/t.csv', 'tables/t.tex']
-    """
-
-    def __init__(self, out_dir: str | Path, notebook: str = "", show: bool = True) -> None:
-        self.dir = project_path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.notebook = notebook
-        self.show = show
-        self.figures: list[str] = []
-        self.tables: list[str] = []
-        self.t0 = time.perf_counter()
-
-    def _rel(self, p: Path) -> str:
-        try:
-            return p.relative_to(self.dir).as_posix()
-        except ValueError:
-            return str(p)
-
-    def figure(self, fig: Any, name: str, formats: Sequence[str] = ("png", "pdf")) -> None:
-        """Save ``fig`` as ``figures/<name>.png`` and ``.pdf`` and show the PNG.
-
-        The paths are recorded in :attr:`figures` (and in ``metrics.json``).
-        """
-        from .plots import save_figure
-
-        paths = save_figure(fig, self.dir / "figures" / _safe(name), formats=formats)
-        self.figures.extend(self._rel(p) for p in paths if p.suffix == ".png")
-        png = [p for p in paths if p.suffix == ".png"]
-        if self.show and png:
-            # an object-oriented Figure has no rich repr unless pyplot set up the inline
-            # backend: show the saved PNG itself
-            from IPython.display import Image
-
-            _display(Image(filename=str(png[0])))
-
-    def table(
-        self,
-        df: pd.DataFrame,
-        name: str,
-        caption: str | None = None,
-        *,
-        index: bool = False,
-        latex: bool = True,
-        show: bool | None = None,
-    ) -> None:
-        """Save ``df`` as ``tables/<name>.csv`` and ``.tex`` (booktabs) and show it.
-
-        The paths are recorded in :attr:`tables` (and in ``metrics.json``).
-        """
-        d = self.dir / "tables"
-        d.mkdir(parents=True, exist_ok=True)
-        csv = d / f"{_safe(name)}.csv"
-        df.to_csv(csv, index=index or isinstance(df.columns, pd.MultiIndex))
-        paths = [csv]
-        if latex:
-            tex = d / f"{_safe(name)}.tex"
-            try:
-                A.to_latex(df, tex, caption=caption, label=f"tab:{_safe(name)}", index=index)
-                paths.append(tex)
-            except Exception as e:  # LaTeX is a convenience (needs jinja2)
-                logger.warning("no LaTeX for %s: %s", name, e)
-        self.tables.extend(self._rel(p) for p in paths)
-        if self.show if show is None else show:
-            _display(df)
-
-    def findings(self, findings: Sequence[A.Finding], name: str = "findings") -> None:
-        """Save the findings table (claim, measured, supported, detail) and show it."""
-        t = A.findings_table(findings)
-        view = t.assign(
-            supported=t["supported"].map({True: "supported", False: "not supported"}).fillna("n/a")
-        )
-        self.table(
-            view, name, caption="Claims of the paper tested on this model and data", show=False
-        )
-        if self.show:
-            _display(
-                view[["claim", "measured", "supported"]].style.set_properties(
-                    **{"text-align": "left"}
-                )
-            )
-
-    def write_metrics(
-        self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any
-    ) -> Path:
-        """Write ``metrics.json``: findings, counts of ``df``, figures, tables and ``extra``."""
-        doc: dict[str, Any] = {"notebook": self.notebook}
-        if df is not None:
-            doc.update(n_rows=len(df), n_examples=_n_examples(df))
-            if "data_file" in df.columns:
-                doc["n_files"] = int(df["data_file"].nunique())
-            for col, key in (("model", "models"), ("dataset", "datasets")):
-                if col in df.columns:
-                    doc[key] = sorted(str(x) for x in df[col].dropna().unique())
-            if "layer" in df.columns:
-                doc["n_layers"] = int(df["layer"].nunique())
-        doc.update(extra)
-        doc.update(
-            figures=self.figures,
-            tables=self.tables,
-            seconds=round(time.perf_counter() - self.t0, 2),
-        )
-        return write_metrics(self.dir, findings, doc)
-
-
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))

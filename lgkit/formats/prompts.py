@@ -15,7 +15,7 @@ Two conventions (DESIGN.md, "Prompt/response convention"):
 
 Example:
     >>> from lgkit.models import tiny_tokenizer
-    >>> from lgkit.records import Example
+    >>> from lgkit.formats.records import Example
     >>> enc = encode_example(tiny_tokenizer(), Example("2+2?", "", "4"), instruct=False)
     >>> enc.n_response_tokens > 0
     True
@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InputError
-from .records import Example
+from lgkit.errors import InputError
+from lgkit.formats.records import Example
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 COMPAT_MODES = (None, "layer_gradient")

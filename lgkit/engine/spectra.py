@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .schema import STAT_COLUMNS  # noqa: F401  (re-exported)
+from lgkit.schema import STAT_COLUMNS  # noqa: F401  (re-exported)
 
 
 def nonzero_rows(A: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ and reused by later notebooks (see :func:`lgkit.engine.stats_for`). Kernels run 
 about ten times slower on a 2-core CPU shared with other processes.
 
 Example:
-    >>> from lgkit.runner import parse_only
+    >>> from lgkit.series.runner import parse_only
     >>> parse_only("02,4")
     ['02_math', '04_wiki']
 """
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import html
 import json
 import logging
 import os
@@ -41,23 +40,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, LgkitError
+from lgkit.errors import InputError, LgkitError
+from lgkit.provenance import git_hash, repo_root
+from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
+from lgkit.series.report import read_json, write_index
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS: tuple[str, ...] = (
-    "01_data_prep",
-    "02_math",
-    "03_commonsense",
-    "04_wiki",
-    "05_base_vs_instruct",
-)
-"""The notebook series, in execution order."""
-
-PROFILES: tuple[str, ...] = ("smoke", "default", "full")
-"""Profiles with a params YAML per notebook."""
-
-DATA_NOTEBOOK = "01_data_prep"
 KERNEL = "python3"
 STATS_CACHE = "stats_cache"
 
@@ -78,19 +67,6 @@ class NotebookFailed(LgkitError):
 
 
 # --------------------------------------------------------------------------- paths
-
-
-def repo_root() -> Path:
-    """The project root holding ``notebooks/`` and ``params/`` (the editable checkout).
-
-    Example:
-        >>> (repo_root() / "notebooks").name
-        'notebooks'
-    """
-    env = os.environ.get("LGKIT_REPO_ROOT")
-    if env:
-        return Path(env).resolve()
-    return Path(__file__).resolve().parent.parent
 
 
 def notebook_path(name: str, root: Path | None = None) -> Path:
@@ -251,32 +227,6 @@ def resolve_params(
 
 
 # --------------------------------------------------------------------------- execution
-
-
-def git_hash(root: Path | None = None) -> str | None:
-    """The commit of the checkout (``+dirty`` when it has uncommitted changes), or None."""
-    import subprocess
-
-    root = root or repo_root()
-    try:
-        h = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        head = h.stdout.strip()
-        if not head:
-            return None
-        st = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return head + ("+dirty" if st.stdout.strip() else "")
-    except Exception:
-        return None
 
 
 def _now() -> str:
@@ -498,7 +448,7 @@ def run_series(
                 "path": str(failed.path),
                 "reason": failed.reason,
             }
-        previous = _read_json(run_dir / "run.json")
+        previous = read_json(run_dir / "run.json")
         if isinstance(previous, dict) and previous.get(
             "start_time"
         ):  # earlier invocations into this run
@@ -510,199 +460,6 @@ def run_series(
         raise failed
     log.info("series done in %.1f s; index: %s", series["seconds"], run_dir / "index.html")
     return run_dir
-
-
-# --------------------------------------------------------------------------- index
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def collect_findings(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every notebook's findings of a run, in series order, with a ``notebook`` field.
-
-    Example:
-        >>> collect_findings("/nonexistent")
-        []
-    """
-    run_dir = Path(run_dir)
-    rows = []
-    for nb_dir in _notebook_dirs(run_dir):
-        m = _read_json(nb_dir / "metrics.json") or {}
-        for f in m.get("findings") or []:
-            if isinstance(f, dict):
-                rows.append({"notebook": nb_dir.name, **f})
-    return rows
-
-
-def _notebook_dirs(run_dir: Path) -> list[Path]:
-    if not run_dir.is_dir():
-        return []
-    known = [run_dir / n for n in NOTEBOOKS if (run_dir / n).is_dir()]
-    extra = sorted(
-        p
-        for p in run_dir.iterdir()
-        if p.is_dir()
-        and p not in known
-        and ((p / "metrics.json").is_file() or (p / "run.json").is_file())
-    )
-    return known + extra
-
-
-def _rel(p: Path, base: Path) -> str:
-    return os.path.relpath(p, base).replace(os.sep, "/")
-
-
-def _supported_cell(v: Any) -> str:
-    if v is True:
-        return '<td class="yes">supported</td>'
-    if v is False:
-        return '<td class="no">not supported</td>'
-    return '<td class="na">n/a</td>'
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
-th{background:#f3f3f3}.yes{background:#e3f6e3}.no{background:#fbe3e3}.na{background:#eee}
-.thumbs img{height:160px;margin:4px;border:1px solid #ddd}.small{color:#666;font-size:.9em}
-details{margin:.3em 0}code{background:#f5f5f5;padding:0 3px}
-"""
-
-
-def write_index(run_dir: str | Path) -> Path:
-    """Write ``<run>/index.html``: links to every notebook's outputs and one findings table.
-
-    Built from what is on disk (``run.json``, ``metrics.json``, ``figures/``,
-    ``tables/`` of each notebook folder), so it can be rebuilt at any time.
-
-    Example:
-        >>> import tempfile
-        >>> write_index(tempfile.mkdtemp()).name
-        'index.html'
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    esc = html.escape
-    series = _read_json(run_dir / "run.json") or {}
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>lgkit run {esc(run_dir.name)}</title>"
-        f"<style>{_CSS}</style></head><body>"
-    ]
-    parts.append(f"<h1>lgkit run <code>{esc(run_dir.name)}</code></h1>")
-    meta = [
-        f"profile: <b>{esc(str(series.get('profile', '?')))}</b>",
-        f"git: <code>{esc(str(series.get('git_hash')))}</code>",
-        f"started: {esc(str(series.get('start_time', '?')))}",
-    ]
-    if series.get("seconds") is not None:
-        scope = ", ".join(series.get("notebooks") or [])
-        meta.append(
-            f"wall time: {float(series['seconds']):.0f} s" + (f" ({esc(scope)})" if scope else "")
-        )
-    if series.get("history"):
-        meta.append(f"{len(series['history'])} earlier invocation(s) into this run (see run.json)")
-    if series.get("status"):
-        meta.append(f"status: <b>{esc(str(series['status']))}</b>")
-    parts.append(f"<p class='small'>{' · '.join(meta)}</p>")
-    if series.get("failed"):
-        f = series["failed"]
-        parts.append(
-            f"<p class='no'>Notebook <b>{esc(str(f.get('notebook')))}</b> failed: {esc(str(f.get('reason')))}"
-            f" — partially executed notebook: <code>{esc(str(f.get('path')))}</code></p>"
-        )
-
-    # findings of all notebooks
-    findings = collect_findings(run_dir)
-    parts.append("<h2>Findings</h2>")
-    if findings:
-        parts.append(
-            "<table><tr><th>notebook</th><th>claim</th><th>measured</th><th>result</th><th>detail</th></tr>"
-        )
-        for f in findings:
-            detail = str(f.get("detail") or "")
-            parts.append(
-                f"<tr><td><a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a></td>"
-                f"<td>{esc(str(f.get('claim', '')))}</td><td>{esc(str(f.get('measured', '')))}</td>"
-                f"{_supported_cell(f.get('supported'))}"
-                f"<td class='small'><details><summary>how</summary>{esc(detail)}</details></td></tr>"
-            )
-        parts.append("</table>")
-        n_yes = sum(f.get("supported") is True for f in findings)
-        n_no = sum(f.get("supported") is False for f in findings)
-        parts.append(
-            f"<p class='small'>{n_yes} supported, {n_no} not supported, "
-            f"{len(findings) - n_yes - n_no} not measurable, on this run's models and data.</p>"
-        )
-    else:
-        parts.append("<p>No findings yet.</p>")
-
-    # per notebook
-    parts.append("<h2>Notebooks</h2>")
-    for nb_dir in _notebook_dirs(run_dir):
-        name = nb_dir.name
-        rec = _read_json(nb_dir / "run.json") or {}
-        m = _read_json(nb_dir / "metrics.json") or {}
-        parts.append(f"<h3 id='{esc(name)}'>{esc(name)}</h3>")
-        status = rec.get("status", "?")
-        info = [f"status: <b>{esc(str(status))}</b>"]
-        if rec.get("seconds") is not None:
-            info.append(f"{float(rec['seconds']):.0f} s")
-        if rec.get("error"):
-            info.append(f"error: {esc(str(rec['error']))}")
-        parts.append(f"<p class='small'>{' · '.join(info)}</p>")
-        links = []
-        for fn, label in (
-            (f"{name}.html", "executed notebook (HTML)"),
-            (f"{name}.ipynb", "executed notebook (.ipynb)"),
-            ("metrics.json", "metrics.json"),
-            ("params.yaml", "parameters"),
-            ("run.json", "run.json"),
-        ):
-            if (nb_dir / fn).is_file():
-                links.append(f"<a href='{esc(_rel(nb_dir / fn, run_dir))}'>{esc(label)}</a>")
-        parts.append("<p>" + " · ".join(links) + "</p>")
-        keys = {
-            k: m[k]
-            for k in ("model", "models", "n_examples", "n_rows", "n_files", "datasets")
-            if k in m
-        }
-        if keys:
-            parts.append(
-                "<p class='small'>"
-                + " · ".join(
-                    f"{esc(k)}: {esc(json.dumps(v, default=str))}" for k, v in keys.items()
-                )
-                + "</p>"
-            )
-        tables = sorted((nb_dir / "tables").glob("*")) if (nb_dir / "tables").is_dir() else []
-        if tables:
-            parts.append(
-                "<p>tables: "
-                + " · ".join(f"<a href='{esc(_rel(t, run_dir))}'>{esc(t.name)}</a>" for t in tables)
-                + "</p>"
-            )
-        figs = sorted(nb_dir.glob("*.png")) + (
-            sorted((nb_dir / "figures").glob("*.png")) if (nb_dir / "figures").is_dir() else []
-        )
-        if figs:
-            parts.append("<div class='thumbs'>")
-            for fpng in figs:
-                pdf = fpng.with_suffix(".pdf")
-                href = _rel(fpng, run_dir)
-                cap = f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
-                parts.append(
-                    f"<a href='{esc(href)}' title='{esc(fpng.stem)}'><img src='{esc(href)}' alt='{esc(fpng.stem)}'></a>{cap}"
-                )
-            parts.append("</div>")
-    parts.append("</body></html>")
-    out = run_dir / "index.html"
-    out.write_text("\n".join(parts), encoding="utf-8")
-    return out
 
 
 # --------------------------------------------------------------------------- CLI

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from lgkit.errors import InputError
 
 COT_LEVELS = ("none", "simplified", "detailed")
 

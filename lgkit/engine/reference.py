@@ -8,7 +8,7 @@ spectrum or running any full SVD.
 
 Example:
     >>> from lgkit.models import load_model
-    >>> from lgkit.records import Example
+    >>> from lgkit.formats.records import Example
     >>> lm = load_model("tiny-random-llama")
     >>> rows, loss = naive_stats(lm.model, lm.tokenizer, Example("Hi?", "", "Hello."), instruct=True)
     >>> sorted({r["module"] for r in rows})
@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .arch import ATTN_MODULES, Target, find_targets
-from .prompts import Encoded, encode_example
-from .records import Example
-from .spectra import stats_from_singular_values
+from lgkit.engine.arch import ATTN_MODULES, Target, find_targets
+from lgkit.engine.spectra import stats_from_singular_values
+from lgkit.formats.prompts import Encoded, encode_example
+from lgkit.formats.records import Example
 
 
 def target_gradient(model: nn.Module, target: Target) -> torch.Tensor:

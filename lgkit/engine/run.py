@@ -3,7 +3,7 @@
 For each example one forward and one backward pass run with the loss on the response
 tokens only (mean token cross-entropy). No weight gradient is formed: parameters are
 frozen and the backward runs to the input embeddings, while hooks hand each
-projection's inputs X and output gradients D to :mod:`lgkit.spectra` as soon as they
+projection's inputs X and output gradients D to :mod:`lgkit.engine.spectra` as soon as they
 exist. Several examples may share one padded batch: the backward of the *sum* of the
 per-example mean losses gives each example exactly its own gradients.
 
@@ -30,14 +30,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import __version__
-from .arch import ALL_MODULES, Target, find_targets, parse_modules
-from .capture import GradientCapture
-from .errors import InputError
-from .prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT, Encoded, encode_example, has_chat_template
-from .records import Example, read_examples
-from .runner import git_hash as _git_hash
-from .spectra import (
+from lgkit import __version__
+from lgkit.engine.arch import ALL_MODULES, Target, find_targets, parse_modules
+from lgkit.engine.capture import GradientCapture
+from lgkit.engine.spectra import (
     SpectralJob,
     default_stats_threads,
     drop_zero_rows,
@@ -50,7 +46,7 @@ from .spectra import (
     stats_from_singular_values,
     use_factor_route,
 )
-from .store import (
+from lgkit.engine.store import (
     MANIFEST,
     clean_temporaries,
     completed_ids,
@@ -62,6 +58,16 @@ from .store import (
     write_json_atomic,
     write_part,
 )
+from lgkit.errors import InputError
+from lgkit.formats.prompts import (
+    COMPAT_MODES,
+    DEFAULT_SYSTEM_PROMPT,
+    Encoded,
+    encode_example,
+    has_chat_template,
+)
+from lgkit.formats.records import Example, read_examples
+from lgkit.provenance import git_hash as _git_hash
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +170,7 @@ class RunResult:
 
 def git_hash() -> str | None:
     """The git commit of the lgkit checkout (``+dirty`` with uncommitted changes), if any."""
-    return _git_hash(Path(__file__).resolve().parent.parent)
+    return _git_hash()
 
 
 def _dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -214,7 +220,7 @@ class _BatchStats:
     When a projection's gradient arrives, the cheap parts run at once on every core (G,
     its entry statistics, dropping zero rows; the T×T Gram of the factor route). The
     direct route's Grams and all eigen-solves are queued and, once a layer's worth is
-    pending, solved ``workers`` at a time by :func:`lgkit.spectra.solve_spectra`, each a
+    pending, solved ``workers`` at a time by :func:`lgkit.engine.spectra.solve_spectra`, each a
     single-threaded LAPACK call: a 2-core CPU solves q and o (then k and v) side by side.
     """
 
@@ -478,7 +484,7 @@ def run_batch(
 
 def _resolve_model(model: Any, config: GradConfig, device: str | None, dtype: str | None) -> Any:
     if isinstance(model, (str, Path)):
-        from .models import load_model
+        from lgkit.models.load import load_model
 
         kw: dict[str, Any] = {"instruct": config.instruct}
         if device:

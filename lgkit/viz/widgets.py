@@ -26,9 +26,10 @@ import ipywidgets as w
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import analysis as A
-from . import plots as P
-from .records import Example
+from lgkit import analysis as A
+from lgkit.formats.records import Example
+from lgkit.schema import ATTN_MODULES
+from lgkit.viz import plots as P
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +103,14 @@ class Explorer(_Panel):
     """
 
     def __init__(self, df: pd.DataFrame, metric: str = "nuclear_norm", n_boot: int = 100) -> None:
-        A._check_columns(df, A.REQUIRED_COLUMNS)
+        A.check_columns(df, A.REQUIRED_COLUMNS)
         self.df = df
         self.n_boot = n_boot
         self._figure = None
         self._hold = False
         style = {"description_width": "initial"}
         datasets = (
-            A._value_order(df["dataset"].dropna().unique(), "dataset") if "dataset" in df else []
+            A.value_order(df["dataset"].dropna().unique(), "dataset") if "dataset" in df else []
         )
         self.dataset = w.Dropdown(
             options=[ALL] + [str(x) for x in datasets],
@@ -117,7 +118,7 @@ class Explorer(_Panel):
             description="dataset",
             style=style,
         )
-        models = A._value_order(df["model"].dropna().unique(), "model") if "model" in df else []
+        models = A.value_order(df["model"].dropna().unique(), "model") if "model" in df else []
         self.model = w.Dropdown(
             options=[ALL] + [str(x) for x in models],
             value=ALL,
@@ -125,7 +126,7 @@ class Explorer(_Panel):
             style=style,
             disabled=not models,
         )
-        cots = A._value_order(df["cot"].dropna().unique(), "cot") if "cot" in df else []
+        cots = A.value_order(df["cot"].dropna().unique(), "cot") if "cot" in df else []
         self.cot = w.SelectMultiple(options=cots, value=tuple(cots), description="cot", rows=3)
         has_correct = "correct" in df and df["correct"].notna().any()
         self.correct = w.Dropdown(
@@ -135,8 +136,8 @@ class Explorer(_Panel):
             style=style,
             disabled=not has_correct,
         )
-        mods = A._value_order(df["module"].unique(), "module")
-        default_mods = tuple(m for m in mods if m in A.ATTN_MODULES) or tuple(mods)
+        mods = A.value_order(df["module"].unique(), "module")
+        default_mods = tuple(m for m in mods if m in ATTN_MODULES) or tuple(mods)
         self.modules = w.SelectMultiple(
             options=mods, value=default_mods, description="modules", rows=min(len(mods), 7)
         )
@@ -229,7 +230,7 @@ class Explorer(_Panel):
         """Recompute the curves for the current controls and redraw the figure."""
         d = self.filtered()
         if d.empty or not self.modules.value:
-            fig = P._empty_figure("no rows match the selection")
+            fig = P.empty_figure("no rows match the selection")
         else:
             fig = P.layer_figure(
                 d,
@@ -276,7 +277,7 @@ class ExampleDrilldown(_Panel):
         examples: Mapping[str, Example] | Iterable[Example],
         metric: str = "nuclear_norm",
     ) -> None:
-        A._check_columns(df, A.REQUIRED_COLUMNS)
+        A.check_columns(df, A.REQUIRED_COLUMNS)
         if not isinstance(examples, Mapping):
             examples = {e.sample_id: e for e in examples}
         self.df = df
@@ -295,10 +296,10 @@ class ExampleDrilldown(_Panel):
         self.metric = w.Dropdown(
             options=metrics, value=metric if metric in metrics else metrics[0], description="metric"
         )
-        mods = A._value_order(df["module"].unique(), "module")
+        mods = A.value_order(df["module"].unique(), "module")
         self.modules = w.SelectMultiple(
             options=mods,
-            value=tuple(m for m in mods if m in A.ATTN_MODULES) or tuple(mods),
+            value=tuple(m for m in mods if m in ATTN_MODULES) or tuple(mods),
             description="modules",
             rows=min(len(mods), 7),
         )
@@ -359,7 +360,7 @@ class ExampleDrilldown(_Panel):
         sid = self.example.value
         if sid is None:
             self.text.value = "<i>no example</i>"
-            fig = P._empty_figure("no example")
+            fig = P.empty_figure("no example")
             self._show(fig)
             return fig
         rows = self._rows(sid)
@@ -402,7 +403,7 @@ class ExampleDrilldown(_Panel):
                     linewidth=1,
                     label=f"{P.module_label(m)} group mean" if m == mods[0] else None,
                 )
-        P._style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
+        P.style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
         if ax.lines:
             ax.legend(fontsize="small")
         self._show(fig)

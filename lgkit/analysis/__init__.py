@@ -1,0 +1,98 @@
+"""Analysis of statistics tables: curves, MAD, relative differences, inference and the paper's claims.
+
+Everything takes the statistics table (docs/ARCHITECTURE.md, "The statistics table") as a pandas
+DataFrame and returns DataFrames or small dataclasses. May import: lgkit.errors, lgkit.schema.
+Never torch, the engine, viz or series (tests/test_boundaries.py checks).
+
+Conventions used throughout:
+
+* An **example** is one row of the source data seen by one model: it is identified by
+  ``sample_id`` together with whichever of ``model``, ``dataset``, ``cot`` and
+  ``correct`` are columns of the table (the same ``sample_id`` in two variants or two
+  models is two examples). Bootstrap resampling and length matching work on
+  examples, never on rows.
+* A **curve** is the mean of a metric over examples, per layer, for one group and one
+  module. As in the authors' code, an example whose curve has a missing (NaN) layer is
+  left out of that curve (``drop_incomplete=True``).
+* Metric names are the table's columns, the authors' names as aliases
+  (``S_sum`` = ``nuclear_norm``, ``S_max`` = ``sigma_max``, ``S_min`` = ``sigma_min``,
+  ``S_ratio`` = ``sigma1_ratio``) and the derived ``S_sum_regularized`` =
+  ``nuclear_norm / loss`` (0 where the loss is 0, like the authors' zero guard).
+* ``where`` filters rows before anything else: ``{"dataset": "gsm8k",
+  "correct": True}``; a list/tuple/set value means "any of".
+
+Example:
+    >>> df = synthetic_stats(n_samples=5, n_layers=6, seed=0)
+    >>> curves = layer_curves(df, "nuclear_norm", by=["cot"], n_boot=50)
+    >>> sorted(curves.columns)[:4]
+    ['cot', 'hi', 'layer', 'lo']
+    >>> mad = mad_table(df, "nuclear_norm", by=["cot"], where={"correct": True})
+    >>> list(mad.columns)
+    ['cot', 'module', 'early', 'middle', 'late', 'all', 'n_layers']
+"""
+
+from lgkit.analysis.claims import (  # noqa: F401
+    Finding,
+    claim_base_vs_instruct,
+    claim_correct_vs_irrelevant,
+    claim_flatter_with_cot,
+    claim_instruct_not_better_at_correctness,
+    claim_length_not_enough,
+    claim_long_tail_larger,
+    curve_summary,
+    findings_table,
+    fmt_number,
+    rd_by,
+    with_correct,
+)
+from lgkit.analysis.compare import (  # noqa: F401
+    RelativeDifference,
+    length_association,
+    length_matched_comparison,
+    match_by_length,
+    per_example,
+    relative_difference,
+    relative_difference_curves,
+    relative_difference_table,
+    signed_relative_difference,
+    spearman,
+)
+from lgkit.analysis.curves import (  # noqa: F401
+    bootstrap_mean_band,
+    curve_dict,
+    layer_curves,
+    layer_groups,
+    mad_by_group,
+    mad_table,
+    mean_absolute_difference,
+    pivot_mad,
+    sort_groups,
+)
+from lgkit.analysis.fixtures import (  # noqa: F401
+    synthetic_stats,
+)
+from lgkit.analysis.latex import (  # noqa: F401
+    to_latex,
+)
+from lgkit.analysis.tables import (  # noqa: F401
+    COT_ORDER,
+    DERIVED_METRICS,
+    EXAMPLE_COLUMNS,
+    KEY_COLUMNS,
+    LAYER_GROUP_PRESETS,
+    LAYER_GROUPS,
+    METRIC_ALIASES,
+    METRIC_LABELS,
+    MODULE_ORDER,
+    OPTIONAL_METRIC_COLUMNS,
+    REQUIRED_COLUMNS,
+    as_list,
+    available_metrics,
+    check_columns,
+    example_key_columns,
+    filter_table,
+    metric_label,
+    metric_values,
+    prepare_table,
+    value_order,
+)

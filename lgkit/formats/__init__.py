@@ -1,0 +1,13 @@
+"""Formats: training records, prompt conventions, and the authors' per-sample JSONL.
+
+May import: lgkit.errors, lgkit.schema (authors.py reads and sorts tables through lgkit.engine.store).
+
+Example:
+    >>> from lgkit.formats import Example
+    >>> "detailed" in COT_LEVELS
+    True
+"""
+
+from lgkit.formats.records import COT_LEVELS, Example, read_examples, write_examples
+
+__all__ = ["COT_LEVELS", "Example", "read_examples", "write_examples"]

@@ -1,0 +1,139 @@
+"""The authors' per-sample JSONL format (arXiv 2410.23743 code): export and import.
+
+Statistics tables convert to and from the records their ``layer_gradient`` script writes, so
+numbers can be set beside the released ones (docs/ARCHITECTURE.md, "Contracts").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lgkit.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- authors' format
+_AUTHOR_KEYS = {
+    "S_sum": "nuclear_norm",
+    "S_max": "sigma_max",
+    "S_min": "sigma_min",
+    "frobenius_norm": "frobenius_norm",
+    "M_mean": "entry_mean",
+    "M_max": "entry_max",
+    "M_min": "entry_min",
+}
+
+
+def export_layer_gradient(
+    stats: pd.DataFrame | str | Path, path: str | Path, examples: Iterable | None = None
+) -> Path:
+    """Write the authors' per-sample JSONL format (arXiv 2410.23743 code).
+
+    One line per example: ``{"instruction", "output", "loss", "<param name>": {"M_mean",
+    "M_max", "M_min", "frobenius_norm", "S_sum", "S_max", "S_min"}, ...}``. The
+    instruction/output texts come from ``examples`` (Example records, matched by
+    sample_id) when given.
+
+    Example:
+        >>> export_layer_gradient("outputs/run", "stats.jsonl")  # doctest: +SKIP
+    """
+    from lgkit.engine.store import load_stats  # lazy: the engine imports formats
+
+    df = load_stats(stats) if not isinstance(stats, pd.DataFrame) else stats
+    texts = {}
+    for ex in examples or []:
+        texts[ex.sample_id] = ex
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for sid, g in df.groupby("sample_id", sort=False):
+            ex = texts.get(sid)
+            rec: dict[str, Any] = {
+                "sample_id": sid,
+                "instruction": ex.prompt if ex is not None else None,
+                "output": ex.output if ex is not None else None,
+                "loss": float(g["loss"].iloc[0]),
+            }
+            for _, r in g.iterrows():
+                rec[r["param"]] = {k: float(r[v]) for k, v in _AUTHOR_KEYS.items()}
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, p)
+    return p
+
+
+_PARAM_RE = re.compile(r"(?:layers|h|blocks)\.(\d+)\.(.+?)\.weight(?:\[(\w+)\])?$")
+
+
+def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
+    """Read the authors' per-sample JSONL statistics into lgkit's table.
+
+    ``effective_rank`` cannot be recovered from their fields and is NaN;
+    ``sigma1_ratio`` is S_max/S_sum. Extra keyword arguments (``dataset``, ``cot``,
+    ``correct``) fill those columns.
+
+    Raises:
+        InputError: malformed line or field, naming file and line.
+
+    Example:
+        >>> df = import_layer_gradient("llama3_8b/gsm8k_with_cot.jsonl", cot="simplified")  # doctest: +SKIP
+    """
+    from lgkit.engine.arch import ARCH_TABLE  # noqa: F401  (documentation: module names map through it)
+    from lgkit.formats.records import iter_raw_records, stable_id
+
+    suffix_to_module = {
+        "self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v", "self_attn.o_proj": "o",
+        "mlp.gate_proj": "gate", "mlp.up_proj": "up", "mlp.down_proj": "down",
+        "attn.c_proj": "o", "self_attn.dense": "o", "attention.dense": "o",
+    }  # fmt: skip
+    rows = []
+    for n, rec in iter_raw_records(path):
+        if not isinstance(rec, dict) or "loss" not in rec:
+            raise InputError(
+                "expected an object with a 'loss' field",
+                path=path,
+                record=f"line {n}",
+                field="loss",
+            )
+        sid = rec.get("sample_id") or stable_id(
+            rec.get("instruction") or "", "", rec.get("output") or ""
+        )
+        for key, val in rec.items():
+            m = _PARAM_RE.search(key)
+            if not m or not isinstance(val, dict):
+                continue
+            module = m.group(3) or suffix_to_module.get(m.group(2))
+            if module is None:
+                continue
+            try:
+                row = {v: float(val[k]) for k, v in _AUTHOR_KEYS.items()}
+            except (KeyError, TypeError, ValueError) as e:
+                raise InputError(
+                    f"bad statistics ({e})", path=path, record=f"line {n}", field=key
+                ) from None
+            row.update(
+                sample_id=sid,
+                example_index=n,
+                layer=int(m.group(1)),
+                module=module,
+                param=key,
+                loss=float(rec["loss"]),
+            )
+            row["sigma1_ratio"] = (
+                row["sigma_max"] / row["nuclear_norm"] if row["nuclear_norm"] else 0.0
+            )
+            row["effective_rank"] = float("nan")
+            row.update({k: v for k, v in metadata.items()})
+            rows.append(row)
+    from lgkit.engine.store import sort_table
+
+    return sort_table(pd.DataFrame(rows))

@@ -1,0 +1,219 @@
+"""Notebook outputs: figures, tables, metrics.json, in one folder per notebook."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lgkit import analysis as A
+from lgkit.series.steps import n_examples, project_path, safe_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Outputs", "findings_records", "jsonable", "write_metrics"]
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, Paths, dataclasses and DataFrames made JSON-ready;
+    NaN and infinities become None.
+
+    Example:
+        >>> jsonable({"a": np.float64("nan"), "b": np.int64(3), "c": (Path("x"), True)})
+        {'a': None, 'b': 3, 'c': ['x', True]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, pd.Series):
+        return jsonable(obj.to_dict())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(asdict(obj))
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+def findings_records(findings: Iterable[A.Finding]) -> list[dict[str, Any]]:
+    """Findings as JSON-ready dicts ``{claim, measured, supported, detail}``."""
+    out = []
+    for f in findings:
+        d = asdict(f) if is_dataclass(f) else dict(f)
+        out.append(jsonable({k: d.get(k) for k in ("claim", "measured", "supported", "detail")}))
+    return out
+
+
+def write_metrics(
+    out_dir: str | Path, findings: Iterable[A.Finding], extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``<out_dir>/metrics.json`` with ``findings`` and ``extra`` keys.
+
+    Example:
+        >>> import tempfile
+        >>> p = write_metrics(tempfile.mkdtemp(), [A.Finding("c", 1.0, True)], {"n_examples": 3})
+        >>> json.loads(p.read_text())["n_examples"]
+        3
+    """
+    out = project_path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"findings": findings_records(findings), **jsonable(dict(extra or {}))}
+    path = out / "metrics.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    logger.info("wrote %s", path)
+    return path
+
+
+def _display(obj: Any) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover
+        return
+    if get_ipython() is not None:
+        display(obj)
+
+
+class Outputs:
+    """Where a notebook's figures, tables and ``metrics.json`` go, and what was written.
+
+    Args:
+        out_dir: the notebook's output folder (relative: from the project root).
+        notebook: the notebook's name (written into ``metrics.json``).
+        show: also display figures/tables in the notebook.
+
+    Example:
+        >>> import tempfile
+        >>> out = Outputs(tempfile.mkdtemp(), notebook="x", show=False)
+        >>> out.table(pd.DataFrame({"a": [1.5]}), "t")
+        >>> out.tables
+        ['tables/t.csv', 'tables/t.tex']
+    """
+
+    def __init__(self, out_dir: str | Path, notebook: str = "", show: bool = True) -> None:
+        self.dir = project_path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.notebook = notebook
+        self.show = show
+        self.figures: list[str] = []
+        self.tables: list[str] = []
+        self.t0 = time.perf_counter()
+
+    def _rel(self, p: Path) -> str:
+        try:
+            return p.relative_to(self.dir).as_posix()
+        except ValueError:
+            return str(p)
+
+    def figure(self, fig: Any, name: str, formats: Sequence[str] = ("png", "pdf")) -> None:
+        """Save ``fig`` as ``figures/<name>.png`` and ``.pdf`` and show the PNG.
+
+        The paths are recorded in :attr:`figures` (and in ``metrics.json``).
+        """
+        from lgkit.viz.plots import save_figure
+
+        paths = save_figure(fig, self.dir / "figures" / safe_name(name), formats=formats)
+        self.figures.extend(self._rel(p) for p in paths if p.suffix == ".png")
+        png = [p for p in paths if p.suffix == ".png"]
+        if self.show and png:
+            # an object-oriented Figure has no rich repr unless pyplot set up the inline
+            # backend: show the saved PNG itself
+            from IPython.display import Image
+
+            _display(Image(filename=str(png[0])))
+
+    def table(
+        self,
+        df: pd.DataFrame,
+        name: str,
+        caption: str | None = None,
+        *,
+        index: bool = False,
+        latex: bool = True,
+        show: bool | None = None,
+    ) -> None:
+        """Save ``df`` as ``tables/<name>.csv`` and ``.tex`` (booktabs) and show it.
+
+        The paths are recorded in :attr:`tables` (and in ``metrics.json``).
+        """
+        d = self.dir / "tables"
+        d.mkdir(parents=True, exist_ok=True)
+        csv = d / f"{safe_name(name)}.csv"
+        df.to_csv(csv, index=index or isinstance(df.columns, pd.MultiIndex))
+        paths = [csv]
+        if latex:
+            tex = d / f"{safe_name(name)}.tex"
+            try:
+                A.to_latex(df, tex, caption=caption, label=f"tab:{safe_name(name)}", index=index)
+                paths.append(tex)
+            except Exception as e:  # LaTeX is a convenience (needs jinja2)
+                logger.warning("no LaTeX for %s: %s", name, e)
+        self.tables.extend(self._rel(p) for p in paths)
+        if self.show if show is None else show:
+            _display(df)
+
+    def findings(self, findings: Sequence[A.Finding], name: str = "findings") -> None:
+        """Save the findings table (claim, measured, supported, detail) and show it."""
+        t = A.findings_table(findings)
+        view = t.assign(
+            supported=t["supported"].map({True: "supported", False: "not supported"}).fillna("n/a")
+        )
+        self.table(
+            view, name, caption="Claims of the paper tested on this model and data", show=False
+        )
+        if self.show:
+            _display(
+                view[["claim", "measured", "supported"]].style.set_properties(
+                    **{"text-align": "left"}
+                )
+            )
+
+    def write_metrics(
+        self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any
+    ) -> Path:
+        """Write ``metrics.json``: findings, counts of ``df``, figures, tables and ``extra``."""
+        doc: dict[str, Any] = {"notebook": self.notebook}
+        if df is not None:
+            doc.update(n_rows=len(df), n_examples=n_examples(df))
+            if "data_file" in df.columns:
+                doc["n_files"] = int(df["data_file"].nunique())
+            for col, key in (("model", "models"), ("dataset", "datasets")):
+                if col in df.columns:
+                    doc[key] = sorted(str(x) for x in df[col].dropna().unique())
+            if "layer" in df.columns:
+                doc["n_layers"] = int(df["layer"].nunique())
+        doc.update(extra)
+        doc.update(
+            figures=self.figures,
+            tables=self.tables,
+            seconds=round(time.perf_counter() - self.t0, 2),
+        )
+        return write_metrics(self.dir, findings, doc)

@@ -1,0 +1,207 @@
+"""The run's index page: every notebook's findings, figures and status in one HTML file."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from lgkit.series.catalog import NOTEBOOKS
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- index
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def collect_findings(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every notebook's findings of a run, in series order, with a ``notebook`` field.
+
+    Example:
+        >>> collect_findings("/nonexistent")
+        []
+    """
+    run_dir = Path(run_dir)
+    rows = []
+    for nb_dir in _notebook_dirs(run_dir):
+        m = read_json(nb_dir / "metrics.json") or {}
+        for f in m.get("findings") or []:
+            if isinstance(f, dict):
+                rows.append({"notebook": nb_dir.name, **f})
+    return rows
+
+
+def _notebook_dirs(run_dir: Path) -> list[Path]:
+    if not run_dir.is_dir():
+        return []
+    known = [run_dir / n for n in NOTEBOOKS if (run_dir / n).is_dir()]
+    extra = sorted(
+        p
+        for p in run_dir.iterdir()
+        if p.is_dir()
+        and p not in known
+        and ((p / "metrics.json").is_file() or (p / "run.json").is_file())
+    )
+    return known + extra
+
+
+def _rel(p: Path, base: Path) -> str:
+    return os.path.relpath(p, base).replace(os.sep, "/")
+
+
+def _supported_cell(v: Any) -> str:
+    if v is True:
+        return '<td class="yes">supported</td>'
+    if v is False:
+        return '<td class="no">not supported</td>'
+    return '<td class="na">n/a</td>'
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
+th{background:#f3f3f3}.yes{background:#e3f6e3}.no{background:#fbe3e3}.na{background:#eee}
+.thumbs img{height:160px;margin:4px;border:1px solid #ddd}.small{color:#666;font-size:.9em}
+details{margin:.3em 0}code{background:#f5f5f5;padding:0 3px}
+"""
+
+
+def write_index(run_dir: str | Path) -> Path:
+    """Write ``<run>/index.html``: links to every notebook's outputs and one findings table.
+
+    Built from what is on disk (``run.json``, ``metrics.json``, ``figures/``,
+    ``tables/`` of each notebook folder), so it can be rebuilt at any time.
+
+    Example:
+        >>> import tempfile
+        >>> write_index(tempfile.mkdtemp()).name
+        'index.html'
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    esc = html.escape
+    series = read_json(run_dir / "run.json") or {}
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>lgkit run {esc(run_dir.name)}</title>"
+        f"<style>{_CSS}</style></head><body>"
+    ]
+    parts.append(f"<h1>lgkit run <code>{esc(run_dir.name)}</code></h1>")
+    meta = [
+        f"profile: <b>{esc(str(series.get('profile', '?')))}</b>",
+        f"git: <code>{esc(str(series.get('git_hash')))}</code>",
+        f"started: {esc(str(series.get('start_time', '?')))}",
+    ]
+    if series.get("seconds") is not None:
+        scope = ", ".join(series.get("notebooks") or [])
+        meta.append(
+            f"wall time: {float(series['seconds']):.0f} s" + (f" ({esc(scope)})" if scope else "")
+        )
+    if series.get("history"):
+        meta.append(f"{len(series['history'])} earlier invocation(s) into this run (see run.json)")
+    if series.get("status"):
+        meta.append(f"status: <b>{esc(str(series['status']))}</b>")
+    parts.append(f"<p class='small'>{' · '.join(meta)}</p>")
+    if series.get("failed"):
+        f = series["failed"]
+        parts.append(
+            f"<p class='no'>Notebook <b>{esc(str(f.get('notebook')))}</b> failed: {esc(str(f.get('reason')))}"
+            f" — partially executed notebook: <code>{esc(str(f.get('path')))}</code></p>"
+        )
+
+    # findings of all notebooks
+    findings = collect_findings(run_dir)
+    parts.append("<h2>Findings</h2>")
+    if findings:
+        parts.append(
+            "<table><tr><th>notebook</th><th>claim</th><th>measured</th><th>result</th><th>detail</th></tr>"
+        )
+        for f in findings:
+            detail = str(f.get("detail") or "")
+            parts.append(
+                f"<tr><td><a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a></td>"
+                f"<td>{esc(str(f.get('claim', '')))}</td><td>{esc(str(f.get('measured', '')))}</td>"
+                f"{_supported_cell(f.get('supported'))}"
+                f"<td class='small'><details><summary>how</summary>{esc(detail)}</details></td></tr>"
+            )
+        parts.append("</table>")
+        n_yes = sum(f.get("supported") is True for f in findings)
+        n_no = sum(f.get("supported") is False for f in findings)
+        parts.append(
+            f"<p class='small'>{n_yes} supported, {n_no} not supported, "
+            f"{len(findings) - n_yes - n_no} not measurable, on this run's models and data.</p>"
+        )
+    else:
+        parts.append("<p>No findings yet.</p>")
+
+    # per notebook
+    parts.append("<h2>Notebooks</h2>")
+    for nb_dir in _notebook_dirs(run_dir):
+        name = nb_dir.name
+        rec = read_json(nb_dir / "run.json") or {}
+        m = read_json(nb_dir / "metrics.json") or {}
+        parts.append(f"<h3 id='{esc(name)}'>{esc(name)}</h3>")
+        status = rec.get("status", "?")
+        info = [f"status: <b>{esc(str(status))}</b>"]
+        if rec.get("seconds") is not None:
+            info.append(f"{float(rec['seconds']):.0f} s")
+        if rec.get("error"):
+            info.append(f"error: {esc(str(rec['error']))}")
+        parts.append(f"<p class='small'>{' · '.join(info)}</p>")
+        links = []
+        for fn, label in (
+            (f"{name}.html", "executed notebook (HTML)"),
+            (f"{name}.ipynb", "executed notebook (.ipynb)"),
+            ("metrics.json", "metrics.json"),
+            ("params.yaml", "parameters"),
+            ("run.json", "run.json"),
+        ):
+            if (nb_dir / fn).is_file():
+                links.append(f"<a href='{esc(_rel(nb_dir / fn, run_dir))}'>{esc(label)}</a>")
+        parts.append("<p>" + " · ".join(links) + "</p>")
+        keys = {
+            k: m[k]
+            for k in ("model", "models", "n_examples", "n_rows", "n_files", "datasets")
+            if k in m
+        }
+        if keys:
+            parts.append(
+                "<p class='small'>"
+                + " · ".join(
+                    f"{esc(k)}: {esc(json.dumps(v, default=str))}" for k, v in keys.items()
+                )
+                + "</p>"
+            )
+        tables = sorted((nb_dir / "tables").glob("*")) if (nb_dir / "tables").is_dir() else []
+        if tables:
+            parts.append(
+                "<p>tables: "
+                + " · ".join(f"<a href='{esc(_rel(t, run_dir))}'>{esc(t.name)}</a>" for t in tables)
+                + "</p>"
+            )
+        figs = sorted(nb_dir.glob("*.png")) + (
+            sorted((nb_dir / "figures").glob("*.png")) if (nb_dir / "figures").is_dir() else []
+        )
+        if figs:
+            parts.append("<div class='thumbs'>")
+            for fpng in figs:
+                pdf = fpng.with_suffix(".pdf")
+                href = _rel(fpng, run_dir)
+                cap = f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
+                parts.append(
+                    f"<a href='{esc(href)}' title='{esc(fpng.stem)}'><img src='{esc(href)}' alt='{esc(fpng.stem)}'></a>{cap}"
+                )
+            parts.append("</div>")
+    parts.append("</body></html>")
+    out = run_dir / "index.html"
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out
