@@ -239,7 +239,7 @@ def test_embedded_model_converts_loads_and_matches_gguf(name, embedded_cache, mo
 @pytest.fixture
 def fake_embedded(monkeypatch, tmp_path):
     """An embedded entry whose 'GGUF conversion' saves the tiny llama (fast)."""
-    from lgkit.models import load as models
+    from lgkit.models import embedded as models
 
     calls = []
 
