@@ -600,3 +600,9 @@ def test_generate_detailed_with_a_local_model_is_cached_and_resumable(tmp_path):
             raise AssertionError("everything is cached; generate must not run")
 
     assert generate_detailed(items, Broken(lm.model), lm.tokenizer, cache_path=cache) == out
+
+
+def test_every_builder_has_a_hub_source():
+    from lgkit.data.builders import BUILDERS, HUB_SOURCES
+
+    assert sorted(BUILDERS) == sorted(HUB_SOURCES)
