@@ -30,6 +30,7 @@ from typing import Any
 from lgkit.data.items import family_of, group_key, variant_name
 from lgkit.errors import InputError
 from lgkit.formats.records import Example, read_examples, write_examples
+from lgkit.fsio import atomic_write_json
 
 __all__ = [
     "INDEX_NAME",
@@ -184,9 +185,7 @@ def write_data_index(data_dir: str | Path, files: Iterable[DataFile], **info: An
         "files": [f.to_dict(relative_to=d) for f in files],
     }
     path = d / INDEX_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, doc, indent=1, ensure_ascii=False, newline=True)
     return path
 
 

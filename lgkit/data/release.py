@@ -37,6 +37,7 @@ from lgkit.data.irrelevant import IrrelevanceReport, check_irrelevant
 from lgkit.data.items import Groups, Item, family_of
 from lgkit.errors import InputError, LgkitError
 from lgkit.formats.records import COT_LEVELS, Example, read_examples
+from lgkit.fsio import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -268,13 +269,10 @@ def _download(relpath: str, dest: Path, timeout: float = 60.0) -> None:
     base = os.environ.get("LGKIT_RELEASE_URL") or RELEASE_URL
     url = base.format(commit=RELEASE_COMMIT).rstrip("/") + "/" + relpath
     logger.info("downloading %s", url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         data = resp.read()
     json.loads(data)  # refuse to cache an HTML error page or a truncated file
-    tmp.write_bytes(data)
-    tmp.replace(dest)
+    atomic_write_bytes(dest, data)
 
 
 def release_path(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lgkit.errors import InputError
+from lgkit.fsio import atomic_path, atomic_write_json
 from lgkit.schema import ALL_MODULES, TABLE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -45,23 +45,15 @@ FAILURES = "failures"
 _PART_RE = re.compile(r"^(part|fail)-r(\d+)-(\d+)\.parquet$")
 
 
-def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write JSON to ``path`` via a temporary file and rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    """Write JSON to ``path`` via a temporary file and rename (the manifest's format).
+
+    Example:
+        >>> import tempfile, os
+        >>> write_json_atomic(os.path.join(tempfile.mkdtemp(), "m.json"), {"a": 1}).read_text()
+        '{\\n  "a": 1\\n}'
+    """
+    return atomic_write_json(path, obj, indent=2, default=str)
 
 
 def _next_seq(folder: Path, rank: int) -> int:
@@ -81,7 +73,8 @@ def _append(
     folder = Path(out_dir) / sub
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{prefix}-r{rank:03d}-{_next_seq(folder, rank):06d}.parquet"
-    _atomic_write_table(pa.Table.from_pylist(list(rows)), path)
+    with atomic_path(path, fsync=True) as tmp:
+        pq.write_table(pa.Table.from_pylist(list(rows)), tmp)
     return path
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from lgkit.errors import InputError
+from lgkit.fsio import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,7 @@ def export_layer_gradient(
     for ex in examples or []:
         texts[ex.sample_id] = ex
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(p, "w", encoding="utf-8") as f:
         for sid, g in df.groupby("sample_id", sort=False):
             ex = texts.get(sid)
             rec: dict[str, Any] = {
@@ -67,7 +65,6 @@ def export_layer_gradient(
             for _, r in g.iterrows():
                 rec[r["param"]] = {k: float(r[v]) for k, v in _AUTHOR_KEYS.items()}
             f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, p)
     return p
 
 

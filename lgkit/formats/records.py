@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lgkit.errors import InputError
+from lgkit.fsio import atomic_open
 
 COT_LEVELS = ("none", "simplified", "detailed")
 
@@ -240,10 +241,7 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> Path:
         'q'
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(p, "w", encoding="utf-8") as f:
         for ex in examples:
             f.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(p)
     return p

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lgkit import analysis as A
+from lgkit.fsio import atomic_write_json
 from lgkit.series.steps import n_examples, project_path, safe_name
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ def write_metrics(
     out.mkdir(parents=True, exist_ok=True)
     doc = {"findings": findings_records(findings), **jsonable(dict(extra or {}))}
     path = out / "metrics.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, doc, indent=2, ensure_ascii=False, newline=True)
     logger.info("wrote %s", path)
     return path
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import logging
 import os
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from lgkit.errors import InputError, LgkitError
+from lgkit.fsio import atomic_write_json
 from lgkit.provenance import git_hash, repo_root
 from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
 from lgkit.series.report import read_json, write_index
@@ -234,12 +234,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(
-        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
+    atomic_write_json(path, obj, indent=2, ensure_ascii=False, default=str, newline=True)
 
 
 def _render_html(nb_out: Path) -> Path | None:
