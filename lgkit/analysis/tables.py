@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 
 from lgkit.errors import InputError
-from lgkit.schema import ALL_MODULES, STAT_COLUMNS
+from lgkit.schema import ALL_MODULES, AUTHOR_METRIC_ALIASES, COT_LEVELS, STAT_COLUMNS
 
 # --------------------------------------------------------------------------- constants
 
-COT_ORDER: tuple[str, ...] = ("none", "simplified", "detailed")
-"""Response types from fast to slow thinking."""
+COT_ORDER: tuple[str, ...] = COT_LEVELS
+"""Response types from fast to slow thinking (:data:`lgkit.schema.COT_LEVELS`)."""
 
 MODULE_ORDER: tuple[str, ...] = ALL_MODULES
 """Canonical order of the abstract module names."""
@@ -25,13 +25,8 @@ OPTIONAL_METRIC_COLUMNS: tuple[str, ...] = ("cos_next_layer", "cos_pair")
 EXAMPLE_COLUMNS: tuple[str, ...] = ("loss", "n_prompt_tokens", "n_response_tokens")
 """Per-example numeric columns that can also be used as a metric."""
 
-METRIC_ALIASES: dict[str, str] = {
-    "S_sum": "nuclear_norm",
-    "S_max": "sigma_max",
-    "S_min": "sigma_min",
-    "S_ratio": "sigma1_ratio",
-}
-"""The authors' statistic names mapped to lgkit's column names."""
+METRIC_ALIASES: dict[str, str] = AUTHOR_METRIC_ALIASES
+"""The authors' statistic names mapped to lgkit's column names (from :mod:`lgkit.schema`)."""
 
 DERIVED_METRICS: tuple[str, ...] = ("S_sum_regularized",)
 """Metrics computed from columns: ``S_sum_regularized = nuclear_norm / loss``."""

@@ -29,11 +29,12 @@ from lgkit.data.answers import normalize_answer
 from lgkit.data.irrelevant import assign_donors, make_irrelevant, shuffle_sentences
 from lgkit.data.text import normalize_text, subseed
 from lgkit.errors import InputError
-from lgkit.formats.records import COT_LEVELS, Example
+from lgkit.formats.records import Example
+from lgkit.schema import COT_LEVELS, TASK_FAMILIES
 
 __all__ = ["FAMILIES", "Groups", "Item", "family_of", "group_key", "make_variants", "variant_name"]
 
-FAMILIES = ("math", "commonsense", "wiki")
+FAMILIES = TASK_FAMILIES
 
 #: ``(dataset, cot, correct) -> examples``
 Groups = dict[tuple[str, str, bool], list[Example]]

@@ -41,6 +41,7 @@ from lgkit.data.synthetic import (
 )
 from lgkit.errors import InputError
 from lgkit.formats.records import read_examples
+from lgkit.schema import COT_LEVELS
 
 logger = logging.getLogger(__name__)
 
@@ -256,9 +257,7 @@ def build_profile(
         old.unlink()
     files = []
     for key in tqdm(
-        sorted(
-            groups, key=lambda k: (k[0], not k[2], ("none", "simplified", "detailed").index(k[1]))
-        ),
+        sorted(groups, key=lambda k: (k[0], not k[2], COT_LEVELS.index(k[1]))),
         desc="writing variants",
     ):
         f = write_data_file(ddir, groups[key])

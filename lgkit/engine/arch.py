@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from lgkit.errors import InputError
-from lgkit.schema import ALL_MODULES, ATTN_MODULES, MLP_MODULES
+from lgkit.schema import (
+    ALL_MODULES,
+    ATTN_MODULES,
+    MLP_MODULES,
+    PROJECTION_SUFFIXES,
+)
 
 # A split is (abstract name, index) where index is None (whole output), a slice, or a
 # LongTensor of output features.
@@ -70,30 +75,17 @@ def _neox_qkv(module: nn.Module, config: Any) -> list[Split]:
     return [(name, idx[:, i, :].reshape(-1)) for i, name in enumerate(("q", "k", "v"))]
 
 
-# Module-name suffix (after "<layers>.<i>.") -> how to split its output.
+# Module-name suffix (after "<layers>.<i>.") -> how to split its output. The suffixes and
+# their abstract names are lgkit.schema's (one vocabulary); the splitters are the engine's.
+_FUSED_SPLITTERS: dict[str, Callable[[nn.Module, Any], list[Split]]] = {
+    "self_attn.qkv_proj": _fused_qkv,  # Phi-3
+    "mlp.gate_up_proj": _fused_gate_up,  # Phi-3
+    "attn.c_attn": _fused_qkv,  # GPT-2 (Conv1D)
+    "attention.query_key_value": _neox_qkv,  # GPT-NeoX / Pythia (interleaved)
+}
 ARCH_TABLE: dict[str, Callable[[nn.Module, Any], list[Split]]] = {
-    # Llama, Mistral, Qwen2/3, Gemma 1/2/3, Phi, OLMo, ... (separate projections)
-    "self_attn.q_proj": _single("q"),
-    "self_attn.k_proj": _single("k"),
-    "self_attn.v_proj": _single("v"),
-    "self_attn.o_proj": _single("o"),
-    "self_attn.dense": _single("o"),  # Phi-1/2
-    "mlp.gate_proj": _single("gate"),
-    "mlp.up_proj": _single("up"),
-    "mlp.down_proj": _single("down"),
-    # Phi-3 (fused)
-    "self_attn.qkv_proj": _fused_qkv,
-    "mlp.gate_up_proj": _fused_gate_up,
-    # GPT-2 (Conv1D, fused c_attn)
-    "attn.c_attn": _fused_qkv,
-    "attn.c_proj": _single("o"),
-    "mlp.c_fc": _single("up"),
-    "mlp.c_proj": _single("down"),
-    # GPT-NeoX / Pythia (interleaved fused qkv)
-    "attention.query_key_value": _neox_qkv,
-    "attention.dense": _single("o"),
-    "mlp.dense_h_to_4h": _single("up"),
-    "mlp.dense_4h_to_h": _single("down"),
+    **{suffix: _single(name) for suffix, name in PROJECTION_SUFFIXES.items()},
+    **_FUSED_SPLITTERS,
 }
 
 _LAYER_RE = re.compile(r"^(?:.*\.)?(?:layers|h|blocks)\.(\d+)\.(.+)$")

@@ -17,20 +17,12 @@ import pandas as pd
 
 from lgkit.errors import InputError
 from lgkit.fsio import atomic_open
+from lgkit.schema import AUTHOR_FILE_STATS, PROJECTION_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- authors' format
-_AUTHOR_KEYS = {
-    "S_sum": "nuclear_norm",
-    "S_max": "sigma_max",
-    "S_min": "sigma_min",
-    "frobenius_norm": "frobenius_norm",
-    "M_mean": "entry_mean",
-    "M_max": "entry_max",
-    "M_min": "entry_min",
-}
 
 
 def export_layer_gradient(
@@ -63,7 +55,7 @@ def export_layer_gradient(
                 "loss": float(g["loss"].iloc[0]),
             }
             for _, r in g.iterrows():
-                rec[r["param"]] = {k: float(r[v]) for k, v in _AUTHOR_KEYS.items()}
+                rec[r["param"]] = {k: float(r[v]) for k, v in AUTHOR_FILE_STATS.items()}
             f.write(json.dumps(rec) + "\n")
     return p
 
@@ -84,14 +76,8 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
     Example:
         >>> df = import_layer_gradient("llama3_8b/gsm8k_with_cot.jsonl", cot="simplified")  # doctest: +SKIP
     """
-    from lgkit.engine.arch import ARCH_TABLE  # noqa: F401  (documentation: module names map through it)
     from lgkit.formats.records import iter_raw_records, stable_id
 
-    suffix_to_module = {
-        "self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v", "self_attn.o_proj": "o",
-        "mlp.gate_proj": "gate", "mlp.up_proj": "up", "mlp.down_proj": "down",
-        "attn.c_proj": "o", "self_attn.dense": "o", "attention.dense": "o",
-    }  # fmt: skip
     rows = []
     for n, rec in iter_raw_records(path):
         if not isinstance(rec, dict) or "loss" not in rec:
@@ -108,11 +94,11 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
             m = _PARAM_RE.search(key)
             if not m or not isinstance(val, dict):
                 continue
-            module = m.group(3) or suffix_to_module.get(m.group(2))
+            module = m.group(3) or PROJECTION_SUFFIXES.get(m.group(2))
             if module is None:
                 continue
             try:
-                row = {v: float(val[k]) for k, v in _AUTHOR_KEYS.items()}
+                row = {v: float(val[k]) for k, v in AUTHOR_FILE_STATS.items()}
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(
                     f"bad statistics ({e})", path=path, record=f"line {n}", field=key

@@ -24,8 +24,7 @@ from typing import Any
 
 from lgkit.errors import InputError
 from lgkit.fsio import atomic_open
-
-COT_LEVELS = ("none", "simplified", "detailed")
+from lgkit.schema import COT_LEVELS
 
 
 def stable_id(instruction: str, input: str, output: str) -> str:

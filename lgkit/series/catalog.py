@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+from lgkit.data.profile import PROFILES as _DATA_PROFILES
+
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_prep",
     "02_math",
@@ -16,8 +18,8 @@ NOTEBOOKS: tuple[str, ...] = (
 )
 """The notebook series, in execution order."""
 
-PROFILES: tuple[str, ...] = ("smoke", "default", "full")
-"""Profiles with a params YAML per notebook."""
+PROFILES: tuple[str, ...] = tuple(_DATA_PROFILES)
+"""Profiles with a params YAML per notebook: the names of :data:`lgkit.data.profile.PROFILES`."""
 
 DATA_NOTEBOOK = "01_data_prep"
 """The notebook that writes the data files the others read."""
