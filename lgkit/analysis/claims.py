@@ -115,6 +115,7 @@ def claim_flatter_with_cot(
         where: extra row filter (e.g. ``{"dataset": "gsm8k"}``).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> f = claim_flatter_with_cot(synthetic_stats(n_samples=8, n_layers=6))
         >>> f.supported
         True
@@ -193,6 +194,7 @@ def claim_correct_vs_irrelevant(
         where: extra row filter.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> f = claim_correct_vs_irrelevant(synthetic_stats(n_samples=8, n_layers=6))
         >>> f.supported
         True
@@ -265,6 +267,7 @@ def claim_length_not_enough(
         where: extra row filter.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = synthetic_stats(n_samples=8, n_layers=6, datasets=("wiki",), cots=("none",))
         >>> df["dataset"] = df["n_response_tokens"].map(lambda n: "long" if n > 8 else "short")
         >>> claim_length_not_enough(df).supported
@@ -351,6 +354,7 @@ def claim_base_vs_instruct(
         where: extra row filter.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = pd.concat([synthetic_stats(n_samples=6, n_layers=6, model="m-base"),
         ...                 synthetic_stats(n_samples=6, n_layers=6, model="m-instruct",
         ...                                 fast_instability=2.0, scale=0.8)])
@@ -443,6 +447,7 @@ def claim_instruct_not_better_at_correctness(
     clearly larger).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = pd.concat([synthetic_stats(n_samples=6, n_layers=6, model="m"),
         ...                 synthetic_stats(n_samples=6, n_layers=6, model="m-instruct", seed=1)])
         >>> claim_instruct_not_better_at_correctness(df).supported
@@ -504,6 +509,7 @@ def claim_long_tail_larger(
     at every compared length. MADs are reported too.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> d = synthetic_stats(n_samples=4, n_layers=4, datasets=["w"], cots=["none"])
         >>> d["popularity"] = np.where(d["sample_id"].str.endswith(("0", "2")), "popular", "long_tail")
         >>> claim_long_tail_larger(d, length_column="").supported in (True, False)

@@ -166,6 +166,7 @@ def relative_difference_table(
         n_layers`` (``mean_a``/``mean_b``: curve means over layers).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> t = relative_difference_table(synthetic_stats(n_samples=5, n_layers=6), by="cot")
         >>> t.groupby("cot", sort=False)["rd_mean"].mean().idxmax()
         'detailed'
@@ -210,6 +211,7 @@ def relative_difference_curves(
         ``rd_signed = (b - a) / |a|`` and ``rd_abs = |b - a| / |a|``.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> c = relative_difference_curves(synthetic_stats(n_samples=3, n_layers=4), by="cot")
         >>> list(c.columns[-4:])
         ['a', 'b', 'rd_signed', 'rd_abs']
@@ -255,6 +257,7 @@ def per_example(
         ``n_response_tokens``, ``truncated``).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> e = per_example(synthetic_stats(n_samples=2, n_layers=3), modules=["q"])
         >>> len(e) == e["sample_id"].nunique()
         True
@@ -339,6 +342,7 @@ def length_association(
         token, or per unit of log-length).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> a = length_association(synthetic_stats(n_samples=10, n_layers=3), by="cot")
         >>> {"slope", "spearman_rho"} <= set(a.columns)
         True
@@ -570,6 +574,7 @@ def length_matched_comparison(
         context).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = synthetic_stats(n_samples=20, n_layers=4, overlap_lengths=True)
         >>> c = length_matched_comparison(df, where={"correct": True}, tol=0.25)
         >>> bool((c["n_pairs"] > 0).all())

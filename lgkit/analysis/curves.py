@@ -124,6 +124,7 @@ def layer_curves(
         (``n`` = number of examples averaged at that layer).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = synthetic_stats(n_samples=5, n_layers=4)
         >>> c = layer_curves(df, "sigma1_ratio", by="cot", modules=["q"], n_boot=20)
         >>> c[["cot", "module", "layer"]].head(2).values.tolist()
@@ -203,6 +204,7 @@ def curve_dict(
     """Mean curves of a :func:`layer_curves` result as ``{(*group, module): array}``.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> c = layer_curves(synthetic_stats(n_samples=3, n_layers=3), by="cot", n_boot=0)
         >>> curve_dict(c, "cot")[("none", "q")].shape
         (3,)
@@ -318,6 +320,7 @@ def mad_table(
         DataFrame with ``*by, module, early, middle, late, all, n_layers``.
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> t = mad_table(synthetic_stats(n_samples=4, n_layers=6), by="cot")
         >>> t.loc[t.module == "q", "cot"].tolist()
         ['none', 'simplified', 'detailed']
@@ -347,6 +350,7 @@ def pivot_mad(mad: pd.DataFrame, index: str | Sequence[str] = "cot") -> pd.DataF
     """The paper's MAD table layout: rows ``index``, columns (module, layer group).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> t = pivot_mad(mad_table(synthetic_stats(n_samples=3, n_layers=6), by="cot"))
         >>> t.columns[0]
         ('q', 'early')

@@ -97,6 +97,7 @@ def available_metrics(df: pd.DataFrame) -> list[str]:
     """The metric names usable with ``df`` (columns present, plus derived metrics).
 
     Example:
+        >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> "S_sum_regularized" in available_metrics(synthetic_stats(n_samples=2, n_layers=3))
         True
     """

@@ -6,7 +6,6 @@ gives one row per example, :func:`summary` the statistics per (dataset, cot, cor
 
 Example:
     >>> from lgkit.formats.records import Example
-from lgkit.schema import COT_LEVELS
     >>> class WordTok:  # any callable returning input_ids works; HF tokenizers too
     ...     def __call__(self, text, add_special_tokens=False):
     ...         return {"input_ids": text.split()}
@@ -102,22 +101,21 @@ def _flatten(data: Any) -> list[Example]:
 def length_table(examples_or_groups: Any, tokenizer: Any):
     """One row per example: dataset, family, cot, correct, id, response/prompt tokens and words.
 
-        Wiki rows also carry ``popularity`` and ``length`` (None elsewhere).
+    Wiki rows also carry ``popularity`` and ``length`` (None elsewhere).
 
-        Args:
-            examples_or_groups: examples, :data:`~lgkit.data.items.Groups`, a mapping of
-                lists, or :class:`~lgkit.data.index.DataFile` objects (read here).
-            tokenizer: any HF tokenizer (or a callable returning ``input_ids``).
+    Args:
+        examples_or_groups: examples, :data:`~lgkit.data.items.Groups`, a mapping of
+            lists, or :class:`~lgkit.data.index.DataFile` objects (read here).
+        tokenizer: any HF tokenizer (or a callable returning ``input_ids``).
 
-        Returns:
-            A pandas DataFrame.
+    Returns:
+        A pandas DataFrame.
 
-        Example:
-            >>> from lgkit.formats.records import Example
-    from lgkit.schema import COT_LEVELS
-            >>> t = length_table([Example("q", "", "abc", dataset="gsm8k", cot="none", correct=True)], get_tokenizer("tiny"))
-            >>> t[["family", "response_tokens", "response_words"]].to_dict("records")
-            [{'family': 'math', 'response_tokens': 3, 'response_words': 1}]
+    Example:
+        >>> from lgkit.formats.records import Example
+        >>> t = length_table([Example("q", "", "abc", dataset="gsm8k", cot="none", correct=True)], get_tokenizer("tiny"))
+        >>> t[["family", "response_tokens", "response_words"]].to_dict("records")
+        [{'family': 'math', 'response_tokens': 3, 'response_words': 1}]
     """
     import pandas as pd
 

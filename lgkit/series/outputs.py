@@ -76,7 +76,7 @@ def write_metrics(
     """Write ``<out_dir>/metrics.json`` with ``findings`` and ``extra`` keys.
 
     Example:
-        >>> import tempfile
+        >>> import json, tempfile
         >>> p = write_metrics(tempfile.mkdtemp(), [A.Finding("c", 1.0, True)], {"n_examples": 3})
         >>> json.loads(p.read_text())["n_examples"]
         3

@@ -18,7 +18,8 @@ needs around those:
 
 Example:
     >>> from lgkit.analysis import synthetic_stats, claim_flatter_with_cot
-    >>> import tempfile
+    >>> from lgkit.series import Outputs
+    >>> import json, tempfile
     >>> out = Outputs(tempfile.mkdtemp(), notebook="demo", show=False)
     >>> df = synthetic_stats(n_samples=4, n_layers=6)
     >>> path = out.write_metrics([claim_flatter_with_cot(df)], df=df)
