@@ -86,7 +86,7 @@ def load_source(
     if name not in HUB_SOURCES:
         raise InputError(f"unknown source {name!r}; known: {sorted(HUB_SOURCES)}")
     if source is None:
-        kwargs = dict(HUB_SOURCES[name])
+        kwargs: dict[str, Any] = dict(HUB_SOURCES[name])
     elif isinstance(source, Mapping):
         kwargs = dict(source)
     else:

@@ -153,6 +153,8 @@ def parse_modules(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 def _linear_shape(module: nn.Module) -> tuple[tuple[int, int], bool]:
     w = module.weight
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.weight is not a tensor")
     if isinstance(module, nn.Linear):
         return (w.shape[0], w.shape[1]), False
     if type(module).__name__ == "Conv1D":  # GPT-2: y = x @ W, W is (in, out)

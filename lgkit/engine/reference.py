@@ -32,6 +32,8 @@ from lgkit.formats.records import Example
 def target_gradient(model: nn.Module, target: Target) -> torch.Tensor:
     """The materialised m×n weight gradient of one target (after ``backward``)."""
     w = model.get_submodule(target.module_name).weight
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"{target.module_name}.weight is not a tensor")
     g = w.grad
     if g is None:
         raise RuntimeError(f"no gradient for {target.param_name}")

@@ -312,7 +312,9 @@ class _BatchStats:
                 and other[0].shape[1] == D1.shape[1]
                 and other[1].shape[1] == X1.shape[1]
             )
-            row["cos_pair"] = _cos_aligned(D1, X1, *other) if same else float("nan")
+            row["cos_pair"] = (
+                _cos_aligned(D1, X1, *other) if same and other is not None else float("nan")
+            )
         self.factors.clear()
         self.seconds += time.perf_counter() - t0
 

@@ -228,7 +228,7 @@ def _singular_values_from_eigenvalues(ev: torch.Tensor, s: int, rank: int | None
 
 
 @functools.cache
-def _blas_controller() -> object | None:
+def _blas_controller() -> Any:  # a threadpoolctl.ThreadpoolController, or None
     try:
         from threadpoolctl import ThreadpoolController
 

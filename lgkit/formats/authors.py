@@ -98,7 +98,7 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
             if module is None:
                 continue
             try:
-                row = {v: float(val[k]) for k, v in AUTHOR_FILE_STATS.items()}
+                row: dict[str, Any] = {v: float(val[k]) for k, v in AUTHOR_FILE_STATS.items()}
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(
                     f"bad statistics ({e})", path=path, record=f"line {n}", field=key

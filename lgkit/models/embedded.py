@@ -195,7 +195,7 @@ def _convert_gguf_to_folder(gguf_path: Path, out_dir: Path) -> dict[str, Any]:
     logger.info("loaded GGUF %s in %.1f s", gguf_path.name, time.perf_counter() - t0)
     config = gmodel.config
     if hasattr(config, "quantization_config"):
-        del config.quantization_config
+        delattr(config, "quantization_config")
     config.dtype = torch.float32
     with torch.device("meta"):
         fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

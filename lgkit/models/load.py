@@ -234,6 +234,7 @@ def load_model(
 
     t0 = time.perf_counter()
     default_instruct: bool | None = None
+    model: Any  # a PreTrainedModel from one of several loaders (their .to() is untyped)
     key = name.strip().lower()
     path = Path(name).expanduser()
     if key in EMBEDDED:

@@ -153,15 +153,16 @@ def _cfg_gemma2(tok: PreTrainedTokenizerBase):
 def _cfg_gpt2(tok: PreTrainedTokenizerBase):
     from transformers import GPT2Config
 
+    ids = _tiny_common(tok)
     return GPT2Config(
-        vocab_size=len(tok),
+        vocab_size=ids["vocab_size"],
         n_embd=64,
         n_layer=2,
         n_head=4,
         n_positions=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        bos_token_id=ids["bos_token_id"],
+        eos_token_id=ids["eos_token_id"],
+        pad_token_id=ids["pad_token_id"],
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import ipywidgets as w
 import pandas as pd
@@ -278,10 +278,13 @@ class ExampleDrilldown(_Panel):
         metric: str = "nuclear_norm",
     ) -> None:
         A.check_columns(df, A.REQUIRED_COLUMNS)
-        if not isinstance(examples, Mapping):
-            examples = {e.sample_id: e for e in examples}
         self.df = df
-        self.examples: Mapping[str, Example] = examples
+        self.examples: Mapping[str, Example] = (
+            cast("Mapping[str, Example]", examples)  # Mapping of the Union, not of Iterable
+            if isinstance(examples, Mapping)
+            else {e.sample_id: e for e in examples}
+        )
+        examples = self.examples
         self._figure = None
         ids = [s for s in dict.fromkeys(df["sample_id"]) if s in examples]
         if not ids:

@@ -133,6 +133,7 @@ def _q_compare(x: _Thing, y: _Thing, attr: str) -> Item:
 
 
 def _q_class(x: _Thing, cls: str) -> Item:
+    assert x.cls is not None, "class questions are asked about animals"
     ans = x.cls == cls
     q = f"Is {x.a} {'an' if cls[0] in 'aeiou' else 'a'} {cls}?"
     own = kb.CLASS_TRAITS[x.cls or ""]
@@ -178,6 +179,7 @@ def _q_fly(x: _Thing) -> Item:
 
 
 def _q_eggs(x: _Thing) -> Item:
+    assert x.cls is not None, "egg questions are asked about animals"
     ans = bool(x.eggs)
     q = f"Does {x.a} lay eggs?"
     long = (
@@ -201,6 +203,7 @@ def _options_text(opts: list[str]) -> str:
 
 
 def _q_habitat(x: _Thing, rng: random.Random) -> Item | None:
+    assert x.habitat is not None, "habitat questions are asked about animals with a habitat"
     bad = set().union(*(g for g in kb.CONFUSABLE if x.habitat in g)) | {x.habitat}
     pool = [h for h in kb.HABITATS if h not in bad]
     if len(pool) < 3:

@@ -29,7 +29,12 @@ def load_kb(name: str) -> dict[str, Any]:
         >>> load_kb("arith")["NAMES"][0]
         ('Maya', 'she', 'her')
     """
-    text = resources.files("lgkit.data.synthetic").joinpath("kb", f"{name}.json").read_text("utf-8")
+    text = (
+        resources.files("lgkit.data.synthetic")
+        .joinpath("kb")
+        .joinpath(f"{name}.json")  # one part per call: Python 3.10
+        .read_text(encoding="utf-8")
+    )
     out: dict[str, Any] = {}
     for key, value in json.loads(text).items():
         if key == "CONFUSABLE":
