@@ -1,5 +1,9 @@
 """Example data for lgkit: the authors' released files, builders, irrelevant variants, synthetic set.
 
+Turns sources into the record files (lgkit.formats.records) the engine reads, plus their index.
+May import: lgkit.errors, lgkit.schema, lgkit.fsio, lgkit.formats, lgkit.models (the teacher,
+lazily). Never lgkit.analysis, lgkit.viz or lgkit.series (tests/test_boundaries.py checks).
+
 Entry points:
 
 * :func:`load_release` — the released example files of arXiv 2410.23743 by name

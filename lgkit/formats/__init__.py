@@ -1,6 +1,7 @@
 """Formats: training records, prompt conventions, and the authors' per-sample JSONL.
 
-May import: lgkit.errors, lgkit.schema (authors.py reads and sorts tables through lgkit.engine.store).
+May import: lgkit.errors, lgkit.schema, lgkit.fsio (authors.py reads tables through
+lgkit.engine.store, lazily). tests/test_boundaries.py checks.
 
 Example:
     >>> from lgkit.formats import Example

@@ -1,6 +1,7 @@
 """Models: load a causal LM with its tokenizer (hub id, local folder, GGUF, embedded, tiny random).
 
-May import: lgkit.errors, lgkit.schema. Nothing else of lgkit.
+Modules: load (load_model), tiny (random test models), embedded (GGUF models, cached).
+May import: lgkit.errors, lgkit.schema, lgkit.fsio. Nothing else of lgkit (tests/test_boundaries.py).
 
 Example:
     >>> from lgkit.models import load_model
