@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_ruff_check():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     r = subprocess.run(
-        [ruff, "check", "lgkit", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True
+        [ruff, "check", "lgkit", "tests", "benchmarks", "notebooks", "scripts"], cwd=REPO, capture_output=True, text=True
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -19,7 +19,7 @@ def test_ruff_check():
 def test_ruff_format():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     r = subprocess.run(
-        [ruff, "format", "--check", "lgkit", "tests", "benchmarks"],
+        [ruff, "format", "--check", "lgkit", "tests", "benchmarks", "scripts"],
         cwd=REPO,
         capture_output=True,
         text=True,
