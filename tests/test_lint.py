@@ -11,7 +11,10 @@ REPO = Path(__file__).resolve().parent.parent
 def test_ruff_check():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     r = subprocess.run(
-        [ruff, "check", "lgkit", "tests", "benchmarks", "notebooks", "scripts"], cwd=REPO, capture_output=True, text=True
+        [ruff, "check", "lgkit", "tests", "benchmarks", "notebooks", "scripts"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
