@@ -13,6 +13,8 @@ import lgkit
 from lgkit.cli import main
 from lgkit.formats.records import Example, write_examples
 
+pytestmark = pytest.mark.integration
+
 
 def _run(capsys, *args: str) -> tuple[int, str]:
     code = main(list(args))

@@ -11,6 +11,8 @@ from lgkit.engine.run import GradConfig, compute_stats
 from lgkit.formats.authors import export_layer_gradient
 from lgkit.models.load import load_model
 
+pytestmark = pytest.mark.integration
+
 
 def authors_procedure(model, tokenizer, instruction, output, *, instruct, model_name, max_length):
     """A transcription of the authors' get_gradient_values.py for one example."""

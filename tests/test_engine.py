@@ -57,7 +57,16 @@ def assert_rows_match(rows, ref_rows, tol=1e-4, entry_tol=1e-4):
 
 
 @pytest.mark.parametrize("name", list(ARCHS))
-@pytest.mark.parametrize(("batch_size", "threads"), [(1, 1), (4, 1), (4, 2), (2, None)])
+@pytest.mark.parametrize(
+    ("batch_size", "threads"),
+    [
+        (1, 1),
+        (4, 1),
+        # thread variants: the same arithmetic on more BLAS threads (slow suite)
+        pytest.param(4, 2, marks=pytest.mark.slow),
+        pytest.param(2, None, marks=pytest.mark.slow),
+    ],
+)
 def test_exact_against_naive(name, batch_size, threads, mixed_examples):
     lm = load_model(name)
     targets = find_targets(lm.model, ARCHS[name])

@@ -22,6 +22,9 @@ from lgkit.errors import InputError
 from lgkit.series import report, runner
 from lgkit.series.runner import NOTEBOOKS, PROFILES
 
+pytestmark = pytest.mark.integration
+
+
 REPO = Path(__file__).resolve().parent.parent
 PARAM_FILES = sorted((REPO / "params").glob("*.yaml"))
 
