@@ -146,7 +146,7 @@ def sort_table(df: pd.DataFrame) -> pd.DataFrame:
 def load_stats(out_dir: str | Path, *, spectrum: bool = True) -> pd.DataFrame:
     """The statistics table of a run (all ranks), one row per example × layer × module.
 
-    Columns (DESIGN.md): ``sample_id, dataset, cot, correct, layer, module, shape, loss,
+    Columns (docs/ARCHITECTURE.md): ``sample_id, dataset, cot, correct, layer, module, shape, loss,
     n_prompt_tokens, n_response_tokens, truncated, nuclear_norm, sigma_max, sigma_min,
     sigma1_ratio, frobenius_norm, effective_rank, entry_mean, entry_max, entry_min``,
     plus ``example_index``, ``param`` and, when computed, ``spectrum``,

@@ -1,6 +1,6 @@
 """Tokenisation of an example into prompt and response tokens.
 
-Two conventions (DESIGN.md, "Prompt/response convention"):
+Two conventions (docs/ARCHITECTURE.md, "Prompt/response convention"):
 
 * ``default``: the prompt part and the response are tokenised separately and
   concatenated, so no token merges across the boundary and there is no second BOS.

@@ -1,6 +1,6 @@
 """The Example record and reading/validating example files (JSON list or JSONL).
 
-The contract (DESIGN.md, "Example record"): ``instruction``, ``input`` (may be empty),
+The contract (docs/ARCHITECTURE.md, "Example record"): ``instruction``, ``input`` (may be empty),
 ``output`` plus metadata ``id``, ``dataset``, ``cot`` (none|simplified|detailed),
 ``correct`` (bool) and free-form ``meta``. The authors' release files (a JSON list of
 ``{instruction, input, output}``) load as they are.
