@@ -121,7 +121,10 @@ def project_root(start: str | Path | None = None) -> Path:
     ``pyproject.toml`` and ``notebooks/``; the working directory if there is none.
 
     Example:
-        >>> (project_root() / "pyproject.toml").is_file()  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp(); os.makedirs(os.path.join(d, "notebooks", "sub"))
+        >>> open(os.path.join(d, "pyproject.toml"), "w").close()
+        >>> project_root(os.path.join(d, "notebooks", "sub")) == Path(d).resolve()
         True
     """
     here = Path(start or Path.cwd()).resolve()
