@@ -184,6 +184,58 @@ def _from_pretrained(path_or_id: str, tdt: torch.dtype, **kwargs: Any):
     return model, tok
 
 
+def _load_gguf_file(path: Path, tdt: torch.dtype, device_map: str | None) -> tuple[Any, Any]:
+    """Load a ``.gguf`` file with transformers (dequantised; slow)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("loading GGUF %s (slow: dequantised by transformers)", path)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=tdt, device_map=device_map
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot load GGUF file: {exc}", path=path) from exc
+    return model, tok
+
+
+def _load_folder(
+    path: Path, tdt: torch.dtype, trust_remote_code: bool, device_map: str | None
+) -> tuple[Any, Any]:
+    """Load a local Hugging Face model folder (one with a ``config.json``)."""
+    if not (path / "config.json").is_file():
+        raise InputError("not a Hugging Face model folder (no config.json)", path=path)
+    try:
+        return _from_pretrained(
+            str(path), tdt, trust_remote_code=trust_remote_code, device_map=device_map
+        )
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load model folder: {exc}", path=path) from exc
+
+
+def _resolve_instruct(
+    tok: PreTrainedTokenizerBase, name: str, instruct: bool | None, default: bool | None
+) -> bool:
+    """Whether to run with the chat template: asked for, else the registry's, else detected.
+
+    Example:
+        >>> _resolve_instruct(tiny_tokenizer(chat_template=False), "m", None, None)
+        False
+    """
+    has_template = is_instruct(tok)
+    if instruct is None:
+        instruct = default if default is not None else has_template
+        if instruct and not has_template:
+            logger.warning("%s is registered as instruct but has no chat template", name)
+            instruct = False
+    elif instruct and not has_template:
+        raise InputError(
+            f"instruct=True but the tokenizer of model {name!r} has no usable chat template; "
+            "pass instruct=False to run it as a base model"
+        )
+    return bool(instruct)
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -247,26 +299,10 @@ def load_model(
         model = model.to(tdt)
         source, rev, default_instruct = "tiny", None, True
     elif path.is_file() and path.suffix.lower() == ".gguf":
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        logger.info("loading GGUF %s (slow: dequantised by transformers)", path)
-        try:
-            tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path.parent), gguf_file=path.name, dtype=tdt, device_map=device_map
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"cannot load GGUF file: {exc}", path=path) from exc
+        model, tok = _load_gguf_file(path, tdt, device_map)
         source, rev = "gguf", None
     elif path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InputError("not a Hugging Face model folder (no config.json)", path=path)
-        try:
-            model, tok = _from_pretrained(
-                str(path), tdt, trust_remote_code=trust_remote_code, device_map=device_map
-            )
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot load model folder: {exc}", path=path) from exc
+        model, tok = _load_folder(path, tdt, trust_remote_code, device_map)
         source, rev = "local", None
     elif path.exists():
         raise InputError("not a model: expected a Hugging Face folder or a .gguf file", path=path)
@@ -302,18 +338,7 @@ def load_model(
         model = model.to(device)
     model.eval()
 
-    has_template = is_instruct(tok)
-    if instruct is None:
-        instruct = default_instruct if default_instruct is not None else has_template
-        if instruct and not has_template:
-            logger.warning("%s is registered as instruct but has no chat template", name)
-            instruct = False
-    elif instruct and not has_template:
-        raise InputError(
-            f"instruct=True but the tokenizer of model {name!r} has no usable chat template; "
-            "pass instruct=False to run it as a base model"
-        )
-    instruct = bool(instruct)
+    instruct = _resolve_instruct(tok, name, instruct, default_instruct)
 
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
