@@ -35,9 +35,7 @@ def test_notebook_with_outputs_is_staged_clean(tmp_path):
     shutil.copy(REPO / ".gitattributes", repo / ".gitattributes")
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(
-        [sys.executable, "-m", "nbstripout", "--install"], cwd=repo, env=env, check=True
-    )
+    subprocess.run([sys.executable, "-m", "nbstripout", "--install"], cwd=repo, env=env, check=True)
     nb = nbformat.read(str(REPO / "notebooks" / "02_math.ipynb"), as_version=4)
     code = next(c for c in nb.cells if c.cell_type == "code")
     code.execution_count = 3

@@ -48,13 +48,33 @@ def export_layer_gradient(
     """
     from lgkit.engine.store import load_stats  # lazy: the engine imports formats
 
+    p = Path(path)
+    if p.is_dir():
+        raise InputError("is a directory; give the .jsonl file to write", path=p)
     df = load_stats(stats) if not isinstance(stats, pd.DataFrame) else stats
     texts = {}
     for ex in examples or []:
         texts[ex.sample_id] = ex
-    p = Path(path)
+    if examples is not None:
+        ids = list(dict.fromkeys(df["sample_id"]))
+        missing = [s for s in ids if s not in texts]
+        if missing:
+            raise InputError(
+                f"{len(missing)} of {len(ids)} samples of the run are not in the data file "
+                f"(first: {missing[0]!r}); give the data file the run was computed from",
+                field="--data",
+            )
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
+    try:
+        _write_records(df, texts, tmp)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+def _write_records(df: pd.DataFrame, texts: dict[str, Any], tmp: Path) -> None:
     with tmp.open("w", encoding="utf-8") as f:
         for sid, g in df.groupby("sample_id", sort=False):
             ex = texts.get(sid)
@@ -67,8 +87,6 @@ def export_layer_gradient(
             for _, r in g.iterrows():
                 rec[r["param"]] = {k: float(r[v]) for k, v in _AUTHOR_KEYS.items()}
             f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, p)
-    return p
 
 
 _PARAM_RE = re.compile(r"(?:layers|h|blocks)\.(\d+)\.(.+?)\.weight(?:\[(\w+)\])?$")

@@ -113,9 +113,14 @@ def write_index(run_dir: str | Path) -> Path:
     parts.append(f"<p class='small'>{' · '.join(meta)}</p>")
     if series.get("failed"):
         f = series["failed"]
+        kept = (read_json(run_dir / str(f.get("notebook")) / "run.json") or {}).get(
+            "status"
+        ) == "ok"
         parts.append(
             f"<p class='no'>Notebook <b>{esc(str(f.get('notebook')))}</b> failed: {esc(str(f.get('reason')))}"
-            f" — partially executed notebook: <code>{esc(str(f.get('path')))}</code></p>"
+            f" — failed notebook: <code>{esc(str(f.get('path')))}</code>"
+            + (" (its last good results are kept and shown below)" if kept else "")
+            + "</p>"
         )
 
     # findings of all notebooks
@@ -156,11 +161,19 @@ def write_index(run_dir: str | Path) -> Path:
             info.append(f"{float(rec['seconds']):.0f} s")
         if rec.get("error"):
             info.append(f"error: {esc(str(rec['error']))}")
+        if rec.get("last_failure"):
+            lf = rec["last_failure"]
+            info.append(
+                f"<span class='no'>a later attempt ({esc(str(lf.get('time')))}) failed: "
+                f"{esc(str(lf.get('error')))}; shown here: the last good run of "
+                f"{esc(str(rec.get('start_time')))}</span>"
+            )
         parts.append(f"<p class='small'>{' · '.join(info)}</p>")
         links = []
         for fn, label in (
             (f"{name}.html", "executed notebook (HTML)"),
             (f"{name}.ipynb", "executed notebook (.ipynb)"),
+            (f"{name}.failed.ipynb", "failed notebook (.ipynb)"),
             ("metrics.json", "metrics.json"),
             ("params.yaml", "parameters"),
             ("run.json", "run.json"),
