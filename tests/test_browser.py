@@ -139,6 +139,14 @@ def _write_nb(path: Path, sources: list[str]) -> None:
 def _open_and_run_all(page, base: str, name: str) -> None:
     page.goto(f"{base}/lab/tree/{name}?token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # JupyterLab may ask which kernel to start: accept its proposal (python3)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        accept = page.locator(".jp-Dialog button.jp-mod-accept")
+        if accept.count():
+            accept.first.click()
+            break
+        time.sleep(0.5)
     # wait for the kernel to be ready before running
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")

@@ -328,6 +328,8 @@ def run_notebook(
                 progress_bar=False,
                 log_output=log_output,
                 request_save_on_cell_execute=True,
+                # the kernel's own warnings (TCP without encryption...) are not the user's
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
     except pm.PapermillExecutionError as e:
         error = e

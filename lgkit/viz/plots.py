@@ -486,6 +486,7 @@ def mad_bar_figure(
     x_labels: Mapping[Any, str] | None = None,
     metric: str | None = None,
     panel_size: tuple[float, float] = (4.0, 3.2),
+    source: pd.DataFrame | None = None,
 ) -> Figure:
     """Bar charts of MAD by layer group: one panel per module, bars grouped by part.
 
@@ -500,6 +501,8 @@ def mad_bar_figure(
         x_labels: legend labels of ``x`` values.
         metric: metric name for the y label.
         panel_size: inches per panel.
+        source: the statistics table ``mad`` was computed from (names model and data
+            in the title; default: what ``mad`` itself has).
 
     Returns:
         Figure with one axes per module and ``len(parts) × len(x values)`` bars each.
@@ -540,7 +543,7 @@ def mad_bar_figure(
         ax.set_xticks(pos, list(parts))
         ylabel = f"MAD of {A.metric_label(metric)}" if metric else "MAD"
         style_axis(ax, module_label(m), xlabel=None, ylabel=ylabel if j == 0 else None)
-    _finish(fig, mad, None, axs[0, 0].get_legend_handles_labels()[0])
+    _finish(fig, mad if source is None else source, None, axs[0, 0].get_legend_handles_labels()[0])
     return fig
 
 

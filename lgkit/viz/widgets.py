@@ -376,7 +376,7 @@ class ExampleDrilldown(_Panel):
         self.text.value = self._text_html(sid, rows)
         metric = self.metric.value
         mods = list(self.modules.value)
-        fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+        fig = Figure(figsize=(7.5, 3.8), layout="constrained")
         ax = fig.subplots()
         vals = rows.assign(_v=A.metric_values(rows, metric))
         models = list(dict.fromkeys(vals["model"])) if "model" in vals else [None]
@@ -413,8 +413,9 @@ class ExampleDrilldown(_Panel):
                     label=f"{P.module_label(m)} group mean" if m == mods[0] else None,
                 )
         P.style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
+        fig.suptitle(P.data_title(rows), fontsize="medium")
         if ax.lines:
-            ax.legend(fontsize="small")
+            fig.legend(loc="outside right upper", fontsize="small", frameon=False)
         self._show(fig)
         return fig
 
