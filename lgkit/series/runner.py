@@ -339,6 +339,7 @@ def run_notebook(
         reason = f"{type(e).__name__}: {e}"
     finally:
         os.environ.pop(PROGRESS_ENV, None)
+        progress_file.unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - t0, 2)
     record["end_time"] = _now()
     if html_report and nb_out.is_file():
