@@ -204,7 +204,10 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from lgkit.formats.records import read_examples
 
     examples = read_examples(a.data) if a.data else None
-    export_layer_gradient(a.run, a.out, examples)
+    try:
+        export_layer_gradient(a.run, a.out, examples)
+    except OSError as e:  # e.g. a folder that cannot be written
+        raise InputError(f"cannot write ({e.strerror or e})", path=a.out) from None
     log.info("wrote %s", a.out)
     return 0
 

@@ -148,7 +148,9 @@ def _open_and_run_all(page, base: str, name: str) -> None:
             break
         time.sleep(0.5)
     # wait for the kernel to be ready before running
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.wait_for_selector(
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=90_000
+    )
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
 
