@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -256,7 +257,12 @@ def _render_html(nb_out: Path) -> Path | None:
     except ImportError:
         return None
     try:
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_out), as_version=4))
+        # nbconvert warns per notebook about images without alt text (pyplot figures
+        # shown by the inline backend have none; lgkit's own figures carry a caption)
+        quiet = logging.getLogger("lgkit.series.nbconvert")
+        quiet.setLevel(logging.ERROR)
+        exporter = HTMLExporter(log=quiet)
+        body, _ = exporter.from_notebook_node(nbformat.read(str(nb_out), as_version=4))
     except Exception as e:  # rendering is a convenience: never fail the run on it
         log.warning("could not render %s to HTML: %s", nb_out, e)
         return None
@@ -431,6 +437,7 @@ def run_series(
         PosixPath('outputs/smoke')
     """
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if profile not in PROFILES:
         raise InputError(
@@ -439,13 +446,13 @@ def run_series(
     root = Path(root).resolve() if root else repo_root()
     names = parse_only(only)
     run_dir = Path(out).resolve() if out else _default_out(profile, root)
+    if not log_output:  # papermill's INFO lines (per inspection, per cell) say nothing new
+        logging.getLogger("papermill").setLevel(logging.WARNING)
     # check everything before running anything
     resolved = _check_inputs(
         names, profile, run_dir, root, overrides or {}, explicit=out is not None
     )
     check_out_dir(run_dir)
-    if not log_output:  # papermill's per-cell INFO lines repeat what the progress line says
-        logging.getLogger("papermill").setLevel(logging.WARNING)
     # Kernels inherit this: with OpenMP's default busy-waiting, torch's threads slow down
     # ~10x when other processes share the cores (measured on a 2-core CPU); passive
     # waiting costs nothing measurable on an idle machine. A value set by the user wins.
@@ -464,6 +471,9 @@ def run_series(
     tty = progress and sys.stderr.isatty()
     bar = tqdm(names, desc=f"lgkit run ({profile})", unit="nb", disable=not tty)
     on_status = status_printer(bar, tty) if progress else None
+    # on a terminal, log lines print above the bar instead of breaking it
+    redirect = logging_redirect_tqdm() if tty else contextlib.nullcontext()
+    redirect.__enter__()
     try:
         for name in bar:
             bar.set_postfix_str(name)
@@ -486,6 +496,7 @@ def run_series(
                 break
             log.info("%s done in %.1f s", name, rec["seconds"])
     finally:
+        redirect.__exit__(None, None, None)
         bar.close()
         series.update(
             end_time=_now(),
