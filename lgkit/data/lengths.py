@@ -356,7 +356,8 @@ def plot_length_distributions(
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        title = fig.get_suptitle() or "Response length (tokens)"
+        fig.savefig(path, dpi=110, metadata={"Title": title})  # the index page's caption
     return fig
 
 
