@@ -47,7 +47,9 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-size", type=int, default=1, help="examples per padded batch (default 1)"
     )
-    p.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    p.add_argument(
+        "--limit", type=int, default=None, help="only the first N examples (0: all, as by default)"
+    )
     p.add_argument(
         "--compat",
         choices=["layer_gradient"],
@@ -113,8 +115,11 @@ def _cmd_grads(a: argparse.Namespace) -> int:
         system_prompt=a.system_prompt or None, flush_every=a.flush_every, stats_threads=a.stats_threads,
     )  # fmt: skip
     from lgkit.formats.records import read_examples
+    from lgkit.series.guard import check_out_dir
 
     examples = read_examples(a.data)  # validate the data before loading a model
+    check_out_dir(a.out)
+    _check_device(a.device)
     dist = _maybe_init_distributed()
     kw = {"dtype": a.dtype, "instruct": a.instruct}
     if dist and a.device is None and torch.cuda.is_available():
@@ -146,6 +151,25 @@ def _cmd_grads(a: argparse.Namespace) -> int:
     for f in res.failures:
         log.warning("failed: example %s (%s): %s", f["example_index"], f["sample_id"], f["reason"])
     return 0
+
+
+def _check_device(device: str | None) -> None:
+    """A CUDA device on a machine without one is bad input, not a traceback."""
+    import torch
+
+    if device and device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(
+                "CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use --device cpu or leave --device out",
+                field="--device",
+            )
+        idx = device.partition(":")[2]
+        if idx.isdigit() and int(idx) >= torch.cuda.device_count():
+            raise InputError(
+                f"no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+                field="--device",
+            )
 
 
 def _maybe_init_distributed() -> tuple[int, int] | None:
@@ -180,9 +204,18 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from lgkit.formats.records import read_examples
 
     examples = read_examples(a.data) if a.data else None
-    export_layer_gradient(a.run, a.out, examples)
+    try:
+        export_layer_gradient(a.run, a.out, examples)
+    except OSError as e:  # e.g. a folder that cannot be written
+        raise InputError(f"cannot write ({e.strerror or e})", path=a.out) from None
     log.info("wrote %s", a.out)
     return 0
+
+
+def _version() -> str:
+    from lgkit import __version__
+
+    return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Layer-wise gradient spectra of LLM fine-tuning (arXiv 2410.23743), exact and fast.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     _add_grads(sub)
     _add_convert(sub)

@@ -86,7 +86,7 @@ def test_correct_vs_irrelevant_overlay(df):
     assert len(ax.lines) == 8  # 4 modules × (correct, irrelevant)
     styles = [ln.get_linestyle() for ln in ax.lines]
     assert styles == ["-"] * 4 + ["--"] * 4
-    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert texts[-2:] == ["Correct", "Irrelevant"]
     # dashed (irrelevant) curve is the mean of irrelevant examples
     c = A.layer_curves(df, by=["cot", "correct"], n_boot=0)

@@ -277,7 +277,9 @@ def test_failed_notebook_reports_partial_notebook(fake_root, tmp_path, monkeypat
         runner.run_series(
             "smoke", out=run, root=fake_root, only="1,2", progress=False, html_report=False
         )
-    assert e.value.path == run.resolve() / "02_math" / "02_math.ipynb" and e.value.path.is_file()
+    failed = run.resolve() / "02_math" / "02_math.failed.ipynb"
+    assert e.value.path == failed and e.value.path.is_file()
+    assert not (run / "02_math" / "metrics.json").exists()  # no findings beside a failure
     assert "boom on purpose" in str(e.value)
     rec = json.loads((run / "02_math" / "run.json").read_text())
     assert rec["status"] == "failed" and "boom" in rec["error"]
@@ -298,7 +300,7 @@ def test_failed_notebook_reports_partial_notebook(fake_root, tmp_path, monkeypat
         ]
     )
     assert rc == 1
-    assert str(run.resolve() / "02_math" / "02_math.ipynb") in capsys.readouterr().err
+    assert str(failed) in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- index and metrics on fake outputs
@@ -350,9 +352,10 @@ def test_copy_of_real_notebooks_validate(tmp_path):
 
 
 def test_param_overrides_are_parsed_and_validated(fake_root, tmp_path):
+    # the text is kept; it is typed against the notebook's parameters cell later
     assert runner._parse_set(["02:fail=true", "1,2:n=3"]) == {
-        "02_math": {"fail": True, "n": 3},
-        "01_data_prep": {"n": 3},
+        "02_math": {"fail": "true", "n": "3"},
+        "01_data_prep": {"n": "3"},
     }
     with pytest.raises(InputError, match="NOTEBOOK:KEY=VALUE"):
         runner._parse_set(["02_math"])
@@ -360,5 +363,9 @@ def test_param_overrides_are_parsed_and_validated(fake_root, tmp_path):
         runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"nope": 1})
     assert (
         runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"fail": True})["fail"]
+        is True
+    )
+    assert (
+        runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"fail": "true"})["fail"]
         is True
     )

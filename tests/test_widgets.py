@@ -19,7 +19,8 @@ def df() -> pd.DataFrame:
 
 def test_explorer_initial_figure_and_controls(df):
     ex = Explorer(df)
-    assert isinstance(ex.widget, w.VBox) and isinstance(ex.output, w.Output)
+    assert isinstance(ex.widget, w.VBox) and isinstance(ex.image, w.Image)
+    assert ex.image.format == "png" and ex.image.value[:4] == b"\x89PNG"
     assert ex.dataset.options == (ALL, "aqua", "ecqa", "gsm8k")
     assert ex.cot.value == ("none", "simplified", "detailed")
     assert ex.correct.value == "correct"
@@ -140,3 +141,21 @@ def test_example_drilldown_accepts_iterable_and_missing(df):
     assert dd.example.value == exs[0].sample_id
     none = ExampleDrilldown(df, {})
     assert none.example.value is None and "no example" in none.text.value
+
+
+def test_explorer_redraws_picture_in_place(df):
+    """A control change replaces the PNG bytes of the same Image widget (no text repr)."""
+    ex = Explorer(df)
+    image, before = ex.image, ex.image.value
+    ex.metric.value = "sigma1_ratio"
+    assert ex.image is image and image.value[:4] == b"\x89PNG" and image.value != before
+    assert image in ex.widget.children
+
+
+def test_drilldown_draws_png(df):
+    exs = {s: Example(instruction=f"Q {s}", output="A") for s in df.sample_id.unique()}
+    dd = ExampleDrilldown(df, exs)
+    before = dd.image.value
+    assert before[:4] == b"\x89PNG"
+    dd.example.value = dd.example.options[1][1]
+    assert dd.image.value[:4] == b"\x89PNG" and dd.image.value != before

@@ -342,19 +342,25 @@ def plot_length_distributions(
                     ax.hist(
                         v.clip(lower=1),
                         bins=bins,
-                        alpha=0.55,
+                        histtype="step",  # outlines: overlapping groups stay readable
+                        linewidth=1.6,
                         label=f"{name} (n={len(v)})",
                         color=styles[name],
                     )
             ax.set_xscale("log")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.set_title(fam)
         ax.set_xlabel("response tokens")
     axes[0][0].set_ylabel("examples")
+    if len(df):
+        names = sorted(map(str, df["dataset"].unique())) if "dataset" in df else []
+        more = f" (+{len(names) - 6})" if len(names) > 6 else ""
+        fig.suptitle(f"Response length (tokens) · data: {', '.join(names[:6])}{more}")
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        title = fig.get_suptitle() or "Response length (tokens)"
+        fig.savefig(path, dpi=110, metadata={"Title": title})  # the index page's caption
     return fig
 
 

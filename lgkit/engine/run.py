@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,8 @@ class GradConfig:
             like ``"q,k,v,o"``/``"attn"``/``"mlp"``/``"all"``.
         max_length: maximum tokens per example; the end of the response is cut.
         batch_size: examples per padded batch (results are per example either way).
-        limit: process only the first ``limit`` examples of the data.
+        limit: process only the first ``limit`` examples of the data (None or 0: all,
+            like ``n_per_variant: 0`` in the notebooks).
         compat: None (lgkit convention) or ``"layer_gradient"`` (the authors').
         spectrum: also store the full singular spectrum of each gradient.
         similarities: also store gradient cosines (``cos_next_layer``: with the same
@@ -529,6 +530,7 @@ def compute_stats(
     world_size: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> RunResult:
     """Compute the statistics table of ``data`` under ``model`` into ``out_dir``.
 
@@ -551,6 +553,7 @@ def compute_stats(
         rank, world_size: sharding (default: from the environment).
         progress: show a tqdm progress bar.
         overwrite: allow a directory holding a run with other settings to be replaced.
+        on_progress: called after each batch with (examples finished, seconds it took).
 
     Raises:
         InputError: bad data, bad settings, or ``out_dir`` holding another run.
@@ -562,7 +565,7 @@ def compute_stats(
     rank, world_size = _dist_info(rank, world_size)
     source = str(data) if isinstance(data, (str, Path)) else "<examples>"
     examples = read_examples(data) if isinstance(data, (str, Path)) else list(data)
-    if config.limit is not None:
+    if config.limit:  # None or 0: all
         examples = examples[: config.limit]
     ids = _unique_ids(examples, source)
     data_sha = _data_fingerprint(examples)
@@ -582,7 +585,8 @@ def compute_stats(
         if not overwrite:
             diff = sorted(k for k in fp if (old.get("fingerprint") or {}).get(k) != fp[k])
             raise InputError(
-                f"holds statistics of a different run (differs in: {', '.join(diff)}); use another output directory",
+                f"holds statistics of a different run (differs in: {', '.join(diff)}); "
+                "to start afresh, give another --out, delete this directory, or rerun with --overwrite",
                 path=out,
             )
         if world_size > 1:
@@ -762,6 +766,8 @@ def compute_stats(
                 result.n_done += 1
                 n_buf += 1
             bar.update(len(batch))
+            if on_progress is not None:
+                on_progress(len(batch), time.perf_counter() - t0)
             if n_buf >= config.flush_every:
                 flush()
         flush()
@@ -814,9 +820,13 @@ def stats_for(
     *,
     cache_dir: str | Path = "outputs/stats_cache",
     progress: bool = True,
+    loader: Callable[[], Any] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Statistics of ``data`` under ``model``: computed once, then reused.
+
+    ``loader`` (optional) returns the loaded ``model`` when something must be computed,
+    so a caller looping over files loads it once (the cache key still uses ``model``).
 
     The run directory is ``cache_dir/<model>__<data stem>__<hash of settings and
     data>``; a complete run there is read back without loading the model, a partial
@@ -847,7 +857,8 @@ def stats_for(
     out = Path(cache_dir) / f"{_slug(str(name))}__{_slug(Path(data).stem)}__{h}"
     man = load_manifest(out)
     if man.get("status") != "complete":
-        compute_stats(model, data, out, config, progress=progress, **kwargs)
+        target = loader() if loader is not None else model
+        compute_stats(target, data, out, config, progress=progress, **kwargs)
     df = load_stats(out)
     df["model"] = str(name)
     return df

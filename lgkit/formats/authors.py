@@ -40,11 +40,22 @@ def export_layer_gradient(
     """
     from lgkit.engine.store import load_stats  # lazy: the engine imports formats
 
+    p = Path(path)
+    if p.is_dir():
+        raise InputError("is a directory; give the .jsonl file to write", path=p)
     df = load_stats(stats) if not isinstance(stats, pd.DataFrame) else stats
     texts = {}
     for ex in examples or []:
         texts[ex.sample_id] = ex
-    p = Path(path)
+    if examples is not None:
+        ids = list(dict.fromkeys(df["sample_id"]))
+        missing = [s for s in ids if s not in texts]
+        if missing:
+            raise InputError(
+                f"{len(missing)} of {len(ids)} samples of the run are not in the data file "
+                f"(first: {missing[0]!r}); give the data file the run was computed from",
+                field="--data",
+            )
     with atomic_open(p, "w", encoding="utf-8") as f:
         for sid, g in df.groupby("sample_id", sort=False):
             ex = texts.get(sid)

@@ -169,8 +169,10 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         raise InputError("data file does not exist", path=p)
     if p.is_dir():
         raise InputError("is a directory, expected a JSON or JSONL file", path=p)
-    text = p.read_text(encoding="utf-8")
+    text = p.read_text(encoding="utf-8-sig")  # -sig: a UTF-8 BOM (Windows editors) is dropped
     stripped = text.lstrip()
+    if not stripped:
+        raise InputError("data file is empty (expected a JSON list or JSONL records)", path=p)
     if p.suffix != ".jsonl" and stripped and not stripped.startswith("["):
         try:  # a .json file holding one object (not a list, not JSONL)
             whole = json.loads(text)

@@ -161,11 +161,30 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached (None when it can), in a few seconds.
+
+    ``HF_HUB_OFFLINE`` set, or no TCP connection to the endpoint within ``timeout``.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"no connection to {host}:{port}: {e.strerror or e}"
+    return None
+
+
 def _from_pretrained(path_or_id: str, tdt: torch.dtype, **kwargs: Any):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     plain_tok = kwargs.pop("_plain_tok", False)
-    tok_keys = ("revision", "trust_remote_code", "cache_dir")
+    tok_keys = ("revision", "trust_remote_code", "cache_dir", "local_files_only")
     tok_kwargs = {k: v for k, v in kwargs.items() if k in tok_keys}
     tok = None
     if plain_tok:
@@ -316,6 +335,7 @@ def load_model(
             f"no such model file or folder (embedded/tiny names: {_known_names()})", path=name
         )
     else:
+        offline = _hub_unreachable()  # then only the local HF cache: no minute of retries
         try:
             model, tok = _from_pretrained(
                 name,
@@ -324,12 +344,17 @@ def load_model(
                 trust_remote_code=trust_remote_code,
                 cache_dir=str(cache_dir) if cache_dir is not None else None,
                 device_map=device_map,
+                **({"local_files_only": True} if offline else {}),
             )
         except (OSError, ValueError) as exc:
+            why = (
+                f"the Hub cannot be reached ({offline}) and it is not in the local cache"
+                if offline
+                else f"the Hugging Face Hub could not provide it ({exc})"
+            )
             raise InputError(
                 f"unknown model {name!r}{_did_you_mean(key)}: not an embedded or tiny name "
-                f"({_known_names()}), "
-                f"not a local path, and the Hugging Face Hub could not provide it ({exc})"
+                f"({_known_names()}), not a local path, and {why}"
             ) from exc
         source = "hub"
         rev = revision or getattr(model.config, "_commit_hash", None)

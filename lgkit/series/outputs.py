@@ -136,7 +136,7 @@ class Outputs:
 
         The paths are recorded in :attr:`figures` (and in ``metrics.json``).
         """
-        from lgkit.viz.plots import save_figure
+        from lgkit.viz.plots import figure_caption, save_figure
 
         paths = save_figure(fig, self.dir / "figures" / safe_name(name), formats=formats)
         self.figures.extend(self._rel(p) for p in paths if p.suffix == ".png")
@@ -146,7 +146,7 @@ class Outputs:
             # backend: show the saved PNG itself
             from IPython.display import Image
 
-            _display(Image(filename=str(png[0])))
+            _display(Image(filename=str(png[0]), alt=figure_caption(fig) or name))
 
     def table(
         self,

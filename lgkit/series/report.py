@@ -55,6 +55,38 @@ def _notebook_dirs(run_dir: Path) -> list[Path]:
     return known + extra
 
 
+def png_title(path: Path) -> str | None:
+    """The ``Title`` text chunk of a PNG (what :func:`lgkit.viz.plots.save_figure` writes).
+
+    Example:
+        >>> png_title(Path("/nonexistent.png")) is None
+        True
+    """
+    import struct
+    import zlib
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    pos = 8
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        if kind == b"tEXt" and body.startswith(b"Title\0"):
+            return body[6:].decode("latin-1")
+        if kind == b"zTXt" and body.startswith(b"Title\0"):
+            return zlib.decompress(body[7:]).decode("latin-1")
+        if kind == b"iTXt" and body.startswith(b"Title\0"):
+            rest = body[6:]
+            compressed, text = rest[0], rest[2:].split(b"\0", 2)[-1]
+            return (zlib.decompress(text) if compressed else text).decode("utf-8")
+        if kind == b"IDAT":
+            break
+        pos += 12 + n
+    return None
+
+
 def _rel(p: Path, base: Path) -> str:
     return os.path.relpath(p, base).replace(os.sep, "/")
 
@@ -71,7 +103,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f3f3f3}.yes{background:#e3f6e3}.no{background:#fbe3e3}.na{background:#eee}
-.thumbs img{height:160px;margin:4px;border:1px solid #ddd}.small{color:#666;font-size:.9em}
+.thumbs img{max-width:100%;max-height:320px;border:1px solid #ddd}
+figure{margin:1em 0}figcaption{font-size:.9em;color:#444;max-width:1100px}.small{color:#666;font-size:.9em}
 details{margin:.3em 0}code{background:#f5f5f5;padding:0 3px}
 """
 
@@ -113,9 +146,14 @@ def write_index(run_dir: str | Path) -> Path:
     parts.append(f"<p class='small'>{' · '.join(meta)}</p>")
     if series.get("failed"):
         f = series["failed"]
+        kept = (read_json(run_dir / str(f.get("notebook")) / "run.json") or {}).get(
+            "status"
+        ) == "ok"
         parts.append(
             f"<p class='no'>Notebook <b>{esc(str(f.get('notebook')))}</b> failed: {esc(str(f.get('reason')))}"
-            f" — partially executed notebook: <code>{esc(str(f.get('path')))}</code></p>"
+            f" — failed notebook: <code>{esc(str(f.get('path')))}</code>"
+            + (" (its last good results are kept and shown below)" if kept else "")
+            + "</p>"
         )
 
     # findings of all notebooks
@@ -156,11 +194,19 @@ def write_index(run_dir: str | Path) -> Path:
             info.append(f"{float(rec['seconds']):.0f} s")
         if rec.get("error"):
             info.append(f"error: {esc(str(rec['error']))}")
+        if rec.get("last_failure"):
+            lf = rec["last_failure"]
+            info.append(
+                f"<span class='no'>a later attempt ({esc(str(lf.get('time')))}) failed: "
+                f"{esc(str(lf.get('error')))}; shown here: the last good run of "
+                f"{esc(str(rec.get('start_time')))}</span>"
+            )
         parts.append(f"<p class='small'>{' · '.join(info)}</p>")
         links = []
         for fn, label in (
             (f"{name}.html", "executed notebook (HTML)"),
             (f"{name}.ipynb", "executed notebook (.ipynb)"),
+            (f"{name}.failed.ipynb", "failed notebook (.ipynb)"),
             ("metrics.json", "metrics.json"),
             ("params.yaml", "parameters"),
             ("run.json", "run.json"),
@@ -196,9 +242,13 @@ def write_index(run_dir: str | Path) -> Path:
             for fpng in figs:
                 pdf = fpng.with_suffix(".pdf")
                 href = _rel(fpng, run_dir)
-                cap = f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
+                pdf_link = (
+                    f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
+                )
+                caption = png_title(fpng) or fpng.stem
                 parts.append(
-                    f"<a href='{esc(href)}' title='{esc(fpng.stem)}'><img src='{esc(href)}' alt='{esc(fpng.stem)}'></a>{cap}"
+                    f"<figure><a href='{esc(href)}'><img src='{esc(href)}' alt='{esc(caption)}'></a>"
+                    f"<figcaption><b>{esc(fpng.stem)}</b>{pdf_link}: {esc(caption)}</figcaption></figure>"
                 )
             parts.append("</div>")
     parts.append("</body></html>")

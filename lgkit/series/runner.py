@@ -31,9 +31,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,6 +45,9 @@ from lgkit.errors import InputError, LgkitError
 from lgkit.fsio import atomic_write_json
 from lgkit.provenance import git_hash, repo_root
 from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
+from lgkit.series.guard import check_out_dir, coerce_params, settle, stash_good
+from lgkit.series.progress import ENV as PROGRESS_ENV
+from lgkit.series.progress import Ticker, Watcher, status_printer
 from lgkit.series.report import read_json, write_index
 
 log = logging.getLogger(__name__)
@@ -210,10 +215,12 @@ def resolve_params(
     ypath = params_path(name, profile, root)
     params = load_params_yaml(ypath)
     validate_params(params, nb, ypath)
-    if overrides:
-        validate_params(overrides, nb, "--param")
-        params.update(overrides)
     known = notebook_parameters(nb)
+    types = {k: str(v.get("inferred_type_name") or "") for k, v in known.items()}
+    params = coerce_params(params, types, str(ypath))
+    if overrides:
+        validate_params(overrides, nb, f"--param {name}")
+        params.update(coerce_params(overrides, types, f"--param {name}"))
     paths = {
         "out_dir": str(run_dir / name),
         "cache_dir": str(run_dir / STATS_CACHE),
@@ -245,7 +252,12 @@ def _render_html(nb_out: Path) -> Path | None:
     except ImportError:
         return None
     try:
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_out), as_version=4))
+        # nbconvert warns per notebook about images without alt text (pyplot figures
+        # shown by the inline backend have none; lgkit's own figures carry a caption)
+        quiet = logging.getLogger("lgkit.series.nbconvert")
+        quiet.setLevel(logging.ERROR)
+        exporter = HTMLExporter(log=quiet)
+        body, _ = exporter.from_notebook_node(nbformat.read(str(nb_out), as_version=4))
     except Exception as e:  # rendering is a convenience: never fail the run on it
         log.warning("could not render %s to HTML: %s", nb_out, e)
         return None
@@ -264,8 +276,14 @@ def run_notebook(
     log_output: bool = False,
     html_report: bool = True,
     commit: str | None = None,
+    on_status: Any = None,
 ) -> dict[str, Any]:
     """Execute one notebook into ``<run>/<name>/`` with papermill; returns its run record.
+
+    A good earlier result in that folder is restored if this run fails, and the failed
+    notebook is kept beside it as ``<name>.failed.ipynb`` (see :mod:`lgkit.series.guard`).
+    ``on_status(name, line)`` receives the notebook's progress lines
+    (:mod:`lgkit.series.progress`) while it runs.
 
     Raises:
         NotebookFailed: the notebook raised (the partially executed copy is kept).
@@ -275,6 +293,7 @@ def run_notebook(
 
     root = root or repo_root()
     nb_dir = run_dir / name
+    backup = stash_good(nb_dir)  # a good earlier result waits aside until this one succeeds
     nb_dir.mkdir(parents=True, exist_ok=True)
     (nb_dir / "params.yaml").write_text(
         yaml.safe_dump(dict(params), sort_keys=False, allow_unicode=True), encoding="utf-8"
@@ -297,23 +316,31 @@ def run_notebook(
     _write_json(nb_dir / "run.json", record)
     t0 = time.perf_counter()
     error: BaseException | None = None
+    progress_file = nb_dir / "progress.jsonl"
+    os.environ[PROGRESS_ENV] = str(progress_file)  # the kernel inherits it
     try:
-        pm.execute_notebook(
-            str(notebook_path(name, root)),
-            str(nb_out),
-            parameters=dict(params),
-            kernel_name=KERNEL,
-            cwd=str(root),
-            progress_bar=False,
-            log_output=log_output,
-            request_save_on_cell_execute=True,
-        )
+        with Ticker(Watcher(progress_file), name, on_status):
+            pm.execute_notebook(
+                str(notebook_path(name, root)),
+                str(nb_out),
+                parameters=dict(params),
+                kernel_name=KERNEL,
+                cwd=str(root),
+                progress_bar=False,
+                log_output=log_output,
+                request_save_on_cell_execute=True,
+                # the kernel's own warnings (TCP without encryption...) are not the user's
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
     except pm.PapermillExecutionError as e:
         error = e
         reason = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
-    except Exception as e:  # kernel died, timeout, ...
+    except BaseException as e:  # kernel died, timeout, Ctrl-C: the good result goes back
         error = e
         reason = f"{type(e).__name__}: {e}"
+    finally:
+        os.environ.pop(PROGRESS_ENV, None)
+        progress_file.unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - t0, 2)
     record["end_time"] = _now()
     if html_report and nb_out.is_file():
@@ -322,10 +349,48 @@ def run_notebook(
     if error is not None:
         record.update(status="failed", error=reason)
         _write_json(nb_dir / "run.json", record)
-        raise NotebookFailed(name, nb_out, reason) from error
+        failure = {"time": record["end_time"], "error": reason}
+        kept = settle(nb_dir, backup, failure)
+        if backup is not None:
+            log.warning("%s failed; its previous good result stays in %s", name, nb_dir)
+        if not isinstance(error, Exception):
+            raise error
+        raise NotebookFailed(name, kept or nb_out, reason) from error
     record["status"] = "ok"
     _write_json(nb_dir / "run.json", record)
+    settle(nb_dir, backup, None)
     return record
+
+
+def _check_inputs(
+    names: list[str],
+    profile: str,
+    run_dir: Path,
+    root: Path,
+    overrides: Mapping[str, Mapping[str, Any]],
+    explicit: bool,
+) -> dict[str, dict[str, Any]]:
+    """Every notebook's parameters, typed and validated, and 01's data when 01 is skipped."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("--out is a file, not a directory; give a directory", path=run_dir)
+    resolved = {n: resolve_params(n, profile, run_dir, root, overrides.get(n)) for n in names}
+    if DATA_NOTEBOOK in names:
+        return resolved
+    needs = [n for n in names if "data_dir" in notebook_parameters(notebook_path(n, root))]
+    from_run = [n for n in needs if resolved[n].get("data_dir") == str(data_dir_of(run_dir))]
+    if from_run and not (data_dir_of(run_dir) / "index.json").is_file():
+        if not explicit:
+            raise InputError(
+                f"--only {','.join(names)} skips {DATA_NOTEBOOK}: give --out an existing run whose "
+                f"{DATA_NOTEBOOK} has been executed (or include 01)",
+                field="--only",
+            )
+        raise InputError(
+            f"no data of notebook {DATA_NOTEBOOK} in this run (expected {data_dir_of(run_dir)}/index.json); "
+            "run it first (include 01 in --only) or point --out at a run that has it",
+            path=run_dir,
+        )
+    return resolved
 
 
 def _default_out(profile: str, root: Path) -> Path:
@@ -367,6 +432,7 @@ def run_series(
         PosixPath('outputs/smoke')
     """
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     if profile not in PROFILES:
         raise InputError(
@@ -375,25 +441,13 @@ def run_series(
     root = Path(root).resolve() if root else repo_root()
     names = parse_only(only)
     run_dir = Path(out).resolve() if out else _default_out(profile, root)
-    overrides = overrides or {}
+    if not log_output:  # papermill's INFO lines (per inspection, per cell) say nothing new
+        logging.getLogger("papermill").setLevel(logging.WARNING)
     # check everything before running anything
-    resolved = {n: resolve_params(n, profile, run_dir, root, overrides.get(n)) for n in names}
-    if DATA_NOTEBOOK not in names:
-        needs = [n for n in names if "data_dir" in notebook_parameters(notebook_path(n, root))]
-        from_run = [n for n in needs if resolved[n].get("data_dir") == str(data_dir_of(run_dir))]
-        if from_run and not (data_dir_of(run_dir) / "index.json").is_file():
-            if out is None:
-                raise InputError(
-                    f"--only {','.join(names)} skips {DATA_NOTEBOOK}: give --out an existing run whose "
-                    f"{DATA_NOTEBOOK} has been executed (or include 01)",
-                    field="--only",
-                )
-            raise InputError(
-                f"no data of notebook {DATA_NOTEBOOK} in this run (expected {data_dir_of(run_dir)}/index.json); "
-                "run it first (include 01 in --only) or point --out at a run that has it",
-                path=run_dir,
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = _check_inputs(
+        names, profile, run_dir, root, overrides or {}, explicit=out is not None
+    )
+    check_out_dir(run_dir)
     # Kernels inherit this: with OpenMP's default busy-waiting, torch's threads slow down
     # ~10x when other processes share the cores (measured on a 2-core CPU); passive
     # waiting costs nothing measurable on an idle machine. A value set by the user wins.
@@ -409,7 +463,12 @@ def run_series(
     }
     t0 = time.perf_counter()
     failed: NotebookFailed | None = None
-    bar = tqdm(names, desc=f"lgkit run ({profile})", unit="nb", disable=not progress)
+    tty = progress and sys.stderr.isatty()
+    bar = tqdm(names, desc=f"lgkit run ({profile})", unit="nb", disable=not tty)
+    on_status = status_printer(bar, tty) if progress else None
+    # on a terminal, log lines print above the bar instead of breaking it
+    redirect = logging_redirect_tqdm() if tty else contextlib.nullcontext()
+    redirect.__enter__()
     try:
         for name in bar:
             bar.set_postfix_str(name)
@@ -424,6 +483,7 @@ def run_series(
                     log_output=log_output,
                     html_report=html_report,
                     commit=commit,
+                    on_status=on_status,
                 )
             except NotebookFailed as e:
                 log.error("%s", e)
@@ -431,6 +491,7 @@ def run_series(
                 break
             log.info("%s done in %.1f s", name, rec["seconds"])
     finally:
+        redirect.__exit__(None, None, None)
         bar.close()
         series.update(
             end_time=_now(),
@@ -461,17 +522,15 @@ def run_series(
 
 
 def _parse_set(values: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    """``--param 02_math:n_per_variant=4`` → ``{"02_math": {"n_per_variant": 4}}``."""
-    import yaml
-
+    """``--param 02_math:n_per_variant=4`` → ``{"02_math": {"n_per_variant": "4"}}``."""
     out: dict[str, dict[str, Any]] = {}
     for v in values or []:
         target, sep, rest = v.partition(":")
         if not sep or "=" not in rest:
             raise InputError(f"expected NOTEBOOK:KEY=VALUE, got {v!r}", field="--param")
         key, _, raw = rest.partition("=")
-        for name in parse_only(target):
-            out.setdefault(name, {})[key.strip()] = yaml.safe_load(raw)
+        for name in parse_only(target):  # the text; typed against the notebook later
+            out.setdefault(name, {})[key.strip()] = raw
     return out
 
 

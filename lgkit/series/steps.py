@@ -295,13 +295,31 @@ def family_stats(
     from tqdm.auto import tqdm
 
     from lgkit.engine.run import stats_for
+    from lgkit.formats.records import read_examples
+    from lgkit.series.progress import Reporter
 
     files = data_files(data_dir, family, datasets=datasets, cots=cots)
     cache = project_path(cache_dir)
+    sizes = [len(read_examples(f.path)) for f in files]
+    if config.limit:
+        sizes = [min(n, config.limit) for n in sizes]
+    report = Reporter(str(model), sum(sizes))
     parts = []
     t0 = time.perf_counter()
-    for f in tqdm(files, desc=f"{model}: {family or 'all'}", unit="file", disable=not progress):
-        df = stats_for(model, f.path, config, cache_dir=cache, progress=progress)
+    bar = tqdm(files, desc=f"{model}: {family or 'all'}", unit="file", disable=not progress)
+    for f, n_file in zip(bar, sizes, strict=True):
+        report.file(f.name)
+        before = report.done
+        df = stats_for(
+            model,
+            f.path,
+            config,
+            cache_dir=cache,
+            progress=progress,
+            loader=_loader(model, config),
+            on_progress=report.step,
+        )
+        report.skip(max(n_file - (report.done - before), 0))  # cached or failed examples
         if df.empty:
             logger.warning("%s: no statistics (all examples failed?)", f.path)
             continue
@@ -325,6 +343,30 @@ def family_stats(
         time.perf_counter() - t0,
     )
     return out
+
+
+def _loader(model: Any, config: Any) -> Any:
+    """A function loading ``model`` once (None when it is loaded already).
+
+    Shared by every file of every :func:`family_stats` call in this process, so a
+    notebook loads each model at most once (and not at all when all is cached).
+    """
+    if not isinstance(model, (str, Path)):
+        return None
+    key = (str(model), config.instruct)
+
+    def load() -> Any:
+        if key not in _LOADED:
+            from lgkit.models.load import load_model
+
+            _LOADED.clear()  # one model in memory at a time
+            _LOADED[key] = load_model(str(model), instruct=config.instruct)
+        return _LOADED[key]
+
+    return load
+
+
+_LOADED: dict[tuple[str, Any], Any] = {}
 
 
 def model_pairs(

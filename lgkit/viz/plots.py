@@ -125,6 +125,56 @@ def style_axis(
         ax.set_ylabel(ylabel)
 
 
+def data_title(df: pd.DataFrame) -> str:
+    """Which model(s) and data a figure shows, for its title.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> data_title(synthetic_stats(n_samples=2, n_layers=3, model="m1"))
+        'model: m1 · data: aqua, ecqa, gsm8k · 2 examples per group'
+    """
+    models = A.value_order(df["model"].dropna().unique(), "model") if "model" in df else []
+    parts = [f"model: {', '.join(map(str, models))}" if models else "model: not named in the table"]
+    if "dataset" in df:
+        ds = A.value_order(df["dataset"].dropna().unique(), "dataset")
+        shown = ", ".join(map(str, ds[:6])) + (f" (+{len(ds) - 6})" if len(ds) > 6 else "")
+        parts.append(f"data: {shown}")
+    if "sample_id" in df and len(df):
+        keys = [c for c in ("dataset", "cot", "correct", "model") if c in df]
+        n = df.groupby(keys, dropna=False)["sample_id"].nunique() if keys else None
+        if n is not None and len(n):
+            lo, hi = int(n.min()), int(n.max())
+            parts.append(
+                f"{lo} examples per group" if lo == hi else f"{lo}–{hi} examples per group"
+            )
+    return " · ".join(parts)
+
+
+def _finish(fig: Figure, df: pd.DataFrame, suptitle: str | None, handles: list | None) -> None:
+    """Title naming model and data; one legend below the panels (never over the data)."""
+    title = data_title(df)
+    fig.suptitle(f"{suptitle}\n{title}" if suptitle else title, fontsize="medium")
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncol=min(len(handles), 8),
+            fontsize="small",
+            frameon=False,
+        )
+
+
+def _relative_depth(curves: pd.DataFrame, d: pd.DataFrame, hue: str) -> bool:
+    """Models of different depth: put ``layer / number of layers`` in ``curves['layer']``."""
+    if hue != "model" or "layer" not in d:
+        return False
+    n_layers = d.groupby(hue)["layer"].max() + 1
+    if n_layers.nunique() <= 1:
+        return False
+    curves["layer"] = curves["layer"] / curves[hue].map(n_layers).astype(float)
+    return True
+
+
 def empty_figure(message: str) -> Figure:
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
@@ -216,7 +266,6 @@ def layer_figure(
         style_axis(
             ax, f"{title} | {mlabel}" if title else mlabel, ylabel=mlabel if j == 0 else None
         )
-        ax.legend(fontsize="small")
         if ylim is not None:
             ax.set_ylim(*ylim)
         if include_ratio and ratio_curves is not None:
@@ -235,10 +284,7 @@ def layer_figure(
                     f"{title} | Ratio ({names})" if title else f"Ratio ({names})",
                     ylabel=rl if j == 0 else None,
                 )
-                if rax.lines:
-                    rax.legend(fontsize="small")
-    if suptitle:
-        fig.suptitle(suptitle)
+    _finish(fig, d, suptitle, axs[0, 0].get_legend_handles_labels()[0])
     return fig
 
 
@@ -298,6 +344,7 @@ def overlay_figure(
     curves = A.layer_curves(
         d, metric, by, modules=mods, layers=layers, ci=ci, n_boot=n_boot if bands else 0, seed=seed
     )
+    relative = _relative_depth(curves, d, hue)
     ncols = len(panels)
     fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1]), layout="constrained")
     axs = fig.subplots(1, ncols, squeeze=False, sharey=sharey)
@@ -323,11 +370,12 @@ def overlay_figure(
                 )
         title = _label(columns, pv, column_labels) if columns else ""
         style_axis(
-            ax, f"{title} | {mlabel}" if title else mlabel, ylabel=mlabel if j == 0 else None
+            ax,
+            f"{title} | {mlabel}" if title else mlabel,
+            xlabel="Relative depth (layer / number of layers)" if relative else "Layer",
+            ylabel=mlabel if j == 0 else None,
         )
-        ax.legend(handles=handles, fontsize="small")
-    if suptitle:
-        fig.suptitle(suptitle)
+    _finish(fig, d, suptitle, handles)
     return fig
 
 
@@ -345,7 +393,7 @@ def correct_vs_irrelevant_figure(
     Example:
         >>> from lgkit.analysis import synthetic_stats
         >>> fig = correct_vs_irrelevant_figure(synthetic_stats(n_samples=3, n_layers=4))
-        >>> fig.axes[0].get_legend().get_texts()[-1].get_text()
+        >>> fig.legends[0].get_texts()[-1].get_text()
         'Irrelevant'
     """
     kwargs.setdefault("hue_order", [True, False])
@@ -424,7 +472,7 @@ def relative_difference_figure(
             f"{title} | Relative difference" if title else "Relative difference",
             ylabel=lab if j == 0 else None,
         )
-        ax.legend(fontsize="small")
+    _finish(fig, d, None, axs[0, 0].get_legend_handles_labels()[0])
     return fig
 
 
@@ -438,6 +486,7 @@ def mad_bar_figure(
     x_labels: Mapping[Any, str] | None = None,
     metric: str | None = None,
     panel_size: tuple[float, float] = (4.0, 3.2),
+    source: pd.DataFrame | None = None,
 ) -> Figure:
     """Bar charts of MAD by layer group: one panel per module, bars grouped by part.
 
@@ -452,6 +501,8 @@ def mad_bar_figure(
         x_labels: legend labels of ``x`` values.
         metric: metric name for the y label.
         panel_size: inches per panel.
+        source: the statistics table ``mad`` was computed from (names model and data
+            in the title; default: what ``mad`` itself has).
 
     Returns:
         Figure with one axes per module and ``len(parts) × len(x values)`` bars each.
@@ -492,8 +543,21 @@ def mad_bar_figure(
         ax.set_xticks(pos, list(parts))
         ylabel = f"MAD of {A.metric_label(metric)}" if metric else "MAD"
         style_axis(ax, module_label(m), xlabel=None, ylabel=ylabel if j == 0 else None)
-        ax.legend(fontsize="small")
+    _finish(fig, mad if source is None else source, None, axs[0, 0].get_legend_handles_labels()[0])
     return fig
+
+
+def figure_caption(fig: Figure) -> str:
+    """The figure's title and its panels' titles, as one line.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> figure_caption(layer_figure(synthetic_stats(n_samples=2, n_layers=3), bands=False))[:40]
+        'model: not named in the table · data: aq'
+    """
+    sup = fig.get_suptitle().replace("\n", " — ") if hasattr(fig, "get_suptitle") else ""
+    panels = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    return sup + (f". Panels: {'; '.join(panels)}" if panels else "")
 
 
 def save_figure(
@@ -505,6 +569,8 @@ def save_figure(
     """Write a figure as ``<path_stem>.png`` and ``<path_stem>.pdf`` (parents created).
 
     A known image suffix on ``path_stem`` (``.png``, ``.pdf``, ``.svg``) is dropped.
+    The figure's caption (:func:`figure_caption`) is stored as the files' ``Title``
+    metadata, which the run's index page shows under each figure.
 
     Args:
         fig: the figure.
@@ -526,10 +592,12 @@ def save_figure(
     if stem.suffix.lower() in (".png", ".pdf", ".svg"):
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
+    caption = figure_caption(fig)
     out = []
     for fmt in formats:
         p = stem.parent / f"{stem.name}.{fmt}"
-        fig.savefig(p, dpi=dpi, format=fmt)
+        meta = {"Title": caption} if caption and fmt in ("png", "pdf", "svg") else None
+        fig.savefig(p, dpi=dpi, format=fmt, metadata=meta)
         out.append(p)
         logger.info("wrote %s", p)
     return out

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import html
+import io
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
@@ -37,19 +38,32 @@ ALL = "(all)"
 """Dropdown value meaning "no filter"."""
 
 
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with ipywidgets
-        return False
-    ip = get_ipython()
-    return ip is not None and getattr(ip, "kernel", None) is not None
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure rendered to PNG bytes (Agg), independent of any notebook backend.
+
+    Example:
+        >>> figure_png(P.empty_figure("x"))[:4]
+        b'\\x89PNG'
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 class _Panel:
-    """Shared plumbing: an Output holding the current figure, display hooks."""
+    """Shared plumbing: an ``ipywidgets.Image`` holding the current figure as PNG.
 
-    output: w.Output
+    Why an Image and not ``Output`` + ``display(fig)`` or ipympl: a bare
+    :class:`~matplotlib.figure.Figure` only has a picture repr when the inline backend
+    has registered its formatter (otherwise the frontend shows ``<Figure size ...>``),
+    and ``clear_output``/``display`` inside an Output re-creates the output area on every
+    change. Setting the PNG bytes of one Image widget updates that picture in place (no
+    stale figure, no flicker), needs no extra package or backend, and renders the same in
+    JupyterLab, classic Notebook and VS Code (any ipywidgets 8 frontend); the saved
+    notebook keeps the widget state.
+    """
+
+    image: w.Image
     widget: w.Widget
     _figure: Figure | None
 
@@ -60,12 +74,7 @@ class _Panel:
 
     def _show(self, fig: Figure) -> None:
         self._figure = fig
-        if _in_kernel():
-            from IPython.display import clear_output, display
-
-            with self.output:
-                clear_output(wait=True)
-                display(fig)
+        self.image.value = figure_png(fig)
 
     def display(self) -> None:
         """Display the controls and figure in the notebook."""
@@ -87,7 +96,7 @@ class Explorer(_Panel):
     (SelectMultiple), ``metric`` (Dropdown of :func:`lgkit.analysis.available_metrics`),
     ``layers`` (IntRangeSlider, inclusive), ``bands`` (Checkbox, bootstrap bands) and
     ``ratio`` (Checkbox, σ1-ratio rows). Any change redraws the figure into
-    ``output``; ``figure`` is the current :class:`~matplotlib.figure.Figure`.
+    ``image`` (an ipywidgets.Image, PNG); ``figure`` is the current :class:`~matplotlib.figure.Figure`.
 
     Args:
         df: statistics table.
@@ -154,7 +163,7 @@ class Explorer(_Panel):
         )
         self.bands = w.Checkbox(value=False, description="bootstrap bands")
         self.ratio = w.Checkbox(value=False, description="σ1-ratio rows")
-        self.output = w.Output()
+        self.image = w.Image(format="png")
         self.controls = [
             self.dataset,
             self.model,
@@ -177,7 +186,7 @@ class Explorer(_Panel):
                         w.VBox([self.layers, self.bands, self.ratio]),
                     ]
                 ),
-                self.output,
+                self.image,
             ]
         )
         self.redraw()
@@ -308,14 +317,14 @@ class ExampleDrilldown(_Panel):
         )
         self.group_mean = w.Checkbox(value=True, description="group mean (dashed)")
         self.text = w.HTML()
-        self.output = w.Output()
+        self.image = w.Image(format="png")
         for c in (self.example, self.metric, self.modules, self.group_mean):
             c.observe(lambda _ch: self.redraw(), names="value")
         self.widget = w.VBox(
             [
                 w.HBox([self.example, self.metric]),
                 w.HBox([self.modules, self.group_mean]),
-                w.HBox([w.Box([self.text], layout=w.Layout(width="45%")), self.output]),
+                w.HBox([w.Box([self.text], layout=w.Layout(width="45%")), self.image]),
             ]
         )
         self.redraw()
@@ -370,7 +379,7 @@ class ExampleDrilldown(_Panel):
         self.text.value = self._text_html(sid, rows)
         metric = self.metric.value
         mods = list(self.modules.value)
-        fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+        fig = Figure(figsize=(7.5, 3.8), layout="constrained")
         ax = fig.subplots()
         vals = rows.assign(_v=A.metric_values(rows, metric))
         models = list(dict.fromkeys(vals["model"])) if "model" in vals else [None]
@@ -407,10 +416,11 @@ class ExampleDrilldown(_Panel):
                     label=f"{P.module_label(m)} group mean" if m == mods[0] else None,
                 )
         P.style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
+        fig.suptitle(P.data_title(rows), fontsize="medium")
         if ax.lines:
-            ax.legend(fontsize="small")
+            fig.legend(loc="outside right upper", fontsize="small", frameon=False)
         self._show(fig)
         return fig
 
 
-__all__ = ["Explorer", "ExampleDrilldown", "ALL"]
+__all__ = ["Explorer", "ExampleDrilldown", "ALL", "figure_png"]
