@@ -187,3 +187,24 @@ def test_token_stats_table_equals_terms_and_resume_keeps_one_copy(tmp_path, mixe
     again = lgkit.load_token_stats(out)
     assert len(again) == len(toks)
     assert not again.duplicated(["sample_id", "layer", "module", "position"]).any()
+
+
+def test_answer_text_span_whole_words_and_attached_answers():
+    from lgkit.data.answers import attach_answers
+    from lgkit.engine.spans import answer_text_span
+
+    out = "It cannot be known for sure, so no."
+    assert out[slice(*answer_text_span(out, "No"))] == "no"
+    assert answer_text_span("The total is 200 cents.", "20") is None
+    cot = [Example("Q1?", "", "Thus Thomas pays \\( \\boxed{102.00} \\)."), Example("Q2?", "", "x")]
+    assert attach_answers(cot, [Example("Q1?", "", "102\n"), Example("Q3?", "", "1")]) == 1
+    assert cot[0].meta["answer"] == "102" and "answer" not in cot[1].meta
+    lm = load_model("tiny-random-llama")
+    enc = encode_example(lm.tokenizer, cot[0], instruct=False)
+    s0, s1 = answer_token_span(lm.tokenizer, cot[0], enc)
+    assert "102" in lm.tokenizer.decode(enc.input_ids[s0:s1])
+    miss = Example("Q?", "", "It is seven.", meta={"answer": "8"})
+    reason = answer_token_span(
+        lm.tokenizer, miss, encode_example(lm.tokenizer, miss, instruct=False)
+    )
+    assert reason == "answer span not found: the response does not contain the record's answer"

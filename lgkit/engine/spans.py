@@ -9,11 +9,12 @@ instead (a failure row, never a silent skip).
 
 Example:
     >>> answer_text_span("So 2+2=4.\\nThe final answer is 4")
-    (31, 32)
+    (30, 31)
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lgkit.data.answers import final_answer
@@ -26,20 +27,32 @@ Span = tuple[int, int]
 def answer_text_span(output: str, answer: str | None = None) -> Span | None:
     """Character span ``[start, end)`` of the final answer in a response, or None.
 
-    ``answer``: the record's answer text (else found by the final-answer conventions).
+    ``answer``: the record's answer text (else found by the final-answer conventions);
+    its last whole-word occurrence, ignoring case, is taken.
 
     Example:
         >>> answer_text_span("It is 12 apples. #### 12", "12")
         (22, 24)
         >>> answer_text_span("No conclusion is drawn anywhere in this long response text.") is None
         True
+        >>> answer_text_span("We cannot say, so: No.", "no")
+        (19, 21)
     """
     text = answer if answer not in (None, "") else final_answer(output)
     if text is None:
         return None
     text = str(text).strip()
-    start = output.rfind(text) if text else -1
-    return None if start < 0 else (start, start + len(text))
+    if not text:
+        return None
+    # the last whole-word occurrence, ignoring case: "no" is not found inside "cannot"
+    rx = re.compile(
+        rf"(?<!\w){re.escape(text)}(?!\w)"
+        if text[0].isalnum() or text[-1].isalnum()
+        else re.escape(text),
+        re.IGNORECASE,
+    )
+    hits = list(rx.finditer(output))
+    return (hits[-1].start(), hits[-1].end()) if hits else None
 
 
 def _response_offsets(tokenizer: Any, output: str, resp_ids: list[int]) -> list[Span] | str:
@@ -68,8 +81,9 @@ def answer_token_span(tokenizer: Any, example: Example, enc: Encoded) -> Span | 
     """
     where = answer_text_span(example.output, example.meta.get("answer"))
     if where is None:
-        src = "its answer field" if example.meta.get("answer") else "a final-answer marker"
-        return f"answer span not found: the response contains no {src}"
+        if example.meta.get("answer"):
+            return "answer span not found: the response does not contain the record's answer"
+        return "answer span not found: no answer field and no final-answer marker in the response"
     p = enc.n_prompt_tokens
     offs = _response_offsets(tokenizer, example.output, enc.input_ids[p:])
     if isinstance(offs, str):
