@@ -3,7 +3,7 @@
 Data flow: config (GradConfig, the settings that change the numbers) -> arch (find projections)
 -> capture (hooks hand over X and D) -> spectra (statistics from the factors) -> batch (losses,
 one padded batch; spans: which tokens carry the loss) -> run (compute_stats: plan -> batches ->
-write) -> store (Parquet parts, manifest).
+writer) -> store (Parquet parts, manifest).
 May import: lgkit.errors, lgkit.schema, lgkit.provenance, lgkit.formats, lgkit.models (lazily).
 Never imports lgkit.analysis, lgkit.viz or lgkit.series (tests/test_boundaries.py checks).
 
