@@ -303,21 +303,24 @@ def encode_items(plan: RunPlan, writer: RunWriter) -> list[Item]:
         except InputError:
             raise
         except Exception as e:  # a tokenizer error on this record
-            writer.fail(i, f"tokenisation failed: {type(e).__name__}: {e}")
+            writer.fail(i, f"tokenisation failed: {type(e).__name__}: {e}", quiet=True)
             continue
         if enc.n_response_tokens == 0:
             writer.fail(
                 i,
                 f"response cut away entirely by max_length={cfg.max_length} (prompt has {enc.n_prompt_tokens} tokens)",
                 enc,
+                quiet=True,
             )
             continue
         if enc.n_prompt_tokens == 0:
-            writer.fail(i, "empty prompt part: the first response token has no context", enc)
+            writer.fail(
+                i, "empty prompt part: the first response token has no context", enc, quiet=True
+            )
             continue
         span = _loss_span(plan, i, enc)
         if isinstance(span, str):
-            writer.fail(i, span, enc)
+            writer.fail(i, span, enc, quiet=True)
             continue
         items.append(Item(i, enc, span))
     if cfg.loss_on == "answer" and plan.todo and not items:
@@ -326,6 +329,8 @@ def encode_items(plan: RunPlan, writer: RunWriter) -> list[Item]:
             "or 'The final answer is ...', 'the answer is ...', '#### ...', \\boxed{...} in the output)",
             path=plan.source,
         )
+    for rec in writer.failures:  # logged once it is clear the run goes on
+        writer.log_failure(rec)
     return items
 
 

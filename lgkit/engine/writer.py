@@ -42,8 +42,8 @@ class RunWriter:
             "correct": ex.correct,
         }
 
-    def fail(self, i: int, reason: str, enc: Encoded | None = None) -> None:
-        """Record example ``i`` as a failure with its reason."""
+    def fail(self, i: int, reason: str, enc: Encoded | None = None, quiet: bool = False) -> None:
+        """Record example ``i`` as a failure with its reason (``quiet``: log it later)."""
         rec = {
             **self.meta(i),
             "reason": reason,
@@ -54,7 +54,14 @@ class RunWriter:
         self.result.failures.append(rec)
         self.result.n_failed += 1
         self.n += 1
-        log.warning("example %d (%s) failed: %s", i, self.plan.ids[i], reason)
+        if not quiet:
+            self.log_failure(rec)
+
+    def log_failure(self, rec: dict[str, Any]) -> None:
+        """Log one failure record as a warning."""
+        log.warning(
+            "example %d (%s) failed: %s", rec["example_index"], rec["sample_id"], rec["reason"]
+        )
 
     def add(self, item: Item, rows: list[dict[str, Any]], loss: float, terms: dict) -> None:
         """Buffer the statistics rows (and per-token rows) of one example."""
