@@ -52,6 +52,7 @@ from lgkit.engine.run import run_batch
 from lgkit.formats.prompts import Encoded, encode_example
 from lgkit.formats.records import read_examples
 from lgkit.models.load import LoadedModel, load_model
+from lgkit.provenance import git_hash
 
 log = logging.getLogger("benchmark")
 REPO = Path(__file__).resolve().parent.parent
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     lg, bare = summary["lgkit"], summary["bare"]
     out = {
         "model": lm.name, "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "lgkit": lgkit.__version__, "git": lgkit.engine.git_hash(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "lgkit": lgkit.__version__, "git": git_hash(),
         "data": a.data, "n_examples": len(encs), "tokens_mean": statistics.mean(ntok), "tokens": ntok, "max_length": a.max_length,
         "modules": list(modules), "batch_size": a.batch_size, "rounds": a.rounds, "exactness_worst_rel": worst, "methods": summary,
         "overhead_vs_bare": lg["s_per_example"] / bare["s_per_example"] - 1,
