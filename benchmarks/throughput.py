@@ -46,11 +46,13 @@ import torch
 
 import lgkit
 from lgkit.engine.arch import find_targets
+from lgkit.engine.batch import forward_backward
 from lgkit.engine.reference import naive_stats_encoded
 from lgkit.engine.run import run_batch
 from lgkit.formats.prompts import Encoded, encode_example
 from lgkit.formats.records import read_examples
 from lgkit.models.load import LoadedModel, load_model
+from lgkit.provenance import git_hash
 
 log = logging.getLogger("benchmark")
 REPO = Path(__file__).resolve().parent.parent
@@ -202,7 +204,10 @@ def run_lgkit(
     batch_size: int,
     pad_id: int,
     stats_threads: int | None = None,
+    **options: bool,
 ) -> dict:
+    """lgkit's engine over ``encs``; ``options``: ``token_columns``/``token_stats`` of
+    :func:`lgkit.engine.batch.forward_backward`."""
     model.requires_grad_(False)
     per, stats_s = [], 0.0
     order = (
@@ -213,12 +218,36 @@ def run_lgkit(
     for k in range(0, len(order), batch_size):
         batch = [encs[i] for i in order[k : k + batch_size]]
         t0 = time.perf_counter()
-        _, _, s = run_batch(model, targets, batch, pad_id=pad_id, stats_threads=stats_threads)
+        s = forward_backward(
+            model, targets, batch, pad_id=pad_id, stats_threads=stats_threads, **options
+        ).seconds
         _sync(device)
         dt = time.perf_counter() - t0
         stats_s += s
         per.extend([dt / len(batch)] * len(batch))
     return {"seconds": per, "fb_seconds": sum(per) - stats_s, "stats_seconds": stats_s}
+
+
+def run_table(lm: LoadedModel, examples: list, device: str, config: dict, **options) -> dict:
+    """The whole run (:func:`lgkit.compute_stats`, Parquet included) into a fresh directory."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="lgkit-bench-")
+    try:
+        cfg = lgkit.GradConfig(**config, **options)
+        t0 = time.perf_counter()
+        res = lgkit.compute_stats(lm, examples, d, cfg, progress=False)
+        _sync(device)
+        wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    n = max(res.n_done, 1)
+    return {
+        "seconds": [wall / n] * n,
+        "fb_seconds": res.seconds_model,
+        "stats_seconds": res.seconds_stats,
+    }
 
 
 def check_exact(model, targets, enc: Encoded, pad_id: int) -> float:
@@ -276,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         help="long inputs: responses repeated, then cut to these token budgets (e.g. 512,1024,2048,4096)",
     )
     p.add_argument(
+        "--token-costs",
+        action="store_true",
+        help="also time lgkit without the token_norm_sum/coherence columns, with the per-token "
+        "terms, and whole runs (compute_stats) without and with --token-stats",
+    )
+    p.add_argument(
         "--skip-naive", action="store_true", help="only bare and lgkit (for very long inputs)"
     )
     p.add_argument(
@@ -322,6 +357,19 @@ def main(argv: list[str] | None = None) -> int:
         methods["lgkit_1thread"] = lambda: run_lgkit(
             model, targets, encs, device, a.batch_size, pad_id, stats_threads=1
         )
+    if a.token_costs:
+        run_cfg = {"modules": modules, "batch_size": a.batch_size, "max_length": a.max_length}
+        methods["lgkit_notok"] = lambda: run_lgkit(
+            model, targets, encs, device, a.batch_size, pad_id, token_columns=False
+        )
+        methods["lgkit_tokterms"] = lambda: run_lgkit(
+            model, targets, encs, device, a.batch_size, pad_id, token_stats=True
+        )
+        if not a.lengths:
+            methods["table"] = lambda: run_table(lm, examples, device, run_cfg)
+            methods["table_tok"] = lambda: run_table(
+                lm, examples, device, run_cfg, token_stats=True
+            )
     if not a.skip_naive:
         methods["naive"] = lambda: run_naive(model, targets, encs, device)
     res: dict[str, list[dict]] = {m: [] for m in methods}
@@ -357,13 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     lg, bare = summary["lgkit"], summary["bare"]
     out = {
         "model": lm.name, "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "lgkit": lgkit.__version__, "git": lgkit.engine.git_hash(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "lgkit": lgkit.__version__, "git": git_hash(),
         "data": a.data, "n_examples": len(encs), "tokens_mean": statistics.mean(ntok), "tokens": ntok, "max_length": a.max_length,
         "modules": list(modules), "batch_size": a.batch_size, "rounds": a.rounds, "exactness_worst_rel": worst, "methods": summary,
         "overhead_vs_bare": lg["s_per_example"] / bare["s_per_example"] - 1,
         "memory_ratio_vs_bare": lg["peak_rss_growth_mb"] / bare["peak_rss_growth_mb"] if bare["peak_rss_growth_mb"] > 0 else None,
         "per_example_seconds": {m: best(m)["seconds"] for m in methods},
     }  # fmt: skip
+    ratio = {("lgkit", "lgkit_notok"): "token_columns_cost_ratio",
+             ("lgkit_tokterms", "lgkit"): "token_terms_cost_ratio",
+             ("table_tok", "table"): "token_stats_table_cost_ratio"}  # fmt: skip
+    for (m1, m0), key in ratio.items():
+        if m1 in summary and m0 in summary:
+            out[key] = summary[m1]["s_per_example"] / summary[m0]["s_per_example"]
     if "naive" in summary:
         out["speedup_vs_naive"] = lg["examples_per_s"] / summary["naive"]["examples_per_s"]
     if len(set(ntok)) > 2:  # cost growth with length: log-log slope of seconds vs tokens
@@ -371,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
 
         x = np.log(np.array(ntok, dtype=float))
         out["cost_vs_tokens_slope"] = {
-            m: float(np.polyfit(x, np.log(np.array(best(m)["seconds"])), 1)[0]) for m in methods
+            m: float(np.polyfit(x, np.log(np.array(best(m)["seconds"])), 1)[0])
+            for m in methods
+            if len(best(m)["seconds"]) == len(ntok)  # whole runs (table*) time no single example
         }
 
     print()
@@ -384,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         if device.startswith("cuda"):
             line += f" {s['peak_cuda_mb']:8.0f}"
         print(line)
+    for key in ratio.values():
+        if key in out:
+            print(f"{key}: {out[key]:.3f} (same process, fastest of {a.rounds} rounds)")
     if "speedup_vs_naive" in out:
         print(f"lgkit / naive examples/s: {out['speedup_vs_naive']:.2f}x")
     print(f"lgkit overhead over bare forward+backward: {100 * out['overhead_vs_bare']:+.1f}%")

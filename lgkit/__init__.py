@@ -21,11 +21,12 @@ _LAZY = {
     "write_examples": "lgkit.formats.records",
     "InputError": "lgkit.errors",
     "load_model": "lgkit.models.load",
-    "GradConfig": "lgkit.engine.run",
+    "GradConfig": "lgkit.engine.config",
     "compute_stats": "lgkit.engine.run",
     "load_stats": "lgkit.engine.store",
     "load_failures": "lgkit.engine.store",
     "load_manifest": "lgkit.engine.store",
+    "load_token_stats": "lgkit.engine.store",
     "stats_dataset": "lgkit.engine.store",
 }
 _SUBMODULES = (

@@ -19,6 +19,27 @@ from lgkit.errors import InputError
 log = logging.getLogger("lgkit")
 
 
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per :class:`lgkit.engine.GradConfig` field, its default and help taken from there."""
+    from lgkit.engine.config import cli_options
+
+    for name, default, meta in cli_options():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        kw = {
+            "default": shown,
+            "help": meta["help"] + ("" if shown is None else f" (default {shown})"),
+        }
+        if "choices" in meta:
+            kw["choices"] = list(meta["choices"])
+        elif meta["annotation"].startswith("int"):
+            kw["type"] = int
+        p.add_argument(flag, **kw)
+
+
 def _add_grads(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "grads",
@@ -33,37 +54,7 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="JSON list or JSONL of example records")
     p.add_argument("--out", required=True, help="output directory (Parquet parts + manifest)")
-    p.add_argument(
-        "--modules",
-        default="q,k,v,o",
-        help="comma list of q,k,v,o,gate,up,down or attn/mlp/all (default q,k,v,o)",
-    )
-    p.add_argument(
-        "--max-length",
-        type=int,
-        default=1024,
-        help="max tokens per example; the response end is cut (default 1024)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=1, help="examples per padded batch (default 1)"
-    )
-    p.add_argument(
-        "--limit", type=int, default=None, help="only the first N examples (0: all, as by default)"
-    )
-    p.add_argument(
-        "--compat",
-        choices=["layer_gradient"],
-        default=None,
-        help="reproduce the authors' tokenisation exactly",
-    )
-    p.add_argument(
-        "--spectrum", action="store_true", help="also store each gradient's full singular spectrum"
-    )
-    p.add_argument(
-        "--similarities",
-        action="store_true",
-        help="also store gradient cosines between layers and q×o, k×v",
-    )
+    _add_config_options(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--instruct",
@@ -75,26 +66,12 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--base", dest="instruct", action="store_false", help="no chat template (base model)"
     )
-    p.add_argument(
-        "--system-prompt",
-        default="You are a helpful assistant.",
-        help="system message for instruct models ('' for none)",
-    )
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)"
     )
     p.add_argument(
         "--device-map", default=None, help="e.g. auto, to spread a large model over GPUs"
-    )
-    p.add_argument(
-        "--stats-threads",
-        type=int,
-        default=None,
-        help="eigen-solves side by side, each on one thread (default: one per torch thread, at most 8)",
-    )
-    p.add_argument(
-        "--flush-every", type=int, default=8, help="examples per Parquet part (default 8)"
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace a run with other settings in --out"
@@ -106,14 +83,13 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
 def _cmd_grads(a: argparse.Namespace) -> int:
     import torch
 
-    from lgkit.engine.run import GradConfig, compute_stats
+    from lgkit.engine.config import GradConfig, cli_options
+    from lgkit.engine.run import compute_stats
     from lgkit.models.load import load_model
 
-    cfg = GradConfig(
-        modules=a.modules, max_length=a.max_length, batch_size=a.batch_size, limit=a.limit, compat=a.compat,
-        spectrum=a.spectrum, similarities=a.similarities, instruct=a.instruct,
-        system_prompt=a.system_prompt or None, flush_every=a.flush_every, stats_threads=a.stats_threads,
-    )  # fmt: skip
+    values = {name: getattr(a, name) for name, _, _ in cli_options()}
+    values["system_prompt"] = values["system_prompt"] or None  # '' for none
+    cfg = GradConfig(**values, instruct=a.instruct)
     from lgkit.formats.records import read_examples
     from lgkit.series.guard import check_out_dir
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["final_answer", "normalize_answer", "same_answer"]
+__all__ = ["attach_answers", "final_answer", "normalize_answer", "same_answer"]
 
 _FINAL_IS = re.compile(r"final answer is\s*:?\s*(.+)", re.IGNORECASE)
 _FINAL_HDR = re.compile(r"final answer\s*:?\s*\**\s*:?\s*\n?\s*(.+)", re.IGNORECASE)
@@ -136,3 +136,27 @@ def same_answer(a: str | None, b: str | None) -> bool:
     """
     na, nb = normalize_answer(a), normalize_answer(b)
     return na is not None and nb is not None and na != "" and na == nb
+
+
+def attach_answers(examples: list, reference: list) -> int:
+    """Give each example the answer of the reference example with the same prompt.
+
+    The released files list the same questions in every CoT variant, and the no-CoT
+    file's response is the bare answer: attaching it as ``meta["answer"]`` lets
+    ``loss_on="answer"`` find the answer in responses without a final-answer marker
+    (e.g. GPT-4o's). Existing answers are kept. Returns how many examples got one.
+
+    Example:
+        >>> from lgkit.formats.records import Example
+        >>> cot = [Example("Q?", "", "So it is 7 apples.")]
+        >>> attach_answers(cot, [Example("Q?", "", "7")]), cot[0].meta["answer"]
+        (1, '7')
+    """
+    by_prompt = {r.prompt: r.output.strip() for r in reference}
+    n = 0
+    for ex in examples:
+        if ex.meta.get("answer") or ex.prompt not in by_prompt:
+            continue
+        ex.meta["answer"] = by_prompt[ex.prompt]
+        n += 1
+    return n

@@ -1,7 +1,9 @@
 """The engine: exact per-example gradient spectra of every projection, written to a resumable table.
 
-Data flow: arch (find projections) -> capture (hooks hand over X and D) -> spectra (statistics
-from the factors) -> run (batches, losses, compute_stats) -> store (Parquet parts, manifest).
+Data flow: config (GradConfig, the settings that change the numbers) -> arch (find projections)
+-> capture (hooks hand over X and D) -> spectra (statistics from the factors) -> batch (losses,
+one padded batch; spans: which tokens carry the loss) -> run (compute_stats: plan -> batches ->
+writer) -> store (Parquet parts, manifest).
 May import: lgkit.errors, lgkit.schema, lgkit.provenance, lgkit.formats, lgkit.models (lazily).
 Never imports lgkit.analysis, lgkit.viz or lgkit.series (tests/test_boundaries.py checks).
 
@@ -11,8 +13,16 @@ Example:
     1024
 """
 
-from lgkit.engine.run import GradConfig, RunResult, compute_stats, run_batch, stats_for
-from lgkit.engine.store import load_failures, load_manifest, load_stats, stats_dataset
+from lgkit.engine.batch import run_batch
+from lgkit.engine.config import GradConfig
+from lgkit.engine.run import RunResult, compute_stats, stats_for
+from lgkit.engine.store import (
+    load_failures,
+    load_manifest,
+    load_stats,
+    load_token_stats,
+    stats_dataset,
+)
 
 __all__ = [
     "GradConfig",
@@ -21,6 +31,7 @@ __all__ = [
     "load_failures",
     "load_manifest",
     "load_stats",
+    "load_token_stats",
     "run_batch",
     "stats_dataset",
     "stats_for",

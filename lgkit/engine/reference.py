@@ -41,14 +41,31 @@ def target_gradient(model: nn.Module, target: Target) -> torch.Tensor:
     return g if target.index is None else g[target.index]
 
 
+def masked_labels(enc: Encoded, span: tuple[int, int] | None = None) -> torch.Tensor:
+    """1×T labels with every position outside the loss span set to -100 (ignored).
+
+    Example:
+        >>> masked_labels(Encoded([5, 6, 7, 8], 1, 3, False), (2, 3)).tolist()
+        [[-100, -100, 7, -100]]
+    """
+    s0, s1 = span if span is not None else (enc.n_prompt_tokens, len(enc.input_ids))
+    labels = torch.tensor([enc.input_ids])
+    labels[0, :s0] = -100
+    labels[0, s1:] = -100
+    return labels
+
+
 def naive_stats_encoded(
     model: nn.Module,
     enc: Encoded,
     targets: Sequence[Target],
     *,
     full_svd: bool = False,
+    span: tuple[int, int] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Statistics of one encoded example by backward + SVD of each weight gradient.
+
+    ``span``: the positions carrying the loss (labels masked elsewhere; None: the response).
 
     Returns:
         (one row per target with the statistics, the model's own loss)
@@ -61,10 +78,8 @@ def naive_stats_encoded(
         for name in names:
             model.get_submodule(name).weight.requires_grad_(True)
         ids = torch.tensor([enc.input_ids], device=device)
-        labels = ids.clone()
-        labels[0, : enc.n_prompt_tokens] = -100
         model.zero_grad(set_to_none=True)
-        out = model(ids, labels=labels, use_cache=False)
+        out = model(ids, labels=masked_labels(enc, span).to(device), use_cache=False)
         out.loss.backward()
         rows = []
         for t in targets:
@@ -78,6 +93,65 @@ def naive_stats_encoded(
             rows.append({"layer": t.layer, "module": t.module, "param": t.param_name, **st})
         return rows, float(out.loss.detach())
     finally:
+        model.zero_grad(set_to_none=True)
+        for n, p in model.named_parameters():
+            p.requires_grad_(saved[n])
+
+
+def naive_token_stats(
+    model: nn.Module,
+    enc: Encoded,
+    targets: Sequence[Target],
+    span: tuple[int, int] | None = None,
+) -> tuple[list[dict[str, Any]], float]:
+    """Per-token quantities by materialising every token's m×n outer product d_t x_tᵀ.
+
+    The loss is the model's own (labels masked outside ``span``; None: the response).
+    Per target: ``token_norms`` (the nuclear norm of each token's rank-one term, by
+    SVD), ``token_norm_sum`` (their sum), ``nuclear_norm`` (SVD of the materialised
+    weight gradient, checked to equal Σ_t d_t x_tᵀ) and ``coherence``.
+
+    Returns:
+        (one row per target, the loss)
+    """
+    device = next(model.parameters()).device
+    saved = {n: p.requires_grad for n, p in model.named_parameters()}
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = []
+
+    def keep(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            output.retain_grad()
+            seen[name] = (args[0].detach(), output)
+
+        return hook
+
+    try:
+        model.requires_grad_(False)
+        for name in {t.module_name for t in targets}:
+            model.get_submodule(name).weight.requires_grad_(True)
+            handles.append(model.get_submodule(name).register_forward_hook(keep(name)))
+        model.zero_grad(set_to_none=True)
+        ids = torch.tensor([enc.input_ids], device=device)
+        out = model(ids, labels=masked_labels(enc, span).to(device), use_cache=False)
+        out.loss.backward()
+        rows = []
+        for t in targets:
+            x, y = seen[t.module_name]
+            d = y.grad[0] if t.index is None else y.grad[0][:, t.index]
+            terms = [torch.outer(d[k], x[0, k]).double() for k in range(d.shape[0])]
+            norms = [float(torch.linalg.svdvals(g).sum()) for g in terms]
+            g = target_gradient(model, t).double()
+            if not torch.allclose(sum(terms), g, rtol=1e-4, atol=1e-6 * float(g.abs().max())):
+                raise RuntimeError(f"token terms do not add up to the gradient of {t.param_name}")
+            nuc = float(torch.linalg.svdvals(g).sum())
+            tns = sum(norms)
+            rows.append({"layer": t.layer, "module": t.module, "token_norms": norms,
+                         "token_norm_sum": tns, "nuclear_norm": nuc, "coherence": nuc / tns})  # fmt: skip
+        return rows, float(out.loss.detach())
+    finally:
+        for h in handles:
+            h.remove()
         model.zero_grad(set_to_none=True)
         for n, p in model.named_parameters():
             p.requires_grad_(saved[n])

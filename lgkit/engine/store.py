@@ -5,6 +5,7 @@ Layout of a run directory::
     DIR/manifest.json                     run metadata (model, settings, data, times, git hash)
     DIR/parts/part-r<rank>-<seq>.parquet  statistics rows of whole examples
     DIR/failures/fail-r<rank>-<seq>.parquet  examples that could not be processed, with reasons
+    DIR/tokens/tok-r<rank>-<seq>.parquet  per-token terms (only with ``--token-stats``)
 
 Every file is written to a temporary name and renamed, so a run killed at any moment
 (kill -9 included) leaves only complete parts; a rerun skips the examples already in
@@ -41,8 +42,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 PARTS = "parts"
 FAILURES = "failures"
+TOKENS = "tokens"
 
-_PART_RE = re.compile(r"^(part|fail)-r(\d+)-(\d+)\.parquet$")
+_PART_RE = re.compile(r"^(part|fail|tok)-r(\d+)-(\d+)\.parquet$")
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
@@ -92,6 +94,14 @@ def write_failures(
     return _append(out_dir, FAILURES, "fail", failures, rank)
 
 
+def write_token_part(
+    out_dir: str | Path, rows: Sequence[dict[str, Any]], *, rank: int = 0
+) -> Path | None:
+    """Append one part of per-token rows atomically (written before the statistics part
+    of the same examples; :func:`load_token_stats` drops what a resumed run redid)."""
+    return _append(out_dir, TOKENS, "tok", rows, rank)
+
+
 def clean_temporaries(out_dir: str | Path, rank: int = 0) -> int:
     """Remove temporary files a killed run of this rank left; returns how many.
 
@@ -101,7 +111,7 @@ def clean_temporaries(out_dir: str | Path, rank: int = 0) -> int:
     n = 0
     d = Path(out_dir)
     pattern = f".*-r{rank:03d}-*.tmp"
-    victims = [*(d / PARTS).glob(pattern), *(d / FAILURES).glob(pattern)]
+    victims = [f for sub in (PARTS, FAILURES, TOKENS) for f in (d / sub).glob(pattern)]
     if rank == 0:
         victims += list(d.glob(f".{MANIFEST}.*.tmp"))
     for f in victims:
@@ -177,6 +187,34 @@ def load_failures(out_dir: str | Path) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["sample_id", "example_index", "reason"])
     return sort_table(df)
+
+
+def load_token_stats(out_dir: str | Path) -> pd.DataFrame:
+    """The per-token table of a run written with ``token_stats``.
+
+    Columns: ``sample_id, example_index, position, token, in_loss, layer, module,
+    token_norm`` (= ‖d_t‖‖x_t‖; summed over positions it gives the statistics table's
+    ``token_norm_sum``). Rows of examples a resumed run redid appear once; rows of
+    examples without a statistics row are left out.
+
+    Example:
+        >>> load_token_stats("outputs/run").head()  # doctest: +SKIP
+    """
+    cols = ["sample_id", "example_index", "position", "token", "in_loss", "layer", "module"]
+    df = _read_folder(Path(out_dir) / TOKENS)
+    if df.empty:
+        return pd.DataFrame(columns=[*cols, "token_norm"])
+    done = _read_folder(Path(out_dir) / PARTS, columns=["sample_id"])
+    df = df[df["sample_id"].isin(set(done["sample_id"]) if len(done) else set())]
+    df = df.drop_duplicates(["sample_id", "layer", "module", "position"], keep="last")
+    return _sort_tokens(df)
+
+
+def _sort_tokens(df: pd.DataFrame) -> pd.DataFrame:
+    order = {m: i for i, m in enumerate(ALL_MODULES)}
+    df = df.assign(_m=df["module"].map(order))
+    df = df.sort_values(["example_index", "sample_id", "layer", "_m", "position"], kind="stable")
+    return df.drop(columns=["_m"]).reset_index(drop=True)
 
 
 def load_manifest(out_dir: str | Path) -> dict[str, Any]:

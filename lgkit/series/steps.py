@@ -232,7 +232,7 @@ def data_files(
 
 
 def grad_config(
-    max_length: int = 512,
+    max_length: int | None = None,
     modules: str = "q,k,v,o",
     *,
     n_per_variant: int = 0,
@@ -244,6 +244,7 @@ def grad_config(
 
     ``n_per_variant`` = 0 keeps all examples of a file (else the first N; the
     correct and irrelevant files list the same questions in the same order).
+    ``max_length`` None (or 0) takes :class:`lgkit.engine.GradConfig`'s default.
 
     Example:
         >>> c = grad_config(256, "q,o", n_per_variant=8)
@@ -254,7 +255,7 @@ def grad_config(
 
     return GradConfig(
         modules=modules,
-        max_length=int(max_length),
+        max_length=int(max_length) if max_length else GradConfig.max_length,
         batch_size=int(batch_size),
         limit=int(n_per_variant) or None,
         compat=compat or None,
