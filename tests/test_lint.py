@@ -8,8 +8,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _ruff() -> str:
+    """The venv's pinned ruff (beside this Python), else one on PATH."""
+    here = Path(sys.executable).with_name("ruff")
+    return str(here) if here.exists() else (shutil.which("ruff") or "ruff")
+
+
 def test_ruff_check():
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    ruff = _ruff()
     r = subprocess.run(
         [ruff, "check", "lgkit", "tests", "benchmarks", "notebooks", "scripts"],
         cwd=REPO,
@@ -20,7 +26,7 @@ def test_ruff_check():
 
 
 def test_ruff_format():
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    ruff = _ruff()
     r = subprocess.run(
         [ruff, "format", "--check", "lgkit", "tests", "benchmarks", "scripts"],
         cwd=REPO,
