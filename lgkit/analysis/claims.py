@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from lgkit.analysis import inference as I
+from lgkit.analysis.compare import relative_difference_table
 from lgkit.analysis.curves import curve_dict, layer_curves, layer_groups, mean_absolute_difference
 from lgkit.analysis.findings import Finding, evaluate, invalid
 from lgkit.analysis.fixtures import synthetic_stats  # noqa: F401  (doctests)
