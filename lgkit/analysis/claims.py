@@ -122,7 +122,8 @@ def claim_flatter_with_cot(
     )
     groups = {"all": None}
     if segments and len(sides.layers) >= 3:
-        groups.update(layer_groups(len(sides.layers)))
+        spans = layer_groups(len(sides.layers)).items()
+        groups.update({k: sl for k, sl in spans if sl.stop - sl.start >= 2})
     for name, sl in groups.items():
         claims.append(
             (

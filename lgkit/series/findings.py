@@ -34,6 +34,8 @@ __all__ = [
     "pair_findings",
     "pair_label",
     "per_group",
+    "reasoning_claims",
+    "wiki_findings",
     "run_labels",
     "tag",
     "twin_findings",
@@ -123,6 +125,61 @@ def per_group(df: pd.DataFrame, column: str, fn: Callable[[pd.DataFrame], list])
     for value in A.value_order(df[column].dropna().unique(), column):
         out += [tag(f, str(value)) for f in fn(df[df[column] == value])]
     return out
+
+
+def reasoning_claims(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    *,
+    rd_margin: float = 0.1,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding]:
+    """The reasoning claims of 02/03: none vs detailed (level, MAD all/early/middle/late),
+    simplified vs detailed (level, MAD), correct vs irrelevant (RD ratios, and the
+    no-difference claim without CoT), then level/MAD and RD per dataset when several.
+
+    Example:
+        >>> fs = reasoning_claims(A.synthetic_stats(n_samples=6, n_layers=4, datasets=("gsm8k",)), n_boot=50)
+        >>> len(fs), fs[0].statistic
+        (8, 'mean-curve level ratio detailed/none')
+    """
+    kw = {"n_boot": n_boot, "seed": seed}
+
+    def core(d: pd.DataFrame, segments: bool) -> list[A.Finding]:
+        fs = A.claim_flatter_with_cot(d, metric, "none", "detailed", segments=segments, **kw)
+        if "simplified" in set(d["cot"]) and segments:
+            fs += A.claim_flatter_with_cot(
+                d, metric, "simplified", "detailed", segments=False, **kw
+            )
+        return fs + A.claim_correct_vs_irrelevant(d, metric, "detailed", rd_margin=rd_margin, **kw)
+
+    out = core(df, True)
+    if "dataset" in df.columns and df["dataset"].nunique() > 1:
+        out += per_group(df, "dataset", lambda d: core(d, False))
+    return out
+
+
+def wiki_findings(
+    df: pd.DataFrame,
+    metric: str,
+    groups: Sequence[Any],
+    *,
+    margin: float = 1.5,
+    reference_rd: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding]:
+    """04's claims: the length trend (equivalence, on the popular groups ordered by
+    ``groups``), optionally below the detailed-CoT reference, and the exploratory
+    long-tail claim."""
+    popular = df[df["popularity"] == "popular"] if "popularity" in df.columns else df
+    levels = [g for g in groups if g in set(popular["group"])]
+    kw = {"n_boot": n_boot, "seed": seed}
+    fs = A.claim_length_not_enough(
+        popular, metric, by="group", levels=levels, margin=margin, reference_rd=reference_rd, **kw
+    )
+    return [tag(f, "length trend") for f in fs] + A.claim_long_tail_larger(df, metric, **kw)
 
 
 def pair_label(*names: str) -> str:
