@@ -51,6 +51,7 @@ __all__ = [
     "ensure_data",
     "family_stats",
     "group_order",
+    "length_summary",
     "rd_summary",
     "wiki_groups",
     "grad_config",
@@ -480,6 +481,28 @@ def cot_summary(
     order = A.value_order(agg.index, by)
     return {
         str(k): {"mean": float(agg.loc[k, "level"]), "mad": float(agg.loc[k, "mad"])} for k in order
+    }
+
+
+def length_summary(df: pd.DataFrame, by: str = "group") -> dict[str, dict[str, float]]:
+    """Per value of ``by``: median response tokens and the share of truncated examples.
+
+    Example:
+        >>> t = pd.DataFrame({"sample_id": ["a", "b"], "group": ["s", "l"], "n_response_tokens": [10, 90],
+        ...                   "truncated": [False, True]})
+        >>> length_summary(t)["l"]
+        {'median_response_tokens': 90.0, 'truncated': 1.0}
+    """
+    keys = [c for c in A.example_key_columns(df) if c in df.columns]
+    ex = df.drop_duplicates(keys + [by])
+    g = ex.groupby(by, sort=False)
+    trunc = g["truncated"].mean() if "truncated" in ex.columns else None
+    return {
+        str(k): {
+            "median_response_tokens": float(v),
+            "truncated": float(trunc[k]) if trunc is not None else float("nan"),
+        }
+        for k, v in g["n_response_tokens"].median().items()
     }
 
 
