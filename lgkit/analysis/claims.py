@@ -148,7 +148,7 @@ def claim_correct_vs_irrelevant(
     column: str = "cot",
     fast: str = "none",
     modules: Sequence[str] | None = ATTN_MODULES,
-    rd_margin: float = 0.1,
+    alike_margin: float = 0.1,
     where: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
@@ -160,9 +160,12 @@ def claim_correct_vs_irrelevant(
     responses are similar". Statistic: the authors' RD ``mean_l |c_l - i_l| / |c_l|``
     between the mean curves of correct and irrelevant responses, module-averaged.
     Findings: for every other level ``o`` of ``column``, the ratio RD[slow]/RD[o]
-    (expected > 1, paired over questions); and the no-difference claim at ``fast``:
-    RD[fast] below the margin ``rd_margin`` (equivalence test). Each row shows the
-    RD noise floor (two random halves of the correct responses).
+    (expected > 1, paired over questions); and the no-difference claim at ``fast``,
+    decided by equivalence tests (TOST) on the irrelevant/correct ratios of the
+    mean-curve level and MAD with the relative margin ``alike_margin`` (ratio within
+    ``[1/(1+m), 1+m]``). RD itself is not used for equivalence: as a distance it is
+    biased upward by noise. Each row shows the RD noise floor (two random halves of
+    the correct responses) and the RD at ``fast``.
 
     Example:
         >>> fs = claim_correct_vs_irrelevant(synthetic_stats(n_samples=8, n_layers=6), n_boot=200)
@@ -199,15 +202,20 @@ def claim_correct_vs_irrelevant(
             [_cell(df, where, **{column: fast}, correct=False)],
             modules=modules,
         )
-        out.append(
-            evaluate(
-                f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike",
-                f"RD(correct, irrelevant) at {column}={fast}",
-                sides, _rd_between, kind="equivalence", log=False, margin=(-math.inf, rd_margin),
-                n_boot=n_boot, seed=seed, detail=f"authors' RD of mean {metric} curves; margin RD < {rd_margin}",
-                caveats=[floor_note(sides, seed)],
-            )
-        )  # fmt: skip
+        rd_note = ""
+        if sides.n_questions:
+            rd_note = f"RD(correct, irrelevant) at {fast} = {fmt_number(float(_rd_between(sides.a.mean(0), sides.b.mean(0))))}"
+        margin = (1 / (1 + alike_margin), 1 + alike_margin)
+        for name, fn in (("mean-curve level", I.level), ("MAD (all layers)", I.mad)):
+            out.append(
+                evaluate(
+                    f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
+                    f"{name} ratio irrelevant/correct at {column}={fast}",
+                    sides, _log_ratio(fn), kind="equivalence", margin=margin, n_boot=n_boot, seed=seed,
+                    detail=f"{metric}; equivalence margin: ratio within [1/{1 + alike_margin:g}, {1 + alike_margin:g}]",
+                    caveats=[c for c in (rd_note, floor_note(sides, seed)) if c],
+                )
+            )  # fmt: skip
     return out or [
         invalid("correct vs irrelevant", "RD", f"need {column}={slow!r} and another level")
     ]

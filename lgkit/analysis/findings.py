@@ -166,8 +166,14 @@ def evaluate(
     if any(sides.truncated):
         return invalid(claim, statistic, "every row of a group is truncated", **kw)
     fwd = (lambda v: np.exp(v)) if log else (lambda v: v)
-    est = float(stat(sides.a.mean(0), sides.b.mean(0)))
-    boot = I.bootstrap(sides, stat, n_boot=n_boot, seed=seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = float(stat(sides.a.mean(0), sides.b.mean(0)))
+    if not math.isfinite(est):
+        return invalid(
+            claim, statistic, "the statistic is not finite (a zero level, MAD or RD)", **kw
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = I.bootstrap(sides, stat, n_boot=n_boot, seed=seed)
     lo, hi = I.ci(boot)
     notes = list(caveats)
     if not sides.paired:
@@ -178,7 +184,8 @@ def evaluate(
         thi = math.log(mhi) if log else mhi
         p = I.tost_p(boot, tlo, thi)
     else:
-        p = I.permutation_test(sides, stat, 0.0, n_perm=n_boot, seed=seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = I.permutation_test(sides, stat, 0.0, n_perm=n_boot, seed=seed)
     return Finding(
         claim,
         statistic,

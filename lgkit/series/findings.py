@@ -131,7 +131,7 @@ def reasoning_claims(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
     *,
-    rd_margin: float = 0.1,
+    alike_margin: float = 0.1,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> list[A.Finding]:
@@ -152,7 +152,9 @@ def reasoning_claims(
             fs += A.claim_flatter_with_cot(
                 d, metric, "simplified", "detailed", segments=False, **kw
             )
-        return fs + A.claim_correct_vs_irrelevant(d, metric, "detailed", rd_margin=rd_margin, **kw)
+        return fs + A.claim_correct_vs_irrelevant(
+            d, metric, "detailed", alike_margin=alike_margin, **kw
+        )
 
     out = core(df, True)
     if "dataset" in df.columns and df["dataset"].nunique() > 1:
