@@ -142,7 +142,7 @@ def reasoning_claims(
     Example:
         >>> fs = reasoning_claims(A.synthetic_stats(n_samples=6, n_layers=4, datasets=("gsm8k",)), n_boot=50)
         >>> len(fs), fs[0].statistic
-        (8, 'mean-curve level ratio detailed/none')
+        (9, 'mean-curve level ratio detailed/none')
     """
     kw = {"n_boot": n_boot, "seed": seed}
 
