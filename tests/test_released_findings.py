@@ -8,6 +8,7 @@ not carry the synthetic-data label.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,20 @@ from lgkit.analysis.inference import VERDICTS
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture
+def release_dir() -> Path:
+    """The released files: ../shared/data/layer_gradient (CI), else ``$LGKIT_DATA_DIR``."""
+    for cand in (
+        REPO.parent / "shared" / "data" / "layer_gradient",
+        os.environ.get("LGKIT_DATA_DIR"),
+    ):
+        if cand and (Path(cand) / "cot_500").is_dir():
+            return Path(cand)
+    pytest.fail("released data not found (../shared/data/layer_gradient or LGKIT_DATA_DIR)")
+
+
 @pytest.mark.slow
-def test_02_on_released_gsm8k_with_smollm2(tmp_path, shared_data):
+def test_02_on_released_gsm8k_with_smollm2(tmp_path, release_dir):
     import papermill as pm
 
     from lgkit.data.profile import build_profile
@@ -29,7 +42,7 @@ def test_02_on_released_gsm8k_with_smollm2(tmp_path, shared_data):
         tmp_path / "01",
         n_per_variant=4,
         seed=0,
-        data_dir=shared_data,
+        data_dir=release_dir,
     )
     assert len(files) == 6 and not any(f.synthetic for f in files)
     qids = {tuple(ex.meta["qid"] for ex in f.read()) for f in files}
