@@ -78,3 +78,33 @@ def test_02_on_released_gsm8k_with_smollm2(tmp_path, release_dir):
     for f in valid:
         assert f["ci_low"] <= f["estimate"] <= f["ci_high"], f
         assert 0 < f["p"] <= f["p_adj"] <= 1 and f["n_questions"] == 4
+
+
+def test_default_profile_falls_back_loudly_without_the_release(tmp_path, monkeypatch, caplog):
+    from lgkit.data.index import read_data_index
+    from lgkit.data.profile import build_profile
+
+    monkeypatch.setenv("LGKIT_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("LGKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LGKIT_OFFLINE", "1")
+    with caplog.at_level("WARNING"):
+        files = build_profile("default", tmp_path / "01", n_per_variant=3, seed=0)
+    assert files and all(f.synthetic for f in files)
+    assert "released examples not found" in caplog.text
+    doc = json.loads((tmp_path / "01" / "data" / "index.json").read_text())
+    assert doc["source"] == "synthetic" and "illustrative only" in doc["fallback"]
+    assert len(read_data_index(tmp_path / "01" / "data")) == len(files)
+
+
+def test_default_profile_samples_the_same_questions_in_every_variant(tmp_path, release_dir):
+    from lgkit.data.profile import build_profile
+
+    files = build_profile("default", tmp_path, n_per_variant=5, seed=3, data_dir=release_dir)
+    for ds in {f.dataset for f in files}:
+        qids = {tuple(ex.meta["qid"] for ex in f.read()) for f in files if f.dataset == ds}
+        assert len(qids) == 1 and len(next(iter(qids))) == 5, (ds, qids)
+    again = build_profile("default", tmp_path / "b", n_per_variant=5, seed=3, data_dir=release_dir)
+    assert [ex.meta["qid"] for ex in again[0].read()] == [ex.meta["qid"] for ex in files[0].read()]
+    assert [ex.meta["qid"] for ex in files[0].read()] != [
+        f"{files[0].dataset}-{k:04d}" for k in range(5)
+    ]
