@@ -234,7 +234,7 @@ def decide(
 
     Example:
         >>> fs = decide([Finding("c", "s", 0.5, 0.4, 0.6, 0.01), Finding("d", "s", 0.9, 0.7, 1.1, 0.4)])
-        >>> [(f.p_adj, f.verdict) for f in fs]
+        >>> [(round(f.p_adj, 6), f.verdict) for f in fs]
         [(0.02, 'supported'), (0.4, 'inconclusive')]
     """
     fs = list(findings)
