@@ -85,11 +85,11 @@ def data_banner(kind: str) -> str:
 
     Example:
         >>> data_banner("synthetic")
-        'SYNTHETIC DATA: the released examples were not found; synthetic data: illustrative only, not evidence about the paper'
+        'SYNTHETIC DATA (not the released examples): synthetic data: illustrative only, not evidence about the paper'
     """
     if kind != "synthetic":
         return ""
-    return f"SYNTHETIC DATA: the released examples were not found; {A.SYNTHETIC_LABEL}"
+    return f"SYNTHETIC DATA (not the released examples): {A.SYNTHETIC_LABEL}"
 
 
 def findings_view(findings: Sequence[A.Finding]) -> pd.DataFrame:
