@@ -50,6 +50,7 @@ def curves_table(
                     rows.append(
                         {
                             "sample_id": f"{'-'.join(map(str, key))}-{i}",
+                            "qid": f"q{i}",  # question i in every group: paired comparisons
                             **kd,
                             "layer": layer,
                             "module": m,
@@ -436,44 +437,57 @@ def test_to_latex_tabular_written(tmp_path):
 
 
 def test_findings_table():
-    t = A.findings_table([A.Finding("c1", 1.5, True, "d"), A.Finding("c2", "x", None, "")])
-    assert t.columns.tolist() == ["claim", "measured", "supported", "detail"]
-    assert t.supported.tolist() == [True, None]
+    # was: columns claim/measured/supported/detail and supported True/None (old semantics);
+    # now the reader-facing columns and a three-valued verdict (+ invalid)
+    t = A.findings_table([A.Finding("c1", "s", 0.5, 0.4, 0.6, 0.01), A.invalid("c2", "s", "why")])
+    assert t.columns.tolist()[:9] == [
+        "claim", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_questions", "verdict",
+    ]  # fmt: skip
+    assert t.verdict.tolist() == ["supported", "invalid"]
 
 
-def test_claim_flatter_with_cot_true_false_unknown():
+def by_stat(fs: list, prefix: str):
+    hits = [f for f in fs if f.statistic.startswith(prefix)]
+    assert len(hits) == 1, [f.statistic for f in fs]
+    return hits[0]
+
+
+def test_claim_flatter_with_cot_verdicts():
     steep = [20.0, 10.0, 12.0, 6.0, 8.0, 4.0]
     flat = [2.0, 2.1, 2.0, 2.1, 2.0, 2.1]
-    t = curves_table(
-        {
-            ("none", True): steep,
-            ("detailed", True): flat,
-            ("none", False): flat,
-            ("detailed", False): steep,
-        }
+    spec = {("none", True): steep, ("detailed", True): flat}
+    spec.update({("none", False): flat, ("detailed", False): steep})
+    t = curves_table(spec, n=10)
+    fs = A.claim_flatter_with_cot(t, n_boot=300)
+    level, mad = by_stat(fs, "mean-curve level"), by_stat(fs, "MAD (all")
+    # level none = 60/6 = 10, detailed 12.3/6 = 2.05; MAD none = 24/5 = 4.8, detailed 0.1
+    assert level.estimate == pytest.approx(2.05 / 10) and mad.estimate == pytest.approx(0.1 / 4.8)
+    assert level.ci_low <= level.estimate <= level.ci_high
+    assert level.verdict == mad.verdict == "supported" and level.n_questions == 10
+    # was `supported is False` for the irrelevant responses' opposite pattern: now contradicted
+    opposite = A.claim_flatter_with_cot(t, correct=False, n_boot=300)
+    assert by_stat(opposite, "mean-curve level").verdict == "contradicted"
+    # smaller but not flatter: was one False; now the level is supported, the MAD contradicted
+    t2 = curves_table(
+        {("none", True): [10.0, 10.5, 10.0], ("detailed", True): [1.0, 3.0, 1.0]}, n=10
     )
-    f = A.claim_flatter_with_cot(t)
-    assert f.supported is True and "4/4 modules" in f.detail
-    # |diffs| of steep: 10, 2, 6, 2, 4 -> MAD 24 / 5 = 4.8; level 60 / 6 = 10
-    assert f.measured == "level none=10 vs detailed=2.05; MAD none=4.8 vs detailed=0.1"
-    # irrelevant responses here show the opposite pattern
-    assert A.claim_flatter_with_cot(t, correct=False).supported is False
-    # smaller but not flatter -> False
-    t2 = curves_table({("none", True): [10.0, 10.0, 10.0], ("detailed", True): [1.0, 3.0, 1.0]})
-    f2 = A.claim_flatter_with_cot(t2)
-    assert f2.supported is False and "smaller=True" in f2.detail and "flatter=False" in f2.detail
-    assert A.claim_flatter_with_cot(t2, b="simplified").supported is None
-    assert A.claim_flatter_with_cot(realistic_table()).supported is True
+    f2 = A.claim_flatter_with_cot(t2, n_boot=300)
+    assert by_stat(f2, "mean-curve level").verdict == "supported"
+    assert by_stat(f2, "MAD (all").verdict == "contradicted"
+    # was `supported is None` (nothing to compare): now invalid
+    assert all(f.verdict == "invalid" for f in A.claim_flatter_with_cot(t2, b="simplified"))
+    assert by_stat(A.claim_flatter_with_cot(realistic_table()), "mean-curve level").supported
 
 
-def test_claim_flatter_measured_numbers():
-    t = curves_table({("none", True): [20.0, 10.0, 12.0], ("detailed", True): [2.0, 2.0, 2.0]})
-    f = A.claim_flatter_with_cot(t)
-    # level none = 14, MAD none = (10 + 2) / 2 = 6; detailed level 2, MAD 0
-    assert f.measured == "level none=14 vs detailed=2; MAD none=6 vs detailed=0"
+def test_claim_flatter_statistics_by_hand():
+    t = curves_table({("none", True): [20.0, 10.0, 12.0], ("detailed", True): [2.0, 3.0, 2.0]}, n=8)
+    fs = A.claim_flatter_with_cot(t, n_boot=100)
+    # level none = 14, detailed 7/3; MAD none = (10 + 2) / 2 = 6, detailed 1
+    assert by_stat(fs, "mean-curve level").estimate == pytest.approx((7 / 3) / 14)
+    assert by_stat(fs, "MAD (all").estimate == pytest.approx(1 / 6)
 
 
-def test_claim_correct_vs_irrelevant_true_false():
+def test_claim_correct_vs_irrelevant_verdicts():
     base = [2.0, 4.0, 5.0, 10.0]
 
     def table(gap_none: float, gap_det: float) -> pd.DataFrame:
@@ -485,18 +499,25 @@ def test_claim_correct_vs_irrelevant_true_false():
                 ("simplified", False): [v * 1.02 for v in base],
                 ("detailed", True): base,
                 ("detailed", False): [v * (1 + gap_det) for v in base],
-            }
+            },
+            n=10,
         )
 
-    f = A.claim_correct_vs_irrelevant(table(0.02, 0.4))
-    assert f.supported is True
-    assert f.measured == "RD[none]=0.02; RD[simplified]=0.02; RD[detailed]=0.4"
-    assert A.claim_correct_vs_irrelevant(table(0.4, 0.4)).supported is False
-    assert A.claim_correct_vs_irrelevant(table(0.3, 0.4)).supported is False  # < 1.5x
-    assert A.claim_correct_vs_irrelevant(table(0.3, 0.4), margin=1.2).supported is True
+    fs = A.claim_correct_vs_irrelevant(table(0.02, 0.4), n_boot=300)
+    vs_none = by_stat(fs, "RD(correct, irrelevant) ratio detailed/none")
+    assert vs_none.estimate == pytest.approx(0.4 / 0.02) and vs_none.verdict == "supported"
+    alike = by_stat(fs, "mean-curve level ratio irrelevant/correct at cot=none")
+    assert alike.estimate == pytest.approx(1.02) and alike.kind == "equivalence"
+    assert alike.verdict == "supported"  # CI inside [1/1.1, 1.1]
+    # was False (same RD at none and detailed): now "no clear difference" is not supported and
+    # the no-difference claim at none is contradicted (level ratio 1.4 outside [1/1.1, 1.1])
+    same = A.claim_correct_vs_irrelevant(table(0.4, 0.4), n_boot=300)
+    assert by_stat(same, "RD(correct, irrelevant) ratio detailed/none").verdict != "supported"
+    assert by_stat(same, "mean-curve level ratio irrelevant/correct").verdict == "contradicted"
     only_correct = curves_table({("none", True): base, ("detailed", True): base})
-    assert A.claim_correct_vs_irrelevant(only_correct).supported is None
-    assert A.claim_correct_vs_irrelevant(realistic_table()).supported is True
+    assert all(f.verdict == "invalid" for f in A.claim_correct_vs_irrelevant(only_correct))
+    real = A.claim_correct_vs_irrelevant(realistic_table())
+    assert by_stat(real, "RD(correct, irrelevant) ratio detailed/none").supported
 
 
 def wiki_table(gaps: dict[str, float]) -> pd.DataFrame:
@@ -505,25 +526,24 @@ def wiki_table(gaps: dict[str, float]) -> pd.DataFrame:
     for k, (variant, gap) in enumerate(gaps.items()):
         spec[(variant, True)] = base
         spec[(variant, False)] = [v * (1 + gap) for v in base]
-        length[(variant, True)] = length[(variant, False)] = [100 * (k + 1)] * 4
-    return curves_table(spec, keys=("dataset", "correct"), length=length)
+        length[(variant, True)] = length[(variant, False)] = [100 * (k + 1)] * 10
+    return curves_table(spec, keys=("dataset", "correct"), length=length, n=10)
 
 
-def test_claim_length_not_enough_true_false():
+def test_claim_length_not_enough_verdicts():
     t = wiki_table({"wiki_len100": 0.05, "wiki_len500": 0.05, "wiki_len1000": 0.06})
-    f = A.claim_length_not_enough(t)
-    assert f.supported is True
-    assert "wiki_len100" in f.detail and f.measured.startswith("RD[wiki_len100]=0.05")
+    f = A.claim_length_not_enough(t, n_boot=300)[0]
+    assert f.statistic == "RD(correct, irrelevant) ratio wiki_len1000/wiki_len100"
+    assert f.estimate == pytest.approx(0.06 / 0.05) and f.verdict == "supported"  # < 1.5
     grows = wiki_table({"wiki_len100": 0.05, "wiki_len500": 0.2, "wiki_len1000": 0.4})
-    assert A.claim_length_not_enough(grows).supported is False
-    # with a reference RD from detailed CoT on reasoning data
-    assert A.claim_length_not_enough(t, reference_rd=0.4).supported is True
-    assert A.claim_length_not_enough(t, reference_rd=0.05).supported is False
+    assert A.claim_length_not_enough(grows, n_boot=300)[0].verdict == "contradicted"
+    # with a reference RD from detailed CoT on reasoning data: RD[long] < reference / 1.5
+    assert A.claim_length_not_enough(t, reference_rd=0.4, n_boot=300)[1].verdict == "supported"
+    assert A.claim_length_not_enough(t, reference_rd=0.05, n_boot=300)[1].verdict == "contradicted"
     # explicit level order reversed -> the "long" one is now wiki_len100
-    assert (
-        A.claim_length_not_enough(grows, levels=["wiki_len1000", "wiki_len100"]).supported is True
-    )
-    assert A.claim_length_not_enough(t, levels=["wiki_len100"]).supported is None
+    rev = A.claim_length_not_enough(grows, levels=["wiki_len1000", "wiki_len100"], n_boot=300)
+    assert rev[0].verdict == "supported"
+    assert A.claim_length_not_enough(t, levels=["wiki_len100"])[0].verdict == "invalid"
 
 
 def two_model_table(
@@ -541,53 +561,52 @@ def two_model_table(
         ("Qwen2-1.5B-Instruct", "detailed", True): slow,
         ("Qwen2-1.5B-Instruct", "detailed", False): [v * (1 + instr_gap) for v in slow],
     }
-    return curves_table(spec, keys=("model", "cot", "correct"))
+    return curves_table(spec, keys=("model", "cot", "correct"), n=10)
 
 
-def test_claim_base_vs_instruct_true_false():
+def test_claim_base_vs_instruct_verdicts():
     mild = [8.0, 6.0, 7.0, 6.0]
     wild = [30.0, 10.0, 20.0, 8.0]
-    t = two_model_table(instr_fast=wild, base_fast=mild)
-    f = A.claim_base_vs_instruct(t)  # instruct found by name
-    assert f.supported is True and "instruct=" in f.measured
-    assert (
-        A.claim_base_vs_instruct(two_model_table(instr_fast=mild, base_fast=wild)).supported
-        is False
-    )
-    # larger level but flatter: "both" fails, "level" passes
-    flat_big = [40.0, 40.0, 40.0, 40.0]
+    fs = A.claim_base_vs_instruct(two_model_table(instr_fast=wild, base_fast=mild), n_boot=300)
+    assert [f.verdict for f in fs] == ["supported", "supported"]  # level and MAD
+    rev = A.claim_base_vs_instruct(two_model_table(instr_fast=mild, base_fast=wild), n_boot=300)
+    assert [f.verdict for f in rev] == ["contradicted", "contradicted"]
+    # larger level but flatter: the level row supported, the MAD row contradicted
+    flat_big = [40.0, 39.5, 40.0, 39.5]  # zig-zag in step with `mild`: MAD 0.5 vs 1.33
     t3 = two_model_table(instr_fast=flat_big, base_fast=mild)
-    assert A.claim_base_vs_instruct(t3).supported is False
-    assert A.claim_base_vs_instruct(t3, criterion="level").supported is True
-    assert A.claim_base_vs_instruct(realistic_table()).supported is None  # no model column
-    synth = pd.concat(
-        [
-            realistic_table(n_samples=6, model="m-base"),
-            realistic_table(n_samples=6, model="m-instruct", fast_instability=2.0, seed=1),
-        ]
-    )
-    assert A.claim_base_vs_instruct(synth, base="m-base", instruct="m-instruct").supported is True
+    assert [f.verdict for f in A.claim_base_vs_instruct(t3, n_boot=300)] == [
+        "supported",
+        "contradicted",
+    ]
+    assert len(A.claim_base_vs_instruct(t3, criterion="level")) == 1
+    assert A.claim_base_vs_instruct(realistic_table())[0].verdict == "invalid"  # no model column
 
 
 def test_claim_instruct_not_better_at_correctness():
     mild = [8.0, 6.0, 7.0, 6.0]
-    t = two_model_table(mild, mild, instr_gap=0.4, base_gap=0.4)
-    f = A.claim_instruct_not_better_at_correctness(t)
-    assert f.supported is True and f.measured == "RD base=0.4, instruct=0.4"
+    t = two_model_table(mild, mild, instr_gap=0.42, base_gap=0.4)
+    f = A.claim_instruct_not_better_at_correctness(t, n_boot=300)[0]
+    assert (
+        f.estimate == pytest.approx(0.42 / 0.4) and f.verdict == "supported"
+    )  # equivalence, < 1.5
+    # identical statistics for both models: a vacuous comparison
+    same = A.claim_instruct_not_better_at_correctness(two_model_table(mild, mild), n_boot=300)[0]
+    assert same.verdict == "invalid" and "identical" in same.verdict_text
     t2 = two_model_table(mild, mild, instr_gap=0.8, base_gap=0.2)
-    assert A.claim_instruct_not_better_at_correctness(t2).supported is False
+    assert A.claim_instruct_not_better_at_correctness(t2, n_boot=300)[0].verdict == "contradicted"
 
 
 def test_claims_feed_findings_table():
     df = realistic_table()
-    fs = [
-        A.claim_flatter_with_cot(df),
-        A.claim_correct_vs_irrelevant(df),
-        A.claim_base_vs_instruct(df),
-    ]
+    fs = A.decide(
+        A.claim_flatter_with_cot(df, segments=False)
+        + A.claim_correct_vs_irrelevant(df)
+        + A.claim_base_vs_instruct(df)
+    )
     t = A.findings_table(fs)
-    assert t.supported.tolist() == [True, True, None]
-    assert A.to_latex(t).count("\\\\") >= 4
+    assert t.verdict.tolist()[:3] == ["supported", "supported", "supported"]
+    assert t.verdict.tolist()[-1] == "invalid"
+    assert A.to_latex(t[["claim", "estimate", "verdict"]]).count("\\\\") >= 4
 
 
 def test_layer_all_nan_in_group_is_dropped_not_the_examples():

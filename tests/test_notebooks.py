@@ -18,6 +18,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from lgkit.analysis.findings import COLUMNS as FINDING_COLUMNS
+from lgkit.analysis.findings import SYNTHETIC_LABEL
+from lgkit.analysis.inference import VERDICTS
 from lgkit.series.runner import NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,13 +109,15 @@ EXPECTED_CLAIMS = {
         "(cot=detailed) gives smaller gradients",
         "fast thinking (cot=none)",
         "fast thinking (cot=simplified)",
-        "Only with slow thinking (cot=detailed)",
+        "differ more with slow thinking (cot=detailed)",
+        "Without CoT (cot=none) the gradients of correct and irrelevant responses look alike",
     ],
     "03_commonsense": [
         "(cot=detailed) gives smaller gradients",
         "fast thinking (cot=none)",
         "fast thinking (cot=simplified)",
-        "Only with slow thinking (cot=detailed)",
+        "differ more with slow thinking (cot=detailed)",
+        "Without CoT (cot=none) the gradients of correct and irrelevant responses look alike",
     ],
     "04_wiki": [
         "Longer responses on knowledge data do not reproduce slow thinking",
@@ -136,11 +141,23 @@ def test_smoke_metrics(smoke_run, name):
     claims = [f["claim"] for f in m["findings"]]
     for want in EXPECTED_CLAIMS[name]:
         assert any(want in c for c in claims), f"{name}: no finding with {want!r} in {claims}"
+    # was: keys claim/measured/supported/detail, supported in True/False/None; now every row
+    # carries the statistic, estimate, 95% CI, p (Holm-adjusted), n questions and a verdict
     for f in m["findings"]:
-        assert set(f) == {"claim", "measured", "supported", "detail"}
-        assert f["supported"] in (True, False, None) and f["measured"]
-    # the headline findings are measurable on the smoke data (supported is True or False)
-    assert all(f["supported"] is not None for f in m["findings"][:2]), m["findings"][:2]
+        assert set(f) == set(FINDING_COLUMNS), sorted(f)
+        assert f["verdict"] in VERDICTS and f["verdict_text"].startswith(f["verdict"])
+        assert f["statistic"] and f["rule"]
+        # synthetic smoke data: the label is in the verdict itself
+        assert SYNTHETIC_LABEL in f["verdict_text"]
+    # the headline findings are measurable on the smoke data: estimate inside its CI, p values
+    for f in m["findings"][:2]:
+        assert f["verdict"] != "invalid", f
+        assert f["ci_low"] <= f["estimate"] <= f["ci_high"], f
+        assert 0 < f["p"] <= 1 and f["p"] <= f["p_adj"] <= 1 and f["n_questions"] >= 3
+    assert m["data"] == "synthetic" and "illustrative only" in m["data_note"]
+    if name in ("02_math", "03_commonsense"):  # the random-initialisation control
+        assert all(f["control"].startswith("random twin:") for f in m["findings"]), m["findings"]
+        assert m["control"]["twin"] == "tiny-random-llama@random-init-0"
     assert m["figures"], f"{name}: no figures"
     for fig in m["figures"]:
         assert (smoke_run / name / fig).is_file()
@@ -168,13 +185,21 @@ def test_smoke_key_numbers(smoke_run):
         m2["rd_by_cot"]["detailed"]
     )  # the math statistics, reused
     assert len(m4["groups"]) >= 2
+    # the smoke wiki lengths really differ: nothing cut, medians increase short -> long
+    lengths = m4["lengths_by_group"]
+    popular = [lengths[g] for g in ("popular_short", "popular_medium", "popular_long")]
+    assert all(x["truncated"] == 0 for x in popular), lengths
+    med = [x["median_response_tokens"] for x in popular]
+    assert med[0] < med[1] < med[2], med
+    trend = [f for f in m4["findings"] if f["claim"].startswith("[length trend]")]
+    assert trend and all(f["verdict"] != "invalid" for f in trend), trend
     m5 = _metrics(smoke_run, "05_base_vs_instruct")
     assert m5["models"] == ["tiny-random-gemma2", "tiny-random-llama"]
     assert m5["pairs"][0]["same_family"] is False
     # 05 reused 02's statistics of the instruct model (same settings): identical numbers
-    assert m5["mean_nuclear_norm_by_model_cot"]["tiny-random-llama"] == pytest.approx(
-        m2["mean_nuclear_norm_by_cot"]
-    )
+    m5_llama = m5["mean_nuclear_norm_by_model_cot"]["tiny-random-llama"]
+    assert set(m5_llama) == {"none", "detailed"}  # 05 runs the levels its claims compare
+    assert m5_llama == pytest.approx({k: m2["mean_nuclear_norm_by_cot"][k] for k in m5_llama})
 
 
 @pytest.mark.slow
@@ -196,5 +221,11 @@ def test_smoke_data_and_index(smoke_run):
     for name in EXPECTED_CLAIMS:
         for f in _metrics(smoke_run, name)["findings"]:
             assert html_escape(f["claim"]) in html
+            assert html_escape(f["verdict_text"]) in html
+    # the findings columns and the synthetic-data banner; no green tick
+    for col in ("claim", "statistic", "estimate", "95% CI", "p adj", "n", "verdict", "caveats"):
+        assert f"<th>{col}</th>" in html
+    assert "class='banner'" in html and html_escape(SYNTHETIC_LABEL) in html
+    assert 'class="yes"' not in html
     series = json.loads((smoke_run / "run.json").read_text())
     assert series["status"] == "ok" and series["notebooks"] == list(NOTEBOOKS)

@@ -175,14 +175,14 @@ FAKE_01 = _nb(
 FAKE_02 = _nb(
     'data_dir: str = ""  # data\nout_dir: str = "outputs/dev/02_math"  # output\n'
     'cache_dir: str = "outputs/dev/stats_cache"  # cache\nfail: bool = False  # raise',
-    "import os\nfrom lgkit.analysis import Finding\nfrom lgkit.series import write_metrics\n"
+    "import os\nfrom lgkit.analysis import Finding, invalid\nfrom lgkit.series import write_metrics\n"
     "assert os.path.isfile(os.path.join(data_dir, 'index.json'))\n"
     "assert os.getcwd() == os.environ['LGKIT_TEST_ROOT'], os.getcwd()\n"
     "if fail:\n    raise ValueError('boom on purpose')\n"
     "os.makedirs(os.path.join(out_dir, 'figures'), exist_ok=True)\n"
     "open(os.path.join(out_dir, 'figures', 'curve.png'), 'wb').write(b'png')\n"
-    "write_metrics(out_dir, [Finding('Detailed CoT is flatter', 'level 1 vs 2', True, 'how'),\n"
-    "                        Finding('Only detailed CoT separates', 'n/a', None, 'no data')],\n"
+    "write_metrics(out_dir, [Finding('Detailed CoT is flatter', 'level ratio', 0.5, 0.4, 0.6, 0.01),\n"
+    "                        invalid('Only detailed CoT separates', 'RD ratio', 'no data')],\n"
     "              {'n_examples': 3, 'cache_dir': cache_dir, 'figures': ['figures/curve.png']})",
 )
 
@@ -256,7 +256,7 @@ def test_run_series_writes_records_and_index(fake_root, tmp_path):
     series = json.loads((run / "run.json").read_text())
     assert series["status"] == "ok" and series["profile"] == "smoke"
     html = (run / "index.html").read_text()
-    assert "Detailed CoT is flatter" in html and "supported" in html and "n/a" in html
+    assert "Detailed CoT is flatter" in html and "supported" in html and "invalid: no data" in html
     assert (
         "02_math/02_math.ipynb" in html
         and "02_math/metrics.json" in html
@@ -317,7 +317,8 @@ def test_write_index_and_collect_findings(tmp_path):
 
     out.figure(plots.layer_figure(df, bands=False), "curves")
     out.table(df.head(3)[["sample_id", "cot", "nuclear_norm"]], "head")
-    out.write_metrics([Finding("Claim <b>x</b>", "1 vs 2", False, "detail")], df=df, model="m")
+    # a ratio expected below 1 whose CI lies above 1 (was: supported False)
+    out.write_metrics([Finding("Claim <b>x</b>", "ratio", 1.5, 1.3, 1.7, 0.01)], df=df, model="m")
     (run / "02_math").mkdir(parents=True)
     (run / "02_math" / "metrics.json").write_text(
         json.dumps(
@@ -329,7 +330,7 @@ def test_write_index_and_collect_findings(tmp_path):
     assert [r["notebook"] for r in rows] == ["02_math", "03_commonsense"]
     html = report.write_index(run).read_text()
     assert "Claim &lt;b&gt;x&lt;/b&gt;" in html  # escaped
-    assert "not supported" in html and "03_commonsense/figures/curves.png" in html
+    assert "contradicted" in html and "03_commonsense/figures/curves.png" in html
     assert "03_commonsense/tables/head.csv" in html and "03_commonsense/tables/head.tex" in html
     assert "junk" not in html
     m = json.loads((run / "03_commonsense" / "metrics.json").read_text())
@@ -338,7 +339,7 @@ def test_write_index_and_collect_findings(tmp_path):
         and m["models"] == ["m"]
         and m["figures"] == ["figures/curves.png"]
     )
-    assert m["findings"][0]["supported"] is False
+    assert m["findings"][0]["verdict"] == "contradicted"
 
 
 def test_copy_of_real_notebooks_validate(tmp_path):

@@ -32,7 +32,6 @@ Example:
 """
 
 from lgkit.analysis.claims import (  # noqa: F401
-    Finding,
     claim_base_vs_instruct,
     claim_correct_vs_irrelevant,
     claim_flatter_with_cot,
@@ -40,8 +39,10 @@ from lgkit.analysis.claims import (  # noqa: F401
     claim_length_not_enough,
     claim_long_tail_larger,
     curve_summary,
-    findings_table,
+    floor_note,
     fmt_number,
+    length_levels,
+    pick_pair,
     rd_by,
     with_correct,
 )
@@ -68,8 +69,26 @@ from lgkit.analysis.curves import (  # noqa: F401
     pivot_mad,
     sort_groups,
 )
+from lgkit.analysis.findings import (  # noqa: F401
+    CONFOUNDED_LABEL,
+    SYNTHETIC_LABEL,
+    TWIN_LABEL,
+    Finding,
+    control_text,
+    decide,
+    evaluate,
+    findings_table,
+    invalid,
+    verdict_of,
+)
 from lgkit.analysis.fixtures import (  # noqa: F401
     synthetic_stats,
+)
+from lgkit.analysis.inference import (  # noqa: F401
+    holm,
+    noise_floor_rd,
+    question_ids,
+    side_arrays,
 )
 from lgkit.analysis.latex import (  # noqa: F401
     to_latex,

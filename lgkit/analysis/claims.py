@@ -3,55 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lgkit.analysis import inference as I
 from lgkit.analysis.compare import relative_difference_table
-from lgkit.analysis.curves import curve_dict, layer_curves, mean_absolute_difference
+from lgkit.analysis.curves import curve_dict, layer_curves, layer_groups, mean_absolute_difference
+from lgkit.analysis.findings import Finding, evaluate, invalid
+from lgkit.analysis.fixtures import synthetic_stats  # noqa: F401  (doctests)
 from lgkit.analysis.tables import example_key_columns, filter_table, metric_label, value_order
 from lgkit.errors import InputError
 from lgkit.schema import ATTN_MODULES
 
 # --------------------------------------------------------------------------- findings
-
-
-@dataclass
-class Finding:
-    """One claim of the paper tested on a table.
-
-    Example:
-        >>> Finding("Detailed CoT is flatter", "MAD 3.1 vs 0.2", True).supported
-        True
-
-    Attributes:
-        claim: the claim, phrased as in the paper.
-        measured: the key numbers measured (a short string or one float).
-        supported: True/False from the numbers; None when it could not be measured.
-        detail: how it was measured and the per-module numbers.
-    """
-
-    claim: str
-    measured: str | float
-    supported: bool | None
-    detail: str = ""
-
-
-def findings_table(findings: Iterable[Finding]) -> pd.DataFrame:
-    """Findings as a DataFrame with columns claim, measured, supported, detail.
-
-    Example:
-        >>> findings_table([Finding("x", 1.0, True, "d")]).columns.tolist()
-        ['claim', 'measured', 'supported', 'detail']
-    """
-    rows = [asdict(f) for f in findings]
-    t = pd.DataFrame(rows, columns=["claim", "measured", "supported", "detail"])
-    t["supported"] = t["supported"].astype(object)
-    t["measured"] = t["measured"].astype(object)
-    return t
 
 
 def fmt_number(x: float) -> str:
@@ -83,6 +50,36 @@ def with_correct(
     return w
 
 
+def _cell(df: pd.DataFrame, where: Mapping[str, Any] | None, **kv: Any) -> dict[str, Any]:
+    w = dict(where or {})
+    for k, v in kv.items():
+        if v is not None and (k != "correct" or "correct" in df.columns):
+            w[k] = v
+    return w
+
+
+def _log_ratio(f: Any) -> I.Stat:
+    """``log(f(b[cell 0]) / f(a[cell 0]))``."""
+    return lambda a, b: np.log(f(b[..., 0, :, :]) / f(a[..., 0, :, :]))
+
+
+def _rd_log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``log(RD_b / RD_a)``, each side's cells being (correct, irrelevant)."""
+    return np.log(I.rd(b[..., 0, :, :], b[..., 1, :, :]) / I.rd(a[..., 0, :, :], a[..., 1, :, :]))
+
+
+def _rd_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RD of side ``b``'s cell 0 to side ``a``'s cell 0 (reference)."""
+    return I.rd(a[..., 0, :, :], b[..., 0, :, :])
+
+
+def floor_note(sides: I.Sides, seed: int = 0) -> str:
+    """Noise-floor RD of each side's correct responses (cell 0): a caveat string."""
+    fa = I.noise_floor_rd(sides.a[:, 0], seed=seed) if len(sides.a) else float("nan")
+    fb = I.noise_floor_rd(sides.b[:, 0], seed=seed) if len(sides.b) else float("nan")
+    return f"RD noise floor (two random halves of the correct responses): {fmt_number(fa)} / {fmt_number(fb)}"
+
+
 def claim_flatter_with_cot(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
@@ -93,76 +90,55 @@ def claim_flatter_with_cot(
     modules: Sequence[str] | None = ATTN_MODULES,
     correct: bool | None = True,
     where: Mapping[str, Any] | None = None,
-) -> Finding:
+    segments: bool = True,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Finding]:
     """Slow thinking (``b``) gives smaller and flatter layer curves than fast thinking (``a``).
 
     Paper: "fast thinking without CoT leads to larger gradients and larger differences
-    of gradients across layers than slow thinking (Detailed CoT)". Measured on the
-    mean curves (over examples) per module: *level* = mean over layers, *MAD* = mean
-    absolute difference of adjacent layers. Supported iff the module-averaged level
-    and the module-averaged MAD of ``b`` are both below those of ``a``; the detail
-    reports how many modules agree individually.
-
-    Args:
-        df: statistics table.
-        metric: see :func:`metric_values`.
-        a: fast-thinking value of ``column`` (default ``"none"``).
-        b: slow-thinking value (default ``"detailed"``).
-        column: the column holding the response type.
-        modules: modules to use (default Q, K, V, O; None = all present).
-        correct: keep only rows with this ``correct`` value (None: no filter); the
-            paper's main comparison uses correct responses.
-        where: extra row filter (e.g. ``{"dataset": "gsm8k"}``).
+    of gradients across layers than slow thinking (Detailed CoT)". Statistics of the
+    mean curves over questions, module-averaged: the ratio ``b/a`` of the *level*
+    (mean over layers) and of the *MAD* (all layers and, with ``segments``, the early,
+    middle and late layers). One finding per statistic, each expecting a ratio < 1,
+    paired over questions (see :mod:`lgkit.analysis.inference`).
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
-        >>> f = claim_flatter_with_cot(synthetic_stats(n_samples=8, n_layers=6))
-        >>> f.supported
-        True
+        >>> fs = claim_flatter_with_cot(synthetic_stats(n_samples=8, n_layers=6), n_boot=200)
+        >>> [f.statistic.split(" ratio")[0] for f in fs]
+        ['mean-curve level', 'MAD (all layers)', 'MAD (early layers)', 'MAD (middle layers)', 'MAD (late layers)']
+        >>> fs[0].verdict, fs[0].estimate < 1
+        ('supported', True)
     """
-    claim = (
-        f"Slow thinking ({column}={b}) gives smaller gradients ({metric_label(metric)}) and "
-        f"smaller differences across layers (MAD) than fast thinking ({column}={a})"
+    base = f"Slow thinking ({column}={b}) gives smaller "
+    fast = f" than fast thinking ({column}={a})"
+    claims = [(f"{base}gradients ({metric_label(metric)}){fast}", "mean-curve level", I.level)]
+    sides = I.side_arrays(
+        df,
+        metric,
+        [_cell(df, where, **{column: a}, correct=correct)],
+        [_cell(df, where, **{column: b}, correct=correct)],
+        modules=modules,
     )
-    d = filter_table(df, with_correct(df, where, correct))
-    d = d[d[column].isin([a, b])] if column in d.columns else d.iloc[0:0]
-    if d.empty or d[column].nunique() < 2:
-        return Finding(claim, "n/a", None, f"no rows for both {column}={a!r} and {column}={b!r}")
-    s = curve_summary(d, metric, [column], modules)
-    pa = s[s[column] == a].set_index("module")
-    pb = s[s[column] == b].set_index("module")
-    mods = [m for m in pa.index if m in pb.index]
-    if not mods:
-        return Finding(claim, "n/a", None, f"no module with both {column}={a!r} and {b!r}")
-    la, lb = pa.loc[mods, "level"].mean(), pb.loc[mods, "level"].mean()
-    ma, mb = pa.loc[mods, "mad"].mean(), pb.loc[mods, "mad"].mean()
-    smaller = bool(lb < la)
-    flatter = bool(mb < ma)
-    agree = sum(
-        bool(pb.loc[m, "level"] < pa.loc[m, "level"] and pb.loc[m, "mad"] < pa.loc[m, "mad"])
-        for m in mods
-    )
-    per = "; ".join(
-        f"{m}: level {fmt_number(pa.loc[m, 'level'])}→{fmt_number(pb.loc[m, 'level'])}, "
-        f"MAD {fmt_number(pa.loc[m, 'mad'])}→{fmt_number(pb.loc[m, 'mad'])}"
-        for m in mods
-    )
-    measured = f"level {a}={fmt_number(la)} vs {b}={fmt_number(lb)}; MAD {a}={fmt_number(ma)} vs {b}={fmt_number(mb)}"
-    detail = (
-        f"module-averaged mean-curve level and MAD (all layers); smaller={smaller}, "
-        f"flatter={flatter}; {agree}/{len(mods)} modules both smaller and flatter. {per}"
-    )
-    return Finding(claim, measured, smaller and flatter, detail)
-
-
-def rd_by(d: pd.DataFrame, metric: str, level_col: str, modules: Sequence[str] | None) -> pd.Series:
-    """Module-averaged authors' RD (correct=a, irrelevant=b) per value of ``level_col``."""
-    t = relative_difference_table(
-        d, metric, "correct", True, False, by=[level_col], modules=modules
-    )
-    if t.empty:
-        return pd.Series(dtype=float)
-    return t.groupby(level_col, sort=False)["rd_mean"].mean()
+    groups = {"all": None}
+    if segments and len(sides.layers) >= 3:
+        spans = layer_groups(len(sides.layers)).items()
+        groups.update({k: sl for k, sl in spans if sl.stop - sl.start >= 2})
+    for name, sl in groups.items():
+        claims.append(
+            (
+                f"{base}differences across layers ({name} layers){fast}",
+                f"MAD ({name} layers)",
+                lambda c, sl=sl: I.mad(c, sl),
+            )
+        )
+    detail = f"{metric}, {'correct' if correct else 'all'} responses, modules {sides.modules}"
+    return [
+        evaluate(claim, f"{st} ratio {b}/{a}", sides, _log_ratio(fn), direction="less",
+                 n_boot=n_boot, seed=seed, detail=detail)
+        for claim, st, fn in claims
+    ]  # fmt: skip
 
 
 def claim_correct_vs_irrelevant(
@@ -171,61 +147,86 @@ def claim_correct_vs_irrelevant(
     slow: str = "detailed",
     *,
     column: str = "cot",
+    fast: str = "none",
     modules: Sequence[str] | None = ATTN_MODULES,
-    margin: float = 1.5,
+    alike_margin: float = 0.1,
     where: Mapping[str, Any] | None = None,
-) -> Finding:
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Finding]:
     """Only slow thinking's gradients distinguish correct from irrelevant responses.
 
     Paper: "the gradients of slow thinking can distinguish correct and irrelevant
     reasoning paths"; "without CoT, the gradient patterns of the two types of
-    responses are similar". For every value of ``column`` the authors' relative
-    difference ``mean_l |c_l - i_l| / |c_l|`` between the mean curves of correct
-    (``c``) and irrelevant (``i``) responses is averaged over modules. Supported iff
-    the RD of ``slow`` is at least ``margin`` times the RD of every other level.
-
-    Args:
-        df: statistics table with a boolean ``correct`` column.
-        metric: see :func:`metric_values`.
-        slow: the slow-thinking value of ``column``.
-        column: column of the response type.
-        modules: modules to use (None = all present).
-        margin: required factor between the slow RD and each faster RD.
-        where: extra row filter.
+    responses are similar". Statistic: the authors' RD ``mean_l |c_l - i_l| / |c_l|``
+    between the mean curves of correct and irrelevant responses, module-averaged.
+    Findings: for every other level ``o`` of ``column``, the ratio RD[slow]/RD[o]
+    (expected > 1, paired over questions); and the no-difference claim at ``fast``,
+    decided by equivalence tests (TOST) on the irrelevant/correct ratios of the
+    mean-curve level and MAD with the relative margin ``alike_margin`` (ratio within
+    ``[1/(1+m), 1+m]``). RD itself is not used for equivalence: as a distance it is
+    biased upward by noise. Each row shows the RD noise floor (two random halves of
+    the correct responses) and the RD at ``fast``.
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
-        >>> f = claim_correct_vs_irrelevant(synthetic_stats(n_samples=8, n_layers=6))
-        >>> f.supported
-        True
+        >>> fs = claim_correct_vs_irrelevant(synthetic_stats(n_samples=8, n_layers=6), n_boot=200)
+        >>> [f.verdict for f in fs][:2]
+        ['supported', 'supported']
     """
-    claim = (
-        f"Only with slow thinking ({column}={slow}) do the gradients of correct and irrelevant "
-        f"responses differ clearly (relative difference ≥ {margin}× every other {column})"
-    )
-    d = filter_table(df, where)
-    if "correct" not in d.columns or column not in d.columns:
-        return Finding(claim, "n/a", None, f"table lacks 'correct' or {column!r}")
-    rd = rd_by(d, metric, column, modules)
-    if slow not in rd.index or len(rd) < 2:
-        return Finding(
-            claim,
-            "n/a",
-            None,
-            f"need correct and irrelevant rows for {column}={slow!r} and another level; RD={rd.to_dict()}",
+    if "correct" not in df.columns or column not in df.columns:
+        return [invalid("correct vs irrelevant", "RD", f"table lacks 'correct' or {column!r}")]
+    levels = [v for v in value_order(filter_table(df, where)[column].dropna().unique(), column)]
+    out = []
+    for o in [v for v in levels if v != slow]:
+        sides = I.side_arrays(
+            df,
+            metric,
+            [_cell(df, where, **{column: o}, correct=c) for c in (True, False)],
+            [_cell(df, where, **{column: slow}, correct=c) for c in (True, False)],
+            modules=modules,
         )
-    others = rd.drop(index=slow)
-    ok = bool((rd[slow] >= margin * others).all())
-    order = value_order(rd.index, column)
-    measured = "; ".join(f"RD[{k}]={fmt_number(rd[k])}" for k in order)
-    detail = (
-        f"authors' averaged relative difference |correct-irrelevant|/|correct| of the mean "
-        f"curves ({metric}), averaged over modules; slow/other ratios: "
-        + ", ".join(
-            f"{k}: {fmt_number(rd[slow] / others[k]) if others[k] else 'inf'}" for k in others.index
+        out.append(
+            evaluate(
+                f"Correct and irrelevant responses differ more with slow thinking ({column}={slow}) "
+                f"than with {column}={o}",
+                f"RD(correct, irrelevant) ratio {slow}/{o}",
+                sides, _rd_log_ratio, direction="greater", n_boot=n_boot, seed=seed,
+                detail=f"authors' RD of mean {metric} curves, module-averaged",
+                caveats=[floor_note(sides, seed)],
+            )
+        )  # fmt: skip
+    if fast in levels:
+        sides = I.side_arrays(
+            df,
+            metric,
+            [_cell(df, where, **{column: fast}, correct=True)],
+            [_cell(df, where, **{column: fast}, correct=False)],
+            modules=modules,
         )
-    )
-    return Finding(claim, measured, ok, detail)
+        rd_note = ""
+        if sides.n_questions:
+            rd_note = f"RD(correct, irrelevant) at {fast} = {fmt_number(float(_rd_between(sides.a.mean(0), sides.b.mean(0))))}"
+        margin = (1 / (1 + alike_margin), 1 + alike_margin)
+        for name, fn in (("mean-curve level", I.level), ("MAD (all layers)", I.mad)):
+            out.append(
+                evaluate(
+                    f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
+                    f"{name} ratio irrelevant/correct at {column}={fast}",
+                    sides, _log_ratio(fn), kind="equivalence", margin=margin, n_boot=n_boot, seed=seed,
+                    detail=f"{metric}; equivalence margin: ratio within [1/{1 + alike_margin:g}, {1 + alike_margin:g}]",
+                    caveats=[c for c in (rd_note, floor_note(sides, seed)) if c],
+                )
+            )  # fmt: skip
+    return out or [
+        invalid("correct vs irrelevant", "RD", f"need {column}={slow!r} and another level")
+    ]
+
+
+def length_levels(d: pd.DataFrame, by: str) -> list[Any]:
+    """Values of ``by`` ordered by the median response length of the correct responses."""
+    ex = d[d["correct"] == True].drop_duplicates(example_key_columns(d) + [by])  # noqa: E712
+    return list(ex.groupby(by)["n_response_tokens"].median().sort_values(kind="stable").index)
 
 
 def claim_length_not_enough(
@@ -238,40 +239,26 @@ def claim_length_not_enough(
     margin: float = 1.5,
     reference_rd: float | None = None,
     where: Mapping[str, Any] | None = None,
-) -> Finding:
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Finding]:
     """On knowledge data (wiki), longer responses do not reproduce the slow-thinking pattern.
 
     Paper: on "non-reasoning knowledge learning tasks ... trivially increasing the
     response length does not lead to similar behaviors of slow thinking". The
-    slow-thinking behaviour tested is the one that distinguishes it on reasoning
-    data: correct and irrelevant responses become distinguishable. The ``by`` groups
-    (e.g. wiki length variants) are ordered by ``levels`` or, by default, by their
-    median response length; the authors' relative difference (RD) between correct
-    and irrelevant mean curves, averaged over modules, is measured per group.
-    Supported iff RD of the longest group is *below* ``margin`` × RD of the shortest
-    (length does not open the gap), and, when ``reference_rd`` (e.g. RD of detailed
-    CoT on reasoning data) is given, also below ``reference_rd / margin``. Mean level
-    and MAD per group are reported in the detail for context.
-
-    Args:
-        df: statistics table of the knowledge task (with ``correct``).
-        metric: see :func:`metric_values`.
-        by: column of the length variants.
-        levels: those values from short to long (default: by median length of the
-            correct responses). For lgkit's wiki data pass the popular sets, e.g.
-            ``["wiki_popular_100", "wiki_popular_500", "wiki_popular_1000"]``: the
-            long-tail set differs in popularity, not only in length.
-        modules: modules to use.
-        margin: factor that would count as "the gap opened".
-        reference_rd: optional RD of slow thinking on reasoning data.
-        where: extra row filter.
+    behaviour tested is the one that marks slow thinking on reasoning data: correct
+    and irrelevant responses become distinguishable. A no-difference claim, decided
+    by an equivalence (non-inferiority) test: the ratio RD[longest]/RD[shortest] of
+    the ``by`` groups (ordered by ``levels`` or median response length) must lie
+    below ``margin`` (one-sided 95%). With ``reference_rd`` (RD of detailed CoT on
+    reasoning data) a second row tests RD[longest] < ``reference_rd / margin``.
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = synthetic_stats(n_samples=8, n_layers=6, datasets=("wiki",), cots=("none",))
         >>> df["dataset"] = df["n_response_tokens"].map(lambda n: "long" if n > 8 else "short")
-        >>> claim_length_not_enough(df).supported
-        True
+        >>> claim_length_not_enough(df, n_boot=200)[0].statistic
+        'RD(correct, irrelevant) ratio long/short'
     """
     claim = (
         "Longer responses on knowledge data do not reproduce slow thinking: correct and "
@@ -279,41 +266,59 @@ def claim_length_not_enough(
     )
     d = filter_table(df, where)
     if "correct" not in d.columns or by not in d.columns:
-        return Finding(claim, "n/a", None, f"table lacks 'correct' or {by!r}")
-    if levels is None:
-        if "n_response_tokens" not in d.columns:
-            return Finding(claim, "n/a", None, "no levels given and no n_response_tokens column")
-        ex = d[d["correct"] == True].drop_duplicates(example_key_columns(d) + [by])  # noqa: E712
-        levels = list(ex.groupby(by)["n_response_tokens"].median().sort_values(kind="stable").index)
-    levels = [lv for lv in levels if lv in set(d[by])]
+        return [invalid(claim, "RD ratio", f"table lacks 'correct' or {by!r}")]
+    levels = [lv for lv in (levels or length_levels(d, by)) if lv in set(d[by])]
     if len(levels) < 2:
-        return Finding(claim, "n/a", None, f"need ≥2 {by} levels, got {levels}")
-    rd = rd_by(d[d[by].isin(levels)], metric, by, modules)
+        return [invalid(claim, "RD ratio", f"need ≥2 {by} levels, got {levels}")]
     short, long_ = levels[0], levels[-1]
-    if short not in rd.index or long_ not in rd.index:
-        return Finding(
-            claim, "n/a", None, f"need correct and irrelevant rows at {short!r} and {long_!r}"
-        )
-    ok = bool(rd[long_] < margin * rd[short])
-    if reference_rd is not None:
-        ok = ok and bool(rd[long_] < reference_rd / margin)
-    s = curve_summary(filter_table(d, {"correct": True}), metric, [by], modules)
-    summ = s.groupby(by)[["level", "mad"]].mean()
-    measured = "; ".join(f"RD[{lv}]={fmt_number(rd.get(lv, np.nan))}" for lv in levels)
-    if reference_rd is not None:
-        measured += f"; reference RD={fmt_number(reference_rd)}"
-    detail = (
-        f"RD = authors' |correct-irrelevant|/|correct| of mean {metric} curves, module-averaged; "
-        f"levels short→long {levels}; criterion RD[long] < {margin}×RD[short]"
-        + (f" and < reference/{margin}" if reference_rd is not None else "")
-        + ". Correct-response level/MAD: "
-        + ", ".join(
-            f"{lv}: {fmt_number(summ.loc[lv, 'level'])}/{fmt_number(summ.loc[lv, 'mad'])}"
-            for lv in levels
-            if lv in summ.index
-        )
+    sides = I.side_arrays(
+        d,
+        metric,
+        [{by: short, "correct": c} for c in (True, False)],
+        [{by: long_, "correct": c} for c in (True, False)],
+        modules=modules,
     )
-    return Finding(claim, measured, ok, detail)
+    note = f"levels short→long {levels}"
+    out = [
+        evaluate(claim, f"RD(correct, irrelevant) ratio {long_}/{short}", sides, _rd_log_ratio,
+                 kind="equivalence", margin=(0.0, margin), n_boot=n_boot, seed=seed,
+                 detail=f"authors' RD of mean {metric} curves; {note}", caveats=[floor_note(sides, seed)])
+    ]  # fmt: skip
+    if reference_rd is not None and reference_rd == reference_rd:
+        s2 = I.side_arrays(
+            d,
+            metric,
+            [{by: long_, "correct": True}],
+            [{by: long_, "correct": False}],
+            modules=modules,
+        )
+        out.append(
+            evaluate(f"{claim}, and below the detailed-CoT reference", f"RD(correct, irrelevant) at {long_}",
+                     s2, _rd_between, kind="equivalence", log=False, margin=(-math.inf, reference_rd / margin),
+                     n_boot=n_boot, seed=seed, detail=f"reference RD {fmt_number(reference_rd)} / {margin}")
+        )  # fmt: skip
+    return out
+
+
+def pick_pair(models: list[Any], base: Any, instruct: Any) -> tuple[Any, Any]:
+    """The (base, instruct) pair: given, or guessed from "instruct"/"-it"/"chat" in a name."""
+    if instruct is None:
+        g = [m for m in models if any(t in str(m).lower() for t in ("instruct", "-it", "chat"))]
+        instruct = g[0] if len(g) == 1 else None
+    if base is None and instruct is not None:
+        rest = [m for m in models if m != instruct]
+        base = rest[0] if len(rest) == 1 else None
+    return base, instruct
+
+
+def _ratio_of_ratios(f: Any) -> I.Stat:
+    """``log(f(b_fast)/f(b_slow)) - log(f(a_fast)/f(a_slow))``."""
+
+    def stat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        rb = np.log(f(b[..., 0, :, :]) / f(b[..., 1, :, :]))
+        return rb - np.log(f(a[..., 0, :, :]) / f(a[..., 1, :, :]))
+
+    return stat
 
 
 def claim_base_vs_instruct(
@@ -330,36 +335,24 @@ def claim_base_vs_instruct(
     correct: bool | None = True,
     criterion: str = "both",
     where: Mapping[str, Any] | None = None,
-) -> Finding:
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Finding]:
     """Pre-trained (base) LLMs are less affected by the instability of fast thinking.
 
     Paper (abstract): "pre-trained LLMs are less affected by the instability of fast
-    thinking than instruction-tuned LLMs". For each model the fast/slow ratios of
-    the module-averaged mean-curve level and MAD are computed
-    (``level[fast] / level[slow]``, ``MAD[fast] / MAD[slow]``). Supported iff the
-    instruct model's ratio exceeds the base model's for the MAD, the level, or both
-    (``criterion`` = ``"mad"``, ``"level"``, ``"both"``).
-
-    Args:
-        df: statistics table with a ``model_col`` column (two models).
-        metric: see :func:`metric_values`.
-        base, instruct: the two values of ``model_col`` (default: the two present,
-            the one whose name contains "instruct"/"-it"/"chat" is the instruct one).
-        model_col: the model column.
-        fast, slow: values of ``column`` for fast and slow thinking.
-        column: column of the response type.
-        modules: modules to use.
-        correct: ``correct`` filter (None: none).
-        criterion: ``"both"``, ``"mad"`` or ``"level"``.
-        where: extra row filter.
+    thinking than instruction-tuned LLMs". Statistic: the ratio of the two models'
+    fast/slow ratios, ``(x[fast]/x[slow])_instruct / (x[fast]/x[slow])_base`` for the
+    mean-curve level and the MAD (``criterion``: both, level or mad); expected > 1,
+    paired over questions.
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = pd.concat([synthetic_stats(n_samples=6, n_layers=6, model="m-base"),
         ...                 synthetic_stats(n_samples=6, n_layers=6, model="m-instruct",
         ...                                 fast_instability=2.0, scale=0.8)])
-        >>> claim_base_vs_instruct(df, base="m-base", instruct="m-instruct").supported
-        True
+        >>> [f.verdict for f in claim_base_vs_instruct(df, base="m-base", instruct="m-instruct", n_boot=200)]
+        ['supported', 'supported']
     """
     if criterion not in ("both", "mad", "level"):
         raise InputError(f"criterion must be both/mad/level, got {criterion!r}", field="criterion")
@@ -368,60 +361,28 @@ def claim_base_vs_instruct(
         "than instruction-tuned LLMs"
     )
     if model_col not in df.columns:
-        return Finding(claim, "n/a", None, f"table lacks {model_col!r}")
-    models = list(dict.fromkeys(df[model_col].dropna()))
+        return [invalid(claim, "ratio of ratios", f"table lacks {model_col!r}")]
+    base, instruct = pick_pair(list(dict.fromkeys(df[model_col].dropna())), base, instruct)
     if base is None or instruct is None:
-        guess_i = [
-            m for m in models if any(t in str(m).lower() for t in ("instruct", "-it", "chat"))
-        ]
-        if instruct is None and len(guess_i) == 1:
-            instruct = guess_i[0]
-        if base is None and instruct is not None:
-            rest = [m for m in models if m != instruct]
-            base = rest[0] if len(rest) == 1 else None
-    if base is None or instruct is None:
-        return Finding(claim, "n/a", None, f"cannot tell base from instruct among {models}")
-    w = with_correct(df, where, correct)
-    w[model_col] = [base, instruct]
-    w[column] = [fast, slow]
-    d = filter_table(df, w)
-    s = curve_summary(d, metric, [model_col, column], modules)
-    agg = s.groupby([model_col, column])[["level", "mad"]].mean()
-    try:
-        r = {
-            m: (
-                agg.loc[(m, fast), "level"] / agg.loc[(m, slow), "level"],
-                agg.loc[(m, fast), "mad"] / agg.loc[(m, slow), "mad"],
-            )
-            for m in (base, instruct)
-        }
-    except KeyError:
-        return Finding(
-            claim, "n/a", None, f"need {fast} and {slow} rows for both {base} and {instruct}"
-        )
-    level_ok = bool(r[instruct][0] > r[base][0])
-    mad_ok = bool(r[instruct][1] > r[base][1])
-    ok = {"both": level_ok and mad_ok, "mad": mad_ok, "level": level_ok}[criterion]
-    measured = (
-        f"{fast}/{slow} level ratio base={fmt_number(r[base][0])}, instruct={fmt_number(r[instruct][0])}; "
-        f"MAD ratio base={fmt_number(r[base][1])}, instruct={fmt_number(r[instruct][1])}"
-    )
-    detail = (
-        f"module-averaged mean-curve level and MAD of {metric}; criterion={criterion}; "
-        f"levels: "
-        + ", ".join(
-            f"{m}/{c}={fmt_number(agg.loc[(m, c), 'level'])}"
-            for m in (base, instruct)
+        return [invalid(claim, "ratio of ratios", "cannot tell base from instruct")]
+    sides = I.side_arrays(
+        df,
+        metric,
+        [_cell(df, where, **{model_col: base, column: c}, correct=correct) for c in (fast, slow)],
+        [
+            _cell(df, where, **{model_col: instruct, column: c}, correct=correct)
             for c in (fast, slow)
-        )
-        + "; MADs: "
-        + ", ".join(
-            f"{m}/{c}={fmt_number(agg.loc[(m, c), 'mad'])}"
-            for m in (base, instruct)
-            for c in (fast, slow)
-        )
+        ],
+        modules=modules,
     )
-    return Finding(claim, measured, ok, detail)
+    stats = {"level": ("mean-curve level", I.level), "mad": ("MAD (all layers)", I.mad)}
+    keys = ["level", "mad"] if criterion == "both" else [criterion]
+    return [
+        evaluate(f"{claim} ({stats[k][0]})", f"{stats[k][0]} {fast}/{slow} ratio, {instruct} over {base}",
+                 sides, _ratio_of_ratios(stats[k][1]), direction="greater", n_boot=n_boot, seed=seed,
+                 detail=f"{metric}, correct responses")
+        for k in keys
+    ]  # fmt: skip
 
 
 def claim_instruct_not_better_at_correctness(
@@ -436,56 +397,44 @@ def claim_instruct_not_better_at_correctness(
     modules: Sequence[str] | None = ATTN_MODULES,
     margin: float = 1.5,
     where: Mapping[str, Any] | None = None,
-) -> Finding:
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Finding]:
     """Instruction-tuned LLMs are not better than base LLMs at telling irrelevant responses.
 
     Paper (repository highlights): "The instruction-finetuned LLMs do not show
     superior capability over pre-trained base LLMs in identifying incorrect reasoning
-    paths". Measured as the module-averaged authors' RD between correct and
-    irrelevant mean curves under slow thinking, per model. Supported iff
-    ``RD[instruct] < margin × RD[base]`` (the instruct model's separation is not
-    clearly larger).
+    paths". A no-difference claim: RD(correct, irrelevant) at ``slow``, ratio
+    instruct/base, must lie below ``margin`` (one-sided equivalence test).
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> df = pd.concat([synthetic_stats(n_samples=6, n_layers=6, model="m"),
         ...                 synthetic_stats(n_samples=6, n_layers=6, model="m-instruct", seed=1)])
-        >>> claim_instruct_not_better_at_correctness(df).supported
-        True
+        >>> claim_instruct_not_better_at_correctness(df, n_boot=200)[0].kind
+        'equivalence'
     """
     claim = (
         "Instruction-tuned LLMs do not separate correct from irrelevant responses better "
         "than pre-trained (base) LLMs"
     )
     if model_col not in df.columns or "correct" not in df.columns:
-        return Finding(claim, "n/a", None, f"table lacks {model_col!r} or 'correct'")
-    models = list(dict.fromkeys(df[model_col].dropna()))
-    if instruct is None:
-        g = [m for m in models if any(t in str(m).lower() for t in ("instruct", "-it", "chat"))]
-        instruct = g[0] if len(g) == 1 else None
-    if base is None and instruct is not None:
-        rest = [m for m in models if m != instruct]
-        base = rest[0] if len(rest) == 1 else None
+        return [invalid(claim, "RD ratio", f"table lacks {model_col!r} or 'correct'")]
+    base, instruct = pick_pair(list(dict.fromkeys(df[model_col].dropna())), base, instruct)
     if base is None or instruct is None:
-        return Finding(claim, "n/a", None, f"cannot tell base from instruct among {models}")
-    w = dict(where or {})
-    w[column] = slow
-    w[model_col] = [base, instruct]
-    rd = rd_by(filter_table(df, w), metric, model_col, modules)
-    if base not in rd.index or instruct not in rd.index:
-        return Finding(
-            claim, "n/a", None, f"need correct and irrelevant {slow} rows for both models"
-        )
-    ok = bool(rd[instruct] < margin * rd[base])
-    measured = f"RD base={fmt_number(rd[base])}, instruct={fmt_number(rd[instruct])}"
-    detail = (
-        f"authors' RD |correct-irrelevant|/|correct| of mean {metric} curves at {column}={slow}, "
-        f"module-averaged; criterion RD[instruct] < {margin}×RD[base]"
+        return [invalid(claim, "RD ratio", "cannot tell base from instruct")]
+    sides = I.side_arrays(
+        df,
+        metric,
+        [_cell(df, where, **{model_col: base, column: slow}, correct=c) for c in (True, False)],
+        [_cell(df, where, **{model_col: instruct, column: slow}, correct=c) for c in (True, False)],
+        modules=modules,
     )
-    return Finding(claim, measured, ok, detail)
-
-
-# --------------------------------------------------------------------------- extra claims
+    return [
+        evaluate(claim, f"RD(correct, irrelevant) ratio {instruct}/{base} at {column}={slow}", sides,
+                 _rd_log_ratio, kind="equivalence", margin=(0.0, margin), n_boot=n_boot, seed=seed,
+                 detail=f"authors' RD of mean {metric} curves", caveats=[floor_note(sides, seed)])
+    ]  # fmt: skip
 
 
 def claim_long_tail_larger(
@@ -498,72 +447,61 @@ def claim_long_tail_larger(
     length_column: str = "length",
     modules: Sequence[str] | None = ATTN_MODULES,
     correct: bool | None = True,
-) -> Finding:
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Finding]:
     """Exploratory: long-tail (unpopular) knowledge gives larger gradients than popular.
 
-    Compares module-averaged mean-curve levels of ``metric`` (correct responses) of
-    long-tail and popular texts of the same nominal length: at every ``length_column``
-    value both groups have (the synthetic set), or else (the released files, whose
-    long-tail texts have no length variants) against the popular length whose median
-    response length is closest to the long-tail one. Supported iff long-tail is larger
-    at every compared length. MADs are reported too.
+    Mean-curve level ratio long-tail/popular (expected > 1) at every ``length_column``
+    value both groups have, or else against the popular length whose median response
+    length is closest to the long-tail one. Different texts: cluster bootstrap.
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
         >>> d = synthetic_stats(n_samples=4, n_layers=4, datasets=["w"], cots=["none"])
         >>> d["popularity"] = np.where(d["sample_id"].str.endswith(("0", "2")), "popular", "long_tail")
-        >>> claim_long_tail_larger(d, length_column="").supported in (True, False)
-        True
+        >>> claim_long_tail_larger(d, length_column="", n_boot=100)[0].verdict
+        'invalid'
     """
     claim = "Exploratory: long-tail knowledge gives larger gradients than popular knowledge of similar length"
     d = filter_table(df, with_correct(df, None, correct))
     if column not in d.columns or not {popular, long_tail} <= set(d[column].dropna()):
-        return Finding(claim, "n/a", None, f"need {column}={popular!r} and {long_tail!r} rows")
+        return [invalid(claim, "level ratio", f"need {column}={popular!r} and {long_tail!r} rows")]
     keys = example_key_columns(d)
     lt, pop = d[d[column] == long_tail], d[d[column] == popular]
-    comparisons: list[tuple[str, pd.DataFrame, pd.DataFrame]] = []
+    pairs: list[tuple[str, Any]] = []
     if length_column and length_column in d.columns:
-        common = [
-            v
+        common = set(lt[length_column].dropna())
+        pairs = [
+            (f"{length_column}={v}", v)
             for v in value_order(pop[length_column].dropna().unique(), length_column)
-            if v in set(lt[length_column].dropna())
+            if v in common
         ]
-        comparisons = [
-            (str(v), lt[lt[length_column] == v], pop[pop[length_column] == v]) for v in common
-        ]
-    if not comparisons:
-        lt_len = float(lt.drop_duplicates(keys)["n_response_tokens"].median())
+    if not pairs:
+        chosen = None
         if length_column and length_column in pop.columns and pop[length_column].nunique() > 1:
+            lt_len = float(lt.drop_duplicates(keys)["n_response_tokens"].median())
             med = pop.drop_duplicates(keys).groupby(length_column)["n_response_tokens"].median()
             chosen = (med - lt_len).abs().idxmin()
-            pop = pop[pop[length_column] == chosen]
-            label = f"long-tail vs popular {length_column}={chosen}"
-        else:
-            label = "long-tail vs popular"
-        comparisons = [(label, lt, pop)]
-    parts, oks = [], []
-    for label, a, b in comparisons:
-        sa = curve_summary(a, metric, [], modules)[["level", "mad"]].mean()
-        sb = curve_summary(b, metric, [], modules)[["level", "mad"]].mean()
-        oks.append(bool(sa["level"] > sb["level"]))
-        la = float(a.drop_duplicates(keys)["n_response_tokens"].median())
-        lb = float(b.drop_duplicates(keys)["n_response_tokens"].median())
-        parts.append((label, sa, sb, la, lb))
-    measured = "; ".join(
-        f"{lab}: level {fmt_number(sa['level'])} vs {fmt_number(sb['level'])}"
-        for lab, sa, sb, _, _ in parts
+        pairs = [(f"popular {length_column}={chosen}" if chosen is not None else "all", chosen)]
+    out = []
+    for label, v in pairs:
+        a = pop if v is None else pop[pop[length_column] == v]
+        b = lt if v is None or label.startswith("popular") else lt[lt[length_column] == v]
+        sides = I.side_arrays(a, metric, [{}], [{}], modules=modules, df_b=b)
+        out.append(
+            evaluate(f"{claim} ({label})", "mean-curve level ratio long-tail/popular", sides,
+                     _log_ratio(I.level), direction="greater", n_boot=n_boot, seed=seed,
+                     detail="not one of the paper's headline claims")
+        )  # fmt: skip
+    return out
+
+
+def rd_by(d: pd.DataFrame, metric: str, level_col: str, modules: Sequence[str] | None) -> pd.Series:
+    """Module-averaged authors' RD (correct=a, irrelevant=b) per value of ``level_col``."""
+    t = relative_difference_table(
+        d, metric, "correct", True, False, by=[level_col], modules=modules
     )
-    detail = (
-        "long-tail vs popular, module-averaged mean-curve level and MAD of "
-        + metric
-        + " over correct "
-        "responses; "
-        + "; ".join(
-            f"{lab}: MAD {fmt_number(sa['mad'])} vs {fmt_number(sb['mad'])}, median response "
-            f"tokens {la:.0f} vs {lb:.0f}"
-            for lab, sa, sb, la, lb in parts
-        )
-        + f"; supported iff larger at every compared length ({sum(oks)}/{len(oks)}); not one of the "
-        "paper's headline claims"
-    )
-    return Finding(claim, measured, all(oks), detail)
+    if t.empty:
+        return pd.Series(dtype=float)
+    return t.groupby(level_col, sort=False)["rd_mean"].mean()

@@ -3,8 +3,12 @@
 Profiles:
 
 * ``smoke``: the synthetic set only, 8 examples per variant (CI-sized), all families;
-* ``default``: the synthetic set, at least 50 generated per variant, ``n_per_variant``
-  written (the notebook's default YAML writes a small number for CPU runs);
+* ``default``: the authors' released examples (``LGKIT_DATA_DIR``, the local cache or a
+  download) of GSM8K, StrategyQA and wiki (popular 100 / 500 words, long-tail):
+  ``n_per_variant`` questions sampled once with ``seed``, the same questions in every
+  variant (none/simplified/detailed x correct/irrelevant), so comparisons are paired.
+  Where the release cannot be found it falls back, loudly, to the synthetic set
+  (at least 50 generated per variant) and records ``fallback`` in ``index.json``;
 * ``full``: the authors' released files (``LGKIT_DATA_DIR``, a ``data_dir`` or a
   network), every dataset and variant, 500 each (454 long-tail wiki), with the released
   irrelevant files (``irrelevant="released"``) or lgkit's collision-free rebuild of them
@@ -22,16 +26,23 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from lgkit.data.index import DataFile, write_data_file, write_data_index
 from lgkit.data.items import FAMILIES, Groups, make_variants
-from lgkit.data.release import load_release, release_catalog, release_items
+from lgkit.data.release import (
+    ReleaseUnavailableError,
+    load_release,
+    release_catalog,
+    release_items,
+)
 from lgkit.data.synthetic import (
     N_POPULAR_SUBJECTS,
     SYNTH_DATASETS,
@@ -60,6 +71,10 @@ class ProfileSpec:
         n_per_variant: default number of examples written per variant (<= 0: all).
         min_generated: synthetic: generate at least this many per variant.
         irrelevant: released: ``released`` (the authors' files) or ``rebuilt`` (lgkit's builder).
+        sample: released: draw ``n_per_variant`` questions at random (seeded, the same
+            questions in every variant of a dataset) instead of the first ones.
+        fallback: released: ``"synthetic"`` builds the synthetic set (with a warning and
+            a ``fallback`` note in the index) when the release cannot be found.
     """
 
     name: str
@@ -69,11 +84,31 @@ class ProfileSpec:
     n_per_variant: int = 8
     min_generated: int = 0
     irrelevant: str = "released"
+    sample: bool = False
+    fallback: str = ""
 
+
+DEFAULT_DATASETS: tuple[str, ...] = (
+    "gsm8k",
+    "strategyqa",
+    "wiki_popular_100",
+    "wiki_popular_500",
+    "wiki_long_tail",
+)
+"""The default profile's released datasets (one math, one commonsense, the wiki groups
+that fit the default max length of 1024 tokens: the 1000-word texts would be cut)."""
 
 PROFILES: dict[str, ProfileSpec] = {
     "smoke": ProfileSpec("smoke", "synthetic", n_per_variant=8),
-    "default": ProfileSpec("default", "synthetic", n_per_variant=24, min_generated=50),
+    "default": ProfileSpec(
+        "default",
+        "released",
+        datasets=DEFAULT_DATASETS,
+        n_per_variant=12,
+        min_generated=50,
+        sample=True,
+        fallback="synthetic",
+    ),
     "full": ProfileSpec("full", "released", n_per_variant=0, irrelevant="released"),
 }
 
@@ -166,13 +201,16 @@ def _released_groups(
             datasets.append(f.dataset)
     if not datasets:
         raise InputError(f"profile {spec.name!r} selects no released dataset")
-    limit = n if n > 0 else None
+    limit = n if n > 0 and not spec.sample else None
     groups: Groups = {}
     for ds in tqdm(datasets, desc="released datasets"):
         if spec.irrelevant == "released":
             for f in release_catalog(dataset=ds):
-                groups[(f.dataset, f.cot, f.correct)] = load_release(
+                exs = load_release(
                     f.dataset, f.cot, f.correct, data_dir=data_dir, download=download, limit=limit
+                )
+                groups[(f.dataset, f.cot, f.correct)] = (
+                    sample_questions(exs, n, seed, ds) if spec.sample and n > 0 else exs
                 )
         else:
             items = release_items(ds, data_dir=data_dir, download=download)
@@ -181,6 +219,42 @@ def _released_groups(
                 make_variants(items, ds, seed=seed, source="layer_gradient", strict=False)
             )
     return groups
+
+
+def sample_questions(examples: list, n: int, seed: int, dataset: str) -> list:
+    """``n`` examples drawn at random with a seed of (``seed``, ``dataset``), in file order.
+
+    Every variant file of a released dataset lists the same questions in the same order,
+    so the same draw picks the same questions in every variant (paired comparisons).
+
+    Example:
+        >>> [x for x in sample_questions(list(range(10)), 3, 0, "d")] == sample_questions(list(range(10)), 3, 0, "d")
+        True
+    """
+    if n <= 0 or n >= len(examples):
+        return list(examples)
+    rng = np.random.default_rng([int(seed), zlib.crc32(dataset.encode())])
+    idx = sorted(rng.choice(len(examples), size=n, replace=False).tolist())
+    return [examples[i] for i in idx]
+
+
+def _with_fallback(
+    spec: ProfileSpec, n: int, seed: int, data_dir: Any, download: bool | None
+) -> tuple[Groups, ProfileSpec, str]:
+    """The profile's groups; a released profile with ``fallback`` falls back loudly."""
+    if spec.source == "synthetic" or not spec.fallback:
+        return (
+            profile_groups(spec, n_per_variant=n, seed=seed, data_dir=data_dir, download=download),
+            spec,
+            "",
+        )
+    try:
+        return _released_groups(spec, n, seed, data_dir, download), spec, ""
+    except ReleaseUnavailableError as e:
+        reason = f"released examples not found ({e}); synthetic data: illustrative only, not evidence about the paper"
+        logger.warning("profile %s: %s", spec.name, reason)
+        syn = replace(spec, source="synthetic", datasets=None, sample=False)
+        return _synthetic_groups(syn, n, seed), syn, reason
 
 
 def profile_groups(
@@ -248,9 +322,7 @@ def build_profile(
     spec = _spec(profile_or_spec)
     if irrelevant is not None:
         spec = _spec(replace(spec, irrelevant=irrelevant))
-    groups = profile_groups(
-        spec, n_per_variant=n_per_variant, seed=seed, data_dir=data_dir, download=download
-    )
+    groups, spec, fallback = _with_fallback(spec, int(n_per_variant), int(seed), data_dir, download)
     ddir = Path(out_dir) / "data"
     ddir.mkdir(parents=True, exist_ok=True)
     for old in ddir.glob("*__*__*.jsonl"):
@@ -271,6 +343,8 @@ def build_profile(
         seed=int(seed),
         n_per_variant=int(n_per_variant),
         irrelevant=spec.irrelevant if spec.source == "released" else "rebuilt",
+        sampling="seeded random questions, the same in every variant" if spec.sample else "first n",
+        fallback=fallback,
     )
     logger.info("wrote %d variant files to %s", len(files), ddir)
     return files

@@ -11,3 +11,7 @@ from lgkit.series.steps import *  # noqa: F403
 from lgkit.series.steps import __all__ as _steps_all
 
 __all__ = [*_steps_all, *_outputs_all]
+from lgkit.series.findings import *  # noqa: F403
+from lgkit.series.findings import __all__ as _findings_all
+
+__all__ += _findings_all

@@ -14,12 +14,22 @@ import numpy as np
 import pandas as pd
 
 from lgkit import analysis as A
+from lgkit.analysis.findings import COLUMNS as FINDING_COLUMNS
 from lgkit.fsio import atomic_write_json
+from lgkit.models.weights import quantisation
+from lgkit.series.findings import RELEASED_NOTE, data_kind
 from lgkit.series.steps import n_examples, project_path, safe_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Outputs", "findings_records", "jsonable", "write_metrics"]
+__all__ = [
+    "Outputs",
+    "data_banner",
+    "findings_records",
+    "findings_view",
+    "jsonable",
+    "write_metrics",
+]
 
 
 # --------------------------------------------------------------------------- outputs
@@ -62,12 +72,56 @@ def jsonable(obj: Any) -> Any:
 
 
 def findings_records(findings: Iterable[A.Finding]) -> list[dict[str, Any]]:
-    """Findings as JSON-ready dicts ``{claim, measured, supported, detail}``."""
+    """Findings as JSON-ready dicts with the keys of :data:`lgkit.analysis.findings.COLUMNS`."""
     out = []
     for f in findings:
         d = asdict(f) if is_dataclass(f) else dict(f)
-        out.append(jsonable({k: d.get(k) for k in ("claim", "measured", "supported", "detail")}))
+        out.append(jsonable({k: d.get(k) for k in FINDING_COLUMNS}))
     return out
+
+
+def data_banner(kind: str) -> str:
+    """The line every page of a run on ``kind`` data shows (empty for released data).
+
+    Example:
+        >>> data_banner("synthetic")
+        'SYNTHETIC DATA (not the released examples): synthetic data: illustrative only, not evidence about the paper'
+    """
+    if kind != "synthetic":
+        return ""
+    return f"SYNTHETIC DATA (not the released examples): {A.SYNTHETIC_LABEL}"
+
+
+def findings_view(findings: Sequence[A.Finding]) -> pd.DataFrame:
+    """The reader-facing findings table: claim, statistic, estimate, 95% CI, p adj, n,
+    verdict (with its labels), caveats, control, rule.
+
+    Example:
+        >>> findings_view([A.Finding("c", "s", 0.5, 0.4, 0.6, 0.01)]).columns.tolist()[:5]
+        ['claim', 'statistic', 'estimate', '95% CI', 'p adj']
+    """
+
+    def g(x: Any) -> str:
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+
+    t = A.findings_table(findings)
+    return pd.DataFrame(
+        {
+            "claim": t["claim"],
+            "statistic": t["statistic"],
+            "estimate": t["estimate"].map(g),
+            "95% CI": [
+                f"[{g(a)}, {g(b)}]" if g(a) else ""
+                for a, b in zip(t["ci_low"], t["ci_high"], strict=True)
+            ],
+            "p adj": t["p_adj"].map(g),
+            "n": t["n_questions"],
+            "verdict": t["verdict_text"],
+            "caveats": t["caveats"],
+            "control": t["control"],
+            "rule": t["rule"],
+        }
+    )
 
 
 def write_metrics(
@@ -77,7 +131,7 @@ def write_metrics(
 
     Example:
         >>> import json, tempfile
-        >>> p = write_metrics(tempfile.mkdtemp(), [A.Finding("c", 1.0, True)], {"n_examples": 3})
+        >>> p = write_metrics(tempfile.mkdtemp(), [A.Finding("c", "s", 1.0)], {"n_examples": 3})
         >>> json.loads(p.read_text())["n_examples"]
         3
     """
@@ -178,21 +232,26 @@ class Outputs:
         if self.show if show is None else show:
             _display(df)
 
-    def findings(self, findings: Sequence[A.Finding], name: str = "findings") -> None:
-        """Save the findings table (claim, measured, supported, detail) and show it."""
-        t = A.findings_table(findings)
-        view = t.assign(
-            supported=t["supported"].map({True: "supported", False: "not supported"}).fillna("n/a")
+    def findings(
+        self, findings: Sequence[A.Finding], name: str = "findings", *, data: str = ""
+    ) -> None:
+        """Save the findings table (:func:`findings_view`) and show it.
+
+        ``data="synthetic"`` puts the synthetic-data banner above the table (and into
+        its caption).
+        """
+        view = findings_view(findings)
+        banner = data_banner(data)
+        caption = "Claims of the paper tested on this model and data" + (
+            f" ({banner})" if banner else ""
         )
-        self.table(
-            view, name, caption="Claims of the paper tested on this model and data", show=False
-        )
+        self.table(view, name, caption=caption, show=False)
         if self.show:
-            _display(
-                view[["claim", "measured", "supported"]].style.set_properties(
-                    **{"text-align": "left"}
-                )
-            )
+            if banner:
+                from IPython.display import HTML
+
+                _display(HTML(f"<p style='color:#a00;font-weight:bold'>{banner}</p>"))
+            _display(view.style.set_properties(**{"text-align": "left"}))
 
     def write_metrics(
         self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any
@@ -208,6 +267,14 @@ class Outputs:
                     doc[key] = sorted(str(x) for x in df[col].dropna().unique())
             if "layer" in df.columns:
                 doc["n_layers"] = int(df["layer"].nunique())
+            kind = data_kind(df)
+            doc["data"] = kind
+            doc["data_note"] = A.SYNTHETIC_LABEL if kind == "synthetic" else RELEASED_NOTE
+            if "model" in df.columns:
+                doc["weights"] = {
+                    str(m): quantisation(str(m)) or "as loaded"
+                    for m in df["model"].dropna().unique()
+                }
         doc.update(extra)
         doc.update(
             figures=self.figures,

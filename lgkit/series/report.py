@@ -91,18 +91,94 @@ def _rel(p: Path, base: Path) -> str:
     return os.path.relpath(p, base).replace(os.sep, "/")
 
 
-def _supported_cell(v: Any) -> str:
-    if v is True:
-        return '<td class="yes">supported</td>'
-    if v is False:
-        return '<td class="no">not supported</td>'
-    return '<td class="na">n/a</td>'
+_VERDICT_CLASS = {
+    "supported": "sup",
+    "contradicted": "con",
+    "inconclusive": "inc",
+    "invalid": "inv",
+}
+FINDING_HEADERS = (
+    "notebook",
+    "claim",
+    "statistic",
+    "estimate",
+    "95% CI",
+    "p adj",
+    "n",
+    "verdict",
+    "caveats",
+)
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, (int, float)) and x == x else ""
+
+
+def _finding_row(f: dict[str, Any]) -> str:
+    esc = html.escape
+    ci = f"[{_num(f.get('ci_low'))}, {_num(f.get('ci_high'))}]" if _num(f.get("ci_low")) else ""
+    verdict = str(f.get("verdict") or "")
+    text = str(f.get("verdict_text") or verdict)
+    caveats = "; ".join(str(x) for x in (f.get("caveats"), f.get("control")) if x)
+    how = f"rule: {f.get('rule') or ''}. {f.get('detail') or ''}"
+    cells = [
+        f"<a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a>",
+        esc(str(f.get("claim", ""))),
+        esc(str(f.get("statistic", ""))),
+        _num(f.get("estimate")),
+        ci,
+        _num(f.get("p_adj")),
+        esc(str(f.get("n_questions", ""))),
+    ]
+    return (
+        "<tr>"
+        + "".join(f"<td>{c}</td>" for c in cells)
+        + f"<td class='{_VERDICT_CLASS.get(verdict, 'inc')}'>{esc(text)}</td>"
+        + f"<td class='small'>{esc(caveats)}<details><summary>how</summary>{esc(how)}</details></td></tr>"
+    )
+
+
+def findings_section(run_dir: Path) -> list[str]:
+    """HTML of the run's banner (synthetic data, weights) and its findings table.
+
+    Example:
+        >>> findings_section(Path("/nonexistent"))
+        ['<h2>Findings</h2>', '<p>No findings yet.</p>']
+    """
+    esc = html.escape
+    metrics = [read_json(d / "metrics.json") or {} for d in _notebook_dirs(run_dir)]
+    parts = []
+    if any(m.get("data") == "synthetic" for m in metrics):
+        from lgkit.series.outputs import data_banner
+
+        parts.append(f"<p class='banner'>{esc(data_banner('synthetic'))}</p>")
+    weights = {
+        k: v for m in metrics for k, v in (m.get("weights") or {}).items() if v != "as loaded"
+    }
+    if weights:
+        w = ", ".join(f"{k}: {v} GGUF dequantised to float32" for k, v in weights.items())
+        parts.append(f"<p class='small'>weights: {esc(w)}</p>")
+    parts.append("<h2>Findings</h2>")
+    findings = collect_findings(run_dir)
+    if not findings:
+        return parts + ["<p>No findings yet.</p>"]
+    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in FINDING_HEADERS) + "</tr>")
+    parts += [_finding_row(f) for f in findings]
+    parts.append("</table>")
+    counts = {v: sum(f.get("verdict") == v for f in findings) for v in _VERDICT_CLASS}
+    parts.append(
+        "<p class='small'>"
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + " (Holm-adjusted within each notebook; the rule is in each row's details), on this run's models and data.</p>"
+    )
+    return parts
 
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
-th{background:#f3f3f3}.yes{background:#e3f6e3}.no{background:#fbe3e3}.na{background:#eee}
+th{background:#f3f3f3}.no{background:#fbe3e3}.sup{background:#eef4ff}.con{background:#fff0e0}
+.inc{background:#f4f4f4}.inv{background:#eee;color:#777}.banner{background:#fde2e2;border:2px solid #c00;padding:.6em;font-weight:bold}
 .thumbs img{max-width:100%;max-height:320px;border:1px solid #ddd}
 figure{margin:1em 0}figcaption{font-size:.9em;color:#444;max-width:1100px}.small{color:#666;font-size:.9em}
 details{margin:.3em 0}code{background:#f5f5f5;padding:0 3px}
@@ -156,30 +232,8 @@ def write_index(run_dir: str | Path) -> Path:
             + "</p>"
         )
 
-    # findings of all notebooks
-    findings = collect_findings(run_dir)
-    parts.append("<h2>Findings</h2>")
-    if findings:
-        parts.append(
-            "<table><tr><th>notebook</th><th>claim</th><th>measured</th><th>result</th><th>detail</th></tr>"
-        )
-        for f in findings:
-            detail = str(f.get("detail") or "")
-            parts.append(
-                f"<tr><td><a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a></td>"
-                f"<td>{esc(str(f.get('claim', '')))}</td><td>{esc(str(f.get('measured', '')))}</td>"
-                f"{_supported_cell(f.get('supported'))}"
-                f"<td class='small'><details><summary>how</summary>{esc(detail)}</details></td></tr>"
-            )
-        parts.append("</table>")
-        n_yes = sum(f.get("supported") is True for f in findings)
-        n_no = sum(f.get("supported") is False for f in findings)
-        parts.append(
-            f"<p class='small'>{n_yes} supported, {n_no} not supported, "
-            f"{len(findings) - n_yes - n_no} not measurable, on this run's models and data.</p>"
-        )
-    else:
-        parts.append("<p>No findings yet.</p>")
+    # banner and findings of all notebooks
+    parts += findings_section(run_dir)
 
     # per notebook
     parts.append("<h2>Notebooks</h2>")

@@ -14,7 +14,7 @@ needs around those:
   is computed once and reused by later notebooks (05 reuses what 02–04 computed);
 * outputs: :class:`Outputs` saves figures (PNG + PDF), tables (CSV + LaTeX) and
   writes ``metrics.json`` (the findings, counts, models and key numbers);
-* claims not in :mod:`lgkit.analysis`: :func:`claim_long_tail_larger`.
+* findings: :mod:`lgkit.series.findings` (tags, pairs, the random twin, labels).
 
 Example:
     >>> from lgkit.analysis import synthetic_stats, claim_flatter_with_cot
@@ -22,9 +22,9 @@ Example:
     >>> import json, tempfile
     >>> out = Outputs(tempfile.mkdtemp(), notebook="demo", show=False)
     >>> df = synthetic_stats(n_samples=4, n_layers=6)
-    >>> path = out.write_metrics([claim_flatter_with_cot(df)], df=df)
-    >>> json.loads(path.read_text())["findings"][0]["supported"]
-    True
+    >>> path = out.write_metrics(claim_flatter_with_cot(df, n_boot=100), df=df)
+    >>> json.loads(path.read_text())["findings"][0]["verdict"]
+    'supported'
 """
 
 from __future__ import annotations
@@ -51,11 +51,8 @@ __all__ = [
     "ensure_data",
     "family_stats",
     "group_order",
-    "pair_findings",
-    "pair_label",
-    "per_group",
+    "length_summary",
     "rd_summary",
-    "tag",
     "wiki_groups",
     "grad_config",
     "model_family",
@@ -326,6 +323,7 @@ def family_stats(
             continue
         df["family"] = f.family
         df["data_file"] = f.name
+        df["synthetic"] = bool(f.synthetic)
         for k in META_COLUMNS:
             if k in f.meta:
                 df[k] = f.meta[k]
@@ -532,6 +530,28 @@ def cot_summary(
     }
 
 
+def length_summary(df: pd.DataFrame, by: str = "group") -> dict[str, dict[str, float]]:
+    """Per value of ``by``: median response tokens and the share of truncated examples.
+
+    Example:
+        >>> t = pd.DataFrame({"sample_id": ["a", "b"], "group": ["s", "l"], "n_response_tokens": [10, 90],
+        ...                   "truncated": [False, True]})
+        >>> length_summary(t)["l"]
+        {'median_response_tokens': 90.0, 'truncated': 1.0}
+    """
+    keys = [c for c in A.example_key_columns(df) if c in df.columns]
+    ex = df.drop_duplicates(keys + [by])
+    g = ex.groupby(by, sort=False)
+    trunc = g["truncated"].mean() if "truncated" in ex.columns else None
+    return {
+        str(k): {
+            "median_response_tokens": float(v),
+            "truncated": float(trunc[k]) if trunc is not None else float("nan"),
+        }
+        for k, v in g["n_response_tokens"].median().items()
+    }
+
+
 def rd_summary(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
@@ -614,87 +634,6 @@ def group_order(df: pd.DataFrame, column: str = "group") -> list[Any]:
         return (0 if pop == "popular" else 1, nominal, float(med[g]), str(g))
 
     return sorted(med.index, key=key)
-
-
-def tag(finding: A.Finding, label: str, note: str = "") -> A.Finding:
-    """A copy of ``finding`` with ``[label]`` before the claim and ``note`` after the detail.
-
-    Example:
-        >>> tag(A.Finding("c", "m", True, "d"), "gsm8k").claim
-        '[gsm8k] c'
-    """
-    detail = finding.detail + (f" NOTE: {note}" if note else "")
-    claim = f"[{label}] {finding.claim}" if label else finding.claim
-    return A.Finding(claim, finding.measured, finding.supported, detail)
-
-
-def per_group(df: pd.DataFrame, column: str, fn: Any) -> list[A.Finding]:
-    """``fn(sub_table)`` for every value of ``column``, each finding tagged with the value.
-
-    Example:
-        >>> fs = per_group(A.synthetic_stats(n_samples=4, n_layers=4), "dataset",
-        ...                lambda d: [A.claim_flatter_with_cot(d)])
-        >>> [f.claim.split("]")[0] for f in fs]
-        ['[aqua', '[ecqa', '[gsm8k']
-    """
-    out: list[A.Finding] = []
-    for value in A.value_order(df[column].dropna().unique(), column):
-        out += [tag(f, str(value)) for f in fn(df[df[column] == value])]
-    return out
-
-
-def pair_label(*names: str) -> str:
-    """A file-name-safe label of one or more model names.
-
-    Example:
-        >>> pair_label("google/gemma-2-2b", "google/gemma-2-2b-it")
-        'gemma-2-2b_vs_gemma-2-2b-it'
-    """
-    return "_vs_".join(safe_name(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names)
-
-
-def pair_findings(
-    df: pd.DataFrame,
-    base: str,
-    instruct: str,
-    metric: str = "nuclear_norm",
-    *,
-    margin: float = 1.5,
-    tagged: bool = False,
-) -> list[A.Finding]:
-    """The base-vs-instruct findings of one pair (05), with a caveat when the two models
-    are of different families (the difference then mixes family, size and tuning).
-
-    Returns:
-        [base less affected by fast thinking, instruct not better at correctness,
-        flatter-with-CoT for the base model, for the instruct model].
-    """
-    fb, fi = model_family(base), model_family(instruct)
-    note = (
-        (
-            f"the two models are of different families ({fb} vs {fi}): the difference mixes family, size "
-            f"and tuning, not tuning alone"
-        )
-        if fb != fi
-        else ""
-    )
-    label = pair_label(base, instruct) if tagged else ""
-    out = [
-        tag(A.claim_base_vs_instruct(df, metric, base, instruct), label, note),
-        tag(
-            A.claim_instruct_not_better_at_correctness(df, metric, base, instruct, margin=margin),
-            label,
-            note,
-        ),
-    ]
-    for name in (base, instruct):
-        out.append(
-            tag(
-                A.claim_flatter_with_cot(df, metric, "none", "detailed", where={"model": name}),
-                name,
-            )
-        )
-    return out
 
 
 def safe_name(name: str) -> str:
