@@ -159,3 +159,22 @@ def test_drilldown_draws_png(df):
     assert before[:4] == b"\x89PNG"
     dd.example.value = dd.example.options[1][1]
     assert dd.image.value[:4] == b"\x89PNG" and dd.image.value != before
+
+
+def test_batch_run_displays_the_picture_not_widgets(df, monkeypatch):
+    """Under `lgkit run` (LGKIT_BATCH set) a panel displays a PNG image, never a widget view."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import Image
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
+    monkeypatch.setenv("LGKIT_BATCH", "1")
+    ex = Explorer(df)
+    ex._ipython_display_()
+    assert len(shown) == 1 and isinstance(shown[0], Image)
+    assert shown[0].data[:4] == b"\x89PNG"
+    assert "image/png" in format_display_data(shown[0])[0]
+    monkeypatch.delenv("LGKIT_BATCH")
+    shown.clear()
+    ex._ipython_display_()
+    assert len(shown) == 1 and not isinstance(shown[0], Image)  # the widget box

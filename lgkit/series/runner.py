@@ -49,6 +49,7 @@ from lgkit.series.guard import check_out_dir, coerce_params, settle, stash_good
 from lgkit.series.progress import ENV as PROGRESS_ENV
 from lgkit.series.progress import Ticker, Watcher, status_printer
 from lgkit.series.report import read_json, write_index
+from lgkit.viz import BATCH_ENV
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,7 @@ def run_notebook(
     error: BaseException | None = None
     progress_file = nb_dir / "progress.jsonl"
     os.environ[PROGRESS_ENV] = str(progress_file)  # the kernel inherits it
+    os.environ[BATCH_ENV] = "1"  # widgets show their picture only (see lgkit.viz.widgets)
     try:
         with Ticker(Watcher(progress_file), name, on_status):
             pm.execute_notebook(
@@ -340,6 +342,7 @@ def run_notebook(
         reason = f"{type(e).__name__}: {e}"
     finally:
         os.environ.pop(PROGRESS_ENV, None)
+        os.environ.pop(BATCH_ENV, None)
         progress_file.unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - t0, 2)
     record["end_time"] = _now()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ from matplotlib.figure import Figure
 from lgkit import analysis as A
 from lgkit.formats.records import Example
 from lgkit.schema import ATTN_MODULES
+from lgkit.viz import BATCH_ENV
 from lgkit.viz import plots as P
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,15 @@ class _Panel:
         display(self.widget)
 
     def _ipython_display_(self) -> None:
+        if os.environ.get(BATCH_ENV):
+            # a batch run (lgkit run): the picture alone. Widget views in papermill's
+            # headless client serve nobody and can leave its execute_reply waiting
+            # (jupyter/nbclient#312); the executed notebook still shows the figure.
+            from IPython.display import Image, display
+
+            if self._figure is not None:
+                display(Image(data=figure_png(self._figure), format="png"))
+            return
         self.display()
 
 
