@@ -14,6 +14,72 @@ from lgkit.schema import ATTN_MODULES, STAT_COLUMNS
 # --------------------------------------------------------------------------- synthetic table
 
 
+_SHAPES = {
+    "q": (64, 64),
+    "k": (16, 64),
+    "v": (16, 64),
+    "o": (64, 64),
+    "gate": (256, 64),
+    "up": (256, 64),
+    "down": (64, 256),
+}
+_MOD_SCALE = {"q": 1.0, "k": 0.8, "v": 1.6, "o": 1.3, "gate": 1.1, "up": 1.0, "down": 1.2}
+_COT_PARAMS = {  # base level, early excess, fluctuation, length range, loss
+    "none": (4.0, 12.0, 1.5, (2, 12), 2.5),
+    "simplified": (2.5, 3.0, 0.5, (30, 90), 1.2),
+    "detailed": (1.5, 0.6, 0.08, (150, 400), 0.7),
+}
+
+
+def _module_rows(
+    rng: np.random.Generator,
+    ex: dict,
+    m: str,
+    n_layers: int,
+    level: tuple[float, float, float, float, float, float],
+    spectrum: bool,
+    model: str | None,
+) -> list[dict]:
+    """The rows of one example's module: a layer curve with noise, and its statistics."""
+    base, early, fluct, scale, gap_f, ex_f = level
+    x = np.arange(n_layers) / max(n_layers - 1, 1)
+    wiggle = np.sin(np.arange(n_layers) * 2.1 + 0.5)
+    curve = (base + early * np.exp(-6 * x) + fluct * wiggle) * _MOD_SCALE[m] * scale
+    curve = curve * gap_f * ex_f  # this order of products: tables stay bit-identical
+    noise = np.exp(rng.normal(0, 0.05, n_layers))
+    nn_ = np.maximum(curve * noise, 1e-6)
+    extra = 0.15 if ex["cot"] == "none" else 0.0
+    ratio = np.clip(0.25 + 0.1 * rng.normal(size=n_layers) + extra, 0.02, 0.95)
+    mm, nn_dim = _SHAPES[m]
+    n_tokens = ex["n_response_tokens"] + ex["n_prompt_tokens"]
+    rows = []
+    for layer in range(n_layers):
+        nuc, r = float(nn_[layer]), float(ratio[layer])
+        row = {
+            **{k: ex[k] for k in ("sample_id", "dataset", "cot", "correct")},
+            "layer": layer,
+            "module": m,
+            "shape": f"{mm} x {nn_dim}",
+            **{k: ex[k] for k in ("loss", "n_prompt_tokens", "n_response_tokens")},
+            "truncated": False,
+            "nuclear_norm": nuc,
+            "sigma_max": r * nuc,
+            "sigma_min": 0.0,
+            "sigma1_ratio": r,
+            "frobenius_norm": math.sqrt(r) * nuc,
+            "effective_rank": float(min(n_tokens, mm, nn_dim) * (1 - r)),
+            "entry_mean": float(rng.normal(0, 1e-4) * nuc),
+            "entry_max": float(nuc / (mm * 2)),
+            "entry_min": float(-nuc / (mm * 2)),
+        }
+        if spectrum:
+            row["spectrum"] = list(r * nuc * 0.7 ** np.arange(8))
+        if model is not None:
+            row["model"] = model
+        rows.append(row)
+    return rows
+
+
 def synthetic_stats(
     *,
     n_samples: int = 20,
@@ -58,87 +124,31 @@ def synthetic_stats(
         True
     """
     rng = np.random.default_rng(seed)
-    hidden = 64
-    shapes = {
-        "q": (hidden, hidden),
-        "k": (16, hidden),
-        "v": (16, hidden),
-        "o": (hidden, hidden),
-        "gate": (4 * hidden, hidden),
-        "up": (4 * hidden, hidden),
-        "down": (hidden, 4 * hidden),
-    }
-    mod_scale = {"q": 1.0, "k": 0.8, "v": 1.6, "o": 1.3, "gate": 1.1, "up": 1.0, "down": 1.2}
-    x = np.arange(n_layers) / max(n_layers - 1, 1)
-    wiggle = np.sin(np.arange(n_layers) * 2.1 + 0.5)
-    cot_params = {  # base level, early excess, fluctuation, length range, loss
-        "none": (4.0, 12.0, 1.5, (2, 12), 2.5),
-        "simplified": (2.5, 3.0, 0.5, (30, 90), 1.2),
-        "detailed": (1.5, 0.6, 0.08, (150, 400), 0.7),
-    }
     rows = []
     for ds in datasets:
         for cot in cots:
-            base, early, fluct, (l0, l1), loss0 = cot_params.get(cot, cot_params["simplified"])
+            base, early, fluct, (l0, l1), loss0 = _COT_PARAMS.get(cot, _COT_PARAMS["simplified"])
             if cot == "none":
                 early, fluct = early * fast_instability, fluct * fast_instability
             gap = {"detailed": irrelevant_gap, "simplified": irrelevant_gap / 10}.get(cot, 0.0)
             for corr in correct:
                 for i in range(n_samples):
-                    sid = f"{ds}-{cot}-{'c' if corr else 'i'}-{i:03d}"
+                    ex = {
+                        "sample_id": f"{ds}-{cot}-{'c' if corr else 'i'}-{i:03d}",
+                        "dataset": ds,
+                        "cot": cot,
+                        "correct": bool(corr),
+                    }
                     ex_f = float(np.exp(rng.normal(0, 0.15)))
                     n_resp = int(
                         rng.integers(2, 400) if overlap_lengths else rng.integers(l0, l1 + 1)
                     )
                     n_prompt = int(rng.integers(20, 120))
                     loss = float(loss0 * np.exp(rng.normal(0, 0.2)) * (1.0 if corr else 1.6))
+                    ex.update(loss=loss, n_prompt_tokens=n_prompt, n_response_tokens=n_resp)
                     for m in modules:
-                        curve = (
-                            (base + early * np.exp(-6 * x) + fluct * wiggle) * mod_scale[m] * scale
-                        )
-                        curve = curve * (1.0 if corr else 1.0 + gap) * ex_f
-                        noise = np.exp(rng.normal(0, 0.05, n_layers))
-                        nn_ = np.maximum(curve * noise, 1e-6)
-                        ratio = np.clip(
-                            0.25
-                            + 0.1 * rng.normal(size=n_layers)
-                            + (0.15 if cot == "none" else 0.0),
-                            0.02,
-                            0.95,
-                        )
-                        mm, nn_dim = shapes[m]
-                        for layer in range(n_layers):
-                            nuc = float(nn_[layer])
-                            r = float(ratio[layer])
-                            row = {
-                                "sample_id": sid,
-                                "dataset": ds,
-                                "cot": cot,
-                                "correct": bool(corr),
-                                "layer": layer,
-                                "module": m,
-                                "shape": f"{mm} x {nn_dim}",
-                                "loss": loss,
-                                "n_prompt_tokens": n_prompt,
-                                "n_response_tokens": n_resp,
-                                "truncated": False,
-                                "nuclear_norm": nuc,
-                                "sigma_max": r * nuc,
-                                "sigma_min": 0.0,
-                                "sigma1_ratio": r,
-                                "frobenius_norm": math.sqrt(r) * nuc,
-                                "effective_rank": float(
-                                    min(n_resp + n_prompt, mm, nn_dim) * (1 - r)
-                                ),
-                                "entry_mean": float(rng.normal(0, 1e-4) * nuc),
-                                "entry_max": float(nuc / (mm * 2)),
-                                "entry_min": float(-nuc / (mm * 2)),
-                            }
-                            if spectrum:
-                                row["spectrum"] = list(r * nuc * 0.7 ** np.arange(8))
-                            if model is not None:
-                                row["model"] = model
-                            rows.append(row)
+                        level = (base, early, fluct, scale, (1.0 if corr else 1.0 + gap), ex_f)
+                        rows += _module_rows(rng, ex, m, n_layers, level, spectrum, model)
     cols = (
         ["sample_id"]
         + (["model"] if model is not None else [])

@@ -255,6 +255,39 @@ def _resolve_instruct(
     return bool(instruct)
 
 
+def _load_hub(
+    name: str,
+    tdt: torch.dtype,
+    revision: str | None,
+    trust_remote_code: bool,
+    cache_dir: str | Path | None,
+    device_map: str | None,
+) -> tuple[Any, Any, str | None]:
+    """A Hub id through ``from_pretrained``; only the local cache when the Hub is unreachable."""
+    offline = _hub_unreachable()  # then only the local HF cache: no minute of retries
+    try:
+        model, tok = _from_pretrained(
+            name,
+            tdt,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            device_map=device_map,
+            **({"local_files_only": True} if offline else {}),
+        )
+    except (OSError, ValueError) as exc:
+        why = (
+            f"the Hub cannot be reached ({offline}) and it is not in the local cache"
+            if offline
+            else f"the Hugging Face Hub could not provide it ({exc})"
+        )
+        raise InputError(
+            f"unknown model {name!r}{_did_you_mean(name.strip().lower())}: not an embedded or "
+            f"tiny name ({_known_names()}), not a local path, and {why}"
+        ) from exc
+    return model, tok, revision or getattr(model.config, "_commit_hash", None)
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -335,29 +368,8 @@ def load_model(
             f"no such model file or folder (embedded/tiny names: {_known_names()})", path=name
         )
     else:
-        offline = _hub_unreachable()  # then only the local HF cache: no minute of retries
-        try:
-            model, tok = _from_pretrained(
-                name,
-                tdt,
-                revision=revision,
-                trust_remote_code=trust_remote_code,
-                cache_dir=str(cache_dir) if cache_dir is not None else None,
-                device_map=device_map,
-                **({"local_files_only": True} if offline else {}),
-            )
-        except (OSError, ValueError) as exc:
-            why = (
-                f"the Hub cannot be reached ({offline}) and it is not in the local cache"
-                if offline
-                else f"the Hugging Face Hub could not provide it ({exc})"
-            )
-            raise InputError(
-                f"unknown model {name!r}{_did_you_mean(key)}: not an embedded or tiny name "
-                f"({_known_names()}), not a local path, and {why}"
-            ) from exc
+        model, tok, rev = _load_hub(name, tdt, revision, trust_remote_code, cache_dir, device_map)
         source = "hub"
-        rev = revision or getattr(model.config, "_commit_hash", None)
 
     if device_map is None and device is not None:
         model = model.to(device)

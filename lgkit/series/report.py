@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lgkit.fsio import atomic_write_text
 from lgkit.series.catalog import NOTEBOOKS
 
 log = logging.getLogger(__name__)
@@ -185,26 +186,14 @@ details{margin:.3em 0}code{background:#f5f5f5;padding:0 3px}
 """
 
 
-def write_index(run_dir: str | Path) -> Path:
-    """Write ``<run>/index.html``: links to every notebook's outputs and one findings table.
-
-    Built from what is on disk (``run.json``, ``metrics.json``, ``figures/``,
-    ``tables/`` of each notebook folder), so it can be rebuilt at any time.
-
-    Example:
-        >>> import tempfile
-        >>> write_index(tempfile.mkdtemp()).name
-        'index.html'
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _header(run_dir: Path, series: dict[str, Any]) -> list[str]:
+    """The page head: run name, profile, git hash, times, status and the failed notebook."""
     esc = html.escape
-    series = read_json(run_dir / "run.json") or {}
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>lgkit run {esc(run_dir.name)}</title>"
-        f"<style>{_CSS}</style></head><body>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>lgkit run <code>{esc(run_dir.name)}</code></h1>",
     ]
-    parts.append(f"<h1>lgkit run <code>{esc(run_dir.name)}</code></h1>")
     meta = [
         f"profile: <b>{esc(str(series.get('profile', '?')))}</b>",
         f"git: <code>{esc(str(series.get('git_hash')))}</code>",
@@ -231,81 +220,108 @@ def write_index(run_dir: str | Path) -> Path:
             + (" (its last good results are kept and shown below)" if kept else "")
             + "</p>"
         )
+    return parts
 
-    # banner and findings of all notebooks
-    parts += findings_section(run_dir)
 
-    # per notebook
+def _status_line(rec: dict[str, Any]) -> str:
+    """A notebook's status, time, error and, after a failed later attempt, which run is shown."""
+    esc = html.escape
+    info = [f"status: <b>{esc(str(rec.get('status', '?')))}</b>"]
+    if rec.get("seconds") is not None:
+        info.append(f"{float(rec['seconds']):.0f} s")
+    if rec.get("error"):
+        info.append(f"error: {esc(str(rec['error']))}")
+    if rec.get("last_failure"):
+        lf = rec["last_failure"]
+        info.append(
+            f"<span class='no'>a later attempt ({esc(str(lf.get('time')))}) failed: "
+            f"{esc(str(lf.get('error')))}; shown here: the last good run of "
+            f"{esc(str(rec.get('start_time')))}</span>"
+        )
+    return f"<p class='small'>{' · '.join(info)}</p>"
+
+
+def _links(nb_dir: Path, run_dir: Path, m: dict[str, Any]) -> list[str]:
+    """Links to the executed notebook, metrics, parameters and tables, and the key counts."""
+    esc = html.escape
+    name = nb_dir.name
+    links = []
+    for fn, label in (
+        (f"{name}.html", "executed notebook (HTML)"),
+        (f"{name}.ipynb", "executed notebook (.ipynb)"),
+        (f"{name}.failed.ipynb", "failed notebook (.ipynb)"),
+        ("metrics.json", "metrics.json"),
+        ("params.yaml", "parameters"),
+        ("run.json", "run.json"),
+    ):
+        if (nb_dir / fn).is_file():
+            links.append(f"<a href='{esc(_rel(nb_dir / fn, run_dir))}'>{esc(label)}</a>")
+    parts = ["<p>" + " · ".join(links) + "</p>"]
+    keys = {
+        k: m[k]
+        for k in ("model", "models", "n_examples", "n_rows", "n_files", "datasets")
+        if k in m
+    }
+    if keys:
+        parts.append(
+            "<p class='small'>"
+            + " · ".join(f"{esc(k)}: {esc(json.dumps(v, default=str))}" for k, v in keys.items())
+            + "</p>"
+        )
+    tables = sorted((nb_dir / "tables").glob("*")) if (nb_dir / "tables").is_dir() else []
+    if tables:
+        parts.append(
+            "<p>tables: "
+            + " · ".join(f"<a href='{esc(_rel(t, run_dir))}'>{esc(t.name)}</a>" for t in tables)
+            + "</p>"
+        )
+    return parts
+
+
+def _figures(nb_dir: Path, run_dir: Path) -> list[str]:
+    """Each figure of a notebook with its caption (the PNG's Title) and PDF link."""
+    esc = html.escape
+    figs = sorted(nb_dir.glob("*.png")) + (
+        sorted((nb_dir / "figures").glob("*.png")) if (nb_dir / "figures").is_dir() else []
+    )
+    if not figs:
+        return []
+    parts = ["<div class='thumbs'>"]
+    for fpng in figs:
+        pdf = fpng.with_suffix(".pdf")
+        href = _rel(fpng, run_dir)
+        pdf_link = f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
+        caption = png_title(fpng) or fpng.stem
+        parts.append(
+            f"<figure><a href='{esc(href)}'><img src='{esc(href)}' alt='{esc(caption)}'></a>"
+            f"<figcaption><b>{esc(fpng.stem)}</b>{pdf_link}: {esc(caption)}</figcaption></figure>"
+        )
+    parts.append("</div>")
+    return parts
+
+
+def write_index(run_dir: str | Path) -> Path:
+    """Write ``<run>/index.html``: links to every notebook's outputs and one findings table.
+
+    Built from what is on disk (``run.json``, ``metrics.json``, ``figures/``,
+    ``tables/`` of each notebook folder), so it can be rebuilt at any time.
+
+    Example:
+        >>> import tempfile
+        >>> write_index(tempfile.mkdtemp()).name
+        'index.html'
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    parts = _header(run_dir, read_json(run_dir / "run.json") or {})
+    parts += findings_section(run_dir)  # banner and findings of all notebooks
     parts.append("<h2>Notebooks</h2>")
     for nb_dir in _notebook_dirs(run_dir):
-        name = nb_dir.name
-        rec = read_json(nb_dir / "run.json") or {}
+        name = html.escape(nb_dir.name)
         m = read_json(nb_dir / "metrics.json") or {}
-        parts.append(f"<h3 id='{esc(name)}'>{esc(name)}</h3>")
-        status = rec.get("status", "?")
-        info = [f"status: <b>{esc(str(status))}</b>"]
-        if rec.get("seconds") is not None:
-            info.append(f"{float(rec['seconds']):.0f} s")
-        if rec.get("error"):
-            info.append(f"error: {esc(str(rec['error']))}")
-        if rec.get("last_failure"):
-            lf = rec["last_failure"]
-            info.append(
-                f"<span class='no'>a later attempt ({esc(str(lf.get('time')))}) failed: "
-                f"{esc(str(lf.get('error')))}; shown here: the last good run of "
-                f"{esc(str(rec.get('start_time')))}</span>"
-            )
-        parts.append(f"<p class='small'>{' · '.join(info)}</p>")
-        links = []
-        for fn, label in (
-            (f"{name}.html", "executed notebook (HTML)"),
-            (f"{name}.ipynb", "executed notebook (.ipynb)"),
-            (f"{name}.failed.ipynb", "failed notebook (.ipynb)"),
-            ("metrics.json", "metrics.json"),
-            ("params.yaml", "parameters"),
-            ("run.json", "run.json"),
-        ):
-            if (nb_dir / fn).is_file():
-                links.append(f"<a href='{esc(_rel(nb_dir / fn, run_dir))}'>{esc(label)}</a>")
-        parts.append("<p>" + " · ".join(links) + "</p>")
-        keys = {
-            k: m[k]
-            for k in ("model", "models", "n_examples", "n_rows", "n_files", "datasets")
-            if k in m
-        }
-        if keys:
-            parts.append(
-                "<p class='small'>"
-                + " · ".join(
-                    f"{esc(k)}: {esc(json.dumps(v, default=str))}" for k, v in keys.items()
-                )
-                + "</p>"
-            )
-        tables = sorted((nb_dir / "tables").glob("*")) if (nb_dir / "tables").is_dir() else []
-        if tables:
-            parts.append(
-                "<p>tables: "
-                + " · ".join(f"<a href='{esc(_rel(t, run_dir))}'>{esc(t.name)}</a>" for t in tables)
-                + "</p>"
-            )
-        figs = sorted(nb_dir.glob("*.png")) + (
-            sorted((nb_dir / "figures").glob("*.png")) if (nb_dir / "figures").is_dir() else []
-        )
-        if figs:
-            parts.append("<div class='thumbs'>")
-            for fpng in figs:
-                pdf = fpng.with_suffix(".pdf")
-                href = _rel(fpng, run_dir)
-                pdf_link = (
-                    f" (<a href='{esc(_rel(pdf, run_dir))}'>pdf</a>)" if pdf.is_file() else ""
-                )
-                caption = png_title(fpng) or fpng.stem
-                parts.append(
-                    f"<figure><a href='{esc(href)}'><img src='{esc(href)}' alt='{esc(caption)}'></a>"
-                    f"<figcaption><b>{esc(fpng.stem)}</b>{pdf_link}: {esc(caption)}</figcaption></figure>"
-                )
-            parts.append("</div>")
+        parts.append(f"<h3 id='{name}'>{name}</h3>")
+        parts.append(_status_line(read_json(nb_dir / "run.json") or {}))
+        parts += _links(nb_dir, run_dir, m)
+        parts += _figures(nb_dir, run_dir)
     parts.append("</body></html>")
-    out = run_dir / "index.html"
-    out.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    return atomic_write_text(run_dir / "index.html", "\n".join(parts))
