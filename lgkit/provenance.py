@@ -37,7 +37,7 @@ def git_hash(root: Path | None = None) -> str | None:
             ["git", "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=60,
         )
         head = h.stdout.strip()
         if not head:
@@ -46,7 +46,7 @@ def git_hash(root: Path | None = None) -> str | None:
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=60,
         )
         return head + ("+dirty" if st.stdout.strip() else "")
     except Exception:

