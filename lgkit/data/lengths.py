@@ -43,6 +43,21 @@ __all__ = [
 ]
 
 
+SUMMARY_STATS: tuple[str, ...] = (
+    "n",
+    "tokens_mean",
+    "tokens_std",
+    "tokens_min",
+    "tokens_p10",
+    "tokens_median",
+    "tokens_p90",
+    "tokens_max",
+    "words_mean",
+    "prompt_tokens_mean",
+)
+"""The per-group length statistics of :func:`length_summary`, in column order."""
+
+
 def get_tokenizer(name: str = "tiny") -> Any:
     """A tokenizer by name: ``tiny`` (or a tiny test model name) gives lgkit's byte-level
     test tokenizer without building a model; anything else ``load_model(name).tokenizer``.
@@ -185,22 +200,7 @@ def summary(examples_or_groups: Any, tokenizer: Any = None):
         t = examples_or_groups
     else:
         t = length_table(examples_or_groups, tokenizer)
-    cols = [
-        "dataset",
-        "family",
-        "cot",
-        "correct",
-        "n",
-        "tokens_mean",
-        "tokens_std",
-        "tokens_min",
-        "tokens_p10",
-        "tokens_median",
-        "tokens_p90",
-        "tokens_max",
-        "words_mean",
-        "prompt_tokens_mean",
-    ]
+    cols = ["dataset", "family", "cot", "correct", *SUMMARY_STATS]
     if t.empty:
         return pd.DataFrame(columns=cols)
     g = t.groupby(["dataset", "family", "cot", "correct"], sort=False)
@@ -397,21 +397,7 @@ def prep_metrics(
 
     stats = {}
     for row in summary_df.itertuples(index=False):
-        stats[_stats_key(row)] = {
-            k: clean(getattr(row, k))
-            for k in (
-                "n",
-                "tokens_mean",
-                "tokens_std",
-                "tokens_min",
-                "tokens_p10",
-                "tokens_median",
-                "tokens_p90",
-                "tokens_max",
-                "words_mean",
-                "prompt_tokens_mean",
-            )
-        }
+        stats[_stats_key(row)] = {k: clean(getattr(row, k)) for k in SUMMARY_STATS}
     written_d = {k: v.to_dict() for k, v in written.items()}
     return {
         **info,
