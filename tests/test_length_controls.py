@@ -125,7 +125,7 @@ def test_length_claims_tags_and_twin_alignment():
     fs = S.length_claims(df, n_boot=50)
     tags = [f.claim.split("]")[0].lstrip("[") for f in fs]
     assert tags == ["mean"] * 4 + ["sum"] * 3 + ["sqrt"] * 3  # no coherence column here
-    fs = S.length_claims(df.assign(coherence=0.5), n_boot=50)
+    fs = S.length_claims(df.assign(coherence=df["sigma1_ratio"] / 2), n_boot=50)
     assert fs[-1].claim.startswith("[coherence]") and len(fs) == 11
     assert all(not math.isnan(f.estimate) for f in fs)
     out = S.finalize(fs, df, ["tiny-random-llama"], twin=[None] * len(fs))

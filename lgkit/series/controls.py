@@ -33,6 +33,7 @@ __all__ = [
     "answer_claims",
     "answer_data",
     "answer_stats",
+    "length_findings",
     "length_claims",
     "loss_on_table",
     "norm_summary",
@@ -224,3 +225,30 @@ def rd_norm_table(
     if df.empty or "correct" not in df.columns:
         return pd.DataFrame(columns=list(A.NORMS))
     return pd.DataFrame({n: A.rd_by(df, metric, "cot", modules, norm=n) for n in A.NORMS})
+
+
+def length_findings(
+    stats: dict[str, pd.DataFrame],
+    answers: dict[str, pd.DataFrame | None],
+    twins: dict[str, pd.DataFrame | None],
+    metric: str = "nuclear_norm",
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[list[A.Finding], list[A.Finding | None]]:
+    """06's findings per family (tagged ``[<family>]``): :func:`length_claims` on the
+    response-loss table, :func:`answer_claims` on the answer-only one; and the aligned
+    random-twin findings for :func:`lgkit.series.findings.finalize` (None where the twin
+    has no table: the answer-only rows)."""
+    findings: list[A.Finding] = []
+    twin: list[A.Finding | None] = []
+    for fam, df in stats.items():
+        fs = length_claims(df, metric, n_boot=n_boot, seed=seed)
+        tdf = twins.get(fam)
+        tw = None if tdf is None else length_claims(tdf, metric, n_boot=n_boot, seed=seed)
+        ans_df = answers.get(fam)
+        ans = [] if ans_df is None else answer_claims(ans_df, metric, n_boot=n_boot, seed=seed)
+        findings += [tag(f, fam) for f in fs + ans]
+        twin += list(tw) if tw is not None and len(tw) == len(fs) else [None] * len(fs)
+        twin += [None] * len(ans)
+    return findings, twin
