@@ -141,12 +141,12 @@ def side_arrays(
     common ones. ``df_b`` (default ``df``) is the table of side ``b``. ``norm``: the
     loss normalisation of the metric (:func:`lgkit.analysis.tables.metric_values`).
     """
-    df_b = df if df_b is None else df_b
+    other: pd.DataFrame = df if df_b is None else df_b
     if modules is not None:
         df = df[df["module"].isin(list(modules))]
-        df_b = df_b[df_b["module"].isin(list(modules))]
+        other = other[other["module"].isin(list(modules))]
     fa = [_cell_frame(df, metric, c, norm) for c in cells_a]
-    fb = [_cell_frame(df_b, metric, c, norm) for c in cells_b]
+    fb = [_cell_frame(other, metric, c, norm) for c in cells_b]
     empty = np.zeros((0, max(len(cells_a), 1), 0, 0))
     if any(f.empty for f in fa + fb):
         return Sides(empty, empty, False, [], [], [], [])
@@ -162,7 +162,7 @@ def side_arrays(
         qa = qb = common
     trunc = tuple(
         bool("truncated" in d.columns and len(x) and filter_table(d, c)["truncated"].all())
-        for d, cs, x in ((df, cells_a, qa), (df_b, cells_b, qb))
+        for d, cs, x in ((df, cells_a, qa), (other, cells_b, qb))
         for c in cs[:1]
     )
     return Sides(

@@ -152,7 +152,7 @@ def norm_factor(df: pd.DataFrame, norm: str = "mean") -> pd.Series:
     if norm == "mean":
         return pd.Series(1.0, index=df.index)
     t = loss_tokens(df)
-    return t if norm == "sum" else np.sqrt(t)
+    return t if norm == "sum" else t.pow(0.5)
 
 
 def metric_values(df: pd.DataFrame, metric: str, norm: str = "mean") -> pd.Series:

@@ -72,7 +72,7 @@ def weights_labels(models: Sequence[str]) -> list[str]:
     """
     from lgkit.models.weights import weights_label
 
-    quantised = [(m, weights_label(m)) for m in dict.fromkeys(models) if weights_label(m)]
+    quantised = [(m, lab) for m in dict.fromkeys(models) if (lab := weights_label(m))]
     if len(quantised) == 1:
         return [quantised[0][1]]
     return [f"{lab} [{m}]" for m, lab in quantised]
