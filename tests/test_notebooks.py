@@ -129,6 +129,13 @@ EXPECTED_CLAIMS = {
         "[tiny-random-gemma2] Slow thinking",
         "[tiny-random-llama] Slow thinking",
     ],
+    "06_length_controls": [
+        "[math] [mean] Slow thinking (cot=detailed) gives smaller gradients",
+        "[math] [sum] Slow thinking",
+        "[math] [sqrt] Correct and irrelevant responses differ more",
+        "[commonsense] [coherence] Slow thinking",
+        "[commonsense] [answer-only loss] Slow thinking",
+    ],
 }
 
 
@@ -207,7 +214,41 @@ def test_smoke_statistics_computed_once(smoke_run):
     cache = smoke_run / "stats_cache"
     runs = sorted(p.name for p in cache.iterdir() if p.is_dir())
     llama_math = [r for r in runs if r.startswith("tiny-random-llama__synth_arith")]
-    assert len(llama_math) == 6, llama_math  # 02, 04 (reference) and 05 share one run per file
+    loss_on = [
+        json.loads((cache / r / "manifest.json").read_text())["config"]["loss_on"]
+        for r in llama_math
+    ]
+    # 02, 04 (reference), 05 and 06 share one run per file; 06 adds the answer-only runs
+    assert loss_on.count("response") == 6 and loss_on.count("answer") == 3, llama_math
+
+
+@pytest.mark.slow
+def test_smoke_length_controls(smoke_run):
+    """06 reused 02's response-loss statistics and added answer-only ones that make sense."""
+    m6 = _metrics(smoke_run, "06_length_controls")
+    m2 = _metrics(smoke_run, "02_math")
+    by_norm = m6["level_mad_by_norm"]["math"]
+    assert set(by_norm) == {"mean", "sum", "sqrt"}
+    for cot, v in m2["level_mad_by_cot"].items():  # same cache entry, same numbers
+        assert by_norm["mean"][cot]["level"] == pytest.approx(v["mean"])
+    # sum >= sqrt >= mean (T >= 1), and exactly equal for a one-token-free check: ratio = sqrt(T)
+    for cot in ("none", "detailed"):
+        assert (
+            by_norm["sum"][cot]["level"]
+            >= by_norm["sqrt"][cot]["level"]
+            >= by_norm["mean"][cot]["level"]
+        )
+    rows = {(r["loss_on"], r["cot"]): r for r in m6["loss_on"]["math"]}
+    # a bare answer is all answer: answer-only and full-response loss agree for cot=none
+    assert rows[("answer", "none")]["level"] == pytest.approx(rows[("response", "none")]["level"])
+    assert (
+        rows[("answer", "detailed")]["median_loss_tokens"]
+        < rows[("response", "detailed")]["median_loss_tokens"]
+    )
+    assert all(0 < v["mean"] <= 1 for v in m6["coherence_by_cot"]["math"].values())
+    assert m6["control"]["twin"]["math"] == "tiny-random-llama@random-init-0"
+    twin_rows = [f for f in m6["findings"] if "[answer-only loss]" not in f["claim"]]
+    assert all(f["control"].startswith("random twin:") for f in twin_rows)
 
 
 @pytest.mark.slow

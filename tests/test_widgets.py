@@ -178,3 +178,40 @@ def test_batch_run_displays_the_picture_not_widgets(df, monkeypatch):
     shown.clear()
     ex._ipython_display_()
     assert len(shown) == 1 and not isinstance(shown[0], Image)  # the widget box
+
+
+def test_drilldown_token_shares_from_a_real_token_table(tmp_path):
+    """--token-stats on a tiny model: the drill-down colours each response token by its share."""
+    import re
+
+    import lgkit
+    from lgkit.engine.config import GradConfig
+    from lgkit.engine.run import compute_stats
+    from lgkit.formats.records import write_examples
+
+    exs = [
+        Example("What is <2+3>?", "", "2 plus 3 makes <5> & done.", id="t-1", dataset="t"),
+        Example("Add 7 and 8.", "", "15", id="t-2", dataset="t"),
+    ]
+    data = write_examples(tmp_path / "ex.jsonl", exs)
+    out = tmp_path / "run"
+    compute_stats("tiny-random-llama", data, out, GradConfig(token_stats=True), progress=False)
+    stats, toks = lgkit.load_stats(out), lgkit.load_token_stats(out)
+    dd = ExampleDrilldown(stats, exs, token_stats=toks)
+    assert dd.tokens in dd.widget.children
+    dd.example.value = "t-1"
+    dd.token_layer.value, dd.token_module.value = 1, "v"
+    html = dd.tokens.value
+    assert "layer 1, v" in html and "&lt;" in html and "&amp;" in html and "<5" not in html
+    shares = [float(x) for x in re.findall(r"title='([0-9.]+)%'", html)]
+    mine = toks[
+        (toks.sample_id == "t-1") & (toks.layer == 1) & (toks.module == "v") & toks.in_response
+    ]
+    assert len(shares) == len(mine) and sum(shares) == pytest.approx(100, abs=0.1 * len(shares))
+    top = mine["token_norm"].to_numpy().argmax()
+    assert max(shares) == pytest.approx(
+        100 * mine["token_norm"].max() / mine["token_norm"].sum(), abs=0.06
+    )
+    assert shares.index(max(shares)) == top
+    # without a per-token table the widget has no token row
+    assert ExampleDrilldown(stats, exs).tokens not in ExampleDrilldown(stats, exs).widget.children

@@ -18,6 +18,10 @@ Conventions used throughout:
   (``S_sum`` = ``nuclear_norm``, ``S_max`` = ``sigma_max``, ``S_min`` = ``sigma_min``,
   ``S_ratio`` = ``sigma1_ratio``) and the derived ``S_sum_regularized`` =
   ``nuclear_norm / loss`` (0 where the loss is 0, like the authors' zero guard).
+* ``norm`` (``mean``, the paper's mean token loss as stored; ``sum``, × T; ``sqrt``,
+  × √T; T = ``n_loss_tokens`` else ``n_response_tokens``) reads every gradient-scale
+  metric under another loss normalisation, in every function from ``metric_values`` up
+  to the claims; ``coherence`` and ``mad_table(relative=True)`` are scale-free.
 * ``where`` filters rows before anything else: ``{"dataset": "gsm8k",
   "correct": True}``; a list/tuple/set value means "any of".
 
@@ -103,15 +107,19 @@ from lgkit.analysis.tables import (  # noqa: F401
     METRIC_ALIASES,
     METRIC_LABELS,
     MODULE_ORDER,
+    NORMS,
     OPTIONAL_METRIC_COLUMNS,
     REQUIRED_COLUMNS,
+    SCALED_METRICS,
     as_list,
     available_metrics,
     check_columns,
     example_key_columns,
     filter_table,
+    loss_tokens,
     metric_label,
     metric_values,
+    norm_factor,
     prepare_table,
     value_order,
 )

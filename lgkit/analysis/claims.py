@@ -26,10 +26,14 @@ def fmt_number(x: float) -> str:
 
 
 def curve_summary(
-    df: pd.DataFrame, metric: str, by: list[str], modules: Sequence[str] | None
+    df: pd.DataFrame,
+    metric: str,
+    by: list[str],
+    modules: Sequence[str] | None,
+    norm: str = "mean",
 ) -> pd.DataFrame:
     """Per (by, module): mean over layers of the mean curve and its MAD (all layers)."""
-    curves = layer_curves(df, metric, by, modules=modules, n_boot=0)
+    curves = layer_curves(df, metric, by, modules=modules, n_boot=0, norm=norm)
     rows = []
     for key, vals in curve_dict(curves, by).items():
         row = dict(zip(by + ["module"], key, strict=True))
@@ -73,6 +77,10 @@ def _rd_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return I.rd(a[..., 0, :, :], b[..., 0, :, :])
 
 
+def _tail(norm: str) -> str:
+    return "" if norm == "mean" else f", {norm}-normalised"
+
+
 def floor_note(sides: I.Sides, seed: int = 0) -> str:
     """Noise-floor RD of each side's correct responses (cell 0): a caveat string."""
     fa = I.noise_floor_rd(sides.a[:, 0], seed=seed) if len(sides.a) else float("nan")
@@ -91,8 +99,10 @@ def claim_flatter_with_cot(
     correct: bool | None = True,
     where: Mapping[str, Any] | None = None,
     segments: bool = True,
+    relative_mad: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[Finding]:
     """Slow thinking (``b``) gives smaller and flatter layer curves than fast thinking (``a``).
 
@@ -101,7 +111,10 @@ def claim_flatter_with_cot(
     mean curves over questions, module-averaged: the ratio ``b/a`` of the *level*
     (mean over layers) and of the *MAD* (all layers and, with ``segments``, the early,
     middle and late layers). One finding per statistic, each expecting a ratio < 1,
-    paired over questions (see :mod:`lgkit.analysis.inference`).
+    paired over questions (see :mod:`lgkit.analysis.inference`). ``relative_mad`` adds
+    the scale-free MAD ÷ level (flatter beyond smaller); ``norm`` reads the metric under
+    another loss normalisation (:data:`lgkit.analysis.tables.NORMS`, named in the
+    statistic when not ``mean``).
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
@@ -120,6 +133,7 @@ def claim_flatter_with_cot(
         [_cell(df, where, **{column: a}, correct=correct)],
         [_cell(df, where, **{column: b}, correct=correct)],
         modules=modules,
+        norm=norm,
     )
     groups = {"all": None}
     if segments and len(sides.layers) >= 3:
@@ -133,9 +147,13 @@ def claim_flatter_with_cot(
                 lambda c, sl=sl: I.mad(c, sl),
             )
         )
+    if relative_mad:
+        claims.append((f"{base}differences across layers relative to their level{fast}",
+                       "MAD ÷ level", I.relative_mad))  # fmt: skip
     detail = f"{metric}, {'correct' if correct else 'all'} responses, modules {sides.modules}"
+    tail = _tail(norm)
     return [
-        evaluate(claim, f"{st} ratio {b}/{a}", sides, _log_ratio(fn), direction="less",
+        evaluate(claim, f"{st} ratio {b}/{a}{tail}", sides, _log_ratio(fn), direction="less",
                  n_boot=n_boot, seed=seed, detail=detail)
         for claim, st, fn in claims
     ]  # fmt: skip
@@ -151,8 +169,10 @@ def claim_correct_vs_irrelevant(
     modules: Sequence[str] | None = ATTN_MODULES,
     alike_margin: float = 0.1,
     where: Mapping[str, Any] | None = None,
+    alike: bool = True,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[Finding]:
     """Only slow thinking's gradients distinguish correct from irrelevant responses.
 
@@ -166,7 +186,8 @@ def claim_correct_vs_irrelevant(
     mean-curve level and MAD with the relative margin ``alike_margin`` (ratio within
     ``[1/(1+m), 1+m]``). RD itself is not used for equivalence: as a distance it is
     biased upward by noise. Each row shows the RD noise floor (two random halves of
-    the correct responses) and the RD at ``fast``.
+    the correct responses) and the RD at ``fast``. ``alike=False`` leaves out the
+    no-difference findings.
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
@@ -185,24 +206,26 @@ def claim_correct_vs_irrelevant(
             [_cell(df, where, **{column: o}, correct=c) for c in (True, False)],
             [_cell(df, where, **{column: slow}, correct=c) for c in (True, False)],
             modules=modules,
+            norm=norm,
         )
         out.append(
             evaluate(
                 f"Correct and irrelevant responses differ more with slow thinking ({column}={slow}) "
                 f"than with {column}={o}",
-                f"RD(correct, irrelevant) ratio {slow}/{o}",
+                f"RD(correct, irrelevant) ratio {slow}/{o}{_tail(norm)}",
                 sides, _rd_log_ratio, direction="greater", n_boot=n_boot, seed=seed,
                 detail=f"authors' RD of mean {metric} curves, module-averaged",
                 caveats=[floor_note(sides, seed)],
             )
         )  # fmt: skip
-    if fast in levels:
+    if alike and fast in levels:
         sides = I.side_arrays(
             df,
             metric,
             [_cell(df, where, **{column: fast}, correct=True)],
             [_cell(df, where, **{column: fast}, correct=False)],
             modules=modules,
+            norm=norm,
         )
         rd_note = ""
         if sides.n_questions:
@@ -212,7 +235,7 @@ def claim_correct_vs_irrelevant(
             out.append(
                 evaluate(
                     f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
-                    f"{name} ratio irrelevant/correct at {column}={fast}",
+                    f"{name} ratio irrelevant/correct at {column}={fast}{_tail(norm)}",
                     sides, _log_ratio(fn), kind="equivalence", margin=margin, n_boot=n_boot, seed=seed,
                     detail=f"{metric}; equivalence margin: ratio within [1/{1 + alike_margin:g}, {1 + alike_margin:g}]",
                     caveats=[c for c in (rd_note, floor_note(sides, seed)) if c],
@@ -241,6 +264,7 @@ def claim_length_not_enough(
     where: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[Finding]:
     """On knowledge data (wiki), longer responses do not reproduce the slow-thinking pattern.
 
@@ -277,6 +301,7 @@ def claim_length_not_enough(
         [{by: short, "correct": c} for c in (True, False)],
         [{by: long_, "correct": c} for c in (True, False)],
         modules=modules,
+        norm=norm,
     )
     note = f"levels short→long {levels}"
     out = [
@@ -291,6 +316,7 @@ def claim_length_not_enough(
             [{by: long_, "correct": True}],
             [{by: long_, "correct": False}],
             modules=modules,
+            norm=norm,
         )
         out.append(
             evaluate(f"{claim}, and below the detailed-CoT reference", f"RD(correct, irrelevant) at {long_}",
@@ -337,6 +363,7 @@ def claim_base_vs_instruct(
     where: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[Finding]:
     """Pre-trained (base) LLMs are less affected by the instability of fast thinking.
 
@@ -374,6 +401,7 @@ def claim_base_vs_instruct(
             for c in (fast, slow)
         ],
         modules=modules,
+        norm=norm,
     )
     stats = {"level": ("mean-curve level", I.level), "mad": ("MAD (all layers)", I.mad)}
     keys = ["level", "mad"] if criterion == "both" else [criterion]
@@ -399,6 +427,7 @@ def claim_instruct_not_better_at_correctness(
     where: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[Finding]:
     """Instruction-tuned LLMs are not better than base LLMs at telling irrelevant responses.
 
@@ -429,6 +458,7 @@ def claim_instruct_not_better_at_correctness(
         [_cell(df, where, **{model_col: base, column: slow}, correct=c) for c in (True, False)],
         [_cell(df, where, **{model_col: instruct, column: slow}, correct=c) for c in (True, False)],
         modules=modules,
+        norm=norm,
     )
     return [
         evaluate(claim, f"RD(correct, irrelevant) ratio {instruct}/{base} at {column}={slow}", sides,
@@ -449,6 +479,7 @@ def claim_long_tail_larger(
     correct: bool | None = True,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[Finding]:
     """Exploratory: long-tail (unpopular) knowledge gives larger gradients than popular.
 
@@ -488,7 +519,7 @@ def claim_long_tail_larger(
     for label, v in pairs:
         a = pop if v is None else pop[pop[length_column] == v]
         b = lt if v is None or label.startswith("popular") else lt[lt[length_column] == v]
-        sides = I.side_arrays(a, metric, [{}], [{}], modules=modules, df_b=b)
+        sides = I.side_arrays(a, metric, [{}], [{}], modules=modules, df_b=b, norm=norm)
         out.append(
             evaluate(f"{claim} ({label})", "mean-curve level ratio long-tail/popular", sides,
                      _log_ratio(I.level), direction="greater", n_boot=n_boot, seed=seed,
@@ -497,10 +528,16 @@ def claim_long_tail_larger(
     return out
 
 
-def rd_by(d: pd.DataFrame, metric: str, level_col: str, modules: Sequence[str] | None) -> pd.Series:
+def rd_by(
+    d: pd.DataFrame,
+    metric: str,
+    level_col: str,
+    modules: Sequence[str] | None,
+    norm: str = "mean",
+) -> pd.Series:
     """Module-averaged authors' RD (correct=a, irrelevant=b) per value of ``level_col``."""
     t = relative_difference_table(
-        d, metric, "correct", True, False, by=[level_col], modules=modules
+        d, metric, "correct", True, False, by=[level_col], modules=modules, norm=norm
     )
     if t.empty:
         return pd.Series(dtype=float)

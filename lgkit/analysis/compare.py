@@ -115,10 +115,11 @@ def _paired_curves(
     modules: Sequence[str] | None,
     layers: Any,
     where: Mapping[str, Any] | None,
+    norm: str = "mean",
 ) -> list[tuple[tuple, pd.Series, pd.Series]]:
     """[(group key + module, curve a, curve b)] aligned on common layers."""
     curves = layer_curves(
-        df, metric, by + [compare], modules=modules, layers=layers, where=where, n_boot=0
+        df, metric, by + [compare], modules=modules, layers=layers, where=where, n_boot=0, norm=norm
     )
     out = []
     if curves.empty:
@@ -149,6 +150,7 @@ def relative_difference_table(
     modules: Sequence[str] | None = None,
     layers: tuple[int, int] | Sequence[int] | None = None,
     where: Mapping[str, Any] | None = None,
+    norm: str = "mean",
 ) -> pd.DataFrame:
     """Authors' relative difference between the mean curves of ``compare == a`` and ``== b``.
 
@@ -159,7 +161,7 @@ def relative_difference_table(
         a: reference value (denominator), e.g. ``True`` (correct responses).
         b: compared value, e.g. ``False`` (irrelevant responses).
         by: grouping columns (one comparison per group and module).
-        modules, layers, where: see :func:`layer_curves`.
+        modules, layers, where, norm: see :func:`layer_curves`.
 
     Returns:
         DataFrame ``*by, module, rd_mean, rd_top5_mean, top5_layers, mean_a, mean_b,
@@ -173,7 +175,7 @@ def relative_difference_table(
     """
     by = as_list(by)
     rows = []
-    for key, ca, cb in _paired_curves(df, metric, compare, a, b, by, modules, layers, where):
+    for key, ca, cb in _paired_curves(df, metric, compare, a, b, by, modules, layers, where, norm):
         r = relative_difference(ca.to_numpy(), cb.to_numpy(), ca.index)
         row = dict(zip(by + ["module"], key, strict=True))
         row.update(
@@ -203,6 +205,7 @@ def relative_difference_curves(
     modules: Sequence[str] | None = None,
     layers: tuple[int, int] | Sequence[int] | None = None,
     where: Mapping[str, Any] | None = None,
+    norm: str = "mean",
 ) -> pd.DataFrame:
     """Per-layer relative differences of the ``b`` curve to the ``a`` curve.
 
@@ -218,7 +221,7 @@ def relative_difference_curves(
     """
     by = as_list(by)
     parts = []
-    for key, ca, cb in _paired_curves(df, metric, compare, a, b, by, modules, layers, where):
+    for key, ca, cb in _paired_curves(df, metric, compare, a, b, by, modules, layers, where, norm):
         s = signed_relative_difference(ca.to_numpy(), cb.to_numpy())
         part = pd.DataFrame(
             {
@@ -248,8 +251,9 @@ def per_example(
     modules: Sequence[str] | None = None,
     layers: tuple[int, int] | Sequence[int] | None = None,
     where: Mapping[str, Any] | None = None,
+    norm: str = "mean",
 ) -> pd.DataFrame:
-    """One row per example × module: the metric averaged over the selected layers.
+    """One row per example × module: the metric (under ``norm``) averaged over the selected layers.
 
     Returns:
         DataFrame with the example key columns, ``module``, ``value`` and the
@@ -262,11 +266,10 @@ def per_example(
         >>> len(e) == e["sample_id"].nunique()
         True
     """
-    d = prepare_table(df, metric, modules, layers, where)
+    d = prepare_table(df, metric, modules, layers, where, norm)
     keys = example_key_columns(d)
-    extra = [
-        c for c in ("loss", "n_prompt_tokens", "n_response_tokens", "truncated") if c in d.columns
-    ]
+    per_ex = ("loss", "n_prompt_tokens", "n_response_tokens", "n_loss_tokens", "truncated")
+    extra = [c for c in per_ex if c in d.columns]
     agg: dict[str, Any] = {"_value": "mean"}
     agg.update({c: "first" for c in extra})
     out = d.groupby(keys + ["module"], dropna=False, sort=False).agg(agg).reset_index()
@@ -320,6 +323,7 @@ def length_association(
     where: Mapping[str, Any] | None = None,
     length_col: str = "n_response_tokens",
     log_length: bool = False,
+    norm: str = "mean",
 ) -> pd.DataFrame:
     """Association of a per-example statistic with response length, per group × module.
 
@@ -348,7 +352,7 @@ def length_association(
         True
     """
     by = as_list(by)
-    ex = per_example(df, metric, modules=modules, layers=layers, where=where)
+    ex = per_example(df, metric, modules=modules, layers=layers, where=where, norm=norm)
     check_columns(ex, by + [length_col])
     rows = []
     for key, g in ex.groupby(by + ["module"], sort=False, dropna=False):

@@ -100,6 +100,7 @@ def layer_curves(
     n_boot: int = 1000,
     seed: int = 0,
     drop_incomplete: bool = True,
+    norm: str = "mean",
 ) -> pd.DataFrame:
     """Mean of a metric over examples per (group, module, layer) with bootstrap bands.
 
@@ -118,6 +119,8 @@ def layer_curves(
             are reproducible.
         drop_incomplete: leave out an example whose curve misses a layer or has a
             NaN value (the authors' behaviour); otherwise NaNs are skipped per layer.
+        norm: loss normalisation, ``mean`` (the paper), ``sum`` or ``sqrt`` (see
+            :func:`lgkit.analysis.tables.metric_values`).
 
     Returns:
         Long DataFrame with columns ``*by, module, layer, metric, mean, lo, hi, n, std``
@@ -131,7 +134,7 @@ def layer_curves(
         [['none', 'q', 0], ['none', 'q', 1]]
     """
     by = [c for c in as_list(by) if c not in ("module", "layer")]
-    d = prepare_table(df, metric, modules, layers, where)
+    d = prepare_table(df, metric, modules, layers, where, norm)
     check_columns(d, by)
     key_cols = example_key_columns(d, exclude=by)
     rng = np.random.default_rng(seed)
@@ -300,6 +303,8 @@ def mad_table(
     layers: tuple[int, int] | Sequence[int] | None = None,
     where: Mapping[str, Any] | None = None,
     splits: Mapping[str, slice] | None = None,
+    norm: str = "mean",
+    relative: bool = False,
 ) -> pd.DataFrame:
     """MAD of the mean curve per (group, module): columns early/middle/late/all.
 
@@ -315,6 +320,10 @@ def mad_table(
         splits: custom ``{name: slice}`` layer groups (default :func:`layer_groups` of
             each curve's length). Slices index the curve's positions, not layer
             numbers; "adjacent" means consecutive layers present in the curve.
+        norm: loss normalisation (see :func:`layer_curves`).
+        relative: divide each MAD by the level of the curve (its mean over all layers):
+            the scale-free "MAD ÷ level", the same under every normalisation of a
+            single curve.
 
     Returns:
         DataFrame with ``*by, module, early, middle, late, all, n_layers``.
@@ -324,18 +333,24 @@ def mad_table(
         >>> t = mad_table(synthetic_stats(n_samples=4, n_layers=6), by="cot")
         >>> t.loc[t.module == "q", "cot"].tolist()
         ['none', 'simplified', 'detailed']
+        >>> c = pd.DataFrame({"module": "q", "layer": [0, 1, 2], "mean": [2.0, 4.0, 6.0]})
+        >>> mad_table(c, by=None, relative=True)["all"].tolist()  # MAD 2 / level 4
+        [0.5]
     """
     by = as_list(by)
     if "mean" in data.columns and "layer" in data.columns and "sample_id" not in data.columns:
         curves = data
     else:
         curves = layer_curves(
-            data, metric, by, modules=modules, layers=layers, where=where, n_boot=0
+            data, metric, by, modules=modules, layers=layers, where=where, n_boot=0, norm=norm
         )
     rows = []
     for key, vals in curve_dict(curves, by).items():
         row = dict(zip(by + ["module"], key, strict=True))
         m = mad_by_group(vals, splits)
+        if relative:
+            lev = float(np.mean(vals)) if len(vals) else float("nan")
+            m = {k: v / lev if lev else float("nan") for k, v in m.items()}
         row.update(m)
         row["n_layers"] = len(vals)
         rows.append(row)

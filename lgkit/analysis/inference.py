@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lgkit.analysis.tables import filter_table
+from lgkit.analysis.tables import filter_table, metric_values
 
 ALPHA = 0.05
 MIN_QUESTIONS = 3
@@ -107,12 +107,14 @@ class Sides:
         return len(self.qids_a) if self.paired else min(len(self.qids_a), len(self.qids_b))
 
 
-def _cell_frame(df: pd.DataFrame, metric: str, cell: Mapping[str, Any]) -> pd.DataFrame:
+def _cell_frame(
+    df: pd.DataFrame, metric: str, cell: Mapping[str, Any], norm: str = "mean"
+) -> pd.DataFrame:
     d = filter_table(df, cell)
     if d.empty:
         return pd.DataFrame()
-    d = d.assign(_q=question_ids(d).to_numpy())
-    return d.pivot_table(index="_q", columns=["module", "layer"], values=metric, aggfunc="mean")
+    d = d.assign(_q=question_ids(d).to_numpy(), _v=metric_values(d, metric, norm).to_numpy())
+    return d.pivot_table(index="_q", columns=["module", "layer"], values="_v", aggfunc="mean")
 
 
 def _stack(frames: list[pd.DataFrame], qids: list[str], cols: pd.Index) -> np.ndarray:
@@ -130,19 +132,21 @@ def side_arrays(
     *,
     modules: Sequence[str] | None = None,
     df_b: pd.DataFrame | None = None,
+    norm: str = "mean",
 ) -> Sides:
     """Stack the per-question curves of two sides (see the module docstring).
 
     Questions missing from any cell of a side are dropped from it; when both sides
     then share at least 80% of their questions the comparison is paired on the
-    common ones. ``df_b`` (default ``df``) is the table of side ``b``.
+    common ones. ``df_b`` (default ``df``) is the table of side ``b``. ``norm``: the
+    loss normalisation of the metric (:func:`lgkit.analysis.tables.metric_values`).
     """
-    df_b = df if df_b is None else df_b
+    other: pd.DataFrame = df if df_b is None else df_b
     if modules is not None:
         df = df[df["module"].isin(list(modules))]
-        df_b = df_b[df_b["module"].isin(list(modules))]
-    fa = [_cell_frame(df, metric, c) for c in cells_a]
-    fb = [_cell_frame(df_b, metric, c) for c in cells_b]
+        other = other[other["module"].isin(list(modules))]
+    fa = [_cell_frame(df, metric, c, norm) for c in cells_a]
+    fb = [_cell_frame(other, metric, c, norm) for c in cells_b]
     empty = np.zeros((0, max(len(cells_a), 1), 0, 0))
     if any(f.empty for f in fa + fb):
         return Sides(empty, empty, False, [], [], [], [])
@@ -158,7 +162,7 @@ def side_arrays(
         qa = qb = common
     trunc = tuple(
         bool("truncated" in d.columns and len(x) and filter_table(d, c)["truncated"].all())
-        for d, cs, x in ((df, cells_a, qa), (df_b, cells_b, qb))
+        for d, cs, x in ((df, cells_a, qa), (other, cells_b, qb))
         for c in cs[:1]
     )
     return Sides(
@@ -195,6 +199,16 @@ def mad(curves: np.ndarray, layers: slice | None = None) -> np.ndarray:
     """
     c = curves if layers is None else curves[..., layers]
     return np.abs(np.diff(c, axis=-1)).mean(axis=(-1, -2))
+
+
+def relative_mad(curves: np.ndarray) -> np.ndarray:
+    """MAD ÷ level: :func:`mad` over :func:`level`, scale-free ("flatter" beyond "smaller").
+
+    Example:
+        >>> float(relative_mad(np.array([[2.0, 4.0, 6.0]])))  # MAD 2 / level 4
+        0.5
+    """
+    return mad(curves) / level(curves)
 
 
 def rd(ref: np.ndarray, other: np.ndarray) -> np.ndarray:

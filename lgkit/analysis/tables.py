@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lgkit.errors import InputError
-from lgkit.schema import ALL_MODULES, AUTHOR_METRIC_ALIASES, COT_LEVELS, STAT_COLUMNS
+from lgkit.schema import ALL_MODULES, AUTHOR_METRIC_ALIASES, COT_LEVELS, STAT_COLUMNS, TOKEN_COLUMNS
 
 # --------------------------------------------------------------------------- constants
 
@@ -47,8 +47,24 @@ METRIC_LABELS: dict[str, str] = {
     "n_prompt_tokens": "Prompt Tokens",
     "n_response_tokens": "Response Tokens",
     "S_sum_regularized": "Nuclear Norm / Loss",
+    "token_norm_sum": "Σ‖d_t‖‖x_t‖",
+    "coherence": "Coherence (nuclear norm / Σ‖d_t‖‖x_t‖)",
+    "n_loss_tokens": "Loss Tokens",
 }
 """Human-readable metric names (used in figure titles)."""
+
+NORMS: tuple[str, ...] = ("mean", "sum", "sqrt")
+"""Normalisations of the loss a gradient statistic can be read under: ``mean`` (the paper's
+mean token cross-entropy, as stored), ``sum`` (× T, the token-sum loss) and ``sqrt`` (× √T, the
+scale uncorrelated per-token gradients would have), T = the tokens carrying the loss."""
+
+SCALED_METRICS: tuple[str, ...] = (
+    "nuclear_norm", "sigma_max", "sigma_min", "frobenius_norm",
+    "entry_mean", "entry_max", "entry_min", "token_norm_sum",
+)  # fmt: skip
+"""Metrics linear in the loss (they scale with the normalisation); all others (ratios,
+effective rank, coherence, cosines, loss, lengths, ``S_sum_regularized``) are scale-free
+here and read the same under every normalisation."""
 
 KEY_COLUMNS: tuple[str, ...] = ("model", "dataset", "cot", "correct")
 """Columns that, with ``sample_id``, identify one example (those present are used)."""
@@ -101,13 +117,45 @@ def available_metrics(df: pd.DataFrame) -> list[str]:
         >>> "S_sum_regularized" in available_metrics(synthetic_stats(n_samples=2, n_layers=3))
         True
     """
-    out = [c for c in STAT_COLUMNS + OPTIONAL_METRIC_COLUMNS + EXAMPLE_COLUMNS if c in df.columns]
+    cols = STAT_COLUMNS + TOKEN_COLUMNS + OPTIONAL_METRIC_COLUMNS + EXAMPLE_COLUMNS
+    out = [c for c in cols if c in df.columns]
     if "nuclear_norm" in df.columns and "loss" in df.columns:
         out.append("S_sum_regularized")
     return out
 
 
-def metric_values(df: pd.DataFrame, metric: str) -> pd.Series:
+def loss_tokens(df: pd.DataFrame) -> pd.Series:
+    """T of every row: ``n_loss_tokens`` where present, else ``n_response_tokens``.
+
+    Example:
+        >>> t = pd.DataFrame({"n_response_tokens": [100, 4], "n_loss_tokens": [2, np.nan]})
+        >>> loss_tokens(t).tolist()
+        [2.0, 4.0]
+    """
+    check_columns(df, ["n_response_tokens"])
+    t = pd.to_numeric(df["n_response_tokens"], errors="coerce").astype(float)
+    if "n_loss_tokens" in df.columns:
+        t = pd.to_numeric(df["n_loss_tokens"], errors="coerce").astype(float).fillna(t)
+    return t
+
+
+def norm_factor(df: pd.DataFrame, norm: str = "mean") -> pd.Series:
+    """Per-row factor turning a mean-loss gradient statistic into ``norm``'s (see :data:`NORMS`).
+
+    Example:
+        >>> t = pd.DataFrame({"n_response_tokens": [4, 9]})
+        >>> norm_factor(t, "sum").tolist(), norm_factor(t, "sqrt").tolist()
+        ([4.0, 9.0], [2.0, 3.0])
+    """
+    if norm not in NORMS:
+        raise InputError(f"unknown norm {norm!r}; choose one of {list(NORMS)}", field="norm")
+    if norm == "mean":
+        return pd.Series(1.0, index=df.index)
+    t = loss_tokens(df)
+    return t if norm == "sum" else t.pow(0.5)
+
+
+def metric_values(df: pd.DataFrame, metric: str, norm: str = "mean") -> pd.Series:
     """The values of ``metric`` for every row of the table, as float.
 
     Args:
@@ -115,6 +163,8 @@ def metric_values(df: pd.DataFrame, metric: str) -> pd.Series:
         metric: a column name, an authors' alias (``S_sum``, ``S_ratio``, ...) or
             ``S_sum_regularized`` (``nuclear_norm / loss``; 0 where loss is 0, as the
             authors' ``ZeroDivisionError`` guard does).
+        norm: ``mean`` (as stored, the paper), ``sum`` (× T) or ``sqrt`` (× √T), T the
+            loss tokens (:func:`loss_tokens`); applies to :data:`SCALED_METRICS` only.
 
     Returns:
         A float Series aligned with ``df``.
@@ -126,8 +176,15 @@ def metric_values(df: pd.DataFrame, metric: str) -> pd.Series:
         >>> t = pd.DataFrame({"nuclear_norm": [2.0, 3.0], "loss": [0.5, 0.0]})
         >>> metric_values(t, "S_sum_regularized").tolist()
         [4.0, 0.0]
+        >>> t["n_response_tokens"] = [4, 100]
+        >>> metric_values(t, "S_sum", norm="sqrt").tolist()
+        [4.0, 30.0]
     """
     name = METRIC_ALIASES.get(metric, metric)
+    if norm != "mean" or norm not in NORMS:
+        factor = norm_factor(df, norm)
+        if name in SCALED_METRICS:
+            return (metric_values(df, metric) * factor).rename(metric)
     if name == "S_sum_regularized":
         check_columns(df, ("nuclear_norm", "loss"))
         nn_ = df["nuclear_norm"].astype(float)
@@ -200,8 +257,9 @@ def prepare_table(
     modules: Sequence[str] | None = None,
     layers: tuple[int, int] | Sequence[int] | None = None,
     where: Mapping[str, Any] | None = None,
+    norm: str = "mean",
 ) -> pd.DataFrame:
-    """Filtered copy of the table with the metric in column ``_value``."""
+    """Filtered copy of the table with the metric (under ``norm``) in column ``_value``."""
     check_columns(df, REQUIRED_COLUMNS)
     d = filter_table(df, where)
     if modules is not None:
@@ -213,6 +271,6 @@ def prepare_table(
         else:
             d = d[d["layer"].isin([int(x) for x in layers])]
     d = d.copy()
-    d["_value"] = metric_values(d, metric)
+    d["_value"] = metric_values(d, metric, norm)
     d["layer"] = d["layer"].astype(int)
     return d

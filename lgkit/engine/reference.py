@@ -138,7 +138,9 @@ def naive_token_stats(
         rows = []
         for t in targets:
             x, y = seen[t.module_name]
-            d = y.grad[0] if t.index is None else y.grad[0][:, t.index]
+            grad = y.grad
+            assert grad is not None, f"no gradient reached {t.module_name}"
+            d = grad[0] if t.index is None else grad[0][:, t.index]
             terms = [torch.outer(d[k], x[0, k]).double() for k in range(d.shape[0])]
             norms = [float(torch.linalg.svdvals(g).sum()) for g in terms]
             g = target_gradient(model, t).double()

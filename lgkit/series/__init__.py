@@ -1,17 +1,17 @@
 """The notebook series: steps the notebooks call, their outputs, the papermill runner, the index page.
 
 Notebooks import this package as ``S``: ``S.family_stats``, ``S.Outputs`` and the rest of
-``steps`` and ``outputs``. ``runner`` and ``report`` run and summarise the series (``lgkit run``).
-May import every other lgkit package.
+``steps``, ``outputs``, ``findings`` and ``controls`` (06's length controls). ``runner`` and
+``report`` run and summarise the series (``lgkit run``). May import every other lgkit package.
 """
 
+from lgkit.series.controls import *  # noqa: F403
+from lgkit.series.controls import __all__ as _controls_all
+from lgkit.series.findings import *  # noqa: F403
+from lgkit.series.findings import __all__ as _findings_all
 from lgkit.series.outputs import *  # noqa: F403
 from lgkit.series.outputs import __all__ as _outputs_all
 from lgkit.series.steps import *  # noqa: F403
 from lgkit.series.steps import __all__ as _steps_all
 
-__all__ = [*_steps_all, *_outputs_all]
-from lgkit.series.findings import *  # noqa: F403
-from lgkit.series.findings import __all__ as _findings_all
-
-__all__ += _findings_all
+__all__ = [*_steps_all, *_outputs_all, *_findings_all, *_controls_all]

@@ -15,6 +15,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_commonsense",
     "04_wiki",
     "05_base_vs_instruct",
+    "06_length_controls",
 )
 """The notebook series, in execution order."""
 

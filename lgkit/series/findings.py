@@ -72,7 +72,7 @@ def weights_labels(models: Sequence[str]) -> list[str]:
     """
     from lgkit.models.weights import weights_label
 
-    quantised = [(m, weights_label(m)) for m in dict.fromkeys(models) if weights_label(m)]
+    quantised = [(m, lab) for m in dict.fromkeys(models) if (lab := weights_label(m))]
     if len(quantised) == 1:
         return [quantised[0][1]]
     return [f"{lab} [{m}]" for m, lab in quantised]
@@ -88,9 +88,11 @@ def finalize(
     findings: Sequence[A.Finding],
     df: pd.DataFrame,
     models: Sequence[str],
-    twin: Sequence[A.Finding] | None = None,
+    twin: Sequence[A.Finding | None] | None = None,
 ) -> list[A.Finding]:
-    """Holm, verdicts, twin control and labels for a notebook's findings (see module)."""
+    """Holm, verdicts, twin control and labels for a notebook's findings (see module).
+
+    ``twin[k]`` is finding k on the random twin, or None where it has no twin run."""
     if twin is not None and len(twin) != len(findings):
         logger.warning(
             "twin findings do not align (%d vs %d): control left out", len(twin), len(findings)
@@ -134,6 +136,7 @@ def reasoning_claims(
     alike_margin: float = 0.1,
     n_boot: int = 1000,
     seed: int = 0,
+    norm: str = "mean",
 ) -> list[A.Finding]:
     """The reasoning claims of 02/03: none vs detailed (level, MAD all/early/middle/late),
     simplified vs detailed (level, MAD), correct vs irrelevant (RD ratios, and the
@@ -144,7 +147,7 @@ def reasoning_claims(
         >>> len(fs), fs[0].statistic
         (9, 'mean-curve level ratio detailed/none')
     """
-    kw = {"n_boot": n_boot, "seed": seed}
+    kw: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "norm": norm}
 
     def core(d: pd.DataFrame, segments: bool) -> list[A.Finding]:
         fs = A.claim_flatter_with_cot(d, metric, "none", "detailed", segments=segments, **kw)

@@ -547,6 +547,55 @@ def mad_bar_figure(
     return fig
 
 
+def length_level_figure(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    hue: str = "cot",
+    *,
+    modules: Sequence[str] | None = ATTN_MODULES,
+    where: Mapping[str, Any] | None = None,
+    norm: str = "mean",
+    suptitle: str | None = None,
+) -> Figure:
+    """Per-example level (metric averaged over layers and modules) against the loss tokens T,
+    log-log, one colour per ``hue`` value, with the slope -0.5 dilution line (uncorrelated
+    per-token gradients averaged by the mean loss) through the geometric mean of the points.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> fig = length_level_figure(synthetic_stats(n_samples=4, n_layers=3))
+        >>> fig.axes[0].get_xscale(), fig.axes[0].get_yscale()
+        ('log', 'log')
+    """
+    ex = A.per_example(df, metric, modules=modules, where=where, norm=norm)
+    if ex.empty:
+        return empty_figure("no examples")
+    ex["_t"] = A.loss_tokens(ex)
+    keys = [c for c in A.example_key_columns(ex) if c in ex.columns]
+    ex = ex.groupby(keys, dropna=False).agg(value=("value", "mean"), T=("_t", "first"))
+    ex = ex.reset_index()
+    ex = ex[(ex["value"] > 0) & (ex["T"] > 0)]
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.subplots()
+    values = A.value_order(ex[hue].dropna().unique(), hue) if hue in ex else [None]
+    colors = ["tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:gray"]
+    for i, v in enumerate(values):
+        g = ex if v is None else ex[ex[hue] == v]
+        ax.scatter(g["T"], g["value"], s=14, alpha=0.7, color=colors[i % len(colors)],
+                   label=_label(hue, v))  # fmt: skip
+    if len(ex):
+        lx, ly = np.log(ex["T"].to_numpy(float)), np.log(ex["value"].to_numpy(float))
+        x = np.exp(np.linspace(lx.min(), lx.max(), 20))
+        ax.plot(x, np.exp(ly.mean()) * (x / np.exp(lx.mean())) ** -0.5, "k--",
+                label="slope −0.5 (dilution)")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ylabel = f"{A.metric_label(metric)} (layer mean{'' if norm == 'mean' else ', ' + norm})"
+    style_axis(ax, "Level against loss tokens", xlabel="Loss tokens T", ylabel=ylabel)
+    _finish(fig, df, suptitle, ax.get_legend_handles_labels()[0])
+    return fig
+
+
 def figure_caption(fig: Figure) -> str:
     """The figure's title and its panels' titles, as one line.
 

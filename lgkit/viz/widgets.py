@@ -266,6 +266,48 @@ class Explorer(_Panel):
         return fig
 
 
+TOKEN_COLUMNS = ("sample_id", "position", "token", "in_response", "layer", "module", "token_norm")
+
+
+def token_share_html(token_stats: pd.DataFrame, sample_id: str, layer: int, module: str) -> str:
+    """An example's response tokens coloured by their share of one layer/module's gradient.
+
+    The share of token t is ``token_norm_t / Σ token_norm`` over the response tokens
+    (``token_norm`` = ‖d_t‖‖x_t‖, the per-token table of ``--token-stats``); the red
+    intensity is the share relative to the largest one, and each token's title shows
+    its share. The text is HTML-escaped.
+
+    Example:
+        >>> t = pd.DataFrame({"sample_id": "s", "position": [0, 1], "token": ["<b>", "7"],
+        ...     "in_response": True, "layer": 0, "module": "q", "token_norm": [1.0, 3.0]})
+        >>> h = token_share_html(t, "s", 0, "q")
+        >>> "&lt;b&gt;" in h, "75.0%" in h, h.count("<b>")  # the heading only
+        (True, True, 1)
+    """
+    A.check_columns(token_stats, TOKEN_COLUMNS, "per-token table")
+    t = token_stats[
+        (token_stats["sample_id"] == sample_id)
+        & (token_stats["layer"] == layer)
+        & (token_stats["module"] == module)
+        & token_stats["in_response"].astype(bool)
+    ].sort_values("position")
+    if t.empty:
+        return f"<i>no response tokens of {html.escape(str(sample_id))} at layer {layer}, {html.escape(str(module))}</i>"
+    share = t["token_norm"].to_numpy(dtype=float)
+    total = share.sum()
+    share = share / total if total > 0 else share * 0.0
+    top = share.max() if share.max() > 0 else 1.0
+    spans = []
+    for tok, sh in zip(t["token"].astype(str), share, strict=True):
+        alpha = round(float(sh / top), 3)
+        spans.append(
+            f"<span title='{100 * sh:.1f}%' style='background: rgba(220, 30, 30, {alpha})'>"
+            f"{html.escape(tok)}</span>"
+        )
+    head = f"<b>Token share of the gradient</b> (layer {layer}, {html.escape(str(module))})"
+    return f"{head}<div style='white-space: pre-wrap'>{''.join(spans)}</div>"
+
+
 class ExampleDrilldown(_Panel):
     """Pick one example: show its text and its own per-layer curves.
 
@@ -280,6 +322,9 @@ class ExampleDrilldown(_Panel):
         examples: ``{sample_id: Example}`` or an iterable of Example records (keyed
             by their ``sample_id``).
         metric: initial metric.
+        token_stats: optional per-token table (``lgkit.load_token_stats``): then
+            ``tokens`` shows the response coloured by each token's share of the gradient
+            of the layer ``token_layer`` and module ``token_module`` (Dropdowns).
 
     Example:
         >>> from lgkit.analysis import synthetic_stats
@@ -296,9 +341,13 @@ class ExampleDrilldown(_Panel):
         df: pd.DataFrame,
         examples: Mapping[str, Example] | Iterable[Example],
         metric: str = "nuclear_norm",
+        token_stats: pd.DataFrame | None = None,
     ) -> None:
         A.check_columns(df, A.REQUIRED_COLUMNS)
+        if token_stats is not None:
+            A.check_columns(token_stats, TOKEN_COLUMNS, "per-token table")
         self.df = df
+        self.token_stats = token_stats
         self.examples: Mapping[str, Example] = (
             cast("Mapping[str, Example]", examples)  # Mapping of the Union, not of Iterable
             if isinstance(examples, Mapping)
@@ -329,16 +378,37 @@ class ExampleDrilldown(_Panel):
         self.group_mean = w.Checkbox(value=True, description="group mean (dashed)")
         self.text = w.HTML()
         self.image = w.Image(format="png")
+        src = token_stats if token_stats is not None else df
+        layers = sorted(int(x) for x in src["layer"].unique())
+        self.token_layer = w.Dropdown(options=layers, value=layers[0] if layers else None,
+                                      description="token layer")  # fmt: skip
+        tmods = A.value_order(src["module"].unique(), "module")
+        self.token_module = w.Dropdown(options=tmods, value=tmods[0] if tmods else None,
+                                       description="token module")  # fmt: skip
+        self.tokens = w.HTML()
         for c in (self.example, self.metric, self.modules, self.group_mean):
             c.observe(lambda _ch: self.redraw(), names="value")
-        self.widget = w.VBox(
-            [
-                w.HBox([self.example, self.metric]),
-                w.HBox([self.modules, self.group_mean]),
-                w.HBox([w.Box([self.text], layout=w.Layout(width="45%")), self.image]),
-            ]
-        )
+        for c in (self.token_layer, self.token_module):
+            c.observe(lambda _ch: self.redraw_tokens(), names="value")
+        rows = [
+            w.HBox([self.example, self.metric]),
+            w.HBox([self.modules, self.group_mean]),
+            w.HBox([w.Box([self.text], layout=w.Layout(width="45%")), self.image]),
+        ]
+        if token_stats is not None:
+            rows += [w.HBox([self.token_layer, self.token_module]), self.tokens]
+        self.widget = w.VBox(rows)
         self.redraw()
+
+    def redraw_tokens(self) -> None:
+        """Recolour the response tokens (only with a per-token table)."""
+        sid = self.example.value
+        if self.token_stats is None or sid is None:
+            self.tokens.value = ""
+            return
+        self.tokens.value = token_share_html(
+            self.token_stats, sid, self.token_layer.value, self.token_module.value
+        )
 
     def _option_label(self, sid: str) -> str:
         ex = self.examples[sid]
@@ -388,6 +458,7 @@ class ExampleDrilldown(_Panel):
             return fig
         rows = self._rows(sid)
         self.text.value = self._text_html(sid, rows)
+        self.redraw_tokens()
         metric = self.metric.value
         mods = list(self.modules.value)
         fig = Figure(figsize=(7.5, 3.8), layout="constrained")
@@ -434,4 +505,4 @@ class ExampleDrilldown(_Panel):
         return fig
 
 
-__all__ = ["Explorer", "ExampleDrilldown", "ALL", "figure_png"]
+__all__ = ["Explorer", "ExampleDrilldown", "ALL", "figure_png", "token_share_html"]

@@ -1,0 +1,254 @@
+"""Notebook 06's length controls: answer-only statistics, the claims under each normalisation.
+
+Slow thinking or just more tokens? The paper's loss is the mean over T response tokens,
+so a long response's gradient is an average of many per-token terms. 06 reads the
+paper's claims under each loss normalisation (``mean``, ``sum``, ``sqrt``:
+:data:`lgkit.analysis.NORMS`), with the scale-free coherence and MAD ÷ level, and with
+the loss on the final-answer tokens only (:func:`answer_stats`).
+
+Example:
+    >>> fs = length_claims(A.synthetic_stats(n_samples=6, n_layers=4, datasets=("gsm8k",)), n_boot=50)
+    >>> [f.claim.split("]")[0] for f in fs][:2]
+    ['[mean', '[mean']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lgkit import analysis as A
+from lgkit.schema import ATTN_MODULES
+from lgkit.series.findings import tag
+from lgkit.series.steps import data_files, family_stats, project_path
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "answer_claims",
+    "answer_data",
+    "answer_stats",
+    "length_findings",
+    "length_claims",
+    "loss_on_table",
+    "norm_summary",
+    "norm_table",
+    "rd_norm_table",
+]
+
+
+def answer_data(
+    data_dir: str | Path,
+    family: str,
+    target: str | Path,
+    *,
+    datasets: str | Sequence[str] | None = None,
+) -> Path:
+    """A data folder at ``target`` with the correct-response files of ``family``, each record
+    given ``meta["answer"]`` from its dataset's no-CoT file
+    (:func:`lgkit.data.answers.attach_answers`; the released CoT files mostly lack a
+    final-answer marker). Irrelevant responses are left out: their answer is another
+    question's. Identical files give identical bytes, so the statistics cache is reused.
+    """
+    from lgkit.data.answers import attach_answers
+    from lgkit.data.index import write_data_index
+    from lgkit.formats.records import write_examples
+
+    files = data_files(data_dir, family, datasets=datasets, correct=True)
+    refs = {f.dataset: f.read() for f in files if f.cot == "none"}
+    out = project_path(target)
+    written = []
+    for f in files:
+        exs = f.read()
+        n = attach_answers(exs, refs.get(f.dataset, []))
+        logger.info("%s: attached %d of %d answers", f.name, n, len(exs))
+        path = write_examples(out / f"{f.name}.jsonl", exs)
+        written.append(replace(f, path=path, n=len(exs)))
+    write_data_index(out, written, note="answers attached from the no-CoT files")
+    return out
+
+
+def answer_stats(
+    data_dir: str | Path,
+    family: str,
+    model: Any,
+    config: Any,
+    cache_dir: str | Path,
+    target: str | Path,
+    *,
+    datasets: str | Sequence[str] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`family_stats` with the loss on the final-answer tokens only (``loss_on="answer"``),
+    on the correct responses with answers attached (:func:`answer_data` under ``target``).
+
+    ``loss_on`` is one of the engine's numeric settings, so these statistics have their
+    own cache key; the response-loss statistics of 02/03 are not touched.
+    """
+    folder = answer_data(data_dir, family, target, datasets=datasets)
+    cfg = replace(config, loss_on="answer")
+    return family_stats(folder, family, model, cfg, cache_dir, progress=progress)
+
+
+def length_claims(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    *,
+    norms: Sequence[str] = A.NORMS,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding]:
+    """The paper's claims 1 (slow thinking smaller and flatter: level, MAD; MAD ÷ level under
+    ``mean``) and 3 (correct and irrelevant differ more with detailed CoT than without: RD
+    ratio detailed/none) under each normalisation, each finding tagged ``[<norm>]``; then
+    the scale-free coherence level (tagged ``[coherence]``). The no-difference claim without
+    CoT is left to 02/03 (correct and irrelevant bare answers have about the same T).
+    """
+    kw: dict[str, Any] = {"n_boot": n_boot, "seed": seed}
+    out: list[A.Finding] = []
+    for norm in norms:
+        fs = A.claim_flatter_with_cot(
+            df, metric, segments=False, relative_mad=norm == "mean", norm=norm, **kw
+        )
+        fs += A.claim_correct_vs_irrelevant(
+            df, metric, where={"cot": ["none", "detailed"]}, alike=False, norm=norm, **kw
+        )
+        out += [tag(f, norm) for f in fs]
+    if "coherence" in df.columns and df["coherence"].notna().any():
+        fs = A.claim_flatter_with_cot(df, "coherence", segments=False, **kw)[:1]
+        out += [tag(f, "coherence", "scale-free; not a claim of the paper") for f in fs]
+    return out
+
+
+def answer_claims(
+    df: pd.DataFrame, metric: str = "nuclear_norm", *, n_boot: int = 1000, seed: int = 0
+) -> list[A.Finding]:
+    """Claim 1 (level, MAD) with the loss on the final-answer tokens only, tagged
+    ``[answer-only loss]``: about as many loss tokens at every CoT level, the reasoning
+    in context."""
+    fs = A.claim_flatter_with_cot(df, metric, segments=False, n_boot=n_boot, seed=seed)
+    return [
+        tag(f, "answer-only loss", "the CoT stays in context; loss on the answer tokens")
+        for f in fs
+    ]
+
+
+def norm_summary(
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    *,
+    norms: Sequence[str] = A.NORMS,
+    modules: Sequence[str] | None = ATTN_MODULES,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{norm: {cot: {"level", "mad", "mad_rel"}}}`` of the correct responses' mean curves
+    (module-averaged; ``mad_rel`` = MAD ÷ level per module, averaged).
+
+    Example:
+        >>> s = norm_summary(A.synthetic_stats(n_samples=4, n_layers=6))
+        >>> sorted(s), sorted(s["sum"]["none"])
+        (['mean', 'sqrt', 'sum'], ['level', 'mad', 'mad_rel'])
+    """
+    d = A.filter_table(df, A.with_correct(df, None, True))
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for norm in norms:
+        s = A.curve_summary(d, metric, ["cot"], modules, norm=norm)
+        s["mad_rel"] = s["mad"] / s["level"]
+        agg = s.groupby("cot", sort=False)[["level", "mad", "mad_rel"]].mean()
+        out[norm] = {
+            str(k): {c: float(agg.loc[k, c]) for c in agg.columns}
+            for k in A.value_order(agg.index, "cot")
+        }
+    return out
+
+
+def loss_on_table(
+    df: pd.DataFrame,
+    answer_df: pd.DataFrame | None,
+    metric: str = "nuclear_norm",
+    *,
+    modules: Sequence[str] | None = ATTN_MODULES,
+) -> pd.DataFrame:
+    """Level, MAD and median loss tokens per (loss on, cot) of the correct responses:
+    the full response (the paper) against the final-answer tokens only.
+
+    Example:
+        >>> t = loss_on_table(A.synthetic_stats(n_samples=3, n_layers=4), None)
+        >>> t["loss_on"].unique().tolist(), t["cot"].tolist()[:1]
+        (['response'], ['none'])
+    """
+    rows = []
+    for loss_on, d in (("response", df), ("answer", answer_df)):
+        if d is None or d.empty:
+            continue
+        d = A.filter_table(d, A.with_correct(d, None, True))
+        s = A.curve_summary(d, metric, ["cot"], modules).groupby("cot", sort=False)
+        tokens = d.drop_duplicates(A.example_key_columns(d)).assign(T=A.loss_tokens)
+        med = tokens.groupby("cot")["T"].median()
+        for cot, g in s:
+            rows.append({"loss_on": loss_on, "cot": cot, "level": float(g["level"].mean()),
+                         "mad": float(g["mad"].mean()), "median_loss_tokens": float(med.get(cot))})  # fmt: skip
+    cols = ["loss_on", "cot", "level", "mad", "median_loss_tokens"]
+    t = pd.DataFrame(rows, columns=cols)
+    return A.sort_groups(t, ["loss_on", "cot"]) if len(t) else t
+
+
+def norm_table(df: pd.DataFrame, metric: str = "nuclear_norm") -> pd.DataFrame:
+    """:func:`norm_summary` as a table: one row per (norm, cot).
+
+    Example:
+        >>> norm_table(A.synthetic_stats(n_samples=3, n_layers=4)).columns.tolist()
+        ['norm', 'cot', 'level', 'mad', 'mad_rel']
+    """
+    rows = [
+        {"norm": n, "cot": c, **v}
+        for n, per in norm_summary(df, metric).items()
+        for c, v in per.items()
+    ]
+    return pd.DataFrame(rows, columns=["norm", "cot", "level", "mad", "mad_rel"])
+
+
+def rd_norm_table(
+    df: pd.DataFrame, metric: str = "nuclear_norm", modules: Sequence[str] | None = ATTN_MODULES
+) -> pd.DataFrame:
+    """Module-averaged RD(correct, irrelevant) per cot (rows) and normalisation (columns).
+
+    Example:
+        >>> t = rd_norm_table(A.synthetic_stats(n_samples=3, n_layers=4))
+        >>> t.columns.tolist(), t.index.tolist()
+        (['mean', 'sum', 'sqrt'], ['none', 'simplified', 'detailed'])
+    """
+    if df.empty or "correct" not in df.columns:
+        return pd.DataFrame(columns=list(A.NORMS))
+    return pd.DataFrame({n: A.rd_by(df, metric, "cot", modules, norm=n) for n in A.NORMS})
+
+
+def length_findings(
+    stats: dict[str, pd.DataFrame],
+    answers: dict[str, pd.DataFrame | None],
+    twins: dict[str, pd.DataFrame | None],
+    metric: str = "nuclear_norm",
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[list[A.Finding], list[A.Finding | None]]:
+    """06's findings per family (tagged ``[<family>]``): :func:`length_claims` on the
+    response-loss table, :func:`answer_claims` on the answer-only one; and the aligned
+    random-twin findings for :func:`lgkit.series.findings.finalize` (None where the twin
+    has no table: the answer-only rows)."""
+    findings: list[A.Finding] = []
+    twin: list[A.Finding | None] = []
+    for fam, df in stats.items():
+        fs = length_claims(df, metric, n_boot=n_boot, seed=seed)
+        tdf = twins.get(fam)
+        tw = None if tdf is None else length_claims(tdf, metric, n_boot=n_boot, seed=seed)
+        ans_df = answers.get(fam)
+        ans = [] if ans_df is None else answer_claims(ans_df, metric, n_boot=n_boot, seed=seed)
+        findings += [tag(f, fam) for f in fs + ans]
+        twin += list(tw) if tw is not None and len(tw) == len(fs) else [None] * len(fs)
+        twin += [None] * len(ans)
+    return findings, twin
