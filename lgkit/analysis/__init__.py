@@ -52,15 +52,10 @@ from lgkit.analysis.claims import (  # noqa: F401
 )
 from lgkit.analysis.compare import (  # noqa: F401
     RelativeDifference,
-    length_association,
-    length_matched_comparison,
-    match_by_length,
-    per_example,
     relative_difference,
     relative_difference_curves,
     relative_difference_table,
     signed_relative_difference,
-    spearman,
 )
 from lgkit.analysis.curves import (  # noqa: F401
     bootstrap_mean_band,
@@ -96,6 +91,13 @@ from lgkit.analysis.inference import (  # noqa: F401
 )
 from lgkit.analysis.latex import (  # noqa: F401
     to_latex,
+)
+from lgkit.analysis.length import (  # noqa: F401
+    length_association,
+    length_matched_comparison,
+    match_by_length,
+    per_example,
+    spearman,
 )
 from lgkit.analysis.tables import (  # noqa: F401
     COT_ORDER,

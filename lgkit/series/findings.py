@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 
 from lgkit import analysis as A
-from lgkit.series.steps import family_stats, model_family, safe_name
+from lgkit.series.steps import family_stats, model_family
+from lgkit.series.summaries import safe_name
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from lgkit.analysis.findings import COLUMNS as FINDING_COLUMNS
 from lgkit.fsio import atomic_write_json
 from lgkit.models.weights import quantisation
 from lgkit.series.findings import RELEASED_NOTE, data_kind
-from lgkit.series.steps import n_examples, project_path, safe_name
+from lgkit.series.steps import project_path
+from lgkit.series.summaries import n_examples, safe_name
 
 logger = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from lgkit.formats.records import Example
 from lgkit.schema import ATTN_MODULES
 from lgkit.viz import BATCH_ENV
 from lgkit.viz import plots as P
+from lgkit.viz import style as vstyle
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """The figure rendered to PNG bytes (Agg), independent of any notebook backend.
 
     Example:
-        >>> figure_png(P.empty_figure("x"))[:4]
+        >>> figure_png(vstyle.empty_figure("x"))[:4]
         b'\\x89PNG'
     """
     buf = io.BytesIO()
@@ -250,7 +251,7 @@ class Explorer(_Panel):
         """Recompute the curves for the current controls and redraw the figure."""
         d = self.filtered()
         if d.empty or not self.modules.value:
-            fig = P.empty_figure("no rows match the selection")
+            fig = vstyle.empty_figure("no rows match the selection")
         else:
             fig = P.layer_figure(
                 d,
@@ -453,7 +454,7 @@ class ExampleDrilldown(_Panel):
         sid = self.example.value
         if sid is None:
             self.text.value = "<i>no example</i>"
-            fig = P.empty_figure("no example")
+            fig = vstyle.empty_figure("no example")
             self._show(fig)
             return fig
         rows = self._rows(sid)
@@ -467,16 +468,16 @@ class ExampleDrilldown(_Panel):
         models = list(dict.fromkeys(vals["model"])) if "model" in vals else [None]
         for k, model in enumerate(models):
             vm = vals[vals["model"] == model] if model is not None else vals
-            style = P.LINESTYLES[k % len(P.LINESTYLES)] if len(models) > 1 else "-"
+            style = vstyle.LINESTYLES[k % len(vstyle.LINESTYLES)] if len(models) > 1 else "-"
             for m in mods:
                 g = vm[vm["module"] == m].groupby("layer")["_v"].mean()
-                lab = P.module_label(m) + (
+                lab = vstyle.module_label(m) + (
                     f" ({model})" if model is not None and len(models) > 1 else ""
                 )
                 ax.plot(
                     g.index.to_numpy(),
                     g.to_numpy(),
-                    c=P.MODULE_COLORS.get(m, "k"),
+                    c=vstyle.MODULE_COLORS.get(m, "k"),
                     linestyle=style,
                     marker="o",
                     markersize=3,
@@ -491,14 +492,14 @@ class ExampleDrilldown(_Panel):
                 ax.plot(
                     g["layer"].to_numpy(),
                     g["mean"].to_numpy(),
-                    c=P.MODULE_COLORS.get(m, "k"),
+                    c=vstyle.MODULE_COLORS.get(m, "k"),
                     linestyle="--",
                     alpha=0.6,
                     linewidth=1,
-                    label=f"{P.module_label(m)} group mean" if m == mods[0] else None,
+                    label=f"{vstyle.module_label(m)} group mean" if m == mods[0] else None,
                 )
-        P.style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
-        fig.suptitle(P.data_title(rows), fontsize="medium")
+        vstyle.style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
+        fig.suptitle(vstyle.data_title(rows), fontsize="medium")
         if ax.lines:
             fig.legend(loc="outside right upper", fontsize="small", frameon=False)
         self._show(fig)
