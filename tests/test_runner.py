@@ -370,3 +370,19 @@ def test_param_overrides_are_parsed_and_validated(fake_root, tmp_path):
         runner.resolve_params("02_math", "smoke", tmp_path, fake_root, {"fail": "true"})["fail"]
         is True
     )
+
+
+def test_data_fallback_is_said_on_the_console(tmp_path, caplog):
+    """A run whose data fell back to the synthetic set says so in the log, not only on the pages."""
+    from lgkit.series.runner import _warn_fallback
+
+    data = runner.data_dir_of(tmp_path)
+    data.mkdir(parents=True)
+    (data / "index.json").write_text('{"files": [], "fallback": "released examples not found"}')
+    with caplog.at_level("WARNING", logger="lgkit.series.runner"):
+        _warn_fallback(tmp_path)
+    assert "DATA FALLBACK: released examples not found" in caplog.text
+    (data / "index.json").write_text('{"files": []}')
+    caplog.clear()
+    _warn_fallback(tmp_path)
+    assert "FALLBACK" not in caplog.text

@@ -401,6 +401,14 @@ def _default_out(profile: str, root: Path) -> Path:
     return root / "outputs" / f"{profile}-{stamp}"
 
 
+def _warn_fallback(run_dir: Path) -> None:
+    """Say on the console, not only on the pages, when the data fell back to the synthetic set."""
+    index = read_json(data_dir_of(run_dir) / "index.json")
+    reason = index.get("fallback") if isinstance(index, dict) else None
+    if reason:
+        log.warning("DATA FALLBACK: %s", reason)
+
+
 def run_series(
     profile: str = "default",
     only: str | Sequence[str] | None = None,
@@ -493,6 +501,8 @@ def run_series(
                 failed = e
                 break
             log.info("%s done in %.1f s", name, rec["seconds"])
+            if name == DATA_NOTEBOOK:
+                _warn_fallback(run_dir)
     finally:
         redirect.__exit__(None, None, None)
         bar.close()
