@@ -248,6 +248,17 @@ def grad_config(
     )
 
 
+def model_label(model: Any) -> str:
+    """A model's name for progress lines: its ``name`` (loaded models, random twins) or itself.
+
+    Example:
+        >>> from lgkit.models.twin import LazyTwin
+        >>> model_label("tiny-random-llama"), model_label(LazyTwin("tiny-random-llama"))
+        ('tiny-random-llama', 'tiny-random-llama@random-init-0')
+    """
+    return str(getattr(model, "name", model))
+
+
 def family_stats(
     data_dir: str | Path,
     family: str | Sequence[str] | None,
@@ -289,10 +300,12 @@ def family_stats(
     sizes = [len(read_examples(f.path)) for f in files]
     if config.limit:
         sizes = [min(n, config.limit) for n in sizes]
-    report = Reporter(str(model), sum(sizes))
+    report = Reporter(model_label(model), sum(sizes))
     parts = []
     t0 = time.perf_counter()
-    bar = tqdm(files, desc=f"{model}: {family or 'all'}", unit="file", disable=not progress)
+    bar = tqdm(
+        files, desc=f"{model_label(model)}: {family or 'all'}", unit="file", disable=not progress
+    )
     for f, n_file in zip(bar, sizes, strict=True):
         report.file(f.name)
         before = report.done
