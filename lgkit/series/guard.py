@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 
 from lgkit.errors import InputError
+from lgkit.fsio import atomic_write_json
+from lgkit.series.report import read_json
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -100,10 +102,8 @@ def check_out_dir(path: str | Path) -> Path:
 
 
 def _status(nb_dir: Path) -> str | None:
-    try:
-        return json.loads((nb_dir / "run.json").read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+    rec = read_json(nb_dir / "run.json")
+    return rec.get("status") if isinstance(rec, dict) else None
 
 
 def stash_good(nb_dir: Path) -> Path | None:
@@ -155,9 +155,7 @@ def settle(nb_dir: Path, backup: Path | None, failure: Mapping[str, Any] | None)
     rec_path = nb_dir / "run.json"
     rec = json.loads(rec_path.read_text(encoding="utf-8"))
     rec["last_failure"] = {**failure, "notebook": str(failed)}
-    tmp = rec_path.with_name("run.json.tmp")
-    tmp.write_text(json.dumps(rec, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(rec_path)
+    atomic_write_json(rec_path, rec, indent=2, default=str, newline=True)
     return failed
 
 
