@@ -67,6 +67,8 @@ class EmbeddedModel:
         hf_id: the original Hugging Face id (for reference and for users with a network).
         gguf: callable(workdir) -> path of the .gguf file (may write into ``workdir``).
         family: architecture family, for information.
+        quantisation: the GGUF quantisation the weights are dequantised from (for the labels
+            of :mod:`lgkit.models.weights`).
     """
 
     name: str
@@ -75,6 +77,7 @@ class EmbeddedModel:
     hf_id: str
     gguf: Callable[[Path], Path] = field(repr=False)
     family: str = ""
+    quantisation: str = ""
 
     def version(self) -> str | None:
         """Installed version of the package, or None when it is not installed."""
@@ -106,6 +109,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         gguf=_smollm2_gguf,
         family="llama",
+        quantisation="Q4_1",
     ),
     "gemma3-270m": EmbeddedModel(
         name="gemma3-270m",
@@ -114,6 +118,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         hf_id="google/gemma-3-270m",
         gguf=_gemma3_gguf,
         family="gemma3_text",
+        quantisation="Q4_K_M",
     ),
 }
 

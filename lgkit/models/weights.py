@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from lgkit.models.twin import TWIN_TAG
 
-__all__ = ["QUANTISATION", "quantisation", "weights_label"]
-
-#: Quantisation of the embedded models' GGUF files (see ``lgkit.models.load.EMBEDDED``).
-QUANTISATION: dict[str, str] = {"smollm2-135m-instruct": "Q4_1", "gemma3-270m": "Q4_K_M"}
+__all__ = ["quantisation", "weights_label"]
 
 
 def quantisation(name: str) -> str | None:
@@ -30,8 +27,10 @@ def quantisation(name: str) -> str | None:
     key = str(name).strip().lower()
     if TWIN_TAG in key:
         return None  # random weights: nothing of the checkpoint is left
-    if key in QUANTISATION:
-        return QUANTISATION[key]
+    from lgkit.models.embedded import EMBEDDED  # the registry says which file it ships
+
+    if key in EMBEDDED:
+        return EMBEDDED[key].quantisation or "GGUF"
     if key.endswith(".gguf"):
         stem = str(name).rsplit("/", 1)[-1][: -len(".gguf")]
         return stem.rsplit(".", 1)[-1] if "." in stem else "GGUF"
