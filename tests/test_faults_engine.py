@@ -359,7 +359,7 @@ def test_disk_full_during_manifest_write(tmp_path, capsys, data, monkeypatch):
 @pytest.mark.parametrize(
     "raw, words",
     [
-        (b'{"instruction": "q\\ud800", "output": "a"}\n', ["record line 1", "instruction", "surrogate"]),
+        (b'{"instruction": "q\\ud800", "output": "a"}\n', ["record 1", "instruction", "surrogate"]),
         (b'{"instruction": "caf\xe9", "output": "a"}\n', ["UTF-8", "line 1"]),
         (b"[" * 100_000 + b"]" * 100_000 + b"\n", ["nested too deeply", "line 1"]),
         (
