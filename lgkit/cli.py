@@ -100,6 +100,7 @@ def _cmd_grads(a: argparse.Namespace) -> int:
 
     examples = read_examples(a.data)  # validate the data before loading a model
     check_out_dir(a.out)
+    _refuse_if_busy(a.out, a.wait_lock)
     _check_device(a.device)
     dist = _maybe_init_distributed()
     kw = {"dtype": a.dtype, "instruct": a.instruct}
@@ -133,6 +134,20 @@ def _cmd_grads(a: argparse.Namespace) -> int:
     for f in res.failures:
         log.warning("failed: example %s (%s): %s", f["example_index"], f["sample_id"], f["reason"])
     return 0
+
+
+def _refuse_if_busy(out: str, wait: bool) -> None:
+    """Refuse before loading a model when another process writes ``out`` (unsharded runs:
+    a rank of a sharded run may see its own rank 0 holding the lock)."""
+    import os
+
+    from lgkit.locks import FolderBusy, lock_holder
+
+    if wait or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    pid = lock_holder(out)
+    if pid is not None:
+        raise FolderBusy(out, pid if pid > 0 else None)
 
 
 def _check_device(device: str | None) -> None:

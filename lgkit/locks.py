@@ -130,16 +130,36 @@ def folder_lock(
         FolderBusy: another process holds it (and ``wait`` ran out or was False).
     """
     d = Path(folder)
+    created = not d.exists()
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create the folder ({e.strerror or e})", path=d) from None
     path = d / name
+    try:
+        with _locked(d, path, wait):
+            yield path
+    except BaseException:
+        if created:  # a block that failed at once (bad input) leaves no empty folder behind
+            _remove_if_only_locks(d)
+        raise
+
+
+def _remove_if_only_locks(d: Path) -> None:
+    with contextlib.suppress(OSError):
+        if all(c.name.startswith(".lgkit") and c.name.endswith(".lock") for c in d.iterdir()):
+            for c in d.iterdir():
+                c.unlink()
+            d.rmdir()
+
+
+@contextlib.contextmanager
+def _locked(d: Path, path: Path, wait: bool | float) -> Iterator[None]:
     key = str(path.resolve())
     try:
         import fcntl  # noqa: F401
     except ImportError:  # pragma: no cover - Windows: no advisory locks
-        yield path
+        yield
         return
     with _guard:
         if key in _held:
@@ -150,7 +170,7 @@ def folder_lock(
             reentered = False
     if reentered:
         try:
-            yield path
+            yield
         finally:
             _release(key)
         return
@@ -165,7 +185,7 @@ def folder_lock(
     with _guard:
         _held[key] = (fd, 1)
     try:
-        yield path
+        yield
     finally:
         _release(key)
 
