@@ -202,10 +202,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
+    from lgkit.engine.store import load_failures
     from lgkit.formats.authors import export_layer_gradient
     from lgkit.formats.records import read_examples
-
-    from lgkit.engine.store import load_failures
 
     examples = read_examples(a.data) if a.data else None
     try:

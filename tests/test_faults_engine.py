@@ -205,7 +205,9 @@ def test_deleted_manifest_never_adopts_another_models_parts(run, capsys, data):
     code, err = _grads(capsys, data, run, "--model", "tiny-random-qwen2")
     line = _one_line(err)
     assert code == 2 and "different run" in line and "--overwrite" in line
-    assert not (run / "manifest.json").exists() or "qwen2" not in (run / "manifest.json").read_text()
+    assert (
+        not (run / "manifest.json").exists() or "qwen2" not in (run / "manifest.json").read_text()
+    )
     # the same model and settings adopt their own parts again
     code, _ = _grads(capsys, data, run)
     man = lgkit.load_manifest(run)

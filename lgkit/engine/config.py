@@ -113,7 +113,9 @@ class GradConfig:
         if self.stats_threads is not None and self.stats_threads < 1:
             raise InputError("must be at least 1 (or left out: automatic)", field="stats_threads")
         if self.loss_chunk is not None and self.loss_chunk < 0:
-            raise InputError("must be >= 0 (0: never chunk; left out: automatic)", field="loss_chunk")
+            raise InputError(
+                "must be >= 0 (0: never chunk; left out: automatic)", field="loss_chunk"
+            )
         if self.loss_on not in LOSS_ON:
             raise InputError(
                 f"unknown value {self.loss_on!r}; choose {' or '.join(LOSS_ON)}", field="loss_on"

@@ -111,12 +111,18 @@ def scan(out: Path, subs: Iterable[str] = SUBFOLDERS) -> list[Scanned]:
     return found
 
 
-def _file_problem(s: Scanned, fp: str | None, listed: dict[str, Any], strict: bool) -> Problem | None:
+def _file_problem(
+    s: Scanned, fp: str | None, listed: dict[str, Any], strict: bool
+) -> Problem | None:
     if s.error is not None or s.table is None:
-        return Problem(s.path, "damaged", f"unreadable Parquet part, truncated or corrupt ({s.error})")
+        return Problem(
+            s.path, "damaged", f"unreadable Parquet part, truncated or corrupt ({s.error})"
+        )
     if s.meta is not None and s.meta.get("rows") != s.table.num_rows:
         return Problem(
-            s.path, "damaged", f"holds {s.table.num_rows} rows but was written with {s.meta.get('rows')}"
+            s.path,
+            "damaged",
+            f"holds {s.table.num_rows} rows but was written with {s.meta.get('rows')}",
         )
     entry = listed.get(s.rel)
     if entry is not None and entry.get("sha256") != s.sha256:
@@ -152,7 +158,11 @@ def find_problems(
         if p is None and s.rel.startswith(PARTS + "/") and s.table is not None:
             ids = set(s.table.column("sample_id").to_pylist())
             if ids & seen:
-                p = Problem(s.path, "duplicate", f"repeats example {sorted(ids & seen)[0]!r} of an earlier part")
+                p = Problem(
+                    s.path,
+                    "duplicate",
+                    f"repeats example {sorted(ids & seen)[0]!r} of an earlier part",
+                )
             seen |= ids
         if p is not None:
             probs.append(p)
@@ -205,7 +215,9 @@ def check_table(out: Path) -> pd.DataFrame:
 def _check_complete(out: Path, manifest: dict, done: set[str]) -> None:
     fails = _failure_rows(out, done)
     failed = set(fails["sample_id"].astype(str)) if len(fails) else set()
-    data_failed = set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str)) if len(fails) else set()
+    data_failed = (
+        set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str)) if len(fails) else set()
+    )
     if "ids_sha256" in manifest:
         ok = ids_sha(done | data_failed) == manifest["ids_sha256"]
     else:  # a manifest written before ids were recorded: count them

@@ -19,14 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,8 @@ from lgkit.engine.batch import (
     run_batch,
 )
 from lgkit.engine.config import NUMERIC_SETTINGS, GradConfig, numeric_settings
-from lgkit.engine.ledger import file_ledger, fingerprint_sha, ids_sha, repair
+from lgkit.engine.folder import barrier, check_out_dir, run_lock
+from lgkit.engine.ledger import file_ledger, fingerprint_sha, ids_sha
 from lgkit.engine.spans import answer_token_span
 from lgkit.engine.store import (
     MANIFEST,
@@ -61,9 +60,9 @@ from lgkit.engine.store import (
 )
 from lgkit.engine.writer import RunWriter
 from lgkit.errors import InputError
-from lgkit.locks import LOCK_FILE, FolderBusy, folder_lock
 from lgkit.formats.prompts import Encoded, encode_example, has_chat_template
 from lgkit.formats.records import Example, read_examples
+from lgkit.locks import folder_lock
 from lgkit.provenance import git_hash as _git_hash
 
 __all__ = [
@@ -198,103 +197,6 @@ def run_fingerprint(bundle: Any, config: GradConfig, data_sha: str) -> dict[str,
     }
 
 
-def _clear(out: Path) -> None:
-    """Remove a run folder's contents, keeping the lock file (held by this process)."""
-    for child in out.iterdir():
-        if child.name.startswith(".lgkit") and child.name.endswith(".lock"):
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-
-
-def _check_out_dir(out: Path, fp: dict[str, Any], overwrite: bool, world_size: int, rank: int) -> dict:
-    """The manifest of the run already in ``out`` (empty if none or replaced), its parts verified.
-
-    Rank 0 sets damaged, duplicate and unlisted parts aside (:func:`lgkit.engine.ledger.repair`);
-    parts of another model or other settings are refused unless ``overwrite``.
-    """
-    old = load_manifest(out)
-    if old and old.get("fingerprint") != fp:
-        if not overwrite:
-            diff = sorted(k for k in fp if (old.get("fingerprint") or {}).get(k) != fp[k])
-            raise InputError(
-                f"holds statistics of a different run (differs in: {', '.join(diff)}); "
-                "to start afresh, give another --out, delete this directory, or rerun with --overwrite",
-                path=out,
-            )
-        _overwrite(out, world_size)
-        old = {}
-    if rank == 0 and out.exists():
-        try:
-            repair(out, fingerprint_sha(fp), old)
-        except InputError:
-            if not overwrite:
-                raise
-            _overwrite(out, world_size)
-            old = {}
-    return old
-
-
-def _overwrite(out: Path, world_size: int) -> None:
-    if world_size > 1:
-        raise InputError(
-            "--overwrite cannot be used in a sharded run; remove the directory first", path=out
-        )
-    _clear(out)
-
-
-def _distributed(world_size: int) -> bool:
-    return (
-        world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
-    )
-
-
-def _barrier(world_size: int) -> None:
-    if _distributed(world_size):
-        torch.distributed.barrier()
-
-
-def _max_over_ranks(value: int) -> int:
-    """The largest ``value`` over the ranks of the process group."""
-    dev = "cpu"
-    if torch.distributed.get_backend() == "nccl":
-        dev = f"cuda:{torch.cuda.current_device()}"
-    t = torch.tensor([value], dtype=torch.int64, device=dev)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return int(t.item())
-
-
-@contextlib.contextmanager
-def run_lock(out: Path, rank: int, world_size: int, wait: bool | float = False) -> Iterator[None]:
-    """One writer per run folder (:func:`lgkit.locks.folder_lock`).
-
-    Under ``torchrun`` (a process group) rank 0 holds the folder's lock for the whole
-    run and tells the other ranks whether it got it, so ranks of one run never lock
-    each other out and a second run's ranks all stop. Sharded ranks without a process
-    group each hold their own lock file (rank 0: the ordinary one).
-    """
-    if not _distributed(world_size):
-        name = LOCK_FILE if rank == 0 else f".lgkit-r{rank:03d}.lock"
-        with folder_lock(out, wait=wait, name=name):
-            yield
-        return
-    with contextlib.ExitStack() as stack:
-        busy: FolderBusy | None = None
-        if rank == 0:
-            try:
-                stack.enter_context(folder_lock(out, wait=wait))
-            except FolderBusy as e:
-                busy = e
-        pid = _max_over_ranks((busy.pid or 1) if busy else 0)
-        if busy is not None:
-            raise busy
-        if pid:
-            raise FolderBusy(out, pid if pid > 1 else None)
-        yield
-
-
 def plan_run(
     model: Any,
     data: str | Path | Sequence[Example],
@@ -325,8 +227,8 @@ def plan_run(
     targets = find_targets(bundle.model, config.modules)
     out = Path(out_dir)
     fp = run_fingerprint(bundle, config, data_sha)
-    old = _check_out_dir(out, fp, overwrite, world_size, rank)
-    _barrier(world_size)  # rank 0's repair is done before any rank reads what is done
+    old = check_out_dir(out, fp, overwrite, world_size, rank)
+    barrier(world_size)  # rank 0's repair is done before any rank reads what is done
     done = completed_ids(out) if out.exists() else set()
     mine = [i for i in range(len(examples)) if i % world_size == rank]
     todo = [i for i in mine if ids[i] not in done]
@@ -624,14 +526,16 @@ def _finish(plan: RunPlan, manifest: dict[str, Any]) -> None:
     "complete" only when every example of the plan has statistics or a data failure and
     no runtime failure is outstanding; ``files`` lists every part with rows and sha256.
     """
-    _barrier(plan.world_size)
+    barrier(plan.world_size)
     if plan.rank != 0:
         return
     out, plan_ids = plan.out, set(plan.ids)
     done = stats_ids(out) & plan_ids
     fails = load_failures(out)
     kinds = fails["kind"].tolist() if len(fails) else []
-    data_failed = set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str)) if kinds else set()
+    data_failed = (
+        set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str)) if kinds else set()
+    )
     n_runtime = kinds.count("runtime")
     complete = (done | data_failed) == plan_ids and n_runtime == 0
     manifest.update(

@@ -213,7 +213,10 @@ def _failure_rows(out_dir: str | Path, done: set[str]) -> pd.DataFrame:
         return df
     if "kind" not in df.columns:
         df["kind"] = None
-    df["kind"] = [k if k in FAILURE_KINDS else failure_kind(r) for k, r in zip(df["kind"], df["reason"])]
+    df["kind"] = [
+        k if k in FAILURE_KINDS else failure_kind(r)
+        for k, r in zip(df["kind"], df["reason"], strict=True)
+    ]
     if "failed_at" in df.columns:
         df = df.sort_values("failed_at", kind="stable", na_position="first")
     df = df.drop_duplicates("sample_id", keep="last")

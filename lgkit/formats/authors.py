@@ -48,7 +48,11 @@ def export_layer_gradient(
     Example:
         >>> export_layer_gradient("outputs/run", "stats.jsonl")  # doctest: +SKIP
     """
-    from lgkit.engine.store import load_failures, load_manifest, load_stats  # lazy: engine imports formats
+    from lgkit.engine.store import (
+        load_failures,
+        load_manifest,
+        load_stats,
+    )  # lazy: engine imports formats
 
     p = Path(path)
     if p.is_dir():

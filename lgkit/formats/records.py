@@ -101,7 +101,10 @@ def _bad_text(obj: Any) -> tuple[str, str] | None:
                 v.encode("utf-8")
             except UnicodeEncodeError as e:
                 bad = v[e.start]
-                return where or "(record)", f"lone surrogate \\u{ord(bad):04x} at character {e.start}"
+                return (
+                    where or "(record)",
+                    f"lone surrogate \\u{ord(bad):04x} at character {e.start}",
+                )
         elif isinstance(v, dict):
             items = [(f"{where}.{k}" if where else str(k), x) for k, x in v.items()]
             items += [(where or "(record)", k) for k in v if isinstance(k, str)]

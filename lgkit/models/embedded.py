@@ -175,7 +175,11 @@ def _converted_ok(folder: Path, version: str | None) -> bool:
 
 def _write_marker(folder: Path, info: dict[str, Any]) -> None:
     """Write the marker last, with the size of every file of the folder."""
-    sizes = {f.name: f.stat().st_size for f in sorted(folder.iterdir()) if f.is_file() and f.name != _MARKER}
+    sizes = {
+        f.name: f.stat().st_size
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.name != _MARKER
+    }
     (folder / _MARKER).write_text(json.dumps({**info, "sizes": sizes}, indent=2))
 
 

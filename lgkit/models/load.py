@@ -249,7 +249,9 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _load_embedded(spec: EmbeddedModel, tdt: torch.dtype, device_map: str | None) -> tuple[Any, Any]:
+def _load_embedded(
+    spec: EmbeddedModel, tdt: torch.dtype, device_map: str | None
+) -> tuple[Any, Any]:
     """An embedded model from its cached conversion; a damaged cache is one line with the fix."""
     folder = ensure_embedded(spec)
     try:
