@@ -117,25 +117,36 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
 
 @pytest.mark.slow
 def test_two_writers_started_together(tmp_path):
-    data = write_examples(tmp_path / "d.jsonl", _examples(12))
+    n = 40
+    data = write_examples(tmp_path / "d.jsonl", _examples(n))
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lgkit", "grads", "--data", str(data), "--out", str(out), *MODEL]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
-    codes = sorted(c for c, _ in results)
-    assert codes == [0, 2], results
-    refused = next(e for c, e in results if c == 2)
-    assert "another lgkit process" in _one_line(refused)
-    df = lgkit.load_stats(out)
-    assert not df.duplicated(["sample_id", "layer", "module"]).any()
-    assert df["sample_id"].nunique() == 12 and lgkit.load_manifest(out)["status"] == "complete"
-    # both wait: both succeed, still one row per example x layer x module
+
+    def both(extra: list[str]) -> list[tuple[int, str]]:
+        procs = [
+            subprocess.Popen([*cmd, *extra], stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)
+        ]
+        return [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+
+    def one_writers_table() -> None:
+        df = lgkit.load_stats(out)
+        assert not df.duplicated(["sample_id", "layer", "module"]).any()
+        assert df["sample_id"].nunique() == n and lgkit.load_manifest(out)["status"] == "complete"
+        assert len(_parts(out)) == n // 2  # one writer's parts (--flush-every 2), no second set
+
+    results = both([])
+    refused = [e for c, e in results if c == 2]
+    assert sorted(c for c, _ in results) == [0, 2], results  # started together: they meet
+    assert "another lgkit process (pid" in _one_line(refused[0])
+    one_writers_table()
     shutil.rmtree(out)
-    procs = [subprocess.Popen([*cmd, "--wait-lock"], env=env) for _ in range(2)]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0]
-    df = lgkit.load_stats(out)
-    assert not df.duplicated(["sample_id", "layer", "module"]).any() and len(df) > 0
+    assert [c for c, _ in both(["--wait-lock"])] == [
+        0,
+        0,
+    ]  # the second waits, then has nothing to do
+    one_writers_table()
 
 
 # --------------------------------------------------------------------------- 2. verified

@@ -102,8 +102,8 @@ def scan(out: Path, subs: Iterable[str] = SUBFOLDERS) -> list[Scanned]:
             data = f.read_bytes()
             s = Scanned(f, f"{sub}/{f.name}", hashlib.sha256(data).hexdigest())
             try:
-                s.table = pq.read_table(pa.BufferReader(data))
-                raw = (s.table.schema.metadata or {}).get(META_KEY)
+                table = s.table = pq.read_table(pa.BufferReader(data))
+                raw = (table.schema.metadata or {}).get(META_KEY)
                 s.meta = json.loads(raw) if raw else None
             except (OSError, ValueError, pa.ArrowException) as e:
                 s.error = str(e).splitlines()[0][:120] if str(e) else type(e).__name__

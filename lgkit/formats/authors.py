@@ -92,7 +92,7 @@ def export_layer_gradient(
 
 def _author_records(df: pd.DataFrame, texts: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for sid, g in df.groupby("sample_id", sort=False):
-        ex = texts.get(sid)
+        ex = texts.get(str(sid))
         rec: dict[str, Any] = {
             "sample_id": sid,
             "instruction": ex.prompt if ex is not None else None,
