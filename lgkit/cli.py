@@ -132,7 +132,21 @@ def _cmd_grads(a: argparse.Namespace) -> int:
         res.n_skipped,
     )
     for f in res.failures:
-        log.warning("failed: example %s (%s): %s", f["example_index"], f["sample_id"], f["reason"])
+        log.warning(
+            "failed (%s): example %s (%s): %s",
+            f["kind"],
+            f["example_index"],
+            f["sample_id"],
+            f["reason"],
+        )
+    from lgkit.engine.store import load_manifest
+
+    man = load_manifest(a.out)
+    if man.get("n_failed_runtime"):
+        log.warning(
+            "run is partial: %d example(s) failed at run time; rerun the same command to retry them",
+            man["n_failed_runtime"],
+        )
     return 0
 
 

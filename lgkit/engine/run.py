@@ -568,8 +568,10 @@ def stats_for(
     """Statistics of ``data`` under ``model``: computed once, then reused.
 
     The run directory is ``cache_dir/<model>__<data stem>__<hash of settings and
-    data>``; a complete run there is read back without loading the model, a partial
-    one is resumed. A ``model`` column is added (handy when combining models).
+    data>``; a complete run there, once verified (:mod:`lgkit.engine.ledger`), is read
+    back without loading the model; a partial or damaged one is resumed (and repaired).
+    The entry's lock is held throughout: a second series using the same cache waits,
+    then reuses the finished entry. A ``model`` column is added (handy when combining models).
 
     ``loader`` (optional) returns the loaded ``model`` when something must be computed,
     so a caller looping over files loads it once (the cache key still uses ``model``).
