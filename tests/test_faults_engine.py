@@ -198,6 +198,18 @@ def test_truncated_part_named_and_repaired(run, capsys, data):
     assert list((run / "quarantine").iterdir())  # the damaged file is kept aside, not deleted
 
 
+def test_truncated_token_part_recomputes_its_examples(tmp_path, capsys, data):
+    run = tmp_path / "tok"
+    assert _grads(capsys, data, run, "--token-stats")[0] == 0
+    ref = lgkit.load_token_stats(run)[["sample_id", "layer", "module", "position", "token_norm"]]
+    victim = _parts(run, "tokens")[0]
+    victim.write_bytes(victim.read_bytes()[:64])
+    assert _grads(capsys, data, run, "--token-stats")[0] == 0
+    got = lgkit.load_token_stats(run)[ref.columns]
+    assert got.reset_index(drop=True).equals(ref.reset_index(drop=True))
+    assert lgkit.load_manifest(run)["status"] == "complete"
+
+
 def test_truncated_manifest_named(run, capsys, data):
     m = run / "manifest.json"
     m.write_text(m.read_text()[:40])

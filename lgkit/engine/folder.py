@@ -61,7 +61,7 @@ def check_out_dir(
         old = {}
     if rank == 0 and out.exists():
         try:
-            repair(out, fingerprint_sha(fp), old)
+            repair(out, fingerprint_sha(fp), old, tokens=bool(fp.get("token_stats")))
         except InputError:
             if not overwrite:
                 raise

@@ -230,9 +230,13 @@ def _check_complete(out: Path, manifest: dict, done: set[str]) -> None:
         )
 
 
-def repair(out: Path, fp: str, manifest: dict) -> list[Problem]:
+def repair(out: Path, fp: str, manifest: dict, *, tokens: bool = False) -> list[Problem]:
     """Set damaged, duplicate and unlisted files aside in ``quarantine/`` (their examples are
     then recomputed); refuse foreign ones. Call it holding the folder's lock.
+
+    ``tokens`` (a run with ``token_stats``): a statistics part holding an example whose
+    per-token rows were lost (a damaged ``tokens/`` part) is set aside too, so the
+    example is recomputed with both tables.
 
     Returns:
         The problems found (missing files included: their examples are simply not done).
@@ -249,6 +253,9 @@ def repair(out: Path, fp: str, manifest: dict) -> list[Problem]:
             "to start afresh, give another --out, delete this directory, or rerun with --overwrite",
             path=out,
         )
+    bad = {p.path for p in probs}
+    if tokens:
+        probs += _lost_tokens(scans, bad)
     for p in probs:
         if p.kind == "missing":
             log.warning("%s: %s; its examples are recomputed", p.path, p.why)
@@ -259,6 +266,23 @@ def repair(out: Path, fp: str, manifest: dict) -> list[Problem]:
         os.replace(p.path, dest)
         log.warning("%s: %s; moved to %s, its examples are recomputed", p.path, p.why, dest)
     return probs
+
+
+def _lost_tokens(scans: list[Scanned], bad: set[Path]) -> list[Problem]:
+    """Good statistics parts holding an example without per-token rows in a good tokens part."""
+    good = [s for s in scans if s.path not in bad and s.table is not None]
+    with_tokens: set[str] = set()
+    for s in good:
+        if s.rel.startswith(TOKENS + "/") and s.table is not None:
+            with_tokens |= set(map(str, s.table.column("sample_id").to_pylist()))
+    out = []
+    for s in good:
+        if s.rel.startswith(PARTS + "/") and s.table is not None:
+            lost = set(map(str, s.table.column("sample_id").to_pylist())) - with_tokens
+            if lost:
+                why = f"its example {sorted(lost)[0]!r} lost its per-token rows"
+                out.append(Problem(s.path, "damaged", why))
+    return out
 
 
 def file_ledger(out: Path) -> dict[str, dict[str, Any]]:
