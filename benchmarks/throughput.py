@@ -448,10 +448,17 @@ def save_profile(lm, targets, encs, a, device: str, pad_id: int, prefix: Path) -
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     with profile(activities=acts) as prof:
         run_lgkit(lm.model, targets, encs[: a.batch_size], device, a.batch_size, pad_id)
-    sort = "cuda_time_total" if device.startswith("cuda") else "cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort, row_limit=40)
+    averages = prof.key_averages()
+    table = None
+    cuda = device.startswith("cuda")
+    for sort in ("device_time_total", "cuda_time_total", "cpu_time_total")[0 if cuda else 2 :]:
+        try:  # the device column's name changed across torch versions
+            table = averages.table(sort_by=sort, row_limit=40)
+            break
+        except (AttributeError, KeyError, ValueError):
+            continue
     txt, trace = prefix.with_suffix(".profile.txt"), prefix.with_suffix(".trace.json")
-    txt.write_text(table)
+    txt.write_text(table or str(averages))
     prof.export_chrome_trace(str(trace))
     with open(trace, "rb") as f, gzip.open(f"{trace}.gz", "wb") as g:
         shutil.copyfileobj(f, g)
@@ -475,6 +482,10 @@ def measure(a, lm: LoadedModel, targets, data: str, device: str) -> Path:
     tok = lm.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     examples, encs = encode_data(a, lm, data)
+    if not encs:
+        raise SystemExit(
+            f"{data}: no example keeps a response token within --max-length {a.max_length}"
+        )
     ntok = [len(e.input_ids) for e in encs]
     log.info("model %s %s on %s (%d threads), %s: %d examples, tokens mean %.0f [min %d, max %d]",
              lm.name, a.dtype, device, torch.get_num_threads(), Path(data).name, len(encs),
@@ -528,10 +539,15 @@ def measure(a, lm: LoadedModel, targets, data: str, device: str) -> Path:
     out = build_output(a, lm, data, encs, res, worst, device, rounds_done)
     missed = [k for k, t in out["targets"].items() if t["met"] is False]
     if missed and not a.no_profile:
-        out["profile_files"] = save_profile(
-            lm, targets, encs, a, device, pad_id, path.with_suffix("")
-        )
-        log.info("targets missed (%s): profile in %s", ", ".join(missed), out["profile_files"][0])
+        try:
+            prefix = path.with_suffix("")
+            out["profile_files"] = save_profile(lm, targets, encs, a, device, pad_id, prefix)
+            log.info(
+                "targets missed (%s): profile in %s", ", ".join(missed), out["profile_files"][0]
+            )
+        except Exception as e:  # the measurements stand without it
+            out["profile_error"] = f"{type(e).__name__}: {e}"
+            log.warning("targets missed (%s); torch.profiler failed: %s", ", ".join(missed), e)
     path.write_text(json.dumps(out, indent=2))
     print_report(out)
     print(f"wrote {path}")
