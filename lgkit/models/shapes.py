@@ -7,7 +7,7 @@ fields of each public config (values as published in the model's ``config.json``
 Hugging Face hub); :func:`build_shape` builds one, optionally cut to its first layers.
 
 Example:
-    >>> lm = build_shape("qwen2-1.5b", num_layers=1, device="cpu", vocab_size=300)
+    >>> lm = build_shape("qwen2-1.5b", num_layers=1, device="meta", vocab_size=300)  # no memory
     >>> attn = lm.model.model.layers[0].self_attn
     >>> tuple(attn.q_proj.weight.shape), tuple(attn.k_proj.weight.shape), attn.q_proj.bias is not None
     ((1536, 1536), (256, 1536), True)
