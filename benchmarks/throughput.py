@@ -457,7 +457,8 @@ def save_profile(lm, targets, encs, a, device: str, pad_id: int, prefix: Path) -
             break
         except (AttributeError, KeyError, ValueError):
             continue
-    txt, trace = prefix.with_suffix(".profile.txt"), prefix.with_suffix(".trace.json")
+    # names spelled out: with_suffix would cut "qwen2-1.5b-..." at its dot
+    txt, trace = (prefix.parent / f"{prefix.name}{ext}" for ext in (".profile.txt", ".trace.json"))
     txt.write_text(table or str(averages))
     prof.export_chrome_trace(str(trace))
     with open(trace, "rb") as f, gzip.open(f"{trace}.gz", "wb") as g:
@@ -540,7 +541,7 @@ def measure(a, lm: LoadedModel, targets, data: str, device: str) -> Path:
     missed = [k for k, t in out["targets"].items() if t["met"] is False]
     if missed and not a.no_profile:
         try:
-            prefix = path.with_suffix("")
+            prefix = path.parent / path.name.removesuffix(".json")
             out["profile_files"] = save_profile(lm, targets, encs, a, device, pad_id, prefix)
             log.info(
                 "targets missed (%s): profile in %s", ", ".join(missed), out["profile_files"][0]
