@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import functools
 import gc
 import json
 import logging
@@ -73,6 +74,7 @@ DEFAULT_DATA = (
 )
 
 
+@functools.cache
 def benchmark_tokenizer(path: str | None) -> tuple[object, str]:
     """The tokenizer for a ``config:`` model and its name: a saved folder, else SmolLM2's
     (the embedded model), else lgkit's byte-level test tokenizer (more tokens per text)."""
