@@ -79,9 +79,13 @@ def benchmark_tokenizer(path: str | None) -> tuple[object, str]:
     """The tokenizer for a ``config:`` model and its name: a saved folder, else SmolLM2's
     (the embedded model), else lgkit's byte-level test tokenizer (more tokens per text)."""
     if path:
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-        return AutoTokenizer.from_pretrained(path), path
+        try:
+            return AutoTokenizer.from_pretrained(path), path
+        except (OSError, ValueError, ImportError, AttributeError) as e:  # another transformers
+            log.warning("AutoTokenizer failed on %s (%s); reading its tokenizer.json", path, e)
+            return PreTrainedTokenizerFast(tokenizer_file=str(Path(path) / "tokenizer.json")), path
     try:
         return load_model("smollm2-135m-instruct", device="cpu").tokenizer, "smollm2-135m-instruct"
     except Exception as e:  # not installed (a bare GPU image)
