@@ -119,7 +119,7 @@ run_step() {
     case "$rc" in
         0) status=ok ;;
         124|137) status=timeout; note="stopped at ${limit}s (what it wrote so far is kept)" ;;
-        *) status=failed; note="exit $rc: $(grep -v '^\s*$' "$RUN_DIR/logs/$name.log" | tail -n 1 | cut -c1-400)" ;;
+        *) status=failed; note="exit $rc: $(grep -v '^\s*$' "$RUN_DIR/logs/$name.log" | tail -n 1 | tr '\t' ' ' | cut -c1-400)" ;;
     esac
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$rc" "$(($(date +%s) - t0))" "$note" >>"$STEPS"
     echo "== $name: $status"
