@@ -79,6 +79,7 @@ else
     LLAMA_SIZE=(--n 8 --naive-n 1 --naive-layers 1 --time-budget 30)
     LIMITS=(env 60 tests 150 bench-qwen2 150 bench-llama 240)  # ceilings; the budget decides
 fi
+COMMON+=(--profile-on-miss always)
 [ -n "$TOKENIZER" ] && COMMON+=(--tokenizer "$TOKENIZER")
 
 RUN_DIR=$OUT/gpu_check-$SIZE

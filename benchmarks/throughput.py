@@ -16,7 +16,8 @@ writes everything as JSON.
 
 On CUDA the JSON also holds the GPU targets of issue #21 (``targets``: each with its
 value and whether it is met; ``--target-speedup`` etc.), and ``torch.profiler`` output
-of one lgkit batch is saved beside the JSON when one is missed. ``--naive-n`` and
+of one lgkit batch is saved beside the JSON when one is missed (on CUDA; on the CPU with
+``--profile-on-miss always``). ``--naive-n`` and
 ``--naive-layers`` bound the naive method's cost on large shapes (its SVD time is then
 scaled from the layers it ran, and the JSON says so). ``benchmarks/gpu_check.sh`` runs the
 GPU series.
@@ -391,7 +392,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--target-overhead", type=float, default=TARGET_OVERHEAD)
     p.add_argument("--target-memory", type=float, default=TARGET_MEMORY)
     p.add_argument(
-        "--no-profile", action="store_true", help="no torch.profiler output on a missed target"
+        "--profile-on-miss",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="torch.profiler output of one lgkit batch when a target is missed (auto: on CUDA)",
     )
     p.add_argument(
         "--json",
@@ -545,7 +549,10 @@ def measure(a, lm: LoadedModel, targets, data: str, device: str) -> Path:
             break
     out = build_output(a, lm, data, encs, res, worst, device, rounds_done)
     missed = [k for k, t in out["targets"].items() if t["met"] is False]
-    if missed and not a.no_profile:
+    profile = a.profile_on_miss == "always" or (
+        a.profile_on_miss == "auto" and device.startswith("cuda")
+    )
+    if missed and profile:
         try:
             prefix = path.parent / path.name.removesuffix(".json")
             out["profile_files"] = save_profile(lm, targets, encs, a, device, pad_id, prefix)
