@@ -17,7 +17,7 @@ functions on the CPU: the rehearsal of ``benchmarks/gpu_check.sh --dry-run``.
   ``nuclear_norm``, ``sigma_max`` and ``frobenius_norm``: each gradient within 8u
   (3.1e-2), the median over all gradients within 2u (7.8e-3). Measured on the CPU
   (tiny architectures, 8 GSM8K examples of 384 tokens): worst 3.4u (Gemma 2, logit
-  soft-capping), medians 0.2u–1.0u. ``effective_rank`` depends on the smallest singular
+  soft-capping), medians 0.2u–1.1u. ``effective_rank`` depends on the smallest singular
   values, which bfloat16's rounding noise dominates; it is not compared.
 """
 
