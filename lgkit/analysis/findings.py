@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,10 @@ import pandas as pd
 from lgkit.analysis import inference as I
 
 SYNTHETIC_LABEL = "synthetic data: illustrative only, not evidence about the paper"
-TWIN_LABEL = "also at random initialisation: not evidence of anything learned"
+TWIN_LABEL = (
+    "also at random initialisation (twin supported) and the learned contrast is not "
+    "supported: not shown to be learned"
+)
 CONFOUNDED_LABEL = "different families: confounded"
 COLUMNS = [
     "claim", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_questions",
@@ -52,6 +56,8 @@ class Finding:
         detail: how it was measured.
         kind, null, direction, margin, log: the test's definition (internal).
         labels: labels of this finding only (e.g. the confounded pair).
+        recipe: how it was measured (:class:`lgkit.analysis.learned.Recipe`: sides,
+            statistic, settings), for the twin's pooling and the learned row; never shown.
 
     Example:
         >>> Finding("Detailed CoT is flatter", "MAD ratio", 0.5, 0.4, 0.6, 0.01).supported
@@ -77,6 +83,7 @@ class Finding:
     direction: str = "less"
     margin: tuple[float, float] = (-math.inf, math.inf)
     labels: list[str] = field(default_factory=list)
+    recipe: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -204,7 +211,7 @@ def _fmt(x: float) -> str:
 
 
 def control_text(twin: Finding) -> str:
-    """One line describing the random twin's result.
+    """One line describing the random twin's result (its Holm-adjusted p when set).
 
     Example:
         >>> control_text(Finding("c", "s", 0.5, 0.4, 0.6, 0.01))
@@ -212,10 +219,66 @@ def control_text(twin: Finding) -> str:
     """
     if twin.verdict == "invalid":
         return f"random twin: {twin.verdict_text}"
-    return (
+    p = f"p_adj={_fmt(twin.p_adj)}" if _ok(twin.p_adj) else f"p={_fmt(twin.p)}"
+    text = (
         f"random twin: {_fmt(twin.estimate)} [{_fmt(twin.ci_low)}, {_fmt(twin.ci_high)}], "
-        f"p={_fmt(twin.p)} -> {twin.verdict}"
+        f"{p} -> {twin.verdict}"
     )
+    return f"{text} ({twin.detail})" if twin.detail.startswith("random twin pooled") else text
+
+
+def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None) -> list[str]:
+    """What the twin and the learned contrast say about trained finding ``f``'s verdict."""
+    from lgkit.analysis.learned import share_text
+
+    if tw is None:
+        return []
+    if tw.verdict == "invalid":
+        return ["twin control invalid"]
+    if f.kind != "difference":
+        return (
+            ["also at random initialisation (twin supported)"] if tw.verdict == "supported" else []
+        )
+    if f.verdict != "supported":
+        return []
+    lv = lr.verdict if lr is not None else "invalid"
+    if lv in ("supported", "contradicted"):
+        assert lr is not None
+        share = share_text(f.estimate, tw.estimate, lr.estimate)
+        return [share or f"learned contrast {lv}"] + (
+            ["learned contrast contradicted"] if lv == "contradicted" else []
+        )
+    share = share_text(f.estimate, tw.estimate)
+    if tw.verdict == "supported":
+        return [TWIN_LABEL] + ([share] if share else [])
+    if tw.verdict == "contradicted":
+        return [
+            "opposite at random initialisation (twin contradicted); learned contrast not supported"
+        ]
+    return [
+        f"twin inconclusive, learned contrast {lv}: cannot tell how much of it is present at init"
+    ]
+
+
+def _twins(
+    fs: list[Finding], controls: Sequence[Finding | None] | None, learned: bool
+) -> tuple[list[Finding | None], list[Finding | None]]:
+    """Per finding: its twin (matched by key, seeds pooled) and its learned row."""
+    from lgkit.analysis.learned import key, learned_row, pooled_twin
+
+    by_key: dict[tuple[str, str], list[Finding]] = {}
+    for t in controls or []:
+        if t is not None:
+            by_key.setdefault(key(t), []).append(t)
+    twins: list[Finding | None] = []
+    rows: list[Finding | None] = []
+    for f in fs:
+        found = by_key.get(key(f))
+        tw = pooled_twin(found) if found else None
+        twins.append(tw)
+        ok = learned and tw is not None and f.verdict != "invalid" and tw.verdict != "invalid"
+        rows.append(learned_row(f, tw) if ok and tw is not None else None)
+    return twins, rows
 
 
 def decide(
@@ -224,13 +287,19 @@ def decide(
     controls: Sequence[Finding | None] | None = None,
     labels: Sequence[str] = (),
     alpha: float = I.ALPHA,
+    learned: bool = False,
 ) -> list[Finding]:
     """Holm within the list, verdicts at the adjusted p, twin control and labels.
 
-    ``controls[k]`` is the same claim evaluated on the random-initialisation twin (or
-    None). Where the twin shows the effect too (its own verdict "supported" for a
-    difference claim), the verdict text says :data:`TWIN_LABEL`. ``labels`` (e.g.
-    :data:`SYNTHETIC_LABEL`, the weights' quantisation) are added to every verdict text.
+    ``controls``: the same claims evaluated on the random-initialisation twin, matched
+    to ``findings`` by key (tagged claim + statistic; any order, missing ones allowed;
+    several findings with one key are the twin's seeds, pooled). The twins' tests join
+    the Holm family and are shown as a contrast with their own interval (``control``).
+    With ``learned``, every difference claim with a twin gets a learned-effect row right
+    after it (trained ratio ÷ twin ratio, same Holm family), and the trained verdict says
+    how much of the log-effect is present at init and what training adds; where the twin
+    shows the effect and the learned contrast is not supported it says :data:`TWIN_LABEL`.
+    ``labels`` (e.g. :data:`SYNTHETIC_LABEL`) are added to every verdict text.
 
     Example:
         >>> fs = decide([Finding("c", "s", 0.5, 0.4, 0.6, 0.01), Finding("d", "s", 0.9, 0.7, 1.1, 0.4)])
@@ -238,23 +307,41 @@ def decide(
         [(0.02, 'supported'), (0.4, 'inconclusive')]
     """
     fs = list(findings)
-    valid = [k for k, f in enumerate(fs) if f.verdict != "invalid"]
-    adj = I.holm([fs[k].p for k in valid])
+    twins, rows = _twins(fs, controls, learned)
+    groups: tuple[list[Any], ...] = (fs, rows, twins)  # one Holm family: trained, learned, twin
+    tests = [
+        (g, i)
+        for g, lst in enumerate(groups)
+        for i, x in enumerate(lst)
+        if x is not None and x.verdict != "invalid"
+    ]
+    adj = dict(zip(tests, I.holm([groups[g][i].p for g, i in tests]), strict=True))
+
+    def settle(g: int, i: int, x: Finding) -> Finding:
+        p_adj = adj.get((g, i), float("nan"))
+        v = x.verdict if x.verdict == "invalid" else verdict_of(x, p_adj, alpha)
+        return replace(x, p_adj=p_adj, verdict=v)
+
     out = []
-    for k, f in enumerate(fs):
-        p_adj = adj[valid.index(k)] if k in valid else float("nan")
-        v = f.verdict if f.verdict == "invalid" else verdict_of(f, p_adj, alpha)
-        parts = [f.verdict_text if v == "invalid" else v]
-        control = f.control
-        twin = controls[k] if controls is not None and k < len(controls) else None
-        if twin is not None:
-            control = control_text(twin)
-            if f.kind == "difference" and twin.verdict == "supported":
-                parts.append(TWIN_LABEL)
-        parts += [lab for lab in [*f.labels, *labels] if lab]
-        out.append(
-            replace(f, p_adj=p_adj, verdict=v, verdict_text="; ".join(parts), control=control)
-        )
+    for i, f in enumerate(fs):
+        f = settle(0, i, f)
+        tw = settle(2, i, twins[i]) if twins[i] is not None else None
+        lr = settle(1, i, rows[i]) if rows[i] is not None else None
+        parts = [f.verdict_text if f.verdict == "invalid" else f.verdict]
+        parts += _twin_parts(f, tw, lr)
+        tail = [lab for lab in [*f.labels, *labels] if lab]
+        control = control_text(tw) if tw is not None else f.control
+        out.append(replace(f, verdict_text="; ".join(parts + tail), control=control))
+        if lr is not None and tw is not None:
+            lparts = [lr.verdict_text if lr.verdict == "invalid" else lr.verdict]
+            if lr.verdict != "invalid":
+                from lgkit.analysis.learned import share_text
+
+                lparts.append(f"trained {_fmt(f.estimate)} vs twin {_fmt(tw.estimate)}")
+                if lr.verdict == "supported":
+                    lparts.append(share_text(f.estimate, tw.estimate, lr.estimate))
+            out.append(replace(lr, verdict_text="; ".join([p for p in lparts if p] + tail),
+                               labels=list(f.labels), caveats=f.caveats))  # fmt: skip
     return out
 
 
@@ -265,5 +352,5 @@ def findings_table(findings: Iterable[Finding]) -> pd.DataFrame:
         >>> findings_table([Finding("x", "s", 1.0)]).columns.tolist()[:4]
         ['claim', 'statistic', 'estimate', 'ci_low']
     """
-    rows = [{k: v for k, v in asdict(f).items() if k in COLUMNS} for f in findings]
+    rows = [{k: getattr(f, k) for k in COLUMNS} for f in findings]
     return pd.DataFrame(rows, columns=COLUMNS)
