@@ -209,3 +209,19 @@ def test_length_trend_reference_is_two_sample_and_rd_against_noise():
     assert noise.statistic == "RD(correct, irrelevant) at long"
     trend = fs[0]
     assert trend.kind == "equivalence" and "margin 1.5" in trend.caveats
+
+
+def test_repaired_irrelevant_set_has_no_identical_one_word_answers():
+    from lgkit.data.irrelevant import check_irrelevant, repair_collisions
+    from lgkit.formats.records import Example
+
+    answers = ["yes", "no", "yes", "yes", "no", "no", "yes", "no"]
+    correct = [Example(f"q{k}?", "", a) for k, a in enumerate(answers)]
+    shuffled = [Example(f"q{k}?", "", a) for k, a in enumerate(answers[3:] + answers[:3])]
+    before = check_irrelevant(correct, shuffled)
+    fixed, n = repair_collisions(correct, shuffled, seed=1)
+    after = check_irrelevant(correct, fixed)
+    assert before.same_response == n > 0 and after.same_response == 0
+    assert all(f.output == s.output for f, s, c in zip(fixed, shuffled, correct, strict=True)
+               if s.output != c.output)  # fmt: skip
+    assert {f.meta.get("irrelevant_method") for f in fixed} >= {"donor (repaired collision)"}
