@@ -202,13 +202,15 @@ def test_length_trend_reference_is_two_sample_and_rd_against_noise():
         wiki, by="group", levels=["short", "long"], reference=ref, n_boot=300
     )
     two = next(f for f in fs if "detailed CoT" in f.statistic)
-    assert "cluster (unpaired) bootstrap" in two.caveats and two.kind == "difference"
+    assert "unpaired (two-sample)" in two.caveats and two.kind == "difference"
     assert two.estimate < 0.5 and two.ci_high < 1 and two.direction == "less"
     assert "irrelevant texts shorter than the correct ones" in two.caveats
     noise = next(f for f in fs if "above the swap-null floor" in f.claim)
     assert noise.statistic == "RD(correct, irrelevant) at long"
     trend = fs[0]
-    assert trend.kind == "equivalence" and "margin 1.5" in trend.caveats
+    assert trend.kind == "equivalence" and "margin 1.5" in trend.margin_note
+    assert "swap-null floor" in trend.margin_note and trend.margin_note in trend.rule
+    assert 0 <= noise.p <= 1 and noise.null > 0  # the swap null is the floor the CI is compared with
 
 
 def test_repaired_irrelevant_set_has_no_identical_one_word_answers():

@@ -85,10 +85,9 @@ def _tail(norm: str) -> str:
 def swap_null(c: np.ndarray, i: np.ndarray, seed: int = 0) -> Any:
     """:func:`~lgkit.analysis.inference.rd_swap_null` of per-question curves (None when
     there are fewer than 2 questions or the shapes differ)."""
-    swap = getattr(I, "rd_swap_null", None)  # TODO(i16a merge): call directly
-    if swap is None or len(c) < 2 or c.shape != i.shape:
+    if len(c) < 2 or c.shape != i.shape:
         return None
-    return swap(c, i, seed=seed)
+    return I.rd_swap_null(c, i, seed=seed)
 
 
 def floor_note(
@@ -108,10 +107,8 @@ def floor_note(
     for c, i, name in pairs:
         s = swap_null(c, i, seed)
         if s is not None:
-            parts.append(
-                f"{name} {fmt_number(s.observed)} vs {fmt_number(s.null_mean)} (p={fmt_number(s.p)})"
-            )
-    return "RD noise floor (within-question swap null), RD vs floor: " + "; ".join(parts) if parts else ""
+            parts.append(f"{name}: {s.text}")
+    return " / ".join(parts)
 
 
 def rd_margin_note(margin: float, sides: I.Sides, names: Sequence[str], seed: int = 0) -> str:
@@ -298,7 +295,7 @@ def claim_correct_vs_irrelevant(
                     sides, _log_ratio(fn), kind="equivalence", margin=(1 / (1 + m), 1 + m),
                     n_boot=n_boot, seed=seed, note=dropped,
                     detail=f"{metric}; equivalence margin: ratio within [1/{1 + m:g}, {1 + m:g}]",
-                    caveats=[c for c in (margin_note, floor) if c],
+                    margin_note=margin_note, caveats=[floor] if floor else [],
                 )
             )  # fmt: skip
     return out or [
@@ -394,7 +391,8 @@ def claim_length_not_enough(
     out = [
         measured(claim, f"RD(correct, irrelevant) ratio {long_}/{short}", sides, _rd_log_ratio,
                  kind="equivalence", margin=(0.0, margin), detail=detail, note=dropped,
-                 caveats=[c for c in (margin_note, floor_note(sides, seed, names=(str(short), str(long_))),
+                 margin_note=margin_note,
+                 caveats=[c for c in (floor_note(sides, seed, names=(str(short), str(long_))),
                                       short_note) if c], **kw)
     ]  # fmt: skip
     rclaim = f"{claim}, and below the detailed-CoT reference"

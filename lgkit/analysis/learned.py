@@ -75,9 +75,30 @@ def measured(
     into the caveats and into the reason of an invalid row."""
     caveats = [*kw.pop("caveats", []), *([note] if note else [])]
     f = evaluate(claim, statistic, sides, stat, caveats=caveats, **kw)
+    short = f.kind == "equivalence" and sides.n_questions < I.MIN_EQUIVALENCE_QUESTIONS
+    if note and short and f.verdict != "invalid":
+        left = (
+            f"{sides.n_questions} left (< {I.MIN_EQUIVALENCE_QUESTIONS} for a no-difference claim)"
+        )
+        f = invalid(claim, statistic, f"{note}; {left}", **_keep(f))
     if f.verdict == "invalid" and note and note not in f.verdict_text:
         f = replace(f, verdict_text=f"{f.verdict_text} ({note})")
     return replace(f, recipe=Recipe(sides, stat, dict(kw)))
+
+
+def _keep(f: Finding) -> dict[str, Any]:
+    """The definition fields of ``f`` (for an invalid copy)."""
+    names = (
+        "detail",
+        "kind",
+        "direction",
+        "margin",
+        "rule",
+        "caveats",
+        "n_questions",
+        "margin_note",
+    )
+    return {k: getattr(f, k) for k in names}
 
 
 # --------------------------------------------------------------------------- vacuous pairs

@@ -171,5 +171,6 @@ def claim_instruct_not_better_at_correctness(
     return [
         measured(claim, f"RD(correct, irrelevant) ratio {instruct}/{base} at {column}={slow}", sides,
                  _rd_log_ratio, kind="equivalence", margin=(0.0, margin), n_boot=n_boot, seed=seed,
-                 detail=f"authors' RD of mean {metric} curves", note=dropped, caveats=[c for c in notes if c])
+                 detail=f"authors' RD of mean {metric} curves", note=dropped, caveats=[c for c in notes if c],
+                 margin_note=rd_margin_note(margin, sides, names, seed))
     ]  # fmt: skip
