@@ -412,7 +412,7 @@ def decide(
                 if lr.verdict == "supported":
                     lparts.append(share_text(f.estimate, tw.estimate, lr.estimate))
             out.append(replace(lr, verdict_text="; ".join([p for p in lparts if p] + tail),
-                               labels=list(f.labels), caveats=f.caveats))  # fmt: skip
+                               labels=list(f.labels), control=control))  # fmt: skip
     return out
 
 
