@@ -386,7 +386,8 @@ def decide(
         for i, x in enumerate(lst)
         if x is not None and x.verdict != "invalid"
     ]
-    adj = dict(zip(tests, I.holm([groups[g][i].p for g, i in tests]), strict=True))
+    ps = [float(getattr(groups[g][i], "p", math.nan)) for g, i in tests]
+    adj = dict(zip(tests, I.holm(ps), strict=True))
 
     def settle(g: int, i: int, x: Finding) -> Finding:
         p_adj = adj.get((g, i), float("nan"))

@@ -108,7 +108,7 @@ def _same(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per question: every (module, layer) value equal (relative 1e-9)."""
     if x.size == 0:
         return np.zeros(len(x), dtype=bool)
-    return np.isclose(x, y, rtol=1e-9, atol=0.0).reshape(len(x), -1).all(axis=1)
+    return np.asarray(np.isclose(x, y, rtol=1e-9, atol=0.0).reshape(len(x), -1).all(axis=1))
 
 
 def _take(sides: I.Sides, keep_a: np.ndarray, keep_b: np.ndarray) -> I.Sides:
