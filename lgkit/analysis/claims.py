@@ -236,8 +236,8 @@ def claim_correct_vs_irrelevant(
     decided by equivalence tests (TOST) on the irrelevant/correct ratios of the
     mean-curve level and MAD with the relative margin ``alike_margin`` (ratio within
     ``[1/(1+m), 1+m]``). RD itself is not used for equivalence: as a distance it is
-    biased upward by noise. Each row shows the RD noise floor (two random halves of
-    the correct responses) and the RD at ``fast``. ``alike=False`` leaves out the
+    biased upward by noise. Each row shows the RD noise floor (the within-question
+    swap null, :func:`floor_note`) and the RD at ``fast``. ``alike=False`` leaves out the
     no-difference findings.
 
     Example:

@@ -5,20 +5,27 @@ response-type tokens removed), never the layer or the example. A comparison has 
 *sides* (e.g. ``cot=none`` vs ``cot=detailed``), each a list of *cells* (row filters,
 e.g. correct and irrelevant responses) whose per-question layer curves are stacked
 into an array ``[question, cell, module, layer]``. When both sides hold the same
-questions the comparison is *paired*: the bootstrap resamples questions jointly and
-the permutation test swaps the two sides within a question (the sign-flip test
-generalised to non-linear statistics). Otherwise each side is resampled on its own
-(cluster bootstrap) and the test permutes question labels between the sides.
+questions the comparison is *paired*: the interval leaves questions out jointly and the
+permutation test swaps the two sides within a question (the sign-flip test generalised
+to non-linear statistics), exactly over all ``2^n`` flips when ``2^n <= 1e5``.
+Otherwise each side is left out on its own (both groups' uncertainty) and the test
+permutes question labels between the sides (exact when ``C(na+nb, na) <= 1e5``); beyond
+the exact limit Monte Carlo with ``>= 20 m / alpha`` permutations for a Holm family of
+``m`` rows (:data:`FAMILY_SIZE`). The 95% interval is :func:`interval` (jackknife t,
+:mod:`lgkit.analysis.intervals`), calibrated by simulation (``tests/test_calibration.py``).
 
-Verdict rule (written into every finding, :data:`RULE_DIFFERENCE` and
-:data:`RULE_EQUIVALENCE`), at ``alpha = 0.05`` after Holm within a notebook:
+Verdict rule (written into every finding, :data:`RULE_DIFFERENCE`,
+:data:`RULE_EQUIVALENCE`, :data:`RULE_NONINFERIORITY`), at ``alpha = 0.05`` after Holm:
 
 * difference claims: *supported* iff ``p_adj < alpha`` and the 95% CI lies on the
   claimed side of the null; *contradicted* iff ``p_adj < alpha`` and the CI lies on
   the other side; else *inconclusive*;
-* no-difference claims: *supported* iff the equivalence (TOST) ``p_adj < alpha``, i.e.
-  the 90% CI lies inside the stated margin; *contradicted* iff the 95% CI lies
-  entirely outside the margin; else *inconclusive*; never from a failed difference test;
+* no-difference claims: *supported* iff the shown 95% CI lies inside the margin (TOST
+  at one-sided 2.5% per side; non-inferiority: the bound on the margin's side) and the
+  Holm-adjusted TOST p (below 0.05 iff the CI is inside) is below ``alpha``;
+  *contradicted* iff the CI lies entirely outside the margin; else *inconclusive*;
+  only from :data:`MIN_EQUIVALENCE_QUESTIONS` questions; never from a failed
+  difference test;
 * *invalid* when the comparison is vacuous: identical groups, a group whose rows are
   all truncated, or fewer than :data:`MIN_QUESTIONS` questions.
 
