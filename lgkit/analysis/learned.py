@@ -321,6 +321,8 @@ def learned_row(trained: Finding, twin: Finding) -> Finding | None:
     if why:
         return invalid(claim, stat_name, why, kind="difference", direction=trained.direction)
     st, sw = trained.recipe.sides, twin.recipe.sides
+    pooled = twin.detail.startswith("random twin pooled")
+    src = twin.detail.split(" (per seed")[0] if pooled else (twin.recipe.label or "one seed")
     qids = sorted(set(st.qids_a) & set(sw.qids_a))
     ta, tb = _aligned(st, qids)
     wa, wb = _aligned(sw, qids)
@@ -344,7 +346,7 @@ def learned_row(trained: Finding, twin: Finding) -> Finding | None:
     f = evaluate(
         claim, stat_name, both, learned, direction=trained.direction,
         detail=(f"paired by question: ratio of the trained model's {trained.statistic} over the "
-                f"random twin's ({twin.detail or 'one seed'}); each model's curves scaled by its "
+                f"random twin's ({src}); each model's curves scaled by its "
                 "own mean (the ratio is unchanged) so the sign-flip test can swap trained and "
                 "twin within a question"),
         **kw,
