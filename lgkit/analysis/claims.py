@@ -272,35 +272,52 @@ def claim_correct_vs_irrelevant(
             )
         )  # fmt: skip
     if alike and fast in levels:
-        sides = I.side_arrays(
-            df,
-            metric,
-            [_cell(df, where, **{column: fast}, correct=True)],
-            [_cell(df, where, **{column: fast}, correct=False)],
-            modules=modules,
-            norm=norm,
-        )
-        sides, dropped = drop_identical(sides, "sides", (f"{column}={fast}",))
-        floor = floor_note(sides, seed, "sides", (f"{column}={fast}",))
-        m = alike_margin
-        margin_note = (
-            f"margin ±{100 * m:g}%: the irrelevant responses' level (MAD) within a factor "
-            f"{1 + m:g} of the correct ones' counts as alike"
-        )
-        for name, fn in (("mean-curve level", I.level), ("MAD (all layers)", I.mad)):
-            out.append(
-                measured(
-                    f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
-                    f"{name} ratio irrelevant/correct at {column}={fast}{_tail(norm)}",
-                    sides, _log_ratio(fn), kind="equivalence", margin=(1 / (1 + m), 1 + m),
-                    n_boot=n_boot, seed=seed, note=dropped,
-                    detail=f"{metric}; equivalence margin: ratio within [1/{1 + m:g}, {1 + m:g}]",
-                    margin_note=margin_note, caveats=[floor] if floor else [],
-                )
-            )  # fmt: skip
+        kw = {"n_boot": n_boot, "seed": seed, "norm": norm, "modules": modules}
+        out += _alike_rows(df, metric, column, fast, where, alike_margin, **kw)
     return out or [
         invalid("correct vs irrelevant", "RD", f"need {column}={slow!r} and another level")
     ]
+
+
+def _alike_rows(
+    df: pd.DataFrame,
+    metric: str,
+    column: str,
+    fast: str,
+    where: Mapping[str, Any] | None,
+    m: float,
+    *,
+    modules: Sequence[str] | None,
+    n_boot: int,
+    seed: int,
+    norm: str,
+) -> list[Finding]:
+    """The no-difference rows of :func:`claim_correct_vs_irrelevant` at ``fast`` (level, MAD)."""
+    sides = I.side_arrays(
+        df,
+        metric,
+        [_cell(df, where, **{column: fast}, correct=True)],
+        [_cell(df, where, **{column: fast}, correct=False)],
+        modules=modules,
+        norm=norm,
+    )
+    sides, dropped = drop_identical(sides, "sides", (f"{column}={fast}",))
+    floor = floor_note(sides, seed, "sides", (f"{column}={fast}",))
+    margin_note = (
+        f"margin ±{100 * m:g}%: the irrelevant responses' level (MAD) within a factor "
+        f"{1 + m:g} of the correct ones' counts as alike"
+    )
+    return [
+        measured(
+            f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
+            f"{name} ratio irrelevant/correct at {column}={fast}{_tail(norm)}",
+            sides, _log_ratio(fn), kind="equivalence", margin=(1 / (1 + m), 1 + m),
+            n_boot=n_boot, seed=seed, note=dropped,
+            detail=f"{metric}; equivalence margin: ratio within [1/{1 + m:g}, {1 + m:g}]",
+            margin_note=margin_note, caveats=[floor] if floor else [],
+        )
+        for name, fn in (("mean-curve level", I.level), ("MAD (all layers)", I.mad))
+    ]  # fmt: skip
 
 
 def length_levels(d: pd.DataFrame, by: str) -> list[Any]:
@@ -396,11 +413,40 @@ def claim_length_not_enough(
                                       short_note) if c], **kw)
     ]  # fmt: skip
     rclaim = f"{claim}, and below the detailed-CoT reference"
+    out += _reference_rows(d, metric, rclaim, cells[long_], str(long_), reference, reference_rd,
+                           margin, short_note, detail, modules=modules, norm=norm, **kw)  # fmt: skip
+    out.append(
+        rd_above_noise(d, metric, cells[long_], str(long_), modules=modules, norm=norm, **kw)
+    )
+    return out
+
+
+def _reference_rows(
+    d: pd.DataFrame,
+    metric: str,
+    rclaim: str,
+    cells_long: Sequence[Mapping[str, Any]],
+    long_: str,
+    reference: pd.DataFrame | None,
+    reference_rd: float | None,
+    margin: float,
+    short_note: str,
+    detail: str,
+    *,
+    modules: Sequence[str] | None,
+    norm: str,
+    n_boot: int,
+    seed: int,
+) -> list[Finding]:
+    """04's "below the detailed-CoT reference" row: two-sample with the ``reference`` table,
+    else against the number ``reference_rd`` (its uncertainty not carried)."""
+    kw: dict[str, Any] = {"n_boot": n_boot, "seed": seed}
+    out: list[Finding] = []
     if reference is not None and not reference.empty:
         ref = reference[reference["cot"] == "detailed"] if "cot" in reference.columns else reference
         rc = [{"correct": c} for c in (True, False)]
-        s3 = I.side_arrays(ref, metric, rc, cells[long_], modules=modules, df_b=d, norm=norm)
-        s3, dropped3 = drop_identical(s3, "cells", ("reference", str(long_)))
+        s3 = I.side_arrays(ref, metric, rc, cells_long, modules=modules, df_b=d, norm=norm)
+        s3, dropped3 = drop_identical(s3, "cells", ("reference", long_))
         names = (
             ", ".join(sorted(map(str, ref["dataset"].unique())))
             if "dataset" in ref.columns
@@ -409,23 +455,18 @@ def claim_length_not_enough(
         out.append(
             measured(rclaim, f"RD(correct, irrelevant) ratio {long_} / detailed CoT ({names})", s3,
                      _rd_log_ratio, direction="less", note=dropped3,
-                     detail=f"two-sample: the wiki and reasoning questions differ (cluster bootstrap, label permutation); {detail}",
-                     caveats=[c for c in (floor_note(s3, seed, names=(f"detailed CoT ({names})", str(long_))), short_note) if c],
+                     detail=f"two-sample: the wiki and reasoning questions differ (unpaired interval, label permutation); {detail}",
+                     caveats=[c for c in (floor_note(s3, seed, names=(f"detailed CoT ({names})", long_)), short_note) if c],
                      **kw)
         )  # fmt: skip
     elif reference_rd is not None and reference_rd == reference_rd:
-        s2 = I.side_arrays(
-            d, metric, cells[long_][:1], cells[long_][1:], modules=modules, norm=norm
-        )
+        s2 = I.side_arrays(d, metric, cells_long[:1], cells_long[1:], modules=modules, norm=norm)
         out.append(
             measured(rclaim, f"RD(correct, irrelevant) at {long_}", s2, _rd_between, kind="equivalence",
                      log=False, margin=(-math.inf, reference_rd / margin),
                      detail=f"reference RD {fmt_number(reference_rd)} / {margin} (a number: its own uncertainty not carried)",
                      **kw)
         )  # fmt: skip
-    out.append(
-        rd_above_noise(d, metric, cells[long_], str(long_), modules=modules, norm=norm, **kw)
-    )
     return out
 
 
