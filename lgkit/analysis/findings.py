@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,7 +131,7 @@ def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
     return "supported" if claimed else "contradicted" if other else "inconclusive"
 
 
-def invalid(claim: str, statistic: str, reason: str, **kw: object) -> Finding:
+def invalid(claim: str, statistic: str, reason: str, **kw: Any) -> Finding:
     """A finding whose comparison is vacuous or could not be measured.
 
     Example:
@@ -229,7 +230,9 @@ def evaluate(
         (0.5, 'supported', True)
     """
     n = sides.n_questions
-    kw = dict(detail=detail, kind=kind, direction=direction, n_questions=n, margin_note=margin_note)
+    kw: dict[str, Any] = dict(
+        detail=detail, kind=kind, direction=direction, n_questions=n, margin_note=margin_note
+    )
     if margin is not None:
         kw["margin"] = margin
         kw["rule"] = rule_text(margin, log=log, note=margin_note)
