@@ -238,7 +238,7 @@ def test_min_p_and_small_n_caveat():
     assert I.min_p(3, paired=False, n_b=4) == 1 / 35
     a = np.arange(1.0, 5.0).reshape(4, 1, 1, 1)
     f = A.evaluate("c", "s", _sides(a, a * 0.5, True), _log_level)
-    assert f.p == 0.125 and f.verdict == "inconclusive"
+    assert f.p == 0.125 and f.verdict == "inconclusive" and "no verdict" in f.verdict_text
     assert "n=4: the smallest possible p is 0.125: no verdict possible at this size" in f.caveats
     big = A.evaluate("c", "s", _sides(np.tile(a, (3, 1, 1, 1)), np.tile(a, (3, 1, 1, 1)) * 0.5, True),
                      _log_level)  # fmt: skip
@@ -291,6 +291,9 @@ def test_equivalence_rows_need_ten_questions():
     f = next(f for f in A.claim_correct_vs_irrelevant(null, n_boot=100) if f.kind == "equivalence")
     assert f.ci_low > 1 / 1.1 and f.ci_high < 1.1  # inside the margin, yet
     assert f.verdict == "inconclusive" and "needs >= 10 questions (n=8)" in f.caveats
+    assert f.verdict_text == (
+        "inconclusive: equivalence needs >= 10 questions (n=8): no equivalence verdict at this size"
+    )
 
 
 def test_labels_in_the_verdict():

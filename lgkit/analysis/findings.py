@@ -182,7 +182,7 @@ def _test(
         if n < I.MIN_EQUIVALENCE_QUESTIONS:
             notes.append(
                 f"equivalence needs >= {I.MIN_EQUIVALENCE_QUESTIONS} questions "
-                f"(n={n}): inconclusive"
+                f"(n={n}): no equivalence verdict at this size"
             )
         how = "p: TOST/non-inferiority p of that interval (twice the larger one-sided p)"
         return I.tost(iv, *bounds), how, notes
@@ -252,15 +252,15 @@ def evaluate(
     iv = I.interval(sides, stat, n_boot=n_boot, seed=seed, method=interval_method)
     mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
     bounds = (math.log(mlo) if mlo > 0 else -math.inf, math.log(mhi)) if log else (mlo, mhi)
-    p, how, notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
-    notes = [*caveats, *notes]
+    p, how, size_notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
+    notes = [*caveats, *size_notes]
     if not sides.paired:
         notes.append(
             "groups hold different questions: unpaired (two-sample) interval and test, "
             "both groups' uncertainty included"
         )
     kw["detail"] = "; ".join(x for x in (detail, iv.text, how) if x)
-    return Finding(
+    f = Finding(
         claim,
         statistic,
         float(fwd(est)),
@@ -271,6 +271,9 @@ def evaluate(
         caveats="; ".join(x for x in notes if x),
         **kw,
     )
+    if size_notes and f.verdict == "inconclusive":  # the reason in the verdict's text
+        f.verdict_text = f"inconclusive: {size_notes[0]}"
+    return f
 
 
 def _fmt(x: float) -> str:
