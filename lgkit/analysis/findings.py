@@ -41,8 +41,10 @@ class Finding:
     Attributes:
         claim: the claim, phrased as in the paper.
         statistic: the paper's statistic compared (e.g. "MAD ratio detailed/none").
-        estimate, ci_low, ci_high: point estimate and 95% question-bootstrap CI.
-        p: permutation p (difference claims) or TOST p (no-difference claims).
+        estimate, ci_low, ci_high: point estimate and the calibrated 95% CI (question
+            jackknife t, :func:`~lgkit.analysis.inference.interval`) that decides the row.
+        p: exact or Monte Carlo permutation p (difference claims) or the TOST /
+            non-inferiority p of the shown CI (no-difference claims).
         p_adj: ``p`` after Holm within the notebook (set by :func:`decide`).
         n_questions: questions (resampling units) in the comparison.
         verdict: one of supported, contradicted, inconclusive, invalid.
