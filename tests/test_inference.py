@@ -269,6 +269,9 @@ def test_tost_consistent_with_the_shown_interval():
         inside = lo < iv.low and iv.high < hi
         assert (I.tost(iv, lo, hi) < 0.05) == inside
         assert (I.tost(iv, -np.inf, hi) < 0.05) == (iv.high < hi)  # non-inferiority
+    exact = I.Interval(0.1, 0.1, 0.1, 0.0, 11.0, "t")  # no spread at all
+    assert I.tost(exact, 0.0, 0.2) == 0.0 and I.tost(exact, 0.2, 0.3) == 1.0
+    assert np.isnan(I.tost(exact, 0.1, 0.3))
     eq = A.Finding("c", "s", 1.0, 0.9, 1.1, 0.01, kind="equivalence", margin=(0.8, 1.25))
     assert eq.verdict == "supported"
     wide = A.Finding("c", "s", 1.0, 0.7, 1.1, 0.01, kind="equivalence", margin=(0.8, 1.25))

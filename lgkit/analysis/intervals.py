@@ -93,11 +93,17 @@ class Interval:
     def p_above(self, bound: float) -> float:
         """One-sided p of ``H0: theta <= bound`` consistent with the interval: below
         ``(1 - level) / 2`` iff ``low > bound``."""
-        return self._tail((self.estimate - bound) / self.se, upper=True)
+        return self._tail(self._z(bound), upper=True)
 
     def p_below(self, bound: float) -> float:
         """One-sided p of ``H0: theta >= bound``: below ``(1 - level) / 2`` iff ``high < bound``."""
-        return self._tail((self.estimate - bound) / self.se, upper=False)
+        return self._tail(self._z(bound), upper=False)
+
+    def _z(self, bound: float) -> float:
+        d = self.estimate - bound
+        if self.se > 0 or math.isnan(d):
+            return d / self.se if self.se > 0 else float("nan")
+        return math.copysign(math.inf, d) if d != 0 else float("nan")
 
     def _tail(self, z: float, *, upper: bool) -> float:
         if math.isinf(z):
