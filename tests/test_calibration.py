@@ -30,7 +30,7 @@ _SHAPE = (np.linspace(3.0, 1.0, L)[None] * np.array([1.0, 0.8, 1.2, 0.6])[:, Non
 _SIGN = np.where(np.random.default_rng(7).random((M, L)) < 0.5, -1.0, 1.0) * (
     1 + 0.5 * np.sin(np.arange(L))
 )
-KINDS = ("level", "rd", "ror")
+KINDS = ("level", "mad", "rd", "ror")
 
 
 def _ln(rng: np.random.Generator, s: float, size) -> np.ndarray:
@@ -57,13 +57,14 @@ def _gap(g: float) -> np.ndarray:
 def simulate(rng, n: int, kind: str, paired: bool, eff: float, n_b: int | None = None):
     """Sides and the true value of the log statistic (:func:`stat`) with effect ``eff``.
 
-    level: level ratio b/a = eff; rd: RD ratio b/a = eff (RD 0.3 at a); ror: ratio of
+    level, mad: level (MAD) ratio b/a = eff; rd: RD ratio b/a = eff (RD 0.3 at a); ror: ratio of
     the (fast/slow) level ratios b over a = 1/eff.
     """
     la = _ln(rng, 0.5, n)
     lb = la if paired else _ln(rng, 0.5, n_b or n)
     cells = {
         "level": ([1.0], [eff], math.log(eff)),
+        "mad": ([1.0], [eff], math.log(eff)),
         "rd": ([1.0, _gap(0.3)], [1.0, _gap(0.3 * eff)], math.log(eff)),
         "ror": ([1.0, 0.5], [1.0, 0.5 * eff], -math.log(eff)),
     }[kind]
@@ -77,6 +78,7 @@ def stat(kind: str) -> I.Stat:
     lv, rd = I.level, I.rd
     return {
         "level": lambda a, b: np.log(lv(b[..., 0, :, :]) / lv(a[..., 0, :, :])),
+        "mad": lambda a, b: np.log(I.mad(b[..., 0, :, :]) / I.mad(a[..., 0, :, :])),
         "rd": lambda a, b: np.log(
             rd(b[..., 0, :, :], b[..., 1, :, :]) / rd(a[..., 0, :, :], a[..., 1, :, :])
         ),
@@ -140,10 +142,17 @@ def _mc(p: float, reps: int) -> float:
 
 @slow
 @pytest.mark.parametrize(
-    "kind,paired", [("level", True), ("level", False), ("rd", True), ("rd", False), ("ror", True)]
+    "kind,paired",
+    [("level", True), ("level", False), ("mad", True), ("rd", True), ("rd", False), ("ror", True)],
 )
 def test_interval_coverage_at_12_questions(kind, paired):
     assert coverage(kind, paired, "t") >= 0.93
+
+
+@slow
+@pytest.mark.parametrize("kind,paired", [("level", True), ("mad", True), ("rd", False)])
+def test_interval_coverage_at_10_questions(kind, paired):
+    assert coverage(kind, paired, "t", n=10, reps=1500) >= 0.93
 
 
 @slow

@@ -44,8 +44,10 @@ class Finding:
     Attributes:
         claim: the claim, phrased as in the paper.
         statistic: the paper's statistic compared (e.g. "MAD ratio detailed/none").
-        estimate, ci_low, ci_high: point estimate and 95% question-bootstrap CI.
-        p: permutation p (difference claims) or TOST p (no-difference claims).
+        estimate, ci_low, ci_high: point estimate and the calibrated 95% CI (question
+            jackknife t, :func:`~lgkit.analysis.inference.interval`) that decides the row.
+        p: exact or Monte Carlo permutation p (difference claims) or the TOST /
+            non-inferiority p of the shown CI (no-difference claims).
         p_adj: ``p`` after Holm within the notebook (set by :func:`decide`).
         n_questions: questions (resampling units) in the comparison.
         verdict: one of supported, contradicted, inconclusive, invalid.
@@ -137,7 +139,7 @@ def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
     return "supported" if claimed else "contradicted" if other else "inconclusive"
 
 
-def invalid(claim: str, statistic: str, reason: str, **kw: object) -> Finding:
+def invalid(claim: str, statistic: str, reason: str, **kw: Any) -> Finding:
     """A finding whose comparison is vacuous or could not be measured.
 
     Example:
@@ -188,7 +190,7 @@ def _test(
         if n < I.MIN_EQUIVALENCE_QUESTIONS:
             notes.append(
                 f"equivalence needs >= {I.MIN_EQUIVALENCE_QUESTIONS} questions "
-                f"(n={n}): inconclusive"
+                f"(n={n}): no equivalence verdict at this size"
             )
         how = "p: TOST/non-inferiority p of that interval (twice the larger one-sided p)"
         return I.tost(iv, *bounds), how, notes
@@ -236,7 +238,9 @@ def evaluate(
         (0.5, 'supported', True)
     """
     n = sides.n_questions
-    kw = dict(detail=detail, kind=kind, direction=direction, n_questions=n, margin_note=margin_note)
+    kw: dict[str, Any] = dict(
+        detail=detail, kind=kind, direction=direction, n_questions=n, margin_note=margin_note
+    )
     if margin is not None:
         kw["margin"] = margin
         kw["rule"] = rule_text(margin, log=log, note=margin_note)
@@ -256,15 +260,15 @@ def evaluate(
     iv = I.interval(sides, stat, n_boot=n_boot, seed=seed, method=interval_method)
     mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
     bounds = (math.log(mlo) if mlo > 0 else -math.inf, math.log(mhi)) if log else (mlo, mhi)
-    p, how, notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
-    notes = [*caveats, *notes]
+    p, how, size_notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
+    notes = [*caveats, *size_notes]
     if not sides.paired:
         notes.append(
             "groups hold different questions: unpaired (two-sample) interval and test, "
             "both groups' uncertainty included"
         )
     kw["detail"] = "; ".join(x for x in (detail, iv.text, how) if x)
-    return Finding(
+    f = Finding(
         claim,
         statistic,
         float(fwd(est)),
@@ -275,6 +279,9 @@ def evaluate(
         caveats="; ".join(x for x in notes if x),
         **kw,
     )
+    if size_notes and f.verdict == "inconclusive":  # the reason in the verdict's text
+        f.verdict_text = f"inconclusive: {size_notes[0]}"
+    return f
 
 
 def _fmt(x: float) -> str:
@@ -329,6 +336,20 @@ def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None) -> list[str]
     return [
         f"twin inconclusive, learned contrast {lv}: cannot tell how much of it is present at init"
     ]
+
+
+def _head(f: Finding) -> str:
+    """The verdict at the head of a row's text: invalid with its reason, inconclusive with
+    its size reason when :func:`evaluate` gave one (the sample cannot decide), else the word.
+
+    Example:
+        >>> _head(Finding("c", verdict="inconclusive", verdict_text="inconclusive: n=4: no verdict"))
+        'inconclusive: n=4: no verdict'
+    """
+    keep = f.verdict == "invalid" or (
+        f.verdict == "inconclusive" and f.verdict_text.startswith("inconclusive: ")
+    )
+    return f.verdict_text if keep else f.verdict
 
 
 def _twins(
@@ -399,13 +420,12 @@ def decide(
         f = settle(0, i, f)
         tw = settle(2, i, twins[i]) if twins[i] is not None else None
         lr = settle(1, i, rows[i]) if rows[i] is not None else None
-        parts = [f.verdict_text if f.verdict == "invalid" else f.verdict]
-        parts += _twin_parts(f, tw, lr)
+        parts = [_head(f)] + _twin_parts(f, tw, lr)
         tail = [lab for lab in [*f.labels, *labels] if lab]
         control = control_text(tw) if tw is not None else f.control
         out.append(replace(f, verdict_text="; ".join(parts + tail), control=control))
         if lr is not None and tw is not None:
-            lparts = [lr.verdict_text if lr.verdict == "invalid" else lr.verdict]
+            lparts = [_head(lr)]
             if lr.verdict != "invalid":
                 from lgkit.analysis.learned import share_text
 

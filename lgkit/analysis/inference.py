@@ -63,8 +63,8 @@ EXACT_LIMIT = 100_000
 VERDICTS = ("supported", "contradicted", "inconclusive", "invalid")
 RULE_DIFFERENCE = (
     "supported iff Holm-adjusted permutation p < 0.05 (exact where 2^n or C(na+nb, na) "
-    "<= 1e5, else >= 20m/alpha Monte Carlo permutations) and the 95% CI (studentised "
-    "question bootstrap) excludes the null on the claimed side; contradicted iff "
+    "<= 1e5, else >= 20m/alpha Monte Carlo permutations) and the 95% CI (Student t on the "
+    "question jackknife SE) excludes the null on the claimed side; contradicted iff "
     "p_adj < 0.05 with the CI on the other side; else inconclusive"
 )
 RULE_EQUIVALENCE = (

@@ -93,11 +93,17 @@ class Interval:
     def p_above(self, bound: float) -> float:
         """One-sided p of ``H0: theta <= bound`` consistent with the interval: below
         ``(1 - level) / 2`` iff ``low > bound``."""
-        return self._tail((self.estimate - bound) / self.se, upper=True)
+        return self._tail(self._z(bound), upper=True)
 
     def p_below(self, bound: float) -> float:
         """One-sided p of ``H0: theta >= bound``: below ``(1 - level) / 2`` iff ``high < bound``."""
-        return self._tail((self.estimate - bound) / self.se, upper=False)
+        return self._tail(self._z(bound), upper=False)
+
+    def _z(self, bound: float) -> float:
+        d = self.estimate - bound
+        if self.se > 0 or math.isnan(d):
+            return d / self.se if self.se > 0 else float("nan")
+        return math.copysign(math.inf, d) if d != 0 else float("nan")
 
     def _tail(self, z: float, *, upper: bool) -> float:
         if math.isinf(z):
@@ -140,6 +146,22 @@ def interval(
         >>> iv = interval(s, lambda x, y: np.log(level(y[..., 0, :, :]) / level(x[..., 0, :, :])))
         >>> bool(iv.low < np.log(0.7) < iv.high), iv.method
         (True, 't')
+
+        Two groups of different questions (e.g. RD at wiki popular_500 over RD at GSM8K
+        detailed; cells: correct, irrelevant): the unpaired route adds both groups'
+        variances, so the interval is wider than with the reference RD held fixed.
+
+        >>> from lgkit.analysis.inference import rd
+        >>> def rd_ratio(x, y):
+        ...     return np.log(rd(y[..., 0, :, :], y[..., 1, :, :]) / rd(x[..., 0, :, :], x[..., 1, :, :]))
+        >>> gsm = rng.lognormal(0, 0.3, size=(12, 2, 1, 3)) * [[[1.0]], [[1.5]]]
+        >>> wiki = rng.lognormal(0, 0.3, size=(10, 2, 1, 3)) * [[[1.0]], [[1.1]]]
+        >>> qs = [str(k) for k in range(12)]
+        >>> two = interval(Sides(gsm, wiki, False, qs, qs[:10], ["q"], [0, 1, 2]), rd_ratio)
+        >>> fixed = np.broadcast_to(gsm.mean(0), gsm.shape)  # the reference as a constant
+        >>> one = interval(Sides(fixed, wiki, False, qs, qs[:10], ["q"], [0, 1, 2]), rd_ratio)
+        >>> two.df, bool(two.se > one.se), bool(two.high - two.low > one.high - one.low)
+        (9.0, True, True)
     """
     a, b = sides.a[None], sides.b[None]
     with np.errstate(divide="ignore", invalid="ignore"):
