@@ -210,7 +210,9 @@ def test_length_trend_reference_is_two_sample_and_rd_against_noise():
     trend = fs[0]
     assert trend.kind == "equivalence" and "margin 1.5" in trend.margin_note
     assert "swap-null floor" in trend.margin_note and trend.margin_note in trend.rule
-    assert 0 <= noise.p <= 1 and noise.null > 0  # the swap null is the floor the CI is compared with
+    assert (
+        0 <= noise.p <= 1 and noise.null > 0
+    )  # the swap null is the floor the CI is compared with
 
 
 def test_repaired_irrelevant_set_has_no_identical_one_word_answers():
