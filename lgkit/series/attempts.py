@@ -273,7 +273,9 @@ def recover(run_dir: str | Path) -> list[str]:
         rec = read_json(nb_dir / "run.json")
         ok = isinstance(rec, dict) and rec.get("status") == "ok"
         if ok and (backup is None or rec.get("attempt") == m.get("attempt")):
-            finish(run_dir, name, backup, None)  # it had finished (or not begun); only the cleanup was lost
+            finish(
+                run_dir, name, backup, None
+            )  # it had finished (or not begun); only the cleanup was lost
         else:
             error = f"the runner (pid {m['pid']}) stopped during this attempt (killed?)"
             finish(run_dir, name, backup, {"status": "interrupted", "time": _now(), "error": error})
@@ -305,7 +307,9 @@ def notebook_dirs(run_dir: Path) -> list[Path]:
     return known + extra
 
 
-def state_of(run_dir: Path, name: str, fingerprints: dict[str, str | None] | None = None) -> dict[str, Any]:
+def state_of(
+    run_dir: Path, name: str, fingerprints: dict[str, str | None] | None = None
+) -> dict[str, Any]:
     """One notebook's status (one of :data:`STATUSES`, or ``running``) and why.
 
     Example:
@@ -316,18 +320,31 @@ def state_of(run_dir: Path, name: str, fingerprints: dict[str, str | None] | Non
     fingerprints = {} if fingerprints is None else fingerprints
     nb_dir = run_dir / name
     marker = read_json(marker_path(run_dir, name))
-    if isinstance(marker, dict) and isinstance(marker.get("pid"), int) and _pid_alive(marker["pid"]):
-        return {"status": "running", "detail": f"pid {marker['pid']} since {marker.get('start_time')}"}
+    if (
+        isinstance(marker, dict)
+        and isinstance(marker.get("pid"), int)
+        and _pid_alive(marker["pid"])
+    ):
+        return {
+            "status": "running",
+            "detail": f"pid {marker['pid']} since {marker.get('start_time')}",
+        }
     rec = read_json(nb_dir / "run.json")
     if not isinstance(rec, dict) or not nb_dir.is_dir():
         return {"status": "not run", "detail": ""}
     status = str(rec.get("status") or "failed")
     if status == "running" or isinstance(marker, dict):
-        return {"status": "interrupted", "detail": "the attempt stopped without a word (runner killed?)"}
+        return {
+            "status": "interrupted",
+            "detail": "the attempt stopped without a word (runner killed?)",
+        }
     if status != "ok":
-        return {"status": status if status in STATUSES else "failed", "detail": str(rec.get("error") or "")}
+        return {
+            "status": status if status in STATUSES else "failed",
+            "detail": str(rec.get("error") or ""),
+        }
     detail = ""
-    stale = _stale(rec, fingerprints)
+    stale = _stale(run_dir, rec, fingerprints)
     if rec.get("last_failure"):
         lf = rec["last_failure"]
         status = str(lf.get("status") or "failed")
@@ -340,19 +357,33 @@ def state_of(run_dir: Path, name: str, fingerprints: dict[str, str | None] | Non
     return {"status": status, "detail": detail}
 
 
-def _stale(rec: Mapping[str, Any], fingerprints: dict[str, str | None]) -> str:
+def _stale(run_dir: Path, rec: Mapping[str, Any], fingerprints: dict[str, str | None]) -> str:
     """Why a result is stale ('' when it is not): its data changed since it was computed."""
     data = rec.get("data_dir")
     if not data or rec.get("notebook") == DATA_NOTEBOOK:
         return ""
-    if data not in fingerprints:
-        fingerprints[data] = data_fingerprint(data)
-    now = fingerprints[data]
+    path = str(run_dir / data)  # relative: inside the run (absolute paths stay as they are)
+    if path not in fingerprints:
+        fingerprints[path] = data_fingerprint(path)
+    now = fingerprints[path]
     if now is None:
         return f"its data ({data}) is gone"
     if now != rec.get("data_fingerprint"):
         return "computed on other data than the current data of notebook 01; re-run it"
     return ""
+
+
+def relative_to_run(run_dir: Path, path: str | Path) -> str:
+    """``path`` relative to the run when it lies inside it (runs can be moved), else as is.
+
+    Example:
+        >>> relative_to_run(Path("/r"), "/r/01_data_prep/data"), relative_to_run(Path("/r"), "/d")
+        ('01_data_prep/data', '/d')
+    """
+    try:
+        return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def notebook_states(run_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -373,6 +404,7 @@ __all__ = [
     "notebook_dirs",
     "notebook_states",
     "recover",
+    "relative_to_run",
     "state_of",
     "stop_kernels",
 ]

@@ -365,9 +365,7 @@ def write_index(run_dir: str | Path) -> Path:
         parts.append(f"<h3 id='{name}'>{name}</h3>")
         parts.append(_status_line(rec, states.get(nb_dir.name)))
         parts += _links(nb_dir, run_dir, m)
-        if (
-            rec.get("status") == "ok"
-        ):  # the figures of a good result (perhaps stale), not of a failure
+        if rec.get("status", "ok") == "ok":  # a good result's figures (perhaps stale)
             parts += _figures(nb_dir, run_dir)
     parts.append("</body></html>")
     return atomic_write_text(run_dir / "index.html", "\n".join(parts))

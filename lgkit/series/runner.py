@@ -99,6 +99,12 @@ def params_path(name: str, profile: str, root: Path | None = None) -> Path:
     return (root or repo_root()) / "params" / f"{name}.{profile}.yaml"
 
 
+def project_path_of(path: str, root: Path) -> Path:
+    """A notebook's path parameter as the kernel reads it: relative paths from the project root."""
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
 def data_dir_of(run_dir: str | Path) -> Path:
     """Where notebook 01 of a run writes its data folder: ``<run>/01_data_prep/data``."""
     return Path(run_dir) / DATA_NOTEBOOK / "data"
@@ -316,6 +322,7 @@ def run_notebook(
     backup = attempts.begin(run_dir, name, attempt=attempt)
     nb_out = nb_dir / f"{name}.ipynb"
     data = str(params["data_dir"]) if params.get("data_dir") else None
+    data = attempts.relative_to_run(run_dir, project_path_of(data, root)) if data else None
     record: dict[str, Any] = {
         "notebook": name,
         "profile": profile,
@@ -326,7 +333,7 @@ def run_notebook(
         "output": str(nb_out),
         "params": dict(params),
         "data_dir": data,
-        "data_fingerprint": attempts.data_fingerprint(data) if data else None,
+        "data_fingerprint": attempts.data_fingerprint(run_dir / data) if data else None,
         "attempt": attempt,
         "start_time": _now(),
         "status": "running",
@@ -338,7 +345,7 @@ def run_notebook(
         _execute(name, params, root, nb_out, log_output, on_status)
         record.update(status="ok", seconds=round(time.perf_counter() - t0, 2), end_time=_now())
         if name == DATA_NOTEBOOK:
-            record["data_dir"] = str(data_dir_of(run_dir))
+            record["data_dir"] = attempts.relative_to_run(run_dir, data_dir_of(run_dir))
             record["data_fingerprint"] = attempts.data_fingerprint(data_dir_of(run_dir))
         with shielded():
             _finish_record(nb_out, record, html_report, quiet=False)
