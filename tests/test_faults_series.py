@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from lgkit import cli
 from lgkit.data.index import write_data_index
@@ -326,6 +331,7 @@ def test_index_escapes_every_string_from_disk(tmp_path):
     assert not _hrefs_exist(run)
 
 
+@pytest.mark.slow  # draws a figure
 def test_widget_text_is_escaped():
     from lgkit.analysis import synthetic_stats
     from lgkit.formats.records import Example
@@ -379,3 +385,193 @@ def test_a_full_disk_never_truncates_a_saved_notebook(tmp_path, monkeypatch):
     assert json.loads(nb.read_text()) == {"saved": 1}
     assert [p.name for p in nb.parent.iterdir()] == ["02_math.ipynb"]  # no temporary left
     assert outcome(e.value)[0::2] == ("failed", True)
+
+
+# --------------------------------------------------------------------------- stand-in series (slow)
+
+
+def _nb(params_src: str, body: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=[new_code_cell(params_src), new_code_cell(body)])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+FAKE = {
+    "01_data_prep": _nb(
+        'out_dir: str = ""\nn: int = 2',
+        "from pathlib import Path\nfrom lgkit.data.index import write_data_index\n"
+        "write_data_index(Path(out_dir) / 'data', [], profile=f'fake{n}')\n"
+        "from lgkit.series import write_metrics\nwrite_metrics(out_dir, [], {'n_files': 0})",
+    ),
+    "02_math": _nb(
+        'data_dir: str = ""\nout_dir: str = ""\ncache_dir: str = ""\nfail: bool = False\n'
+        "wait: bool = False",
+        "import os, time\nfrom lgkit.series import write_metrics\n"
+        "if wait:\n    open(os.path.join(out_dir, 'started'), 'w').write(str(os.getpid()))\n"
+        "    time.sleep(300)\n"
+        "if fail:\n    raise ValueError('boom on purpose')\n"
+        "os.makedirs(os.path.join(out_dir, 'figures'), exist_ok=True)\n"
+        "open(os.path.join(out_dir, 'figures', 'curve.png'), 'w').write('png')\n"
+        "write_metrics(out_dir, [], {'n_examples': 3})",
+    ),
+    "03_commonsense": _nb(
+        'data_dir: str = ""\nout_dir: str = ""\ncache_dir: str = ""',
+        "from lgkit.series import write_metrics\nwrite_metrics(out_dir, [], {'n_examples': 1})",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def series_root(tmp_path_factory):
+    """A project of stand-in notebooks 01-03 and a run whose 01 and 02 are good."""
+    root = tmp_path_factory.mktemp("proj")
+    (root / "notebooks").mkdir()
+    (root / "params").mkdir()
+    for name, nb in FAKE.items():
+        nbformat.write(nb, str(root / "notebooks" / f"{name}.ipynb"))
+        (root / "params" / f"{name}.smoke.yaml").write_text("")
+    template = root / "template"
+    runner.run_series("smoke", only="01,02", out=template, root=root, progress=False,
+                      html_report=False)  # fmt: skip
+    return root
+
+
+@pytest.fixture
+def good_run(series_root, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(series_root / "template", run)
+    monkeypatch.setenv("LGKIT_REPO_ROOT", str(series_root))
+    good = {p.relative_to(run / "02_math").as_posix(): p.read_bytes()
+            for p in (run / "02_math").rglob("*") if p.is_file() and p.name != "run.json"}  # fmt: skip
+    return run, good
+
+
+def _start(run: Path, root: Path, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "lgkit.cli", "run", "--profile", "smoke", "--out", str(run),
+           "--no-progress", "--no-html", *args]  # fmt: skip
+    env = {**os.environ, "LGKIT_REPO_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    flag = run / "02_math" / "started"
+    deadline = time.time() + 240
+    while not flag.is_file() or not flag.read_text():
+        assert p.poll() is None and time.time() < deadline, p.stderr.read() if p.stderr else ""
+        time.sleep(0.2)
+    return p
+
+
+def _assert_good_kept(run: Path, good: dict[str, bytes], last: str) -> dict:
+    for k, v in good.items():
+        assert (run / "02_math" / k).read_bytes() == v, k
+    rec = json.loads((run / "02_math" / "run.json").read_text())
+    assert rec["status"] == "ok" and rec["last_failure"]["status"] == last
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # nothing hidden left
+    assert not _hrefs_exist(run)
+    return rec
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stopping_the_runner_during_a_rerun_keeps_the_good_result(good_run, series_root, sig):
+    run, good = good_run
+    p = _start(run, series_root, "--only", "02,03", "--param", "02:wait=true")
+    kernel = int((run / "02_math" / "started").read_text())
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + sig, err
+    assert err.strip().splitlines()[-1].startswith("lgkit: interrupted")
+    assert not attempts._pid_alive(kernel), "the kernel is stopped before the result goes back"
+    _assert_good_kept(run, good, "interrupted")
+    series = json.loads((run / "run.json").read_text())
+    assert series["status"] == "interrupted"
+    assert series["attempted"] == {"02_math": "interrupted", "03_commonsense": "not run"}
+    assert series["results"]["02_math"]["status"] == "interrupted"
+    assert series["results"]["03_commonsense"]["status"] == "not run"
+    page = (run / "index.html").read_text()
+    assert "<td class='no'>not run</td>" in page and "<td class='no'>interrupted</td>" in page
+    if sig == signal.SIGTERM:  # a later failure: the good result is still there
+        with pytest.raises(runner.NotebookFailed):
+            runner.run_series("smoke", only="02", out=run, root=series_root, progress=False,
+                              html_report=False, overrides={"02_math": {"fail": "true"}})  # fmt: skip
+        _assert_good_kept(run, good, "failed")
+        assert attempts.state_of(run, "02_math")["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_runner_is_repaired_by_the_next_index(good_run, series_root):
+    run, good = good_run
+    p = _start(run, series_root, "--only", "02", "--param", "02:wait=true")
+    kernel = int((run / "02_math" / "started").read_text())
+    p.kill()
+    p.communicate(timeout=60)
+    assert (run / ".02_math.good").is_dir()  # what a killed runner leaves: no handler ran
+    report.write_index(run)
+    assert not attempts._pid_alive(kernel), "the orphaned kernel is stopped"
+    _assert_good_kept(run, good, "interrupted")
+    assert attempts.notebook_states(run)["02_math"]["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_kernel_marks_the_attempt_interrupted(good_run, series_root):
+    run, good = good_run
+    p = _start(run, series_root, "--only", "02,03", "--param", "02:wait=true")
+    os.kill(int((run / "02_math" / "started").read_text()), signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "interrupted" in err and "kernel died" in err, err
+    _assert_good_kept(run, good, "interrupted")
+    series = json.loads((run / "run.json").read_text())
+    assert series["attempted"] == {"02_math": "interrupted", "03_commonsense": "not run"}
+
+
+@pytest.mark.slow
+def test_rerunning_01_on_other_data_marks_later_results_stale(good_run, series_root):
+    run, _ = good_run
+    assert attempts.notebook_states(run)["02_math"]["status"] == "ok"
+    runner.run_series("smoke", only="01", out=run, root=series_root, progress=False,
+                      html_report=False, overrides={"01_data_prep": {"n": "3"}})  # fmt: skip
+    series = json.loads((run / "run.json").read_text())
+    assert series["results"]["02_math"]["status"] == "stale"
+    assert "<td class='no'>stale</td>" in (run / "index.html").read_text()
+    runner.run_series("smoke", only="02", out=run, root=series_root, progress=False,
+                      html_report=False)  # fmt: skip
+    assert json.loads((run / "run.json").read_text())["results"]["02_math"]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_disk_full_while_saving_the_notebook(good_run, series_root, monkeypatch, capsys):
+    """ENOSPC on the second save of 02's notebook: one line, exit 2, no truncated .ipynb."""
+    import builtins
+
+    run, good = good_run
+    real_open = builtins.open
+    saves = []
+
+    def full_open(file, mode="r", *a, **k):
+        fh = real_open(file, mode, *a, **k)
+        if "w" not in mode or "02_math.ipynb" not in os.path.basename(str(file)):
+            return fh
+        saves.append(file)
+        if len(saves) < 2:
+            return fh
+        write = fh.write
+
+        def half(s):
+            write(s[: len(s) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+
+        fh.write = half
+        return fh
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    rc = cli.main(["run", "--profile", "smoke", "--only", "02", "--out", str(run),
+                   "--no-progress", "--no-html"])  # fmt: skip
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("lgkit: error:") and "no space left" in err[-1], err
+    for nb in run.rglob("*.ipynb"):
+        nbformat.read(str(nb), as_version=4)  # every notebook left is whole
+    _assert_good_kept(run, good, "failed")
