@@ -575,3 +575,87 @@ def test_disk_full_while_saving_the_notebook(good_run, series_root, monkeypatch,
     for nb in run.rglob("*.ipynb"):
         nbformat.read(str(nb), as_version=4)  # every notebook left is whole
     _assert_good_kept(run, good, "failed")
+
+
+# --------------------------------------------------------------------------- hostile text in a browser (slow)
+
+RELEASE = Path(
+    os.environ.get("LGKIT_DATA_DIR") or REPO.parent / "shared" / "data" / "layer_gradient"
+)
+
+
+def _hostile_release(dst: Path) -> None:
+    """A copy of the default profile's released files with every payload in every record."""
+    if not (RELEASE / "cot_500").is_dir():
+        pytest.skip(f"released files not found in {RELEASE} (set LGKIT_DATA_DIR)")
+    for f in RELEASE.rglob("*.json"):
+        rel = f.relative_to(RELEASE)
+        if "1000" in f.name or not any(k in f.name for k in ("gsm8k", "strategyqa", "wikipedia")):
+            continue
+        recs = json.loads(f.read_text(encoding="utf-8"))
+        for r in recs:
+            r["instruction"] = f"{HOSTILE} {r['instruction']}"
+            r["output"] = f"{HOSTILE}\n{r['output']}"
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_text(json.dumps(recs), encoding="utf-8")
+
+
+def _chromium():
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not chromium.is_file():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("chromium and playwright are needed in CI (bash scripts/setup.sh)")
+        pytest.skip("needs /usr/bin/chromium and playwright")
+    return sync_playwright, chromium
+
+
+def _ran_script(page, path: Path) -> dict:
+    """Open ``path`` and report whether anything injected ran or is one click away."""
+    page.goto(path.as_uri(), wait_until="domcontentloaded")
+    page.wait_for_timeout(1500)  # broken images fire onerror by now
+    return page.evaluate(
+        "() => ({pwned: window.__pwned ?? null, title: document.title, text: document.body.innerText,"
+        " js_links: Array.from(document.querySelectorAll('a[href]'))"
+        ".filter(a => a.protocol === 'javascript:').length})"
+    )
+
+
+@pytest.mark.slow
+def test_hostile_records_stay_text_in_every_page(tmp_path, monkeypatch):
+    """Real notebook 01 on released files whose every record carries script payloads."""
+    sync_playwright, chromium = _chromium()
+    rel = tmp_path / "release <img src=x onerror=window.__pwned=9>"  # a path is data too
+    _hostile_release(rel)
+    monkeypatch.setenv("LGKIT_OFFLINE", "1")
+    run = tmp_path / "run"
+    runner.run_series("smoke", only="01", out=run, root=REPO, progress=False,
+                      overrides={"01_data_prep": {"profile": "default", "data_dir": str(rel),
+                                                  "n_per_variant": "2", "check_released": "false",
+                                                  "tokenizer": "tiny-random-llama"}})  # fmt: skip
+    odd = run / "javascript:window.__pwned=6"  # and the index's own strings
+    odd.mkdir()
+    (odd / "run.json").write_text(json.dumps({"status": "failed", "error": HOSTILE}))
+    (odd / "metrics.json").write_text(
+        json.dumps({"findings": [{"claim": HOSTILE}], "models": [HOSTILE]})
+    )
+    report.write_index(run)
+    page01 = run / "01_data_prep" / "01_data_prep.html"
+    raw = page01.read_text(encoding="utf-8")
+    assert "&lt;script&gt;window.__pwned = 1" in raw  # the records are there, as text
+    assert "<script>window.__pwned" not in raw and 'onerror="window.__pwned' not in raw
+    live = tmp_path / "live.html"  # the check itself can fail
+    live.write_text('<title>t</title><img src=x onerror="window.__pwned = 2">')
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        page = b.new_page()
+        assert _ran_script(page, live)["pwned"] == 2
+        for path in (page01, run / "index.html"):
+            seen = _ran_script(page, path)
+            assert seen["pwned"] is None and seen["title"] != "pwned", path
+            assert seen["js_links"] == 0, path
+            assert "window.__pwned" in seen["text"], path  # shown, not run
+        b.close()
