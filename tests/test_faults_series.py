@@ -543,7 +543,7 @@ def test_rerunning_01_on_other_data_marks_later_results_stale(good_run, series_r
 
 @pytest.mark.slow
 def test_disk_full_while_saving_the_notebook(good_run, series_root, monkeypatch, capsys):
-    """ENOSPC on the second save of 02's notebook: one line, exit 2, no truncated .ipynb."""
+    """ENOSPC on a save of 02's notebook after a cell ran: one line, exit 2, no truncated .ipynb."""
     import builtins
 
     run, good = good_run
@@ -554,12 +554,12 @@ def test_disk_full_while_saving_the_notebook(good_run, series_root, monkeypatch,
         fh = real_open(file, mode, *a, **k)
         if "w" not in mode or "02_math.ipynb" not in os.path.basename(str(file)):
             return fh
-        saves.append(file)
-        if len(saves) < 2:
-            return fh
         write = fh.write
 
         def half(s):
+            if '"execution_count": 1' not in s:  # the disk fills once a cell has run
+                return write(s)
+            saves.append(file)
             write(s[: len(s) // 2])
             raise OSError(errno.ENOSPC, "No space left on device", str(file))
 
@@ -570,6 +570,7 @@ def test_disk_full_while_saving_the_notebook(good_run, series_root, monkeypatch,
     rc = cli.main(["run", "--profile", "smoke", "--only", "02", "--out", str(run),
                    "--no-progress", "--no-html"])  # fmt: skip
     monkeypatch.undo()
+    assert saves, "the fault was injected"
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("lgkit: error:") and "no space left" in err[-1], err
     for nb in run.rglob("*.ipynb"):
