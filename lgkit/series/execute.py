@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import signal
 import threading
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from lgkit.fsio import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 #: Signals that end a series run the way Ctrl-C does.
 STOP_SIGNALS: tuple[int, ...] = tuple(
@@ -100,6 +103,26 @@ def atomic_saves(folder: Path) -> Iterator[None]:
             papermill_io._handlers.remove(entry)
 
 
+def render_html(nb_out: Path) -> Path | None:
+    """Render an executed notebook to HTML next to it (None without nbconvert)."""
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+    except ImportError:
+        return None
+    try:
+        # nbconvert warns per notebook about images without alt text (pyplot figures
+        # shown by the inline backend have none; lgkit's own figures carry a caption)
+        quiet = logging.getLogger("lgkit.series.nbconvert")
+        quiet.setLevel(logging.ERROR)
+        exporter = HTMLExporter(log=quiet)
+        body, _ = exporter.from_notebook_node(nbformat.read(str(nb_out), as_version=4))
+    except Exception as e:  # rendering is a convenience: never fail the run on it
+        log.warning("could not render %s to HTML: %s", nb_out, e)
+        return None
+    return atomic_write_text(nb_out.with_suffix(".html"), body)
+
+
 def _disk_full_text(text: str) -> bool:
     return "No space left on device" in text or f"[Errno {errno.ENOSPC}]" in text
 
@@ -125,4 +148,11 @@ def outcome(e: BaseException) -> tuple[str, str, bool]:
     return "failed", f"{type(e).__name__}: {e}", _disk_full_text(str(e))
 
 
-__all__ = ["SeriesInterrupted", "atomic_saves", "outcome", "shielded", "signals_interrupt"]
+__all__ = [
+    "SeriesInterrupted",
+    "atomic_saves",
+    "outcome",
+    "render_html",
+    "shielded",
+    "signals_interrupt",
+]

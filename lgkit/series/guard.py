@@ -1,5 +1,7 @@
 """What ``lgkit run`` checks before it starts, and how it keeps good results.
 
+* :func:`load_params_yaml`, :func:`validate_params`: a params YAML is a mapping whose
+  keys are all parameters of the notebook (papermill itself only warns on unknown names);
 * :func:`coerce_params`: every parameter value against the type the notebook's
   ``parameters`` cell declares (``n_per_variant: int = 16``), before any notebook runs;
 * :func:`check_out_dir`: ``--out`` must be a directory that can be written;
@@ -33,6 +35,72 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
+
+
+def load_params_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a params YAML: a mapping of parameter names to values (empty file: ``{}``).
+
+    Raises:
+        InputError: missing file, bad YAML or not a mapping.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("params file not found", path=p)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise InputError(f"malformed YAML ({e})", path=p) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"expected a mapping of parameter names to values, got {type(doc).__name__}", path=p
+        )
+    for k in doc:
+        if not isinstance(k, str):
+            raise InputError(f"parameter names must be strings, got {k!r}", path=p)
+    return doc
+
+
+def notebook_parameters(nb_path: str | Path) -> dict[str, dict[str, Any]]:
+    """The parameters of a notebook's ``parameters`` cell (``papermill.inspect_notebook``).
+
+    Raises:
+        InputError: no such notebook, or it has no parameters cell.
+    """
+    import papermill as pm
+
+    p = Path(nb_path)
+    if not p.is_file():
+        raise InputError("notebook not found", path=p)
+    params = pm.inspect_notebook(str(p))
+    if not params:
+        raise InputError("notebook has no cell tagged 'parameters'", path=p)
+    return dict(params)
+
+
+def validate_params(
+    params: Mapping[str, Any], nb_path: str | Path, yaml_path: str | Path | None = None
+) -> None:
+    """Raise unless every key of ``params`` is a parameter of the notebook.
+
+    Raises:
+        InputError: naming the YAML file and the first unknown key.
+
+    Example:
+        >>> from lgkit.provenance import repo_root
+        >>> validate_params({"seed": 0}, repo_root() / "notebooks" / "02_math.ipynb")  # all known
+    """
+    known = notebook_parameters(nb_path)
+    for key in params:
+        if key not in known:
+            raise InputError(
+                f"unknown parameter {key!r}: {Path(nb_path).name} has parameters {', '.join(sorted(known))}",
+                path=yaml_path or nb_path,
+                field=key,
+            )
 
 
 def coerce_value(key: str, value: Any, type_name: str, source: str) -> Any:
@@ -140,8 +208,10 @@ def check_ranges(notebook: str, params: Mapping[str, Any], source: str) -> None:
         if key not in RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         lo, hi, closed = RANGES[key]
-        bad = value != value or (lo is not None and (value < lo if closed else value <= lo)) or (
-            hi is not None and value > hi
+        bad = (
+            value != value
+            or (lo is not None and (value < lo if closed else value <= lo))
+            or (hi is not None and value > hi)
         )
         if bad:
             want = (
@@ -151,4 +221,14 @@ def check_ranges(notebook: str, params: Mapping[str, Any], source: str) -> None:
             raise InputError(f"{value!r} is out of range ({want})", path=source, field=key)
 
 
-__all__ = ["CHOICES", "RANGES", "check_out_dir", "check_ranges", "coerce_params", "coerce_value"]
+__all__ = [
+    "CHOICES",
+    "RANGES",
+    "check_out_dir",
+    "check_ranges",
+    "coerce_params",
+    "coerce_value",
+    "load_params_yaml",
+    "notebook_parameters",
+    "validate_params",
+]

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import logging
@@ -48,13 +47,20 @@ from lgkit.series import attempts
 from lgkit.series.attempts import stop_kernels
 from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
 from lgkit.series.execute import (
-    SeriesInterrupted,
     atomic_saves,
     outcome,
+    render_html,
     shielded,
     signals_interrupt,
 )
-from lgkit.series.guard import check_out_dir, check_ranges, coerce_params
+from lgkit.series.guard import (
+    check_out_dir,
+    check_ranges,
+    coerce_params,
+    load_params_yaml,
+    notebook_parameters,
+    validate_params,
+)
 from lgkit.series.progress import ENV as PROGRESS_ENV
 from lgkit.series.progress import Ticker, Watcher, status_printer
 from lgkit.series.report import read_json, write_index
@@ -152,71 +158,6 @@ def parse_only(only: str | Sequence[str] | None) -> list[str]:
 # --------------------------------------------------------------------------- parameters
 
 
-def load_params_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a params YAML: a mapping of parameter names to values (empty file: ``{}``).
-
-    Raises:
-        InputError: missing file, bad YAML or not a mapping.
-    """
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("params file not found", path=p)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputError(f"malformed YAML ({e})", path=p) from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise InputError(
-            f"expected a mapping of parameter names to values, got {type(doc).__name__}", path=p
-        )
-    for k in doc:
-        if not isinstance(k, str):
-            raise InputError(f"parameter names must be strings, got {k!r}", path=p)
-    return doc
-
-
-def notebook_parameters(nb_path: str | Path) -> dict[str, dict[str, Any]]:
-    """The parameters of a notebook's ``parameters`` cell (``papermill.inspect_notebook``).
-
-    Raises:
-        InputError: no such notebook, or it has no parameters cell.
-    """
-    import papermill as pm
-
-    p = Path(nb_path)
-    if not p.is_file():
-        raise InputError("notebook not found", path=p)
-    params = pm.inspect_notebook(str(p))
-    if not params:
-        raise InputError("notebook has no cell tagged 'parameters'", path=p)
-    return dict(params)
-
-
-def validate_params(
-    params: Mapping[str, Any], nb_path: str | Path, yaml_path: str | Path | None = None
-) -> None:
-    """Raise unless every key of ``params`` is a parameter of the notebook.
-
-    Raises:
-        InputError: naming the YAML file and the first unknown key.
-
-    Example:
-        >>> validate_params({"seed": 0}, notebook_path("02_math"))  # returns None: all known
-    """
-    known = notebook_parameters(nb_path)
-    for key in params:
-        if key not in known:
-            raise InputError(
-                f"unknown parameter {key!r}: {Path(nb_path).name} has parameters {', '.join(sorted(known))}",
-                path=yaml_path or nb_path,
-                field=key,
-            )
-
-
 def resolve_params(
     name: str,
     profile: str,
@@ -268,26 +209,6 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj, indent=2, ensure_ascii=False, default=str, newline=True)
 
 
-def _render_html(nb_out: Path) -> Path | None:
-    """Render an executed notebook to HTML next to it (None without nbconvert)."""
-    try:
-        import nbformat
-        from nbconvert import HTMLExporter
-    except ImportError:
-        return None
-    try:
-        # nbconvert warns per notebook about images without alt text (pyplot figures
-        # shown by the inline backend have none; lgkit's own figures carry a caption)
-        quiet = logging.getLogger("lgkit.series.nbconvert")
-        quiet.setLevel(logging.ERROR)
-        exporter = HTMLExporter(log=quiet)
-        body, _ = exporter.from_notebook_node(nbformat.read(str(nb_out), as_version=4))
-    except Exception as e:  # rendering is a convenience: never fail the run on it
-        log.warning("could not render %s to HTML: %s", nb_out, e)
-        return None
-    return atomic_write_text(nb_out.with_suffix(".html"), body)
-
-
 def run_notebook(
     name: str,
     params: Mapping[str, Any],
@@ -319,7 +240,7 @@ def run_notebook(
     root = root or repo_root()
     nb_dir = run_dir / name
     attempt = uuid.uuid4().hex[:12]
-    backup = attempts.begin(run_dir, name, attempt=attempt)
+    backup: Path | None = None
     nb_out = nb_dir / f"{name}.ipynb"
     data = str(params["data_dir"]) if params.get("data_dir") else None
     data = attempts.relative_to_run(run_dir, project_path_of(data, root)) if data else None
@@ -340,7 +261,11 @@ def run_notebook(
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
     t0 = time.perf_counter()
+    begun = False
     try:
+        with shielded():  # a signal here lands after the good result is safely aside
+            backup = attempts.begin(run_dir, name, attempt=attempt)
+            begun = True
         _write_inputs(nb_dir, params, record)
         _execute(name, params, root, nb_out, log_output, on_status)
         record.update(status="ok", seconds=round(time.perf_counter() - t0, 2), end_time=_now())
@@ -350,6 +275,9 @@ def run_notebook(
         with shielded():
             _finish_record(nb_out, record, html_report, quiet=False)
     except BaseException as e:  # failed, kernel died, Ctrl-C, SIGTERM: the good result goes back
+        if not begun:  # nothing was moved: the folder is as it was
+            attempts.marker_path(run_dir, name).unlink(missing_ok=True)
+            raise
         with shielded():
             status, reason, disk_full = outcome(e)
             stop_kernels(os.getpid())  # nothing may write into the folder while it is restored
@@ -424,7 +352,7 @@ def _finish_record(
     """
     try:
         if html_report and nb_out.is_file():
-            h = _render_html(nb_out)
+            h = render_html(nb_out)
             record["html"] = str(h) if h else None
         _write_json(nb_out.parent / "run.json", record)
     except OSError as e:
@@ -643,69 +571,3 @@ def _parse_set(values: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         for name in names:  # the text; typed against the notebook later
             out.setdefault(name, {})[key.strip()] = raw
     return out
-
-
-def _series_text() -> str:
-    """``01_data_prep, 02_math, …`` from the catalog (for the help texts)."""
-    return ", ".join(NOTEBOOKS)
-
-
-def add_run_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``lgkit run`` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "run",
-        help=f"execute the notebook series {NOTEBOOKS[0][:2]}-{NOTEBOOKS[-1][:2]} with papermill",
-        description=f"Execute the notebooks {_series_text()} with papermill (kernel python3, working "
-        "directory = the project root) using params/<notebook>.<profile>.yaml, and write per notebook "
-        "the executed notebook, figures, tables, metrics.json, the resolved parameters and the git "
-        "hash, plus <out>/index.html and <out>/run.json (each notebook's status: "
-        f"{' / '.join(attempts.STATUSES)}).",
-    )
-    p.add_argument(
-        "--profile",
-        choices=PROFILES,
-        default="default",
-        help="parameter profile (default: default)",
-    )
-    p.add_argument(
-        "--only",
-        default=None,
-        help=f"comma list of notebooks, by number or name (default: all of {_series_text()}); "
-        "without 01, --out must be a run whose 01 has been executed",
-    )
-    p.add_argument(
-        "--out", default=None, help="run directory (default outputs/<profile>-<timestamp>)"
-    )
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="NB:KEY=VALUE",
-        help="override a parameter, e.g. 02:n_per_variant=4 (repeatable; validated like the YAML)",
-    )
-    p.add_argument("--log-output", action="store_true", help="stream notebook output into the log")
-    p.add_argument(
-        "--no-html", action="store_true", help="do not render executed notebooks to HTML"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_run)
-
-
-def _cmd_run(a: argparse.Namespace) -> int:
-    try:
-        run_dir = run_series(
-            a.profile,
-            a.only,
-            a.out,
-            progress=not a.no_progress,
-            log_output=a.log_output,
-            html_report=not a.no_html,
-            overrides=_parse_set(a.param),
-        )
-    except NotebookFailed as e:
-        print(f"lgkit: error: {e}", file=sys.stderr)
-        return 1
-    except SeriesInterrupted as e:
-        print(f"lgkit: {e}; the last good results are kept; rerun to resume", file=sys.stderr)
-        return 128 + e.signum
-    print(run_dir / "index.html")
-    return 0
