@@ -438,8 +438,12 @@ FAKE = {
     ),
     "02_math": _nb(
         'data_dir: str = ""\nout_dir: str = ""\ncache_dir: str = ""\nfail: bool = False\n'
-        "wait: bool = False",
+        "wait: bool = False\nfill: bool = False",
         "import os, time\nfrom lgkit.series import write_metrics\n"
+        "if fill:  # fill the disk to the brim; the next save of this notebook finds it full\n"
+        "    try:\n        with open(os.path.join(out_dir, 'filler'), 'wb') as fh:\n"
+        "            while True:\n                fh.write(b'x' * 65536)\n"
+        "    except OSError:\n        pass\n    print('y' * 200000)\n"
         "if wait:\n    open(os.path.join(out_dir, 'started'), 'w').write(str(os.getpid()))\n"
         "    time.sleep(300)\n"
         "if fail:\n    raise ValueError('boom on purpose')\n"
@@ -688,3 +692,30 @@ def test_hostile_records_stay_text_in_every_page(tmp_path, monkeypatch):
             assert seen["js_links"] == 0, path
             assert "window.__pwned" in seen["text"], path  # shown, not run
         b.close()
+
+
+@pytest.mark.slow
+def test_a_really_full_disk(good_run, series_root, tmp_path, capsys):
+    """The run on a 4 MiB tmpfs that 02 fills: one line, exit 2, whole notebooks (root only)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                                 capture_output=True).returncode == 0  # fmt: skip
+    except OSError:
+        mounted = False
+    if not mounted:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        run, good = good_run
+        small = mnt / "run"
+        shutil.copytree(run, small)
+        rc = cli.main(["run", "--profile", "smoke", "--only", "02", "--out", str(small),
+                       "--param", "02:fill=true", "--no-progress", "--no-html"])  # fmt: skip
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and "no space left" in err[-1], err
+        for nb in small.rglob("*.ipynb"):
+            nbformat.read(str(nb), as_version=4)
+        _assert_good_kept(small, good, "failed")
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

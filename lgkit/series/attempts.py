@@ -164,8 +164,8 @@ def _restore(nb_dir: Path, backup: Path | None, failure: Mapping[str, Any]) -> P
             if src.is_file():
                 src.replace(nb_dir / f"{name}.failed{suffix}")
         (nb_dir / "metrics.json").unlink(missing_ok=True)
-        rec = read_json(nb_dir / "run.json")
-        rec = rec if isinstance(rec, dict) else {"notebook": name}
+        found = read_json(nb_dir / "run.json")
+        rec: dict[str, Any] = found if isinstance(found, dict) else {"notebook": name}
         rec.update(status=failure.get("status", "failed"), error=failure.get("error"))
         rec.setdefault("end_time", failure.get("time"))
         _write_quietly(nb_dir / "run.json", rec)
@@ -348,8 +348,8 @@ def state_of(
     if rec.get("last_failure"):
         lf = rec["last_failure"]
         status = str(lf.get("status") or "failed")
-        detail = (f"the attempt of {lf.get('time')} {status}: {lf.get('error')}; the last good result "
-                  f"(of {rec.get('start_time')}) is kept")  # fmt: skip
+        detail = (f"a later attempt ({lf.get('time')}) {status}: {lf.get('error')}; shown here: "
+                  f"the last good result, of {rec.get('start_time')}")  # fmt: skip
         if stale:
             detail += f"; that result is stale: {stale}"
     elif stale:
