@@ -373,6 +373,26 @@ def test_widget_text_is_escaped():
     assert "&lt;script&gt;" in dd.text.value
 
 
+def test_how_an_execution_ended_is_named():
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+
+    from lgkit.series.execute import SeriesInterrupted, outcome
+
+    def cell_error(ename, evalue):
+        return pm.PapermillExecutionError(1, 2, "src", ename, evalue, [])
+
+    assert outcome(cell_error("ValueError", "boom"))[:2] == ("failed", "ValueError: boom (cell 2)")
+    assert outcome(cell_error("KeyboardInterrupt", ""))[0] == "interrupted"  # SIGINT to the kernel
+    assert outcome(cell_error("OSError", "[Errno 28] No space left on device"))[2] is True
+    assert outcome(DeadKernelError("Kernel died"))[0] == "interrupted"
+    assert outcome(SeriesInterrupted(signal.SIGTERM))[:2] == (
+        "interrupted",
+        "interrupted (SIGTERM)",
+    )
+    assert outcome(RuntimeError("x"))[0::2] == ("failed", False)
+
+
 # --------------------------------------------------------------------------- atomic saves (quick)
 
 
