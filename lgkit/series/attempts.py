@@ -120,11 +120,15 @@ def begin(run_dir: Path, name: str, **info: Any) -> Path | None:
     nb_dir = run_dir / name
     good = nb_dir.is_dir() and _status(nb_dir) == "ok"
     backup = _backup(nb_dir) if good else None
-    write_json(
-        marker_path(run_dir, name),
-        {"pid": os.getpid(), "notebook": name, "start_time": _now(),
-         "backup": str(backup) if backup else None, **info},
-    )  # fmt: skip
+    marker = {
+        "pid": os.getpid(),
+        "pid_started": _own_start(),
+        "notebook": name,
+        "start_time": _now(),
+        "backup": str(backup) if backup else None,
+        **info,
+    }
+    write_json(marker_path(run_dir, name), marker)
     if backup is not None:
         if backup.exists():
             shutil.rmtree(backup)
@@ -198,13 +202,31 @@ def _write_quietly(path: Path, rec: Any) -> None:
 # --------------------------------------------------------------------------- kernels
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, started: float | None = None) -> bool:
+    """Whether process ``pid`` runs (and, given ``started``, is the one created then)."""
     import psutil
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        p = psutil.Process(pid)
+        if started is not None and abs(p.create_time() - started) > 1.0:
+            return False  # the pid was reused by another process
+        return p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def _marker_alive(m: Mapping[str, Any]) -> bool:
+    started = m.get("pid_started")
+    return _pid_alive(int(m["pid"]), float(started) if isinstance(started, (int, float)) else None)
+
+
+def _own_start() -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process().create_time()
+    except psutil.Error:
+        return None
 
 
 def kernels_of(pid: int) -> list[Any]:
@@ -262,7 +284,7 @@ def recover(run_dir: str | Path) -> list[str]:
         if not isinstance(m, dict) or not isinstance(m.get("pid"), int) or not m.get("notebook"):
             marker.unlink(missing_ok=True)
             continue
-        if m["pid"] == os.getpid() or _pid_alive(m["pid"]):
+        if m["pid"] == os.getpid() or _marker_alive(m):
             continue  # a live runner's attempt
         name = str(m["notebook"])
         stop_kernels(m["pid"])
@@ -273,9 +295,8 @@ def recover(run_dir: str | Path) -> list[str]:
         rec = read_json(nb_dir / "run.json")
         ok = isinstance(rec, dict) and rec.get("status") == "ok"
         if ok and (backup is None or rec.get("attempt") == m.get("attempt")):
-            finish(
-                run_dir, name, backup, None
-            )  # it had finished (or not begun); only the cleanup was lost
+            # it had finished (or had not begun): only the cleanup was lost
+            finish(run_dir, name, backup, None)
         else:
             error = f"the runner (pid {m['pid']}) stopped during this attempt (killed?)"
             finish(run_dir, name, backup, {"status": "interrupted", "time": _now(), "error": error})
@@ -320,11 +341,7 @@ def state_of(
     fingerprints = {} if fingerprints is None else fingerprints
     nb_dir = run_dir / name
     marker = read_json(marker_path(run_dir, name))
-    if (
-        isinstance(marker, dict)
-        and isinstance(marker.get("pid"), int)
-        and _pid_alive(marker["pid"])
-    ):
+    if isinstance(marker, dict) and isinstance(marker.get("pid"), int) and _marker_alive(marker):
         return {
             "status": "running",
             "detail": f"pid {marker['pid']} since {marker.get('start_time')}",
