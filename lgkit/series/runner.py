@@ -7,15 +7,18 @@ injects the run's paths (``out_dir``, ``data_dir``, ``cache_dir``) and executes 
 notebook with the ``python3`` kernel in the repository root. Per notebook it writes,
 under ``<run>/<notebook>/``::
 
-    <notebook>.ipynb     the executed notebook (partially executed if it failed)
+    <notebook>.ipynb     the executed notebook (saved atomically after every cell)
+    <notebook>.failed.ipynb   the notebook of a failed or interrupted attempt
     <notebook>.html      the same, rendered (when nbconvert is installed)
     params.yaml          the resolved parameters (also params.json)
-    run.json             git hash, profile, timings, status
+    run.json             git hash, profile, timings, status, the data's fingerprint
     figures/ tables/ metrics.json   written by the notebook itself
 
-and finally ``<run>/index.html`` linking everything, with the findings of every
-notebook in one table (rebuilt from all notebook folders of the run, so runs of a
-subset with ``--only`` add to it).
+and finally ``<run>/run.json`` (this invocation's outcome per notebook, every
+notebook's status: ok / failed / interrupted / not run / stale) and ``<run>/index.html``
+linking everything, with the findings of every notebook in one table (rebuilt from all
+notebook folders of the run, so runs of a subset with ``--only`` add to it). A rerun
+never loses a good result, whatever ends it (:mod:`lgkit.series.attempts`).
 
 Statistics are computed once per (model, data file, settings) in ``<run>/stats_cache``
 and reused by later notebooks (see :func:`lgkit.engine.stats_for`). Kernels run with
