@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grads(sub)
     _add_convert(sub)
     try:
-        from lgkit.series.runner import add_run_parser
+        from lgkit.series.runcli import add_run_parser
     except ImportError:  # runner not installed in this build
         pass
     else:

@@ -1,13 +1,14 @@
 """What ``lgkit run`` checks before it starts, and how it keeps good results.
 
+* :func:`load_params_yaml`, :func:`validate_params`: a params YAML is a mapping whose
+  keys are all parameters of the notebook (papermill itself only warns on unknown names);
 * :func:`coerce_params`: every parameter value against the type the notebook's
   ``parameters`` cell declares (``n_per_variant: int = 16``), before any notebook runs;
 * :func:`check_out_dir`: ``--out`` must be a directory that can be written;
-* :func:`stash_good` / :func:`settle`: a notebook folder holding a good (``status: ok``)
-  result is moved aside while the notebook runs again; if the new run fails, the good
-  one is put back and the failed notebook is kept beside it as ``<name>.failed.ipynb``
-  (with ``last_failure`` in its ``run.json``), so a failure never replaces a good
-  executed notebook, its figures or its metrics.
+* :func:`check_ranges`: numeric parameters in their ranges (:data:`RANGES`, e.g.
+  ``n_per_variant >= 0``) and word parameters among their choices (:data:`CHOICES`).
+
+How a rerun keeps the last good result is :mod:`lgkit.series.attempts`.
 
 Example:
     >>> coerce_params({"n": "4", "name": 7}, {"n": "int", "name": "str"}, "02_math")
@@ -16,9 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,8 +26,6 @@ from typing import Any
 import yaml
 
 from lgkit.errors import InputError
-from lgkit.fsio import atomic_write_json
-from lgkit.series.report import read_json
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -38,6 +35,72 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
+
+
+def load_params_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a params YAML: a mapping of parameter names to values (empty file: ``{}``).
+
+    Raises:
+        InputError: missing file, bad YAML or not a mapping.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("params file not found", path=p)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise InputError(f"malformed YAML ({e})", path=p) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"expected a mapping of parameter names to values, got {type(doc).__name__}", path=p
+        )
+    for k in doc:
+        if not isinstance(k, str):
+            raise InputError(f"parameter names must be strings, got {k!r}", path=p)
+    return doc
+
+
+def notebook_parameters(nb_path: str | Path) -> dict[str, dict[str, Any]]:
+    """The parameters of a notebook's ``parameters`` cell (``papermill.inspect_notebook``).
+
+    Raises:
+        InputError: no such notebook, or it has no parameters cell.
+    """
+    import papermill as pm
+
+    p = Path(nb_path)
+    if not p.is_file():
+        raise InputError("notebook not found", path=p)
+    params = pm.inspect_notebook(str(p))
+    if not params:
+        raise InputError("notebook has no cell tagged 'parameters'", path=p)
+    return dict(params)
+
+
+def validate_params(
+    params: Mapping[str, Any], nb_path: str | Path, yaml_path: str | Path | None = None
+) -> None:
+    """Raise unless every key of ``params`` is a parameter of the notebook.
+
+    Raises:
+        InputError: naming the YAML file and the first unknown key.
+
+    Example:
+        >>> from lgkit.provenance import repo_root
+        >>> validate_params({"seed": 0}, repo_root() / "notebooks" / "02_math.ipynb")  # all known
+    """
+    known = notebook_parameters(nb_path)
+    for key in params:
+        if key not in known:
+            raise InputError(
+                f"unknown parameter {key!r}: {Path(nb_path).name} has parameters {', '.join(sorted(known))}",
+                path=yaml_path or nb_path,
+                field=key,
+            )
 
 
 def coerce_value(key: str, value: Any, type_name: str, source: str) -> Any:
@@ -101,62 +164,71 @@ def check_out_dir(path: str | Path) -> Path:
     return p
 
 
-def _status(nb_dir: Path) -> str | None:
-    rec = read_json(nb_dir / "run.json")
-    return rec.get("status") if isinstance(rec, dict) else None
+#: Allowed ranges of numeric parameters, by name, in every notebook that has them:
+#: ``(low, high, low_inclusive)``; None: no bound. Checked before anything runs.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "n_per_variant": (0, None, True),
+    "max_length": (1, None, True),
+    "bootstrap": (0, None, True),
+    "n_boot": (0, None, True),
+    "seed": (0, 2**32 - 1, True),
+    "twin_seed": (0, 2**32 - 1, True),
+    "alike_margin": (0, None, False),
+    "margin": (0, None, False),
+}
+#: Parameters whose values are one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "instruct": ("auto", "true", "false"),
+    "irrelevant": ("released", "rebuilt"),
+}
+#: Notebook-specific exceptions to :data:`RANGES` (01: n_per_variant <= 0 means all).
+UNCHECKED: frozenset[tuple[str, str]] = frozenset({("01_data_prep", "n_per_variant")})
 
 
-def stash_good(nb_dir: Path) -> Path | None:
-    """Move a good result out of the way before a rerun; returns where it went.
+def check_ranges(notebook: str, params: Mapping[str, Any], source: str) -> None:
+    """Raise unless every numeric parameter is in its range and every word is a choice.
 
-    A folder without a good result is emptied instead (so no stale figures or
-    metrics can sit beside a new failure). Returns None then.
+    Raises:
+        InputError: e.g. ``--param 02_math: field n_per_variant: -3 is out of range (>= 0)``.
+
+    Example:
+        >>> check_ranges("02_math", {"n_per_variant": 4, "instruct": "auto"}, "x.yaml")
+        >>> check_ranges("02_math", {"seed": -1}, "--param")
+        Traceback (most recent call last):
+        ...
+        lgkit.errors.InputError: --param: field seed: -1 is out of range (0 to 4294967295)
     """
-    if not nb_dir.is_dir():
-        return None
-    if _status(nb_dir) == "ok":
-        backup = nb_dir.with_name(f".{nb_dir.name}.good")
-        if backup.exists():
-            shutil.rmtree(backup)
-        nb_dir.rename(backup)
-        return backup
-    shutil.rmtree(nb_dir)
-    return None
+    for key, value in params.items():
+        if (notebook, key) in UNCHECKED:
+            continue
+        if key in CHOICES and isinstance(value, str) and value.strip().lower() not in CHOICES[key]:
+            raise InputError(
+                f"{value!r} is not one of {', '.join(CHOICES[key])}", path=source, field=key
+            )
+        if key not in RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        lo, hi, closed = RANGES[key]
+        bad = (
+            value != value
+            or (lo is not None and (value < lo if closed else value <= lo))
+            or (hi is not None and value > hi)
+        )
+        if bad:
+            want = (
+                f"{lo} to {hi}" if lo is not None and hi is not None
+                else f"{'>=' if closed else '>'} {lo}" if lo is not None else f"<= {hi}"
+            )  # fmt: skip
+            raise InputError(f"{value!r} is out of range ({want})", path=source, field=key)
 
 
-def settle(nb_dir: Path, backup: Path | None, failure: Mapping[str, Any] | None) -> Path | None:
-    """After a run: drop the backup (success) or restore it and keep the failure beside.
-
-    Returns the path of the kept failed notebook (None on success).
-    """
-    name = nb_dir.name
-    if failure is None:
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-        return None
-    failed = nb_dir / f"{name}.failed.ipynb"
-    if backup is None:  # nothing good to protect: the folder is the failed run
-        for suffix in (".ipynb", ".html"):
-            src = nb_dir / f"{name}{suffix}"
-            if src.is_file():
-                src.replace(nb_dir / f"{name}.failed{suffix}")
-        (nb_dir / "metrics.json").unlink(missing_ok=True)
-        return failed
-    keep = nb_dir.with_name(f".{name}.failed")
-    if keep.exists():
-        shutil.rmtree(keep)
-    nb_dir.rename(keep)
-    backup.rename(nb_dir)
-    for suffix in (".ipynb", ".html"):
-        src = keep / f"{name}{suffix}"
-        if src.is_file():
-            src.replace(nb_dir / f"{name}.failed{suffix}")
-    shutil.rmtree(keep, ignore_errors=True)
-    rec_path = nb_dir / "run.json"
-    rec = json.loads(rec_path.read_text(encoding="utf-8"))
-    rec["last_failure"] = {**failure, "notebook": str(failed)}
-    atomic_write_json(rec_path, rec, indent=2, default=str, newline=True)
-    return failed
-
-
-__all__ = ["check_out_dir", "coerce_params", "coerce_value", "settle", "stash_good"]
+__all__ = [
+    "CHOICES",
+    "RANGES",
+    "check_out_dir",
+    "check_ranges",
+    "coerce_params",
+    "coerce_value",
+    "load_params_yaml",
+    "notebook_parameters",
+    "validate_params",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import time
@@ -251,8 +252,9 @@ class Outputs:
             if banner:
                 from IPython.display import HTML
 
-                _display(HTML(f"<p style='color:#a00;font-weight:bold'>{banner}</p>"))
-            _display(view.style.set_properties(**{"text-align": "left"}))
+                _display(HTML(f"<p style='color:#a00;font-weight:bold'>{html.escape(banner)}</p>"))
+            # cells hold text from data (dataset and model names): escaped, as pandas' own tables
+            _display(view.style.format(escape="html").set_properties(**{"text-align": "left"}))
 
     def write_metrics(
         self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from lgkit.fsio import atomic_write_text
-from lgkit.series.catalog import NOTEBOOKS
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +42,9 @@ def collect_findings(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _notebook_dirs(run_dir: Path) -> list[Path]:
-    if not run_dir.is_dir():
-        return []
-    known = [run_dir / n for n in NOTEBOOKS if (run_dir / n).is_dir()]
-    extra = sorted(
-        p
-        for p in run_dir.iterdir()
-        if p.is_dir()
-        and p not in known
-        and ((p / "metrics.json").is_file() or (p / "run.json").is_file())
-    )
-    return known + extra
+    from lgkit.series.attempts import notebook_dirs
+
+    return notebook_dirs(run_dir)
 
 
 def png_title(path: Path) -> str | None:
@@ -89,7 +80,18 @@ def png_title(path: Path) -> str | None:
 
 
 def _rel(p: Path, base: Path) -> str:
-    return os.path.relpath(p, base).replace(os.sep, "/")
+    """A link from ``base`` to ``p``: relative, percent-encoded, starting with ``./``.
+
+    File names are data too: ``./`` keeps a name like ``javascript:x`` a path, and the
+    encoding keeps ``#``, ``?`` and quotes out of the URL's syntax.
+
+    Example:
+        >>> _rel(Path("/r/javascript:alert(1)/a b.html"), Path("/r"))
+        './javascript%3Aalert%281%29/a%20b.html'
+    """
+    from urllib.parse import quote
+
+    return "./" + quote(os.path.relpath(p, base).replace(os.sep, "/"), safe="/")
 
 
 _VERDICT_CLASS = {
@@ -123,7 +125,10 @@ def _finding_row(f: dict[str, Any]) -> str:
     caveats = "; ".join(str(x) for x in (f.get("caveats"), f.get("control")) if x)
     how = f"rule: {f.get('rule') or ''}. {f.get('detail') or ''}"
     cells = [
-        f"<a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a>",
+        f"<a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a>"
+        + (
+            f" <b class='no'>({esc(str(f['status']))})</b>" if f.get("status", "ok") != "ok" else ""
+        ),
         esc(str(f.get("claim", ""))),
         esc(str(f.get("statistic", ""))),
         _num(f.get("estimate")),
@@ -161,6 +166,11 @@ def findings_section(run_dir: Path) -> list[str]:
         parts.append(f"<p class='small'>weights: {esc(w)}</p>")
     parts.append("<h2>Findings</h2>")
     findings = collect_findings(run_dir)
+    from lgkit.series.attempts import notebook_states
+
+    states = notebook_states(run_dir)  # a stale or superseded result says so in every row
+    for f in findings:
+        f["status"] = states.get(f["notebook"], {}).get("status", "ok")
     if not findings:
         return parts + ["<p>No findings yet.</p>"]
     parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in FINDING_HEADERS) + "</tr>")
@@ -223,22 +233,48 @@ def _header(run_dir: Path, series: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _status_line(rec: dict[str, Any]) -> str:
-    """A notebook's status, time, error and, after a failed later attempt, which run is shown."""
+_STATUS_CLASS = {"ok": "", "stale": "no", "failed": "no", "interrupted": "no", "running": ""}
+
+
+def _status_line(rec: dict[str, Any], state: dict[str, Any] | None = None) -> str:
+    """A notebook's status (:data:`lgkit.series.attempts.STATUSES`), time and why.
+
+    Example:
+        >>> _status_line({"status": "ok"}, {"status": "stale", "detail": "data <changed>"})
+        "<p class='small'>status: <b class='no'>stale</b> · data &lt;changed&gt;</p>"
+    """
     esc = html.escape
-    info = [f"status: <b>{esc(str(rec.get('status', '?')))}</b>"]
-    if rec.get("seconds") is not None:
+    state = state or {"status": rec.get("status", "not run"), "detail": rec.get("error") or ""}
+    status = str(state.get("status"))
+    cls = _STATUS_CLASS.get(status, "no")
+    info = [
+        f"status: <b class='{cls}'>{esc(status)}</b>" if cls else f"status: <b>{esc(status)}</b>"
+    ]
+    if rec.get("seconds") is not None and status != "not run":
         info.append(f"{float(rec['seconds']):.0f} s")
-    if rec.get("error"):
-        info.append(f"error: {esc(str(rec['error']))}")
-    if rec.get("last_failure"):
-        lf = rec["last_failure"]
-        info.append(
-            f"<span class='no'>a later attempt ({esc(str(lf.get('time')))}) failed: "
-            f"{esc(str(lf.get('error')))}; shown here: the last good run of "
-            f"{esc(str(rec.get('start_time')))}</span>"
-        )
+    if state.get("detail"):
+        info.append(esc(str(state["detail"])))
     return f"<p class='small'>{' · '.join(info)}</p>"
+
+
+def status_table(states: dict[str, dict[str, Any]]) -> list[str]:
+    """HTML table of every notebook's status and why (escaped).
+
+    Example:
+        >>> status_table({"02_math": {"status": "stale", "detail": "x"}})[1]
+        "<tr><td><a href='#02_math'>02_math</a></td><td class='no'>stale</td><td>x</td></tr>"
+    """
+    esc = html.escape
+    rows = ["<table><tr><th>notebook</th><th>status</th><th>why</th></tr>"]
+    for name, st in states.items():
+        status = str(st.get("status"))
+        rows.append(
+            f"<tr><td><a href='#{esc(name)}'>{esc(name)}</a></td>"
+            f"<td class='{_STATUS_CLASS.get(status, 'no') or 'ok'}'>{esc(status)}</td>"
+            f"<td>{esc(str(st.get('detail') or ''))}</td></tr>"
+        )
+    rows.append("</table>")
+    return rows
 
 
 def _links(nb_dir: Path, run_dir: Path, m: dict[str, Any]) -> list[str]:
@@ -301,27 +337,35 @@ def _figures(nb_dir: Path, run_dir: Path) -> list[str]:
 
 
 def write_index(run_dir: str | Path) -> Path:
-    """Write ``<run>/index.html``: links to every notebook's outputs and one findings table.
+    """Write ``<run>/index.html``: every notebook's status, outputs and one findings table.
 
     Built from what is on disk (``run.json``, ``metrics.json``, ``figures/``,
-    ``tables/`` of each notebook folder), so it can be rebuilt at any time.
+    ``tables/`` of each notebook folder), so it can be rebuilt at any time; attempts
+    left by a killed runner are finished first (:func:`lgkit.series.attempts.recover`).
 
     Example:
         >>> import tempfile
         >>> write_index(tempfile.mkdtemp()).name
         'index.html'
     """
+    from lgkit.series.attempts import notebook_states, recover
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    recover(run_dir)
+    states = notebook_states(run_dir)
     parts = _header(run_dir, read_json(run_dir / "run.json") or {})
+    parts += ["<h2>Status</h2>", *status_table(states)]
     parts += findings_section(run_dir)  # banner and findings of all notebooks
     parts.append("<h2>Notebooks</h2>")
     for nb_dir in _notebook_dirs(run_dir):
         name = html.escape(nb_dir.name)
+        rec = read_json(nb_dir / "run.json") or {}
         m = read_json(nb_dir / "metrics.json") or {}
         parts.append(f"<h3 id='{name}'>{name}</h3>")
-        parts.append(_status_line(read_json(nb_dir / "run.json") or {}))
+        parts.append(_status_line(rec, states.get(nb_dir.name)))
         parts += _links(nb_dir, run_dir, m)
-        parts += _figures(nb_dir, run_dir)
+        if rec.get("status", "ok") == "ok":  # a good result's figures (perhaps stale)
+            parts += _figures(nb_dir, run_dir)
     parts.append("</body></html>")
     return atomic_write_text(run_dir / "index.html", "\n".join(parts))

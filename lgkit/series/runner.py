@@ -1,4 +1,4 @@
-"""``lgkit run``: execute the notebook series 01–05 with papermill and index the results.
+"""``lgkit run``: execute the notebook series with papermill and index the results.
 
 For each selected notebook the runner reads ``params/<notebook>.<profile>.yaml``,
 checks every key against the notebook's ``parameters`` cell
@@ -7,15 +7,18 @@ injects the run's paths (``out_dir``, ``data_dir``, ``cache_dir``) and executes 
 notebook with the ``python3`` kernel in the repository root. Per notebook it writes,
 under ``<run>/<notebook>/``::
 
-    <notebook>.ipynb     the executed notebook (partially executed if it failed)
+    <notebook>.ipynb     the executed notebook (saved atomically after every cell)
+    <notebook>.failed.ipynb   the notebook of a failed or interrupted attempt
     <notebook>.html      the same, rendered (when nbconvert is installed)
     params.yaml          the resolved parameters (also params.json)
-    run.json             git hash, profile, timings, status
+    run.json             git hash, profile, timings, status, the data's fingerprint
     figures/ tables/ metrics.json   written by the notebook itself
 
-and finally ``<run>/index.html`` linking everything, with the findings of every
-notebook in one table (rebuilt from all notebook folders of the run, so runs of a
-subset with ``--only`` add to it).
+and finally ``<run>/run.json`` (this invocation's outcome per notebook, every
+notebook's status: ok / failed / interrupted / not run / stale) and ``<run>/index.html``
+linking everything, with the findings of every notebook in one table (rebuilt from all
+notebook folders of the run, so runs of a subset with ``--only`` add to it). A rerun
+never loses a good result, whatever ends it (:mod:`lgkit.series.attempts`).
 
 Statistics are computed once per (model, data file, settings) in ``<run>/stats_cache``
 and reused by later notebooks (see :func:`lgkit.engine.stats_for`). Kernels run with
@@ -30,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import logging
@@ -42,10 +44,26 @@ from pathlib import Path
 from typing import Any
 
 from lgkit.errors import InputError, LgkitError
-from lgkit.fsio import atomic_write_json
+from lgkit.fsio import atomic_write_json, atomic_write_text
 from lgkit.provenance import git_hash, repo_root
+from lgkit.series import attempts
+from lgkit.series.attempts import stop_kernels
 from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
-from lgkit.series.guard import check_out_dir, coerce_params, settle, stash_good
+from lgkit.series.execute import (
+    atomic_saves,
+    outcome,
+    render_html,
+    shielded,
+    signals_interrupt,
+)
+from lgkit.series.guard import (
+    check_out_dir,
+    check_ranges,
+    coerce_params,
+    load_params_yaml,
+    notebook_parameters,
+    validate_params,
+)
 from lgkit.series.progress import ENV as PROGRESS_ENV
 from lgkit.series.progress import Ticker, Watcher, status_printer
 from lgkit.series.report import read_json, write_index
@@ -61,14 +79,19 @@ INJECTED: tuple[str, ...] = ("out_dir", "data_dir", "cache_dir")
 
 
 class NotebookFailed(LgkitError):
-    """A notebook raised during execution; ``path`` is the partially executed copy."""
+    """A notebook raised or its kernel died; ``path`` is the partially executed copy.
 
-    def __init__(self, notebook: str, path: Path, reason: str) -> None:
+    ``status`` is ``failed`` (the notebook raised) or ``interrupted`` (the kernel died
+    or was interrupted).
+    """
+
+    def __init__(self, notebook: str, path: Path, reason: str, status: str = "failed") -> None:
         self.notebook = notebook
         self.path = path
         self.reason = reason
+        self.status = status
         super().__init__(
-            f"notebook {notebook} failed: {reason}\n  partially executed notebook: {path}"
+            f"notebook {notebook} {status}: {reason}\n  partially executed notebook: {path}"
         )
 
 
@@ -83,6 +106,12 @@ def notebook_path(name: str, root: Path | None = None) -> Path:
 def params_path(name: str, profile: str, root: Path | None = None) -> Path:
     """``params/<name>.<profile>.yaml`` of the project."""
     return (root or repo_root()) / "params" / f"{name}.{profile}.yaml"
+
+
+def project_path_of(path: str, root: Path) -> Path:
+    """A notebook's path parameter as the kernel reads it: relative paths from the project root."""
+    p = Path(path)
+    return p if p.is_absolute() else root / p
 
 
 def data_dir_of(run_dir: str | Path) -> Path:
@@ -132,71 +161,6 @@ def parse_only(only: str | Sequence[str] | None) -> list[str]:
 # --------------------------------------------------------------------------- parameters
 
 
-def load_params_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a params YAML: a mapping of parameter names to values (empty file: ``{}``).
-
-    Raises:
-        InputError: missing file, bad YAML or not a mapping.
-    """
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("params file not found", path=p)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputError(f"malformed YAML ({e})", path=p) from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise InputError(
-            f"expected a mapping of parameter names to values, got {type(doc).__name__}", path=p
-        )
-    for k in doc:
-        if not isinstance(k, str):
-            raise InputError(f"parameter names must be strings, got {k!r}", path=p)
-    return doc
-
-
-def notebook_parameters(nb_path: str | Path) -> dict[str, dict[str, Any]]:
-    """The parameters of a notebook's ``parameters`` cell (``papermill.inspect_notebook``).
-
-    Raises:
-        InputError: no such notebook, or it has no parameters cell.
-    """
-    import papermill as pm
-
-    p = Path(nb_path)
-    if not p.is_file():
-        raise InputError("notebook not found", path=p)
-    params = pm.inspect_notebook(str(p))
-    if not params:
-        raise InputError("notebook has no cell tagged 'parameters'", path=p)
-    return dict(params)
-
-
-def validate_params(
-    params: Mapping[str, Any], nb_path: str | Path, yaml_path: str | Path | None = None
-) -> None:
-    """Raise unless every key of ``params`` is a parameter of the notebook.
-
-    Raises:
-        InputError: naming the YAML file and the first unknown key.
-
-    Example:
-        >>> validate_params({"seed": 0}, notebook_path("02_math"))  # returns None: all known
-    """
-    known = notebook_parameters(nb_path)
-    for key in params:
-        if key not in known:
-            raise InputError(
-                f"unknown parameter {key!r}: {Path(nb_path).name} has parameters {', '.join(sorted(known))}",
-                path=yaml_path or nb_path,
-                field=key,
-            )
-
-
 def resolve_params(
     name: str,
     profile: str,
@@ -219,9 +183,12 @@ def resolve_params(
     known = notebook_parameters(nb)
     types = {k: str(v.get("inferred_type_name") or "") for k, v in known.items()}
     params = coerce_params(params, types, str(ypath))
+    check_ranges(name, params, str(ypath))
     if overrides:
         validate_params(overrides, nb, f"--param {name}")
-        params.update(coerce_params(overrides, types, f"--param {name}"))
+        extra = coerce_params(overrides, types, f"--param {name}")
+        check_ranges(name, extra, f"--param {name}")
+        params.update(extra)
     paths = {
         "out_dir": str(run_dir / name),
         "cache_dir": str(run_dir / STATS_CACHE),
@@ -245,28 +212,6 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj, indent=2, ensure_ascii=False, default=str, newline=True)
 
 
-def _render_html(nb_out: Path) -> Path | None:
-    """Render an executed notebook to HTML next to it (None without nbconvert)."""
-    try:
-        import nbformat
-        from nbconvert import HTMLExporter
-    except ImportError:
-        return None
-    try:
-        # nbconvert warns per notebook about images without alt text (pyplot figures
-        # shown by the inline backend have none; lgkit's own figures carry a caption)
-        quiet = logging.getLogger("lgkit.series.nbconvert")
-        quiet.setLevel(logging.ERROR)
-        exporter = HTMLExporter(log=quiet)
-        body, _ = exporter.from_notebook_node(nbformat.read(str(nb_out), as_version=4))
-    except Exception as e:  # rendering is a convenience: never fail the run on it
-        log.warning("could not render %s to HTML: %s", nb_out, e)
-        return None
-    out = nb_out.with_suffix(".html")
-    out.write_text(body, encoding="utf-8")
-    return out
-
-
 def run_notebook(
     name: str,
     params: Mapping[str, Any],
@@ -281,26 +226,27 @@ def run_notebook(
 ) -> dict[str, Any]:
     """Execute one notebook into ``<run>/<name>/`` with papermill; returns its run record.
 
-    A good earlier result in that folder is restored if this run fails, and the failed
-    notebook is kept beside it as ``<name>.failed.ipynb`` (see :mod:`lgkit.series.guard`).
-    ``on_status(name, line)`` receives the notebook's progress lines
-    (:mod:`lgkit.series.progress`) while it runs.
+    A good earlier result in that folder is put back if this attempt fails or is
+    interrupted, and the attempt's notebook is kept beside it as ``<name>.failed.ipynb``
+    (see :mod:`lgkit.series.attempts`). The record holds the fingerprint of the data the
+    notebook read (``data_fingerprint``), so a later change of that data marks it stale.
+    ``on_status(name, line)`` receives the notebook's progress lines while it runs.
 
     Raises:
-        NotebookFailed: the notebook raised (the partially executed copy is kept).
+        NotebookFailed: the notebook raised or its kernel died (``status`` says which).
+        SeriesInterrupted, KeyboardInterrupt: the runner was interrupted (after the
+            good result was put back).
+        InputError: the disk is full (one line; the good result was put back).
     """
-    import papermill as pm
-    import yaml
+    import uuid
 
     root = root or repo_root()
     nb_dir = run_dir / name
-    backup = stash_good(nb_dir)  # a good earlier result waits aside until this one succeeds
-    nb_dir.mkdir(parents=True, exist_ok=True)
-    (nb_dir / "params.yaml").write_text(
-        yaml.safe_dump(dict(params), sort_keys=False, allow_unicode=True), encoding="utf-8"
-    )
-    _write_json(nb_dir / "params.json", dict(params))
+    attempt = uuid.uuid4().hex[:12]
+    backup: Path | None = None
     nb_out = nb_dir / f"{name}.ipynb"
+    data = str(params["data_dir"]) if params.get("data_dir") else None
+    data = attempts.relative_to_run(run_dir, project_path_of(data, root)) if data else None
     record: dict[str, Any] = {
         "notebook": name,
         "profile": profile,
@@ -310,18 +256,77 @@ def run_notebook(
         "input": str(notebook_path(name, root)),
         "output": str(nb_out),
         "params": dict(params),
+        "data_dir": data,
+        "data_fingerprint": attempts.data_fingerprint(run_dir / data) if data else None,
+        "attempt": attempt,
         "start_time": _now(),
         "status": "running",
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
-    _write_json(nb_dir / "run.json", record)
     t0 = time.perf_counter()
-    error: BaseException | None = None
-    progress_file = nb_dir / "progress.jsonl"
+    begun = False
+    try:
+        with shielded():  # a signal here lands after the good result is safely aside
+            backup = attempts.begin(run_dir, name, attempt=attempt)
+            begun = True
+        _write_inputs(nb_dir, params, record)
+        _execute(name, params, root, nb_out, log_output, on_status)
+        record.update(status="ok", seconds=round(time.perf_counter() - t0, 2), end_time=_now())
+        if name == DATA_NOTEBOOK:
+            record["data_dir"] = attempts.relative_to_run(run_dir, data_dir_of(run_dir))
+            record["data_fingerprint"] = attempts.data_fingerprint(data_dir_of(run_dir))
+        with shielded():
+            _finish_record(nb_out, record, html_report, quiet=False)
+    except BaseException as e:  # failed, kernel died, Ctrl-C, SIGTERM: the good result goes back
+        if not begun:  # nothing was moved: the folder is as it was
+            attempts.marker_path(run_dir, name).unlink(missing_ok=True)
+            raise
+        with shielded():
+            status, reason, disk_full = outcome(e)
+            stop_kernels(os.getpid())  # nothing may write into the folder while it is restored
+            record.update(status=status, error=reason, seconds=round(time.perf_counter() - t0, 2))
+            record["end_time"] = _now()
+            _finish_record(nb_out, record, html_report)
+            failure = {"status": status, "time": record["end_time"], "error": reason}
+            kept = attempts.finish(run_dir, name, backup, failure)
+        if backup is not None:
+            log.warning("%s %s; its previous good result stays in %s", name, status, nb_dir)
+        if disk_full:
+            raise InputError(
+                f"{name}: no space left on the device ({reason}); free some space and rerun",
+                path=nb_dir,
+            ) from None
+        if not isinstance(e, Exception):
+            raise
+        raise NotebookFailed(name, kept or nb_out, reason, status) from e
+    with shielded():
+        attempts.finish(run_dir, name, backup, None)
+    return record
+
+
+def _write_inputs(nb_dir: Path, params: Mapping[str, Any], record: dict[str, Any]) -> None:
+    """The attempt's parameters (YAML and JSON) and its ``running`` record."""
+    import yaml
+
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        nb_dir / "params.yaml", yaml.safe_dump(dict(params), sort_keys=False, allow_unicode=True)
+    )
+    _write_json(nb_dir / "params.json", dict(params))
+    _write_json(nb_dir / "run.json", record)
+
+
+def _execute(
+    name: str, params: Mapping[str, Any], root: Path, nb_out: Path, log_output: bool, on_status: Any
+) -> None:
+    """papermill's execution of one notebook, with progress lines and atomic saves."""
+    import papermill as pm
+
+    progress_file = nb_out.parent / "progress.jsonl"
     os.environ[PROGRESS_ENV] = str(progress_file)  # the kernel inherits it
     os.environ[BATCH_ENV] = "1"  # widgets show their picture only (see lgkit.viz.widgets)
     try:
-        with Ticker(Watcher(progress_file), name, on_status):
+        with atomic_saves(nb_out.parent), Ticker(Watcher(progress_file), name, on_status):
             pm.execute_notebook(
                 str(notebook_path(name, root)),
                 str(nb_out),
@@ -334,35 +339,29 @@ def run_notebook(
                 # the kernel's own warnings (TCP without encryption...) are not the user's
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
-    except pm.PapermillExecutionError as e:
-        error = e
-        reason = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
-    except BaseException as e:  # kernel died, timeout, Ctrl-C: the good result goes back
-        error = e
-        reason = f"{type(e).__name__}: {e}"
     finally:
         os.environ.pop(PROGRESS_ENV, None)
         os.environ.pop(BATCH_ENV, None)
         progress_file.unlink(missing_ok=True)
-    record["seconds"] = round(time.perf_counter() - t0, 2)
-    record["end_time"] = _now()
-    if html_report and nb_out.is_file():
-        h = _render_html(nb_out)
-        record["html"] = str(h) if h else None
-    if error is not None:
-        record.update(status="failed", error=reason)
-        _write_json(nb_dir / "run.json", record)
-        failure = {"time": record["end_time"], "error": reason}
-        kept = settle(nb_dir, backup, failure)
-        if backup is not None:
-            log.warning("%s failed; its previous good result stays in %s", name, nb_dir)
-        if not isinstance(error, Exception):
-            raise error
-        raise NotebookFailed(name, kept or nb_out, reason) from error
-    record["status"] = "ok"
-    _write_json(nb_dir / "run.json", record)
-    settle(nb_dir, backup, None)
-    return record
+
+
+def _finish_record(
+    nb_out: Path, record: dict[str, Any], html_report: bool, *, quiet: bool = True
+) -> None:
+    """Render the executed notebook (when asked) and write the final ``run.json``.
+
+    ``quiet``: an OSError (a full disk) is logged instead of raised (after a failure,
+    the good result must still go back).
+    """
+    try:
+        if html_report and nb_out.is_file():
+            h = render_html(nb_out)
+            record["html"] = str(h) if h else None
+        _write_json(nb_out.parent / "run.json", record)
+    except OSError as e:
+        if not quiet:
+            raise
+        log.error("could not write the record of %s: %s", nb_out.parent.name, e.strerror or e)
 
 
 def _check_inputs(
@@ -473,6 +472,10 @@ def run_series(
         "run_dir": str(run_dir),
     }
     t0 = time.perf_counter()
+    for name in attempts.recover(run_dir):  # attempts of a runner killed earlier
+        log.warning("%s: the last attempt had been interrupted (runner killed); restored", name)
+    outcomes: dict[str, str] = dict.fromkeys(names, "not run")
+    stopped: BaseException | None = None
     failed: NotebookFailed | None = None
     tty = progress and sys.stderr.isatty()
     bar = tqdm(names, desc=f"lgkit run ({profile})", unit="nb", disable=not tty)
@@ -481,54 +484,76 @@ def run_series(
     redirect = logging_redirect_tqdm() if tty else contextlib.nullcontext()
     redirect.__enter__()
     try:
-        for name in bar:
-            bar.set_postfix_str(name)
-            log.info("executing %s", name)
-            try:
-                rec = run_notebook(
-                    name,
-                    resolved[name],
-                    run_dir,
-                    profile=profile,
-                    root=root,
-                    log_output=log_output,
-                    html_report=html_report,
-                    commit=commit,
-                    on_status=on_status,
-                )
-            except NotebookFailed as e:
-                log.error("%s", e)
-                failed = e
-                break
-            log.info("%s done in %.1f s", name, rec["seconds"])
-            if name == DATA_NOTEBOOK:
-                _warn_fallback(run_dir)
+        with signals_interrupt():
+            for name in bar:
+                bar.set_postfix_str(name)
+                log.info("executing %s", name)
+                outcomes[name] = "interrupted"  # until it says otherwise
+                try:
+                    rec = run_notebook(name, resolved[name], run_dir, profile=profile, root=root,
+                                       log_output=log_output, html_report=html_report,
+                                       commit=commit, on_status=on_status)  # fmt: skip
+                except NotebookFailed as e:
+                    log.error("%s", e)
+                    outcomes[name] = e.status
+                    failed = e
+                    break
+                except InputError:
+                    outcomes[name] = "failed"
+                    raise
+                outcomes[name] = "ok"
+                log.info("%s done in %.1f s", name, rec["seconds"])
+                if name == DATA_NOTEBOOK:
+                    _warn_fallback(run_dir)
+    except KeyboardInterrupt as e:
+        stopped = e
+        raise
     finally:
         redirect.__exit__(None, None, None)
         bar.close()
-        series.update(
-            end_time=_now(),
-            seconds=round(time.perf_counter() - t0, 2),
-            status="failed" if failed else "ok",
-        )
-        if failed:
-            series["failed"] = {
-                "notebook": failed.notebook,
-                "path": str(failed.path),
-                "reason": failed.reason,
-            }
-        previous = read_json(run_dir / "run.json")
-        if isinstance(previous, dict) and previous.get(
-            "start_time"
-        ):  # earlier invocations into this run
-            history = previous.pop("history", [])
-            series["history"] = [*history, previous]
-        _write_json(run_dir / "run.json", series)
-        write_index(run_dir)
+        with shielded():
+            _write_series(run_dir, series, t0, outcomes, failed, stopped)
     if failed:
         raise failed
     log.info("series done in %.1f s; index: %s", series["seconds"], run_dir / "index.html")
     return run_dir
+
+
+def _write_series(
+    run_dir: Path,
+    series: dict[str, Any],
+    t0: float,
+    outcomes: Mapping[str, str],
+    failed: NotebookFailed | None,
+    stopped: BaseException | None,
+) -> None:
+    """Write ``<run>/run.json`` (this invocation, every notebook's state) and the index.
+
+    ``attempted``: what this invocation did to each selected notebook (ok, failed,
+    interrupted, not run); ``results``: the state of every notebook's result on disk.
+    On a full disk the failure is logged (the run's error says why).
+    """
+    bad = [v for v in outcomes.values() if v != "ok"]
+    status = "interrupted" if stopped is not None else "failed" if failed or bad else "ok"
+    if status != "ok" and failed and failed.status == "interrupted":
+        status = "interrupted"
+    series.update(end_time=_now(), seconds=round(time.perf_counter() - t0, 2), status=status,
+                  attempted=dict(outcomes))  # fmt: skip
+    if stopped is not None:
+        series["stopped"] = str(stopped) or "interrupted (SIGINT)"
+    if failed:
+        series["failed"] = {"notebook": failed.notebook, "path": str(failed.path),
+                            "reason": failed.reason, "status": failed.status}  # fmt: skip
+    previous = read_json(run_dir / "run.json")
+    if isinstance(previous, dict) and previous.get("start_time"):  # earlier invocations
+        history = previous.pop("history", [])
+        series["history"] = [*history, previous]
+    series["results"] = attempts.notebook_states(run_dir)
+    try:
+        _write_json(run_dir / "run.json", series)
+        write_index(run_dir)
+    except OSError as e:
+        log.error("could not write the run's record or index: %s", e.strerror or e)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -542,64 +567,10 @@ def _parse_set(values: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         if not sep or "=" not in rest:
             raise InputError(f"expected NOTEBOOK:KEY=VALUE, got {v!r}", field="--param")
         key, _, raw = rest.partition("=")
-        for name in parse_only(target):  # the text; typed against the notebook later
+        try:
+            names = parse_only(target)
+        except InputError as e:
+            raise InputError(f"{v!r}: {e.message}", field="--param") from None
+        for name in names:  # the text; typed against the notebook later
             out.setdefault(name, {})[key.strip()] = raw
     return out
-
-
-def add_run_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``lgkit run`` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "run",
-        help="execute the notebook series 01-05 with papermill",
-        description="Execute notebooks 01-05 with papermill (kernel python3, working directory = the project "
-        "root) using params/<notebook>.<profile>.yaml, and write per notebook the executed notebook, figures, "
-        "tables, metrics.json, the resolved parameters and the git hash, plus <out>/index.html.",
-    )
-    p.add_argument(
-        "--profile",
-        choices=PROFILES,
-        default="default",
-        help="parameter profile (default: default)",
-    )
-    p.add_argument(
-        "--only",
-        default=None,
-        help="comma list of notebooks, e.g. 02,04 (default: all); without 01, "
-        "--out must be a run whose 01 has been executed",
-    )
-    p.add_argument(
-        "--out", default=None, help="run directory (default outputs/<profile>-<timestamp>)"
-    )
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="NB:KEY=VALUE",
-        help="override a parameter, e.g. 02:n_per_variant=4 (repeatable; validated like the YAML)",
-    )
-    p.add_argument("--log-output", action="store_true", help="stream notebook output into the log")
-    p.add_argument(
-        "--no-html", action="store_true", help="do not render executed notebooks to HTML"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_run)
-
-
-def _cmd_run(a: argparse.Namespace) -> int:
-    try:
-        run_dir = run_series(
-            a.profile,
-            a.only,
-            a.out,
-            progress=not a.no_progress,
-            log_output=a.log_output,
-            html_report=not a.no_html,
-            overrides=_parse_set(a.param),
-        )
-    except NotebookFailed as e:
-        import sys
-
-        print(f"lgkit: error: {e}", file=sys.stderr)
-        return 1
-    print(run_dir / "index.html")
-    return 0
