@@ -99,6 +99,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
     from lgkit.formats.records import read_examples
     from lgkit.train.config import TrainConfig
+    from lgkit.train.data import answer_examples
     from lgkit.train.run import train
 
     cfg = TrainConfig(
@@ -113,7 +114,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if path is not None:
             if not Path(path).is_file():
                 raise InputError("no such file", path=path, field=f"--{what}")
-            read_examples(path)
+            exs = read_examples(path)
+            if what == "heldout":
+                answer_examples(exs, path)
     if Path(a.out).exists() and not Path(a.out).is_dir():
         raise InputError("exists and is not a directory", path=a.out, field="--out")
     res = train(a.model, a.data, a.out, cfg, probe=a.probe, heldout=a.heldout,

@@ -88,11 +88,34 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
         )
 
 
+def _complete(ckpt: Path) -> bool:
+    try:  # trainer_state.json is the last file a checkpoint gets (a kill can cut a save short)
+        json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint; newer incomplete ones (a save cut by a kill) are removed."""
+    import re
+    import shutil
 
     d = out / CHECKPOINTS
-    return get_last_checkpoint(str(d)) if d.is_dir() else None
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in (d.iterdir() if d.is_dir() else [])
+        if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    )
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    for _step, p in reversed(found):
+        if _complete(p):
+            return str(p)
+        log.warning("checkpoint %s is incomplete (interrupted while saving)%s", p,
+                    "; removed" if rank0 else "")  # fmt: skip
+        if rank0:
+            shutil.rmtree(p, ignore_errors=True)
+    return None
 
 
 def _distributed() -> bool:
