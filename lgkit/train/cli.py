@@ -63,7 +63,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-length", type=int, default=1024, help="max tokens per example (default 1024)"
     )
+    p.add_argument(
+        "--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: none; default 1.0)"
+    )
     p.add_argument("--modules", default="q,k,v,o", help="projections measured (default q,k,v,o)")
+    p.add_argument("--loss-on", choices=["response", "answer"], default="response",
+                   help="tokens carrying the loss: the whole response (default) or the final answer")  # fmt: skip
     p.add_argument(
         "--grad-spectra", action="store_true", help="also the minibatch gradient's spectra"
     )
@@ -107,7 +112,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         seed=a.seed, max_length=a.max_length, lora=a.lora, lora_r=a.lora_r,
         probe_every=a.probe_every, probe_limit=a.probe_limit, heldout_limit=a.heldout_limit,
         modules=a.modules, grad_spectra=a.grad_spectra, save_every=a.save_every,
-        instruct=a.instruct, dropout=a.dropout, progress=not a.no_progress,
+        instruct=a.instruct, dropout=a.dropout, loss_on=a.loss_on, max_grad_norm=a.max_grad_norm, progress=not a.no_progress,
     )  # fmt: skip
     for what in ("data", "probe", "heldout"):  # validate every file before loading a model
         path = getattr(a, what)
