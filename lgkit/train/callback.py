@@ -133,6 +133,11 @@ class SpectraCallback(TrainerCallback):
         model_name: the name recorded in the probe manifests.
         batch_size: probe examples per padded batch (results are per example either way).
         probe_limit, heldout_limit: use only the first N records.
+
+    Attributes:
+        measured: the steps measured by this process.
+        seconds: time spent in the callback (all events).
+        timings: per part (``probe``, ``updates``, ``heldout``) the seconds of each measurement.
     """
 
     def __init__(
@@ -176,6 +181,7 @@ class SpectraCallback(TrainerCallback):
         self.targets: list[Any] = []
         self.measured: list[int] = []
         self.seconds = 0.0
+        self.timings: dict[str, list[float]] = {}
         self._grad_rows: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ Trainer events
@@ -245,17 +251,25 @@ class SpectraCallback(TrainerCallback):
         rank, world = _rank()
         with isolated(model), _quiet():
             self._probe(model, step, rank, world)
+            t1 = time.perf_counter()
             if rank == 0:
                 if self.updates:
                     rows = update_rows(model, self.targets, self.w0, step) + self._grad_rows
                     T.write_step_table(self.out, T.UPDATES, step, rows)
                 self._grad_rows = []
+                t2 = time.perf_counter()
                 if self.heldout:
                     T.write_step_table(self.out, T.HELDOUT, step, self._heldout_rows(model, step))
                     T.write_csv(self.out / T.HELDOUT_CSV, T.heldout_summary(self.out))
+                self._time("updates", t2 - t1)
+                self._time("heldout", time.perf_counter() - t2)
+        self._time("probe", t1 - t0)
         self.measured.append(step)
         self.seconds += time.perf_counter() - t0
         log.debug("step %d measured in %.2fs", step, time.perf_counter() - t0)
+
+    def _time(self, part: str, seconds: float) -> None:
+        self.timings.setdefault(part, []).append(seconds)
 
     def _bundle(self, model: nn.Module) -> LoadedModel:
         p = next(model.parameters())

@@ -30,7 +30,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="training records (JSON list or JSONL)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, tables)")
-    p.add_argument("--heldout", default=None, help="records whose final-answer loss is measured")
+    p.add_argument(
+        "--heldout",
+        default=None,
+        help="records whose final-answer loss is measured (a meta answer, a final-answer marker or a short response, e.g. the released *_no_cot.json)",
+    )
     p.add_argument(
         "--probe", default=None, help="probe records (default: the first 16 training records)"
     )

@@ -127,12 +127,16 @@ class ListDataset(torch.utils.data.Dataset):
 def answer_examples(examples: Sequence[Example], source: str = "<heldout>") -> list[Example]:
     """Each held-out record as (question, its final answer as the whole response).
 
-    The answer is the record's ``meta["answer"]`` or the one its response states
-    (:func:`lgkit.engine.spans.answer_text_span`); a record without one is an error.
+    The answer is the record's ``meta["answer"]`` or else the one its response states
+    (:func:`lgkit.engine.spans.answer_text_span`); a record with neither is an error.
     """
     out = []
     for i, ex in enumerate(examples):
-        where = answer_text_span(ex.output, ex.meta.get("answer"))
+        gold = ex.meta.get("answer")
+        if gold not in (None, ""):
+            out.append(replace(ex, output=str(gold).strip(), id=ex.sample_id))
+            continue
+        where = answer_text_span(ex.output)
         if where is None:
             raise InputError(
                 "no final answer found (an 'answer' in meta, or 'The final answer is ...', "
