@@ -66,6 +66,7 @@ def isolated(model: nn.Module) -> Iterator[None]:
 
     Restores the RNG states of torch (CPU and CUDA), NumPy and Python, each module's
     ``training`` flag, every parameter's ``requires_grad`` and ``.grad``, and grad mode.
+    Inside, a forward patched for mixed precision by accelerate is replaced by the original.
 
     Example:
         >>> m = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
@@ -82,10 +83,18 @@ def isolated(model: nn.Module) -> Iterator[None]:
     modes = [(m, m.training) for m in model.modules()]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     grad_mode = torch.is_grad_enabled()
+    # accelerate's mixed precision patches model.forward to run under autocast: measure the
+    # float weights as they are (the statistics are exact), with the original forward
+    patched = model.__dict__.get("forward")
+    original = model.__dict__.get("_original_forward")
+    if patched is not None and original is not None:
+        model.forward = original
     model.eval()
     try:
         yield
     finally:
+        if patched is not None and original is not None:
+            model.forward = patched
         for p, flag, g in params:
             p.requires_grad_(flag)
             p.grad = g
