@@ -177,7 +177,8 @@ def run_arms(
 ) -> Path:
     """Train every (arm, optimizer, seed) not yet finished; returns the runs folder.
 
-    SGD runs only ``sgd_arms``. Each run loads ``model`` afresh. No gradient clipping by
+    SGD runs only ``sgd_arms``. Each run loads ``model`` afresh; the step-0 probe table
+    (the same weights in every run) is computed once and copied. No gradient clipping by
     default (``max_grad_norm=0``): clipping would equalise the arms' step sizes.
     """
     from lgkit.models.load import load_model
@@ -192,6 +193,7 @@ def run_arms(
         out = runs / run_name(arm, optim, seed)
         if (out / "done.json").is_file():
             continue
+        _share_step0(runs, out)
         cot, loss_on = ARMS[arm]
         logger.info("run %d/%d: %s", k + 1, len(plan), out.name)
         cfg = TrainConfig(steps=steps, probe_every=probe_every, batch_size=batch_size, seed=seed,
@@ -202,6 +204,23 @@ def run_arms(
         data = files["fast" if cot == "none" else "slow"]
         train(load_model(model), data, out, cfg, probe=files["probe"], heldout=files["heldout"])
     return runs
+
+
+def _share_step0(runs: Path, out: Path) -> None:
+    """Every run starts from the same weights: reuse a finished run's step-0 probe table.
+
+    The engine finds it complete (same model, probe and settings) and skips it.
+    """
+    import shutil
+
+    dest = out / "probe" / "step-000000"
+    if dest.exists():
+        return
+    for done in sorted(runs.glob("*/done.json")):
+        src = done.parent / "probe" / "step-000000"
+        if (src / "manifest.json").is_file():
+            shutil.copytree(src, dest)
+            return
 
 
 def _tagged(frames: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
