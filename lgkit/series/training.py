@@ -44,6 +44,7 @@ __all__ = [
     "MIN_SEEDS",
     "callback_seconds",
     "collect_training",
+    "cost_table",
     "parse_run_name",
     "run_arms",
     "run_name",
@@ -371,6 +372,20 @@ def training_summary(tables: dict[str, pd.DataFrame], metric: str = "nuclear_nor
             "train_loss_end": float(lo[lo["step"] == lo["step"].max()]["loss"].mean()),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def cost_table(runs: str | Path) -> pd.DataFrame:
+    """Per finished run: seconds of the whole run, of which in the callback, and the share.
+
+    Example:
+        >>> import tempfile
+        >>> cost_table(tempfile.mkdtemp()).columns.tolist()
+        ['run', 'seconds_train', 'seconds_callback', 'callback_share']
+    """
+    rows = [{"run": k, **v} for k, v in callback_seconds(runs).items()]
+    df = pd.DataFrame(rows, columns=["run", "seconds_train", "seconds_callback"])
+    df["callback_share"] = df["seconds_callback"] / df["seconds_train"]
+    return df
 
 
 def callback_seconds(runs: str | Path) -> dict[str, dict[str, float]]:
