@@ -45,6 +45,24 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--heldout-limit", type=int, default=None, help="only the first N held-out records"
     )
+    _add_training_options(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--instruct",
+        dest="instruct",
+        action="store_true",
+        default=None,
+        help="use the chat template",
+    )
+    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """Optimisation and measurement options of ``lgkit train``."""
     p.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
     p.add_argument(
         "--lr",
@@ -88,19 +106,6 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="set the model's dropout (default: as configured)",
     )
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--instruct",
-        dest="instruct",
-        action="store_true",
-        default=None,
-        help="use the chat template",
-    )
-    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
