@@ -75,7 +75,16 @@ def parse_run_name(name: str) -> dict[str, Any]:
 
 
 def _fits(it: Any, max_chars: int) -> bool:
-    return not max_chars or len(it.instruction) + len(it.responses["detailed"]) <= max_chars
+    """Short enough (``max_chars`` 0: any length) and the gold answer is in the detailed response.
+
+    The answer-only arm puts its loss on the answer's tokens in the detailed response.
+    """
+    from lgkit.engine.spans import answer_text_span
+
+    detailed = it.responses["detailed"]
+    if max_chars and len(it.instruction) + len(detailed) > max_chars:
+        return False
+    return answer_text_span(detailed, it.answer) is not None
 
 
 def _items(source: str, n: int, seed: int, data_dir: str, max_chars: int = 0) -> list[Any]:
@@ -102,6 +111,8 @@ def _items(source: str, n: int, seed: int, data_dir: str, max_chars: int = 0) ->
         logger.warning("released GSM8K not found (%s): using the synthetic set instead", e)
         return _items("synthetic", n, seed, data_dir, max_chars)
     items = [it for it in released if _fits(it, max_chars)]
+    logger.info("GSM8K: %d of %d released questions usable (answer in the detailed response%s)",
+                len(items), len(released), f", at most {max_chars} characters" if max_chars else "")  # fmt: skip
     if len(items) < n:
         raise InputError(f"GSM8K has {len(items)} released questions, {n} asked", field="n_train")
     random.Random(seed).shuffle(items)
@@ -132,8 +143,9 @@ def training_data(
     Returns ``{"fast", "slow", "probe", "heldout"}`` -> file. ``slow_answer`` trains on
     the ``slow`` file. The probe holds each probe question twice (none-CoT and
     detailed-CoT response); the held-out questions carry their gold answer.
-    ``max_chars`` (0: no limit) keeps only questions whose question + detailed response
-    is at most that long (so nothing is cut by a small model's context).
+    Only questions whose detailed response states the gold answer are used, and with
+    ``max_chars`` (0: no limit) only those whose question + detailed response is at most
+    that long (so ``max_length`` cuts nothing).
 
     Example:
         >>> import tempfile
