@@ -299,7 +299,10 @@ class SpectraCallback(TrainerCallback):
                 enc = encode_example(self.tokenizer, ex, instruct=bool(self.instruct),
                                      max_length=self.config.max_length,
                                      system_prompt=self.config.system_prompt)  # fmt: skip
-                if enc.n_response_tokens == 0:
+                if enc.n_response_tokens == 0:  # recorded, not skipped: NaN loss, 0 tokens
+                    log.warning("held-out %s: the answer is cut away by max_length", ex.sample_id)
+                    rows.append({"step": step, "sample_id": ex.sample_id, "loss": float("nan"),
+                                 "n_answer_tokens": 0})  # fmt: skip
                     continue
                 ids = torch.tensor([enc.input_ids], device=device)
                 logits = model(input_ids=ids, use_cache=False).logits

@@ -103,12 +103,17 @@ def load_heldout(out_dir: str | Path) -> pd.DataFrame:
 
 
 def heldout_summary(out_dir: str | Path) -> pd.DataFrame:
-    """Mean held-out answer loss per step (``step, heldout_loss, n``), written as ``heldout_loss.csv``."""
+    """Mean held-out answer loss per step, written as ``heldout_loss.csv``.
+
+    Columns ``step, heldout_loss, n`` and ``n_cut`` (questions whose answer ``max_length``
+    cut away: recorded with a NaN loss, left out of the mean).
+    """
     df = load_heldout(out_dir)
     if df.empty:
-        return pd.DataFrame(columns=["step", "heldout_loss", "n"])
+        return pd.DataFrame(columns=["step", "heldout_loss", "n", "n_cut"])
     g = df.groupby("step")["loss"]
-    return pd.DataFrame({"heldout_loss": g.mean(), "n": g.size()}).reset_index()
+    out = pd.DataFrame({"heldout_loss": g.mean(), "n": g.count(), "n_cut": g.size() - g.count()})
+    return out.reset_index()
 
 
 def write_csv(path: str | Path, df: pd.DataFrame) -> Path:
