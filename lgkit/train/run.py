@@ -215,7 +215,8 @@ def train(
     trainer.train(resume_from_checkpoint=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         doc = {"steps": trainer.state.global_step, "measured": sorted(set(cb.measured)),
-               "seconds_train": time.perf_counter() - t_start, "seconds_callback": cb.seconds}  # fmt: skip
+               "seconds_train": time.perf_counter() - t_start, "seconds_callback": cb.seconds,
+               "callback_part_seconds": {k: sum(v) for k, v in cb.timings.items()}}  # fmt: skip
         atomic_write_json(out / DONE_JSON, doc, indent=2)
     files = {"heldout_loss": out / T.HELDOUT_CSV, "train_loss": out / T.TRAIN_LOSS_CSV,
              "probe": out / T.PROBE, "updates": out / T.UPDATES}  # fmt: skip
