@@ -14,6 +14,14 @@ peak memory (RSS growth over the loaded model, and CUDA peak on a GPU), the rati
 lgkit/naive and lgkit's overhead over ``bare``, plus cost against token count, and
 writes everything as JSON.
 
+On CUDA the JSON also holds the GPU targets of issue #21 (``targets``: each with its
+value and whether it is met; ``--target-speedup`` etc.), and ``torch.profiler`` output
+of one lgkit batch is saved beside the JSON when one is missed (on CUDA; on the CPU with
+``--profile-on-miss always``). ``--naive-n`` and
+``--naive-layers`` bound the naive method's cost on large shapes (its SVD time is then
+scaled from the layers it ran, and the JSON says so). ``benchmarks/gpu_check.sh`` runs the
+GPU series.
+
 Usage (from the repo root, after ``bash scripts/setup.sh``):
 
     .venv/bin/python benchmarks/throughput.py                      # SmolLM2-135M, 30 GSM8K detailed-CoT
@@ -30,11 +38,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import functools
 import gc
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -43,16 +51,17 @@ from pathlib import Path
 
 import psutil
 import torch
+from throughput_report import TARGET_MEMORY, TARGET_OVERHEAD, build_output, print_report
 
 import lgkit
 from lgkit.engine.arch import find_targets
-from lgkit.engine.batch import forward_backward
-from lgkit.engine.reference import naive_stats_encoded
+from lgkit.engine.batch import _padded, forward_backward, per_example_losses
+from lgkit.engine.reference import naive_stats_encoded, svd_ready
 from lgkit.engine.run import run_batch
 from lgkit.formats.prompts import Encoded, encode_example
 from lgkit.formats.records import read_examples
 from lgkit.models.load import LoadedModel, load_model
-from lgkit.provenance import git_hash
+from lgkit.models.shapes import build_shape
 
 log = logging.getLogger("benchmark")
 REPO = Path(__file__).resolve().parent.parent
@@ -65,39 +74,24 @@ DEFAULT_DATA = (
     / "gsm8k_train_with_cot_gpt4o.json"
 )
 
-# Exact architecture configs of public models (random weights: timing does not depend on them).
-CONFIGS = {
-    "qwen2-1.5b": ("Qwen2Config", dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                   num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0,
-                   rms_norm_eps=1e-6, tie_word_embeddings=True)),
-    "llama-3.1-8b": ("LlamaConfig", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                     num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072, rope_theta=500000.0,
-                     rms_norm_eps=1e-5, tie_word_embeddings=False)),
-}  # fmt: skip
 
+@functools.cache
+def benchmark_tokenizer(path: str | None) -> tuple[object, str]:
+    """The tokenizer for a ``config:`` model and its name: a saved folder, else SmolLM2's
+    (the embedded model), else lgkit's byte-level test tokenizer (more tokens per text)."""
+    if path:
+        from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-def build_from_config(
-    name: str, num_layers: int | None, device: str, dtype: torch.dtype
-) -> LoadedModel:
-    """A random-initialised model with a public model's exact architecture."""
-    import transformers
-
-    cls_name, kw = CONFIGS[name]
-    kw = dict(kw)
-    if num_layers:
-        kw["num_hidden_layers"] = num_layers
-    cfg = getattr(transformers, cls_name)(**kw)
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=dtype)
-    model.eval()
+        try:
+            return AutoTokenizer.from_pretrained(path), path
+        except (OSError, ValueError, ImportError, AttributeError) as e:  # another transformers
+            log.warning("AutoTokenizer failed on %s (%s); reading its tokenizer.json", path, e)
+            return PreTrainedTokenizerFast(tokenizer_file=str(Path(path) / "tokenizer.json")), path
     try:
-        tok = load_model("smollm2-135m-instruct").tokenizer
-    except Exception:
-        tok = lgkit.models.tiny_tokenizer()
-    return LoadedModel(
-        model, tok, f"config:{name}", "config", None, True, str(dtype).replace("torch.", ""), device
-    )
+        return load_model("smollm2-135m-instruct", device="cpu").tokenizer, "smollm2-135m-instruct"
+    except Exception as e:  # not installed (a bare GPU image)
+        log.warning("SmolLM2's tokenizer unavailable (%s); byte-level tokenizer used", e)
+        return lgkit.models.tiny_tokenizer(), "tiny (byte-level)"
 
 
 class PeakMemory:
@@ -149,30 +143,81 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_bare(model: torch.nn.Module, targets, encs: list[Encoded], device: str) -> dict:
+def _batches(encs: list[Encoded], batch_size: int) -> list[list[Encoded]]:
+    """Padded batches as lgkit forms them: similar lengths together when batch_size > 1."""
+    if batch_size > 1:
+        encs = sorted(encs, key=lambda e: len(e.input_ids))
+    return [encs[k : k + batch_size] for k in range(0, len(encs), batch_size)]
+
+
+def run_bare(
+    model: torch.nn.Module,
+    targets,
+    encs: list[Encoded],
+    device: str,
+    batch_size: int = 1,
+    pad_id: int = 0,
+) -> dict:
+    """Forward + ``backward`` with the projection weights trainable, in lgkit's batches
+    (batch 1: the model's own loss; larger: the sum of per-example mean losses)."""
     names = {t.module_name for t in targets}
     model.requires_grad_(False)
     for n in names:
         model.get_submodule(n).weight.requires_grad_(True)
     per = []
-    for e in encs:
+    for batch in _batches(encs, batch_size):
         t0 = time.perf_counter()
-        ids = torch.tensor([e.input_ids], device=device)
-        labels = ids.clone()
-        labels[0, : e.n_prompt_tokens] = -100
-        model(ids, labels=labels, use_cache=False).loss.backward()
+        if len(batch) == 1:
+            e = batch[0]
+            ids = torch.tensor([e.input_ids], device=device)
+            labels = ids.clone()
+            labels[0, : e.n_prompt_tokens] = -100
+            model(ids, labels=labels, use_cache=False).loss.backward()
+        else:
+            ids, mask = _padded(batch, pad_id, device)
+            logits = model(ids, attention_mask=mask, use_cache=False).logits
+            per_example_losses(logits, ids, batch).sum().backward()
+            del logits
         model.zero_grad(set_to_none=True)
         _sync(device)
-        per.append(time.perf_counter() - t0)
+        per.extend([(time.perf_counter() - t0) / len(batch)] * len(batch))
     model.requires_grad_(False)
     return {"seconds": per, "fb_seconds": sum(per), "stats_seconds": 0.0}
 
 
-def run_naive(model: torch.nn.Module, targets, encs: list[Encoded], device: str) -> dict:
-    per, stats_s = [], 0.0
+def naive_svd_targets(targets: list, n_layers: int | None) -> tuple[list, float]:
+    """The targets whose gradients the naive method decomposes, and the factor its SVD
+    time is scaled by: all (factor 1), or those of ``n_layers`` evenly spaced layers.
+
+    Example:
+        >>> from lgkit.engine.arch import Target
+        >>> ts = [Target(i, "q", f"l{i}.q", f"l{i}.q.weight", None, False, (4, 4)) for i in range(8)]
+        >>> sub, scale = naive_svd_targets(ts, 2)
+        >>> [t.layer for t in sub], scale
+        ([0, 7], 4.0)
+    """
+    layers = sorted({t.layer for t in targets})
+    if not n_layers or n_layers >= len(layers):
+        return list(targets), 1.0
+    pick = {layers[round(i * (len(layers) - 1) / max(n_layers - 1, 1))] for i in range(n_layers)}
+    sub = [t for t in targets if t.layer in pick]
+    return sub, len(targets) / len(sub)
+
+
+def run_naive(
+    model: torch.nn.Module,
+    targets,
+    encs: list[Encoded],
+    device: str,
+    svd_targets=None,
+    svd_scale: float = 1.0,
+) -> dict:
+    """The authors' method: backward materialising every target's weight gradient, then a
+    full ``torch.linalg.svd`` of each (of ``svd_targets`` only, time scaled by ``svd_scale``)."""
+    svd_targets = targets if svd_targets is None else svd_targets
+    per, stats_s, measured = [], 0.0, 0.0
     for e in encs:
         t0 = time.perf_counter()
-        # naive_stats_encoded = backward + full SVD per gradient; time the SVD part separately
         ids = torch.tensor([e.input_ids], device=device)
         labels = ids.clone()
         labels[0, : e.n_prompt_tokens] = -100
@@ -182,18 +227,22 @@ def run_naive(model: torch.nn.Module, targets, encs: list[Encoded], device: str)
         model(ids, labels=labels, use_cache=False).loss.backward()
         _sync(device)
         t1 = time.perf_counter()
-        for t in targets:
-            g = lgkit.engine.reference.target_gradient(model, t)
+        for t in svd_targets:
+            g = svd_ready(lgkit.engine.reference.target_gradient(model, t))
             _, S, _ = torch.linalg.svd(g)
             vals = (g.mean(), g.max(), g.min(), torch.linalg.norm(g), S.sum(), S.max(), S.min())
             [float(v) for v in vals]
-        model.zero_grad(set_to_none=True)
         _sync(device)
         t2 = time.perf_counter()
-        stats_s += t2 - t1
-        per.append(t2 - t0)
+        model.zero_grad(set_to_none=True)
+        _sync(device)
+        fb = (t1 - t0) + (time.perf_counter() - t2)
+        measured += t2 - t1
+        stats_s += (t2 - t1) * svd_scale
+        per.append(fb + (t2 - t1) * svd_scale)
     model.requires_grad_(False)
-    return {"seconds": per, "fb_seconds": sum(per) - stats_s, "stats_seconds": stats_s}
+    return {"seconds": per, "fb_seconds": sum(per) - stats_s, "stats_seconds": stats_s,
+            "svd_seconds_measured": measured}  # fmt: skip
 
 
 def run_lgkit(
@@ -261,38 +310,38 @@ def check_exact(model, targets, enc: Encoded, pad_id: int) -> float:
     return worst
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
         "--model",
         default="smollm2-135m-instruct",
-        help="lgkit model name, or config:qwen2-1.5b / config:llama-3.1-8b",
+        help="lgkit model name, or config:qwen2-1.5b / config:llama-3.1-8b (lgkit.models.shapes)",
     )
+    data_dir = Path(os.environ["LGKIT_DATA_DIR"]) if os.environ.get("LGKIT_DATA_DIR") else None
     p.add_argument(
         "--data",
-        default=str(
-            Path(os.environ["LGKIT_DATA_DIR"]) / "cot_500" / "gsm8k_train_with_cot_gpt4o.json"
-        )
-        if os.environ.get("LGKIT_DATA_DIR")
+        default=str(data_dir / "cot_500" / "gsm8k_train_with_cot_gpt4o.json")
+        if data_dir
         else str(DEFAULT_DATA),
+        help="examples file; a comma list runs each in turn",
     )
     p.add_argument("--n", type=int, default=30, help="examples (default 30)")
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument(
         "--rounds", type=int, default=2, help="alternating rounds of bare/naive/lgkit (default 2)"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="lgkit batch size (GPU: try 8)")
+    p.add_argument(
+        "--batch-size", type=int, default=1, help="lgkit's (and bare's) batch size (GPU: try 8)"
+    )
     p.add_argument("--modules", default="q,k,v,o")
     p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16, or a comma list of both")
     p.add_argument(
-        "--num-layers",
-        type=int,
-        default=None,
-        help="truncate a config: model to N layers (CPU memory)",
+        "--num-layers", type=int, default=None, help="truncate a config: model to N layers"
     )
+    p.add_argument("--tokenizer", default=None, help="saved tokenizer folder for config: models")
     p.add_argument(
         "--compare-threads",
         action="store_true",
@@ -314,56 +363,78 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-naive", action="store_true", help="only bare and lgkit (for very long inputs)"
     )
     p.add_argument(
+        "--naive-n", type=int, default=None, help="the naive method on the first N examples only"
+    )
+    p.add_argument(
+        "--naive-layers",
+        type=int,
+        default=None,
+        help="the naive method's SVDs on N evenly spaced layers, time scaled to all layers",
+    )
+    p.add_argument(
+        "--check-layers",
+        type=int,
+        default=None,
+        help="the exactness check (example 0) on N evenly spaced layers only",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="start no further round after this many seconds (at least one round runs)",
+    )
+    p.add_argument(
+        "--target-speedup",
+        type=float,
+        default=None,
+        help="target lgkit/naive examples/s (default: issue #21's for config: shapes)",
+    )
+    p.add_argument("--target-overhead", type=float, default=TARGET_OVERHEAD)
+    p.add_argument("--target-memory", type=float, default=TARGET_MEMORY)
+    p.add_argument(
+        "--profile-on-miss",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="torch.profiler output of one lgkit batch when a target is missed (auto: on CUDA)",
+    )
+    p.add_argument(
         "--json",
         default=None,
         help="write results here (default benchmarks/results/<model>-<data>-<device>.json)",
     )
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = getattr(torch, a.dtype)
-    if a.model.startswith("config:"):
-        lm = build_from_config(a.model.split(":", 1)[1], a.num_layers, device, dtype)
-    else:
-        lm = load_model(a.model, device=device, dtype=a.dtype)
-    model, tok = lm.model, lm.tokenizer
-    modules = lgkit.engine.arch.parse_modules(a.modules)
-    targets = find_targets(model, modules)
-    examples = read_examples(a.data)[: a.n]
+    p.add_argument("--out-dir", default=None, help="folder of the default-named JSON files")
+    return p.parse_args(argv)  # fmt: skip
+
+
+def encode_data(a: argparse.Namespace, lm: LoadedModel, data: str) -> tuple[list, list[Encoded]]:
+    """The examples of ``data`` and their encodings (long inputs: grown, then cut)."""
+    examples = read_examples(data)[: a.n]
+    tok = lm.tokenizer
     if a.lengths:  # long inputs: each example's response grown, then cut to each token budget
         grown = [dataclasses.replace(ex, output=" ".join([ex.output] * 8)) for ex in examples]
-        encs = [
-            encode_example(tok, ex, instruct=lm.instruct, max_length=n)
-            for ex in grown
-            for n in a.lengths
-        ]
+        encs = [encode_example(tok, ex, instruct=lm.instruct, max_length=n)
+                for ex in grown for n in a.lengths]  # fmt: skip
     else:
-        encs = [
-            encode_example(tok, ex, instruct=lm.instruct, max_length=a.max_length)
-            for ex in examples
-        ]
-    encs = [e for e in encs if e.n_response_tokens > 0]
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ntok = [len(e.input_ids) for e in encs]
-    log.info("model %s on %s (%d threads), %d examples, tokens mean %.0f [min %d, max %d], modules %s",
-             lm.name, device, torch.get_num_threads(), len(encs), statistics.mean(ntok), min(ntok), max(ntok), ",".join(modules))  # fmt: skip
+        encs = [encode_example(tok, ex, instruct=lm.instruct, max_length=a.max_length)
+                for ex in examples]  # fmt: skip
+    return examples, [e for e in encs if e.n_response_tokens > 0]
 
-    worst = check_exact(model, targets, encs[0], pad_id)
-    log.info("exactness check on example 0: worst relative difference %.2e", worst)
-    run_batch(model, targets, encs[:1], pad_id=pad_id)  # warm-up
-    methods = {"bare": lambda: run_bare(model, targets, encs, device),
-               "lgkit": lambda: run_lgkit(model, targets, encs, device, a.batch_size, pad_id)}  # fmt: skip
+
+def make_methods(a, lm: LoadedModel, targets, examples, encs, device: str, pad_id: int) -> dict:
+    model, bs = lm.model, a.batch_size
+    methods = {"bare": lambda: run_bare(model, targets, encs, device, bs, pad_id),
+               "lgkit": lambda: run_lgkit(model, targets, encs, device, bs, pad_id)}  # fmt: skip
     if a.compare_threads:
         methods["lgkit_1thread"] = lambda: run_lgkit(
-            model, targets, encs, device, a.batch_size, pad_id, stats_threads=1
+            model, targets, encs, device, bs, pad_id, stats_threads=1
         )
     if a.token_costs:
-        run_cfg = {"modules": modules, "batch_size": a.batch_size, "max_length": a.max_length}
+        run_cfg = {"modules": a.modules, "batch_size": bs, "max_length": a.max_length}  # fmt: skip
         methods["lgkit_notok"] = lambda: run_lgkit(
-            model, targets, encs, device, a.batch_size, pad_id, token_columns=False
+            model, targets, encs, device, bs, pad_id, token_columns=False
         )
         methods["lgkit_tokterms"] = lambda: run_lgkit(
-            model, targets, encs, device, a.batch_size, pad_id, token_stats=True
+            model, targets, encs, device, bs, pad_id, token_stats=True
         )
         if not a.lengths:
             methods["table"] = lambda: run_table(lm, examples, device, run_cfg)
@@ -371,9 +442,80 @@ def main(argv: list[str] | None = None) -> int:
                 lm, examples, device, run_cfg, token_stats=True
             )
     if not a.skip_naive:
-        methods["naive"] = lambda: run_naive(model, targets, encs, device)
+        sub, scale = naive_svd_targets(targets, a.naive_layers)
+        n_naive = encs[: a.naive_n] if a.naive_n else encs
+        methods["naive"] = lambda: run_naive(model, targets, n_naive, device, sub, scale)
+    return methods  # fmt: skip
+
+
+def save_profile(lm, targets, encs, a, device: str, pad_id: int, prefix: Path) -> list[str]:
+    """``torch.profiler`` of one lgkit batch: the operator table (text) and a gzipped trace."""
+    import gzip
+    import shutil
+
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=acts) as prof:
+        run_lgkit(lm.model, targets, encs[: a.batch_size], device, a.batch_size, pad_id)
+    averages = prof.key_averages()
+    table = None
+    cuda = device.startswith("cuda")
+    for sort in ("device_time_total", "cuda_time_total", "cpu_time_total")[0 if cuda else 2 :]:
+        try:  # the device column's name changed across torch versions
+            table = averages.table(sort_by=sort, row_limit=40)
+            break
+        except (AttributeError, KeyError, ValueError):
+            continue
+    # names spelled out: with_suffix would cut "qwen2-1.5b-..." at its dot
+    txt, trace = (prefix.parent / f"{prefix.name}{ext}" for ext in (".profile.txt", ".trace.json"))
+    txt.write_text(table or str(averages))
+    prof.export_chrome_trace(str(trace))
+    with open(trace, "rb") as f, gzip.open(f"{trace}.gz", "wb") as g:
+        shutil.copyfileobj(f, g)
+    trace.unlink()
+    return [str(txt), f"{trace}.gz"]
+
+
+def json_path(a: argparse.Namespace, lm: LoadedModel, data: str, device: str) -> Path:
+    if a.json:
+        return Path(a.json)
+    folder = Path(a.out_dir) if a.out_dir else REPO / "benchmarks" / "results"
+    dtype = "" if a.dtype == "float32" else f"-{a.dtype}"
+    return (
+        folder / f"{lm.name.replace(':', '-')}-{Path(data).stem}-{device.split(':')[0]}{dtype}.json"
+    )
+
+
+def measure(a, lm: LoadedModel, targets, data: str, device: str) -> Path:
+    """Every method on ``data``, round by round; the JSON is rewritten after each method
+    (a run killed at its time limit keeps what it measured)."""
+    tok = lm.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    examples, encs = encode_data(a, lm, data)
+    if not encs:
+        raise SystemExit(
+            f"{data}: no example keeps a response token within --max-length {a.max_length}"
+        )
+    ntok = [len(e.input_ids) for e in encs]
+    log.info("model %s %s on %s (%d threads), %s: %d examples, tokens mean %.0f [min %d, max %d]",
+             lm.name, a.dtype, device, torch.get_num_threads(), Path(data).name, len(encs),
+             statistics.mean(ntok), min(ntok), max(ntok))  # fmt: skip
+    check, _ = naive_svd_targets(targets, a.check_layers)
+    worst = check_exact(lm.model, check, encs[0], pad_id)
+    log.info(
+        "exactness check on example 0 (%d projections): worst relative difference %.2e",
+        len(check),
+        worst,
+    )
+    run_batch(lm.model, targets, encs[: a.batch_size], pad_id=pad_id)  # warm-up
+    methods = make_methods(a, lm, targets, examples, encs, device, pad_id)
     res: dict[str, list[dict]] = {m: [] for m in methods}
+    path = json_path(a, lm, data, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t_start, rounds_done = time.perf_counter(), 0
     for r in range(a.rounds):
+        t_round = time.perf_counter()
         for m, fn in methods.items():
             with PeakMemory(device) as mem:
                 t0 = time.perf_counter()
@@ -381,90 +523,81 @@ def main(argv: list[str] | None = None) -> int:
                 out["wall"] = time.perf_counter() - t0
             out["rss_mb"], out["cuda_mb"] = mem.rss_mb, mem.cuda_mb
             res[m].append(out)
+            n = len(out["seconds"])
             log.info(
-                "round %d %-6s %7.2f s  (%.2f ex/s)", r + 1, m, out["wall"], len(encs) / out["wall"]
+                "round %d %-6s %7.2f s  (%.2f ex/s over %d)",
+                r + 1,
+                m,
+                out["wall"],
+                n / out["wall"],
+                n,
             )
-
-    def best(m: str) -> dict:  # the fastest round of each method
-        return min(res[m], key=lambda o: o["wall"])
-
-    summary = {}
-    for m in methods:
-        b = best(m)
-        summary[m] = {
-            "examples_per_s": len(encs) / b["wall"],
-            "s_per_example": b["wall"] / len(encs),
-            "fb_s_per_example": b["fb_seconds"] / len(encs),
-            "stats_s_per_example": b["stats_seconds"] / len(encs),
-            "peak_rss_growth_mb": max(o["rss_mb"] for o in res[m]),
-            "peak_cuda_mb": max((o["cuda_mb"] or 0) for o in res[m])
-            if device.startswith("cuda")
-            else None,
-            "walls": [o["wall"] for o in res[m]],
-        }
-    lg, bare = summary["lgkit"], summary["bare"]
-    out = {
-        "model": lm.name, "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "lgkit": lgkit.__version__, "git": git_hash(),
-        "data": a.data, "n_examples": len(encs), "tokens_mean": statistics.mean(ntok), "tokens": ntok, "max_length": a.max_length,
-        "modules": list(modules), "batch_size": a.batch_size, "rounds": a.rounds, "exactness_worst_rel": worst, "methods": summary,
-        "overhead_vs_bare": lg["s_per_example"] / bare["s_per_example"] - 1,
-        "memory_ratio_vs_bare": lg["peak_rss_growth_mb"] / bare["peak_rss_growth_mb"] if bare["peak_rss_growth_mb"] > 0 else None,
-        "per_example_seconds": {m: best(m)["seconds"] for m in methods},
-    }  # fmt: skip
-    ratio = {("lgkit", "lgkit_notok"): "token_columns_cost_ratio",
-             ("lgkit_tokterms", "lgkit"): "token_terms_cost_ratio",
-             ("table_tok", "table"): "token_stats_table_cost_ratio"}  # fmt: skip
-    for (m1, m0), key in ratio.items():
-        if m1 in summary and m0 in summary:
-            out[key] = summary[m1]["s_per_example"] / summary[m0]["s_per_example"]
-    if "naive" in summary:
-        out["speedup_vs_naive"] = lg["examples_per_s"] / summary["naive"]["examples_per_s"]
-    if len(set(ntok)) > 2:  # cost growth with length: log-log slope of seconds vs tokens
-        import numpy as np
-
-        x = np.log(np.array(ntok, dtype=float))
-        out["cost_vs_tokens_slope"] = {
-            m: float(np.polyfit(x, np.log(np.array(best(m)["seconds"])), 1)[0])
-            for m in methods
-            if len(best(m)["seconds"]) == len(ntok)  # whole runs (table*) time no single example
-        }
-
-    print()
-    print(
-        f"{'method':8s} {'ex/s':>8s} {'s/ex':>8s} {'fwd+bwd':>8s} {'stats':>8s} {'RSS+MB':>8s}"
-        + (" CUDA-MB" if device.startswith("cuda") else "")
+            path.write_text(
+                json.dumps(
+                    build_output(a, lm, data, encs, res, worst, device, rounds_done), indent=2
+                )
+            )
+        rounds_done = r + 1
+        spent, last = time.perf_counter() - t_start, time.perf_counter() - t_round
+        if a.time_budget and r + 1 < a.rounds and spent + last > a.time_budget:
+            log.info(
+                "time budget %.0f s: stopping after %d of %d rounds",
+                a.time_budget,
+                rounds_done,
+                a.rounds,
+            )
+            break
+    out = build_output(a, lm, data, encs, res, worst, device, rounds_done)
+    missed = [k for k, t in out["targets"].items() if t["met"] is False]
+    profile = a.profile_on_miss == "always" or (
+        a.profile_on_miss == "auto" and device.startswith("cuda")
     )
-    for m, s in summary.items():
-        line = f"{m:8s} {s['examples_per_s']:8.3f} {s['s_per_example']:8.3f} {s['fb_s_per_example']:8.3f} {s['stats_s_per_example']:8.3f} {s['peak_rss_growth_mb']:8.0f}"
-        if device.startswith("cuda"):
-            line += f" {s['peak_cuda_mb']:8.0f}"
-        print(line)
-    for key in ratio.values():
-        if key in out:
-            print(f"{key}: {out[key]:.3f} (same process, fastest of {a.rounds} rounds)")
-    if "speedup_vs_naive" in out:
-        print(f"lgkit / naive examples/s: {out['speedup_vs_naive']:.2f}x")
-    print(f"lgkit overhead over bare forward+backward: {100 * out['overhead_vs_bare']:+.1f}%")
-    if out["memory_ratio_vs_bare"] is not None:
-        print(f"lgkit peak memory / bare: {out['memory_ratio_vs_bare']:.2f}x")
-    if "cost_vs_tokens_slope" in out:
-        print(
-            "cost vs tokens (log-log slope): "
-            + ", ".join(f"{m} {v:.2f}" for m, v in out["cost_vs_tokens_slope"].items())
-        )
-    path = (
-        Path(a.json)
-        if a.json
-        else REPO
-        / "benchmarks"
-        / "results"
-        / f"{lm.name.replace(':', '-')}-{Path(a.data).stem}-{device}.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if missed and profile:
+        try:
+            prefix = path.parent / path.name.removesuffix(".json")
+            out["profile_files"] = save_profile(lm, targets, encs, a, device, pad_id, prefix)
+            log.info(
+                "targets missed (%s): profile in %s", ", ".join(missed), out["profile_files"][0]
+            )
+        except Exception as e:  # the measurements stand without it
+            out["profile_error"] = f"{type(e).__name__}: {e}"
+            log.warning("targets missed (%s); torch.profiler failed: %s", ", ".join(missed), e)
     path.write_text(json.dumps(out, indent=2))
+    print_report(out)
     print(f"wrote {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    datas = [d for d in a.data.split(",") if d]
+    dtypes = [d for d in a.dtype.split(",") if d]
+    if a.json and len(datas) * len(dtypes) > 1:
+        raise SystemExit("--json names one file: give --out-dir with several --data or --dtype")
+    for a.dtype in dtypes:
+        run_dtype(a, datas, device)
     return 0
+
+
+def run_dtype(a: argparse.Namespace, datas: list[str], device: str) -> None:
+    """Build (or load) the model in ``a.dtype`` and measure it on each data file."""
+    dtype = getattr(torch, a.dtype)
+    if a.model.startswith("config:"):
+        tok, a.tokenizer_name = benchmark_tokenizer(a.tokenizer)
+        lm = build_shape(a.model.split(":", 1)[1], num_layers=a.num_layers, device=device,
+                         dtype=dtype, tokenizer=tok)  # fmt: skip
+    else:
+        lm = load_model(a.model, device=device, dtype=a.dtype)
+        a.tokenizer_name = a.model
+    targets = find_targets(lm.model, lgkit.engine.arch.parse_modules(a.modules))
+    for data in datas:
+        measure(a, lm, targets, data, device)
+    del lm, targets
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -77,6 +77,11 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace a run with other settings in --out"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--wait-lock",
+        action="store_true",
+        help="when another lgkit process writes --out, wait for it instead of exiting",
+    )
     p.set_defaults(func=_cmd_grads)
 
 
@@ -95,6 +100,7 @@ def _cmd_grads(a: argparse.Namespace) -> int:
 
     examples = read_examples(a.data)  # validate the data before loading a model
     check_out_dir(a.out)
+    _refuse_if_busy(a.out, a.wait_lock)
     _check_device(a.device)
     dist = _maybe_init_distributed()
     kw = {"dtype": a.dtype, "instruct": a.instruct}
@@ -113,6 +119,7 @@ def _cmd_grads(a: argparse.Namespace) -> int:
             cfg,
             progress=not a.no_progress,
             overwrite=a.overwrite,
+            wait_lock=a.wait_lock,
         )
     finally:
         if dist:
@@ -125,8 +132,36 @@ def _cmd_grads(a: argparse.Namespace) -> int:
         res.n_skipped,
     )
     for f in res.failures:
-        log.warning("failed: example %s (%s): %s", f["example_index"], f["sample_id"], f["reason"])
+        log.warning(
+            "failed (%s): example %s (%s): %s",
+            f["kind"],
+            f["example_index"],
+            f["sample_id"],
+            f["reason"],
+        )
+    from lgkit.engine.store import load_manifest
+
+    man = load_manifest(a.out)
+    if man.get("n_failed_runtime"):
+        log.warning(
+            "run is partial: %d example(s) failed at run time; rerun the same command to retry them",
+            man["n_failed_runtime"],
+        )
     return 0
+
+
+def _refuse_if_busy(out: str, wait: bool) -> None:
+    """Refuse before loading a model when another process writes ``out`` (unsharded runs:
+    a rank of a sharded run may see its own rank 0 holding the lock)."""
+    import os
+
+    from lgkit.locks import FolderBusy, lock_holder
+
+    if wait or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return
+    pid = lock_holder(out)
+    if pid is not None:
+        raise FolderBusy(out, pid if pid > 0 else None)
 
 
 def _check_device(device: str | None) -> None:
@@ -172,20 +207,47 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data", default=None, help="the run's data file, to include instruction/output texts"
     )
+    p.add_argument(
+        "--include-failed",
+        action="store_true",
+        help='also write the failed examples, as {"sample_id", "failed": true, "reason", "kind"}',
+    )
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
+    from lgkit.engine.store import load_failures
     from lgkit.formats.authors import export_layer_gradient
     from lgkit.formats.records import read_examples
 
     examples = read_examples(a.data) if a.data else None
     try:
-        export_layer_gradient(a.run, a.out, examples)
+        export_layer_gradient(a.run, a.out, examples, include_failed=a.include_failed)
+        n_failed = len(load_failures(a.run))
     except OSError as e:  # e.g. a folder that cannot be written
         raise InputError(f"cannot write ({e.strerror or e})", path=a.out) from None
     log.info("wrote %s", a.out)
+    if n_failed:  # said on stderr whatever the logging setup: the file is not the whole run
+        what = (
+            'written with "failed": true'
+            if a.include_failed
+            else f"not in {a.out} (--include-failed writes them, flagged; "
+            f"lgkit.load_failures({str(a.run)!r}) lists them)"
+        )
+        print(f"lgkit: warning: {n_failed} example(s) failed: {what}", file=sys.stderr)
     return 0
+
+
+def _os_error_line(e: OSError) -> str:
+    """``file: what went wrong`` for an :class:`OSError` (the file when it names one).
+
+    Example:
+        >>> import errno
+        >>> _os_error_line(OSError(errno.ENOSPC, "No space left on device", "/o/manifest.json"))
+        '/o/manifest.json: No space left on device'
+    """
+    what = e.strerror or str(e) or type(e).__name__
+    return f"{e.filename}: {what}" if e.filename else what
 
 
 def _version() -> str:
@@ -229,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(a.func(a) or 0)
     except InputError as e:
         print(f"lgkit: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder that cannot be written: one line naming the file
+        print(f"lgkit: error: {_os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lgkit: interrupted; rerun the same command to resume", file=sys.stderr)

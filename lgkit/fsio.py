@@ -57,7 +57,8 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
     """Yield a temporary path to write; on success it replaces ``path`` atomically.
 
     For writers that take a path (e.g. ``pyarrow.parquet.write_table``). The parent
-    folder is created. On an exception the temporary file is removed and re-raised.
+    folder is created. On an exception the temporary file is removed and re-raised; an
+    :class:`OSError` (e.g. a full disk) is re-raised naming ``path`` (``e.filename``).
 
     Example:
         >>> import tempfile, os
@@ -75,6 +76,11 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterato
         if fsync:
             _fsync_file(tmp)
         os.replace(tmp, p)
+    except OSError as e:  # disk full, no permission, ...: name the target, not the temporary
+        tmp.unlink(missing_ok=True)
+        if e.filename is None or str(e.filename) == str(tmp):
+            raise OSError(e.errno, f"cannot write: {e.strerror or e}", str(p)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

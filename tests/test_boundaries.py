@@ -14,7 +14,7 @@ import pytest
 LGKIT = Path(__file__).resolve().parent.parent / "lgkit"
 
 #: leaf modules every package may import
-LEAVES = ("lgkit.errors", "lgkit.schema", "lgkit.fsio")
+LEAVES = ("lgkit.errors", "lgkit.schema", "lgkit.fsio", "lgkit.locks")
 
 #: package -> (forbidden import prefixes, or None) and (allowed lgkit prefixes, or None: any)
 RULES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -87,6 +87,17 @@ def _violations(package: str) -> list[str]:
 @pytest.mark.parametrize("package", sorted(RULES))
 def test_package_imports_only_what_it_may(package):
     assert _violations(package) == []
+
+
+def test_leaves_import_only_leaves():
+    """A leaf may import another leaf (locks raises errors' InputError), nothing else of lgkit."""
+    bad = [
+        f"lgkit/{leaf.split('.')[1]}.py:{line} imports {mod}"
+        for leaf in LEAVES
+        for line, mod in _imports(LGKIT / f"{leaf.split('.')[1]}.py")
+        if mod.startswith("lgkit") and not _matches(mod, LEAVES)
+    ]
+    assert bad == []
 
 
 def test_the_checker_sees_violations(tmp_path, monkeypatch):

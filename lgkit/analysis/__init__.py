@@ -36,18 +36,18 @@ Example:
 """
 
 from lgkit.analysis.claims import (  # noqa: F401
-    claim_base_vs_instruct,
     claim_correct_vs_irrelevant,
     claim_flatter_with_cot,
-    claim_instruct_not_better_at_correctness,
     claim_length_not_enough,
     claim_long_tail_larger,
     curve_summary,
     floor_note,
     fmt_number,
+    irrelevant_length_note,
     length_levels,
-    pick_pair,
+    rd_above_noise,
     rd_by,
+    rd_margin_note,
     with_correct,
 )
 from lgkit.analysis.compare import (  # noqa: F401
@@ -78,6 +78,7 @@ from lgkit.analysis.findings import (  # noqa: F401
     evaluate,
     findings_table,
     invalid,
+    rule_text,
     verdict_of,
 )
 from lgkit.analysis.fixtures import (  # noqa: F401
@@ -85,12 +86,24 @@ from lgkit.analysis.fixtures import (  # noqa: F401
 )
 from lgkit.analysis.inference import (  # noqa: F401
     holm,
-    noise_floor_rd,
+    interval,
+    min_p,
+    permutation,
     question_ids,
+    rd_swap_null,
     side_arrays,
 )
 from lgkit.analysis.latex import (  # noqa: F401
     to_latex,
+)
+from lgkit.analysis.learned import (  # noqa: F401
+    Recipe,
+    depth_sides,
+    drop_identical,
+    key,
+    learned_row,
+    pooled_twin,
+    share_text,
 )
 from lgkit.analysis.length import (  # noqa: F401
     length_association,
@@ -98,6 +111,11 @@ from lgkit.analysis.length import (  # noqa: F401
     match_by_length,
     per_example,
     spearman,
+)
+from lgkit.analysis.pairs import (  # noqa: F401
+    claim_base_vs_instruct,
+    claim_instruct_not_better_at_correctness,
+    pick_pair,
 )
 from lgkit.analysis.tables import (  # noqa: F401
     COT_ORDER,

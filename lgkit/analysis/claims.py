@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,10 +13,10 @@ import pandas as pd
 from lgkit.analysis import inference as I
 from lgkit.analysis.compare import relative_difference_table
 from lgkit.analysis.curves import curve_dict, layer_curves, layer_groups, mean_absolute_difference
-from lgkit.analysis.findings import Finding, evaluate, invalid
+from lgkit.analysis.findings import Finding, invalid
 from lgkit.analysis.fixtures import synthetic_stats  # noqa: F401  (doctests)
+from lgkit.analysis.learned import drop_identical, measured
 from lgkit.analysis.tables import example_key_columns, filter_table, metric_label, value_order
-from lgkit.errors import InputError
 from lgkit.schema import ATTN_MODULES
 
 # --------------------------------------------------------------------------- findings
@@ -81,11 +82,61 @@ def _tail(norm: str) -> str:
     return "" if norm == "mean" else f", {norm}-normalised"
 
 
-def floor_note(sides: I.Sides, seed: int = 0) -> str:
-    """Noise-floor RD of each side's correct responses (cell 0): a caveat string."""
-    fa = I.noise_floor_rd(sides.a[:, 0], seed=seed) if len(sides.a) else float("nan")
-    fb = I.noise_floor_rd(sides.b[:, 0], seed=seed) if len(sides.b) else float("nan")
-    return f"RD noise floor (two random halves of the correct responses): {fmt_number(fa)} / {fmt_number(fb)}"
+def swap_null(c: np.ndarray, i: np.ndarray, seed: int = 0) -> Any:
+    """:func:`~lgkit.analysis.inference.rd_swap_null` of per-question curves (None when
+    there are fewer than 2 questions or the shapes differ)."""
+    if len(c) < 2 or c.shape != i.shape:
+        return None
+    return I.rd_swap_null(c, i, seed=seed)
+
+
+def floor_note(
+    sides: I.Sides, seed: int = 0, within: str = "cells", names: Sequence[str] = ("a", "b")
+) -> str:
+    """RD(correct, irrelevant) of each side against its within-question swap null: a caveat.
+
+    ``within="cells"``: each side's cells are (correct, irrelevant); ``"sides"``: side a
+    is correct, side b irrelevant. The null's mean RD (correct and irrelevant swapped
+    within random subsets of questions) is the floor that noise alone gives.
+    """
+    if within == "sides":
+        pairs = [(sides.a[:, 0], sides.b[:, 0], names[0])] if sides.paired else []
+    else:
+        pairs = [(x[:, 0], x[:, 1], nm) for x, nm in ((sides.a, names[0]), (sides.b, names[1]))]
+    parts = []
+    for c, i, name in pairs:
+        s = swap_null(c, i, seed)
+        if s is not None:
+            parts.append(f"{name}: {s.text}")
+    return " / ".join(parts)
+
+
+def rd_margin_note(margin: float, sides: I.Sides, names: Sequence[str], seed: int = 0) -> str:
+    """The margin of an RD-ratio no-difference row in units a reader can check: the RD
+    gain it allows over side a's RD, against side a's swap-null floor.
+
+    Example:
+        >>> a = np.random.default_rng(0).lognormal(0, 0.2, size=(12, 2, 1, 4))
+        >>> rd_margin_note(1.25, I.Sides(a, a, True, list("abcdefghijkl"), list("abcdefghijkl"), ["q"], [0, 1, 2, 3]),
+        ...                ("base", "instruct")).split(":")[0]
+        'margin 1.25'
+    """
+    text = (
+        f"margin {margin:g}: RD at {names[1]} up to {100 * (margin - 1):.0f}% above RD at "
+        f"{names[0]} still counts as no more distinguishable"
+    )
+    s = (
+        swap_null(sides.a[:, 0], sides.a[:, 1], seed)
+        if sides.a.ndim == 4 and sides.a.shape[1] > 1
+        else None
+    )
+    if s is None or not (s.null_mean > 0):
+        return text
+    gain = (margin - 1) * s.observed
+    return (
+        f"{text}: an RD gain of up to {fmt_number(gain)}, {gain / s.null_mean:.2g}x the swap-null "
+        f"floor at {names[0]} ({fmt_number(s.null_mean)}; RD there {fmt_number(s.observed)})"
+    )
 
 
 def claim_flatter_with_cot(
@@ -153,7 +204,7 @@ def claim_flatter_with_cot(
     detail = f"{metric}, {'correct' if correct else 'all'} responses, modules {sides.modules}"
     tail = _tail(norm)
     return [
-        evaluate(claim, f"{st} ratio {b}/{a}{tail}", sides, _log_ratio(fn), direction="less",
+        measured(claim, f"{st} ratio {b}/{a}{tail}", sides, _log_ratio(fn), direction="less",
                  n_boot=n_boot, seed=seed, detail=detail)
         for claim, st, fn in claims
     ]  # fmt: skip
@@ -185,8 +236,8 @@ def claim_correct_vs_irrelevant(
     decided by equivalence tests (TOST) on the irrelevant/correct ratios of the
     mean-curve level and MAD with the relative margin ``alike_margin`` (ratio within
     ``[1/(1+m), 1+m]``). RD itself is not used for equivalence: as a distance it is
-    biased upward by noise. Each row shows the RD noise floor (two random halves of
-    the correct responses) and the RD at ``fast``. ``alike=False`` leaves out the
+    biased upward by noise. Each row shows the RD noise floor (the within-question
+    swap null, :func:`floor_note`) and the RD at ``fast``. ``alike=False`` leaves out the
     no-difference findings.
 
     Example:
@@ -208,48 +259,96 @@ def claim_correct_vs_irrelevant(
             modules=modules,
             norm=norm,
         )
+        names = (f"{column}={o}", f"{column}={slow}")
+        sides, dropped = drop_identical(sides, "cells", names)
         out.append(
-            evaluate(
+            measured(
                 f"Correct and irrelevant responses differ more with slow thinking ({column}={slow}) "
                 f"than with {column}={o}",
                 f"RD(correct, irrelevant) ratio {slow}/{o}{_tail(norm)}",
                 sides, _rd_log_ratio, direction="greater", n_boot=n_boot, seed=seed,
-                detail=f"authors' RD of mean {metric} curves, module-averaged",
-                caveats=[floor_note(sides, seed)],
+                detail=f"authors' RD of mean {metric} curves, module-averaged", note=dropped,
+                caveats=[c for c in (floor_note(sides, seed, names=names),) if c],
             )
         )  # fmt: skip
     if alike and fast in levels:
-        sides = I.side_arrays(
-            df,
-            metric,
-            [_cell(df, where, **{column: fast}, correct=True)],
-            [_cell(df, where, **{column: fast}, correct=False)],
-            modules=modules,
-            norm=norm,
-        )
-        rd_note = ""
-        if sides.n_questions:
-            rd_note = f"RD(correct, irrelevant) at {fast} = {fmt_number(float(_rd_between(sides.a.mean(0), sides.b.mean(0))))}"
-        margin = (1 / (1 + alike_margin), 1 + alike_margin)
-        for name, fn in (("mean-curve level", I.level), ("MAD (all layers)", I.mad)):
-            out.append(
-                evaluate(
-                    f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
-                    f"{name} ratio irrelevant/correct at {column}={fast}{_tail(norm)}",
-                    sides, _log_ratio(fn), kind="equivalence", margin=margin, n_boot=n_boot, seed=seed,
-                    detail=f"{metric}; equivalence margin: ratio within [1/{1 + alike_margin:g}, {1 + alike_margin:g}]",
-                    caveats=[c for c in (rd_note, floor_note(sides, seed)) if c],
-                )
-            )  # fmt: skip
+        kw = {"n_boot": n_boot, "seed": seed, "norm": norm, "modules": modules}
+        out += _alike_rows(df, metric, column, fast, where, alike_margin, **kw)
     return out or [
         invalid("correct vs irrelevant", "RD", f"need {column}={slow!r} and another level")
     ]
+
+
+def _alike_rows(
+    df: pd.DataFrame,
+    metric: str,
+    column: str,
+    fast: str,
+    where: Mapping[str, Any] | None,
+    m: float,
+    *,
+    modules: Sequence[str] | None,
+    n_boot: int,
+    seed: int,
+    norm: str,
+) -> list[Finding]:
+    """The no-difference rows of :func:`claim_correct_vs_irrelevant` at ``fast`` (level, MAD)."""
+    sides = I.side_arrays(
+        df,
+        metric,
+        [_cell(df, where, **{column: fast}, correct=True)],
+        [_cell(df, where, **{column: fast}, correct=False)],
+        modules=modules,
+        norm=norm,
+    )
+    sides, dropped = drop_identical(sides, "sides", (f"{column}={fast}",))
+    floor = floor_note(sides, seed, "sides", (f"{column}={fast}",))
+    margin_note = (
+        f"margin ±{100 * m:g}%: the irrelevant responses' level (MAD) within a factor "
+        f"{1 + m:g} of the correct ones' counts as alike"
+    )
+    return [
+        measured(
+            f"Without CoT ({column}={fast}) the gradients of correct and irrelevant responses look alike ({name})",
+            f"{name} ratio irrelevant/correct at {column}={fast}{_tail(norm)}",
+            sides, _log_ratio(fn), kind="equivalence", margin=(1 / (1 + m), 1 + m),
+            n_boot=n_boot, seed=seed, note=dropped,
+            detail=f"{metric}; equivalence margin: ratio within [1/{1 + m:g}, {1 + m:g}]",
+            margin_note=margin_note, caveats=[floor] if floor else [],
+        )
+        for name, fn in (("mean-curve level", I.level), ("MAD (all layers)", I.mad))
+    ]  # fmt: skip
 
 
 def length_levels(d: pd.DataFrame, by: str) -> list[Any]:
     """Values of ``by`` ordered by the median response length of the correct responses."""
     ex = d[d["correct"] == True].drop_duplicates(example_key_columns(d) + [by])  # noqa: E712
     return list(ex.groupby(by)["n_response_tokens"].median().sort_values(kind="stable").index)
+
+
+def irrelevant_length_note(d: pd.DataFrame, by: str, levels: Sequence[Any]) -> str:
+    """Where irrelevant responses are shorter than the correct ones (median tokens), say so.
+
+    Example:
+        >>> d = pd.DataFrame({"sample_id": list("abcd"), "g": ["x"] * 4, "correct": [True, True, False, False],
+        ...                   "n_response_tokens": [100, 120, 80, 90]})
+        >>> irrelevant_length_note(d, "g", ["x"])
+        'irrelevant texts shorter than the correct ones (median tokens): x 85 vs 110'
+    """
+    if "n_response_tokens" not in d.columns or "correct" not in d.columns:
+        return ""
+    ex = d.drop_duplicates(example_key_columns(d) + [by])
+    med = ex.groupby([by, "correct"])["n_response_tokens"].median()
+    parts = []
+    for lv in levels:
+        c, i = med.get((lv, True)), med.get((lv, False))
+        if c is not None and i is not None and i < c:
+            parts.append(f"{lv} {i:.0f} vs {c:.0f}")
+    return (
+        "irrelevant texts shorter than the correct ones (median tokens): " + ", ".join(parts)
+        if parts
+        else ""
+    )
 
 
 def claim_length_not_enough(
@@ -261,6 +360,7 @@ def claim_length_not_enough(
     modules: Sequence[str] | None = ATTN_MODULES,
     margin: float = 1.5,
     reference_rd: float | None = None,
+    reference: pd.DataFrame | None = None,
     where: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
@@ -274,8 +374,11 @@ def claim_length_not_enough(
     and irrelevant responses become distinguishable. A no-difference claim, decided
     by an equivalence (non-inferiority) test: the ratio RD[longest]/RD[shortest] of
     the ``by`` groups (ordered by ``levels`` or median response length) must lie
-    below ``margin`` (one-sided 95%). With ``reference_rd`` (RD of detailed CoT on
-    reasoning data) a second row tests RD[longest] < ``reference_rd / margin``.
+    below ``margin``. With ``reference`` (the statistics of reasoning data under
+    detailed CoT) a two-sample row tests RD[longest] < RD[reference], both groups'
+    uncertainty carried (cluster bootstrap, label permutation); with only a number
+    ``reference_rd``, RD[longest] < ``reference_rd / margin``. A last row tests RD at
+    the longest group against its within-question swap null (is it above noise?).
 
     Example:
         >>> from lgkit.analysis.fixtures import synthetic_stats
@@ -295,176 +398,104 @@ def claim_length_not_enough(
     if len(levels) < 2:
         return [invalid(claim, "RD ratio", f"need ≥2 {by} levels, got {levels}")]
     short, long_ = levels[0], levels[-1]
-    sides = I.side_arrays(
-        d,
-        metric,
-        [{by: short, "correct": c} for c in (True, False)],
-        [{by: long_, "correct": c} for c in (True, False)],
-        modules=modules,
-        norm=norm,
-    )
-    note = f"levels short→long {levels}"
+    cells = {lv: [{by: lv, "correct": c} for c in (True, False)] for lv in (short, long_)}
+    sides = I.side_arrays(d, metric, cells[short], cells[long_], modules=modules, norm=norm)
+    sides, dropped = drop_identical(sides, "cells", (str(short), str(long_)))
+    short_note = irrelevant_length_note(d, by, [short, long_])
+    margin_note = rd_margin_note(margin, sides, (str(short), str(long_)), seed)
+    kw: dict[str, Any] = {"n_boot": n_boot, "seed": seed}
+    detail = f"authors' RD of mean {metric} curves; levels short→long {levels}"
     out = [
-        evaluate(claim, f"RD(correct, irrelevant) ratio {long_}/{short}", sides, _rd_log_ratio,
-                 kind="equivalence", margin=(0.0, margin), n_boot=n_boot, seed=seed,
-                 detail=f"authors' RD of mean {metric} curves; {note}", caveats=[floor_note(sides, seed)])
+        measured(claim, f"RD(correct, irrelevant) ratio {long_}/{short}", sides, _rd_log_ratio,
+                 kind="equivalence", margin=(0.0, margin), detail=detail, note=dropped,
+                 margin_note=margin_note,
+                 caveats=[c for c in (floor_note(sides, seed, names=(str(short), str(long_))),
+                                      short_note) if c], **kw)
     ]  # fmt: skip
-    if reference_rd is not None and reference_rd == reference_rd:
-        s2 = I.side_arrays(
-            d,
-            metric,
-            [{by: long_, "correct": True}],
-            [{by: long_, "correct": False}],
-            modules=modules,
-            norm=norm,
+    rclaim = f"{claim}, and below the detailed-CoT reference"
+    out += _reference_rows(d, metric, rclaim, cells[long_], str(long_), reference, reference_rd,
+                           margin, short_note, detail, modules=modules, norm=norm, **kw)  # fmt: skip
+    out.append(
+        rd_above_noise(d, metric, cells[long_], str(long_), modules=modules, norm=norm, **kw)
+    )
+    return out
+
+
+def _reference_rows(
+    d: pd.DataFrame,
+    metric: str,
+    rclaim: str,
+    cells_long: Sequence[Mapping[str, Any]],
+    long_: str,
+    reference: pd.DataFrame | None,
+    reference_rd: float | None,
+    margin: float,
+    short_note: str,
+    detail: str,
+    *,
+    modules: Sequence[str] | None,
+    norm: str,
+    n_boot: int,
+    seed: int,
+) -> list[Finding]:
+    """04's "below the detailed-CoT reference" row: two-sample with the ``reference`` table,
+    else against the number ``reference_rd`` (its uncertainty not carried)."""
+    kw: dict[str, Any] = {"n_boot": n_boot, "seed": seed}
+    out: list[Finding] = []
+    if reference is not None and not reference.empty:
+        ref = reference[reference["cot"] == "detailed"] if "cot" in reference.columns else reference
+        rc = [{"correct": c} for c in (True, False)]
+        s3 = I.side_arrays(ref, metric, rc, cells_long, modules=modules, df_b=d, norm=norm)
+        s3, dropped3 = drop_identical(s3, "cells", ("reference", long_))
+        names = (
+            ", ".join(sorted(map(str, ref["dataset"].unique())))
+            if "dataset" in ref.columns
+            else "reference"
         )
         out.append(
-            evaluate(f"{claim}, and below the detailed-CoT reference", f"RD(correct, irrelevant) at {long_}",
-                     s2, _rd_between, kind="equivalence", log=False, margin=(-math.inf, reference_rd / margin),
-                     n_boot=n_boot, seed=seed, detail=f"reference RD {fmt_number(reference_rd)} / {margin}")
+            measured(rclaim, f"RD(correct, irrelevant) ratio {long_} / detailed CoT ({names})", s3,
+                     _rd_log_ratio, direction="less", note=dropped3,
+                     detail=f"two-sample: the wiki and reasoning questions differ (unpaired interval, label permutation); {detail}",
+                     caveats=[c for c in (floor_note(s3, seed, names=(f"detailed CoT ({names})", long_)), short_note) if c],
+                     **kw)
+        )  # fmt: skip
+    elif reference_rd is not None and reference_rd == reference_rd:
+        s2 = I.side_arrays(d, metric, cells_long[:1], cells_long[1:], modules=modules, norm=norm)
+        out.append(
+            measured(rclaim, f"RD(correct, irrelevant) at {long_}", s2, _rd_between, kind="equivalence",
+                     log=False, margin=(-math.inf, reference_rd / margin),
+                     detail=f"reference RD {fmt_number(reference_rd)} / {margin} (a number: its own uncertainty not carried)",
+                     **kw)
         )  # fmt: skip
     return out
 
 
-def pick_pair(models: list[Any], base: Any, instruct: Any) -> tuple[Any, Any]:
-    """The (base, instruct) pair: given, or guessed from "instruct"/"-it"/"chat" in a name."""
-    if instruct is None:
-        g = [m for m in models if any(t in str(m).lower() for t in ("instruct", "-it", "chat"))]
-        instruct = g[0] if len(g) == 1 else None
-    if base is None and instruct is not None:
-        rest = [m for m in models if m != instruct]
-        base = rest[0] if len(rest) == 1 else None
-    return base, instruct
-
-
-def _ratio_of_ratios(f: Any) -> I.Stat:
-    """``log(f(b_fast)/f(b_slow)) - log(f(a_fast)/f(a_slow))``."""
-
-    def stat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        rb = np.log(f(b[..., 0, :, :]) / f(b[..., 1, :, :]))
-        return rb - np.log(f(a[..., 0, :, :]) / f(a[..., 1, :, :]))
-
-    return stat
-
-
-def claim_base_vs_instruct(
-    df: pd.DataFrame,
-    metric: str = "nuclear_norm",
-    base: str | None = None,
-    instruct: str | None = None,
+def rd_above_noise(
+    d: pd.DataFrame,
+    metric: str,
+    cells: Sequence[Mapping[str, Any]],
+    label: str,
     *,
-    model_col: str = "model",
-    fast: str = "none",
-    slow: str = "detailed",
-    column: str = "cot",
     modules: Sequence[str] | None = ATTN_MODULES,
-    correct: bool | None = True,
-    criterion: str = "both",
-    where: Mapping[str, Any] | None = None,
+    norm: str = "mean",
     n_boot: int = 1000,
     seed: int = 0,
-    norm: str = "mean",
-) -> list[Finding]:
-    """Pre-trained (base) LLMs are less affected by the instability of fast thinking.
-
-    Paper (abstract): "pre-trained LLMs are less affected by the instability of fast
-    thinking than instruction-tuned LLMs". Statistic: the ratio of the two models'
-    fast/slow ratios, ``(x[fast]/x[slow])_instruct / (x[fast]/x[slow])_base`` for the
-    mean-curve level and the MAD (``criterion``: both, level or mad); expected > 1,
-    paired over questions.
-
-    Example:
-        >>> from lgkit.analysis.fixtures import synthetic_stats
-        >>> df = pd.concat([synthetic_stats(n_samples=6, n_layers=6, model="m-base"),
-        ...                 synthetic_stats(n_samples=6, n_layers=6, model="m-instruct",
-        ...                                 fast_instability=2.0, scale=0.8)])
-        >>> [f.verdict for f in claim_base_vs_instruct(df, base="m-base", instruct="m-instruct", n_boot=200)]
-        ['supported', 'supported']
-    """
-    if criterion not in ("both", "mad", "level"):
-        raise InputError(f"criterion must be both/mad/level, got {criterion!r}", field="criterion")
-    claim = (
-        "Pre-trained (base) LLMs are less affected by the instability of fast thinking "
-        "than instruction-tuned LLMs"
-    )
-    if model_col not in df.columns:
-        return [invalid(claim, "ratio of ratios", f"table lacks {model_col!r}")]
-    base, instruct = pick_pair(list(dict.fromkeys(df[model_col].dropna())), base, instruct)
-    if base is None or instruct is None:
-        return [invalid(claim, "ratio of ratios", "cannot tell base from instruct")]
-    sides = I.side_arrays(
-        df,
-        metric,
-        [_cell(df, where, **{model_col: base, column: c}, correct=correct) for c in (fast, slow)],
-        [
-            _cell(df, where, **{model_col: instruct, column: c}, correct=correct)
-            for c in (fast, slow)
-        ],
-        modules=modules,
-        norm=norm,
-    )
-    stats = {"level": ("mean-curve level", I.level), "mad": ("MAD (all layers)", I.mad)}
-    keys = ["level", "mad"] if criterion == "both" else [criterion]
-    return [
-        evaluate(f"{claim} ({stats[k][0]})", f"{stats[k][0]} {fast}/{slow} ratio, {instruct} over {base}",
-                 sides, _ratio_of_ratios(stats[k][1]), direction="greater", n_boot=n_boot, seed=seed,
-                 detail=f"{metric}, correct responses")
-        for k in keys
-    ]  # fmt: skip
-
-
-def claim_instruct_not_better_at_correctness(
-    df: pd.DataFrame,
-    metric: str = "nuclear_norm",
-    base: str | None = None,
-    instruct: str | None = None,
-    *,
-    model_col: str = "model",
-    slow: str = "detailed",
-    column: str = "cot",
-    modules: Sequence[str] | None = ATTN_MODULES,
-    margin: float = 1.5,
-    where: Mapping[str, Any] | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    norm: str = "mean",
-) -> list[Finding]:
-    """Instruction-tuned LLMs are not better than base LLMs at telling irrelevant responses.
-
-    Paper (repository highlights): "The instruction-finetuned LLMs do not show
-    superior capability over pre-trained base LLMs in identifying incorrect reasoning
-    paths". A no-difference claim: RD(correct, irrelevant) at ``slow``, ratio
-    instruct/base, must lie below ``margin`` (one-sided equivalence test).
-
-    Example:
-        >>> from lgkit.analysis.fixtures import synthetic_stats
-        >>> df = pd.concat([synthetic_stats(n_samples=6, n_layers=6, model="m"),
-        ...                 synthetic_stats(n_samples=6, n_layers=6, model="m-instruct", seed=1)])
-        >>> claim_instruct_not_better_at_correctness(df, n_boot=200)[0].kind
-        'equivalence'
-    """
-    claim = (
-        "Instruction-tuned LLMs do not separate correct from irrelevant responses better "
-        "than pre-trained (base) LLMs"
-    )
-    if model_col not in df.columns or "correct" not in df.columns:
-        return [invalid(claim, "RD ratio", f"table lacks {model_col!r} or 'correct'")]
-    base, instruct = pick_pair(list(dict.fromkeys(df[model_col].dropna())), base, instruct)
-    if base is None or instruct is None:
-        return [invalid(claim, "RD ratio", "cannot tell base from instruct")]
-    sides = I.side_arrays(
-        df,
-        metric,
-        [_cell(df, where, **{model_col: base, column: slow}, correct=c) for c in (True, False)],
-        [_cell(df, where, **{model_col: instruct, column: slow}, correct=c) for c in (True, False)],
-        modules=modules,
-        norm=norm,
-    )
-    return [
-        evaluate(claim, f"RD(correct, irrelevant) ratio {instruct}/{base} at {column}={slow}", sides,
-                 _rd_log_ratio, kind="equivalence", margin=(0.0, margin), n_boot=n_boot, seed=seed,
-                 detail=f"authors' RD of mean {metric} curves", caveats=[floor_note(sides, seed)])
-    ]  # fmt: skip
+) -> Finding:
+    """Is RD(correct, irrelevant) of ``cells`` (correct, irrelevant) above noise? Tested
+    against the within-question swap null (one-sided p); the null's mean is the floor
+    the verdict compares the interval with."""
+    claim = f"Correct and irrelevant responses are distinguishable at {label} (RD above the swap-null floor)"
+    sides = I.side_arrays(d, metric, cells[:1], cells[1:], modules=modules, norm=norm)
+    sides, dropped = drop_identical(sides, "sides", (label,))
+    f = measured(claim, f"RD(correct, irrelevant) at {label}", sides, _rd_between, log=False,
+                 direction="greater", n_boot=n_boot, seed=seed, note=dropped,
+                 detail="interval: question bootstrap; p: within-question swap null (one-sided)")  # fmt: skip
+    s = swap_null(sides.a[:, 0], sides.b[:, 0], seed) if f.verdict != "invalid" else None
+    if s is None:
+        return f
+    floor = f"swap-null floor {fmt_number(s.null_mean)} (mean RD with correct and irrelevant swapped within questions)"
+    caveats = "; ".join(c for c in (f.caveats, floor) if c)
+    return replace(f, p=s.p, null=s.null_mean, verdict="", verdict_text="", caveats=caveats)
 
 
 def claim_long_tail_larger(
@@ -521,7 +552,7 @@ def claim_long_tail_larger(
         b = lt if v is None or label.startswith("popular") else lt[lt[length_column] == v]
         sides = I.side_arrays(a, metric, [{}], [{}], modules=modules, df_b=b, norm=norm)
         out.append(
-            evaluate(f"{claim} ({label})", "mean-curve level ratio long-tail/popular", sides,
+            measured(f"{claim} ({label})", "mean-curve level ratio long-tail/popular", sides,
                      _log_ratio(I.level), direction="greater", n_boot=n_boot, seed=seed,
                      detail="not one of the paper's headline claims")
         )  # fmt: skip

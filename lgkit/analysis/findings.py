@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,10 @@ import pandas as pd
 from lgkit.analysis import inference as I
 
 SYNTHETIC_LABEL = "synthetic data: illustrative only, not evidence about the paper"
-TWIN_LABEL = "also at random initialisation: not evidence of anything learned"
+TWIN_LABEL = (
+    "also at random initialisation (twin supported) and the learned contrast is not "
+    "supported: not shown to be learned"
+)
 CONFOUNDED_LABEL = "different families: confounded"
 COLUMNS = [
     "claim", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_questions",
@@ -40,8 +44,10 @@ class Finding:
     Attributes:
         claim: the claim, phrased as in the paper.
         statistic: the paper's statistic compared (e.g. "MAD ratio detailed/none").
-        estimate, ci_low, ci_high: point estimate and 95% question-bootstrap CI.
-        p: permutation p (difference claims) or TOST p (no-difference claims).
+        estimate, ci_low, ci_high: point estimate and the calibrated 95% CI (question
+            jackknife t, :func:`~lgkit.analysis.inference.interval`) that decides the row.
+        p: exact or Monte Carlo permutation p (difference claims) or the TOST /
+            non-inferiority p of the shown CI (no-difference claims).
         p_adj: ``p`` after Holm within the notebook (set by :func:`decide`).
         n_questions: questions (resampling units) in the comparison.
         verdict: one of supported, contradicted, inconclusive, invalid.
@@ -52,6 +58,10 @@ class Finding:
         detail: how it was measured.
         kind, null, direction, margin, log: the test's definition (internal).
         labels: labels of this finding only (e.g. the confounded pair).
+        recipe: how it was measured (:class:`lgkit.analysis.learned.Recipe`: sides,
+            statistic, settings), for the twin's pooling and the learned row; never shown.
+        margin_note: why the equivalence margin is what it is (in units a reader can
+            check, e.g. the twin's spread); shown inside ``rule``.
 
     Example:
         >>> Finding("Detailed CoT is flatter", "MAD ratio", 0.5, 0.4, 0.6, 0.01).supported
@@ -77,6 +87,8 @@ class Finding:
     direction: str = "less"
     margin: tuple[float, float] = (-math.inf, math.inf)
     labels: list[str] = field(default_factory=list)
+    recipe: Any = field(default=None, repr=False, compare=False)
+    margin_note: str = ""
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -97,15 +109,26 @@ def _ok(x: float) -> bool:
 def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
     """The verdict of ``f`` at p-value ``p`` under its rule (see :mod:`.inference`).
 
+    Difference claims need ``p < alpha`` and the 95% CI on one side of the null.
+    Equivalence and non-inferiority claims need the 95% CI inside the margin (one-sided
+    2.5% per side) and ``p < alpha`` (their p is below 0.05 iff the CI is inside, so
+    only Holm can make it stricter), and at least
+    :data:`~lgkit.analysis.inference.MIN_EQUIVALENCE_QUESTIONS` questions.
+
     Example:
         >>> verdict_of(Finding("c", verdict="x", estimate=0.5, ci_low=0.4, ci_high=0.6), 0.01)
         'supported'
+        >>> eq = Finding("c", verdict="x", ci_low=0.9, ci_high=1.1, kind="equivalence", margin=(0.8, 1.25))
+        >>> verdict_of(eq, 0.01), verdict_of(replace(eq, n_questions=6), 0.01)
+        ('supported', 'inconclusive')
     """
     if f.verdict == "invalid" or not (_ok(p) and _ok(f.ci_low) and _ok(f.ci_high)):
         return "invalid" if f.verdict == "invalid" else "inconclusive"
     if f.kind == "equivalence":
+        if 0 < f.n_questions < I.MIN_EQUIVALENCE_QUESTIONS:
+            return "inconclusive"
         lo, hi = f.margin
-        if p < alpha:
+        if lo < f.ci_low and f.ci_high < hi and p < alpha:
             return "supported"
         outside = f.ci_low > hi or f.ci_high < lo
         return "contradicted" if outside else "inconclusive"
@@ -116,7 +139,7 @@ def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
     return "supported" if claimed else "contradicted" if other else "inconclusive"
 
 
-def invalid(claim: str, statistic: str, reason: str, **kw: object) -> Finding:
+def invalid(claim: str, statistic: str, reason: str, **kw: Any) -> Finding:
     """A finding whose comparison is vacuous or could not be measured.
 
     Example:
@@ -124,6 +147,58 @@ def invalid(claim: str, statistic: str, reason: str, **kw: object) -> Finding:
         'invalid: identical groups'
     """
     return Finding(claim, statistic, verdict="invalid", verdict_text=f"invalid: {reason}", **kw)
+
+
+def rule_text(margin: tuple[float, float], *, log: bool = True, note: str = "") -> str:
+    """The written rule of a no-difference claim with ``margin`` (ratio scale when
+    ``log``): equivalence when both bounds are finite, non-inferiority when one is
+    open (``-inf``, or 0 for a ratio); ``note`` justifies the margin.
+
+    Example:
+        >>> rule_text((0.0, 1.5), note="the twin's spread")[:60]
+        'no-difference claim, non-inferiority (one-sided 2.5%): suppo'
+        >>> "the twin's spread" in rule_text((0.0, 1.5), note="the twin's spread")
+        True
+    """
+    lo, hi = margin
+    open_lo = lo == -math.inf or (log and lo <= 0)
+    open_hi = hi == math.inf
+    tail = f"; margin: {note}" if note else ""
+    n = I.MIN_EQUIVALENCE_QUESTIONS
+    if open_lo != open_hi:
+        side, word, bound = ("upper", "below", hi) if open_lo else ("lower", "above", lo)
+        return I.RULE_NONINFERIORITY.format(
+            side=side, word=word, bound=f"{bound:.3g}", min_n=n, note=tail
+        )
+    return I.RULE_EQUIVALENCE.format(margin=f"[{lo:.3g}, {hi:.3g}]", min_n=n, note=tail)
+
+
+def _test(
+    sides: I.Sides,
+    stat: I.Stat,
+    iv: I.Interval,
+    kind: str,
+    bounds: tuple[float, float],
+    n_perm: int,
+    seed: int,
+    family_size: int,
+) -> tuple[float, str, list[str]]:
+    """The row's p, how it was computed and its size caveats."""
+    n = sides.n_questions
+    if kind == "equivalence":
+        notes = []
+        if n < I.MIN_EQUIVALENCE_QUESTIONS:
+            notes.append(
+                f"equivalence needs >= {I.MIN_EQUIVALENCE_QUESTIONS} questions "
+                f"(n={n}): no equivalence verdict at this size"
+            )
+        how = "p: TOST/non-inferiority p of that interval (twice the larger one-sided p)"
+        return I.tost(iv, *bounds), how, notes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = I.permutation(sides, stat, n_perm=n_perm, seed=seed, family_size=family_size)
+    note = I.min_p_note(len(sides.a), sides.paired, n_b=len(sides.b), n_perm=n_perm,
+                        family_size=family_size)  # fmt: skip
+    return res.p, res.text, [note] if note else []
 
 
 def evaluate(
@@ -140,25 +215,35 @@ def evaluate(
     seed: int = 0,
     detail: str = "",
     caveats: Sequence[str] = (),
+    family_size: int = I.FAMILY_SIZE,
+    margin_note: str = "",
+    interval_method: str = I.INTERVAL_METHOD,
 ) -> Finding:
-    """Estimate, bootstrap CI and test of ``stat`` over ``sides``; see the module rules.
+    """Estimate, calibrated 95% CI and test of ``stat`` over ``sides``; see the rules.
 
     ``log=True``: ``stat`` is a log-ratio (null 0); estimate and CI are shown as the
-    ratio (null 1) and ``margin`` is given on the ratio scale.
+    ratio (null 1) and ``margin`` is given on the ratio scale. The interval is
+    :func:`~lgkit.analysis.inference.interval`; difference claims get the exact (or
+    enough-permutation, for a Holm family of ``family_size``) permutation p,
+    no-difference claims the TOST/non-inferiority p of that same interval.
+    ``margin_note`` justifies the margin inside the rule. Unpaired sides (different
+    questions) carry both groups' uncertainty into the interval and the test.
 
     Example:
         >>> a = np.random.default_rng(0).normal(10, 1, size=(12, 1, 1, 4))
         >>> s = I.Sides(a, a * 0.5, True, list("abcdefghijkl"), list("abcdefghijkl"), ["q"], [0, 1, 2, 3])
         >>> f = evaluate("b smaller", "level ratio b/a", s,
         ...              lambda x, y: np.log(I.level(y[..., 0, :, :]) / I.level(x[..., 0, :, :])))
-        >>> round(f.estimate, 3), f.verdict
-        (0.5, 'supported')
+        >>> round(f.estimate, 3), f.verdict, f.p == 2 / 4096
+        (0.5, 'supported', True)
     """
     n = sides.n_questions
-    kw = dict(detail=detail, kind=kind, direction=direction, n_questions=n)
+    kw: dict[str, Any] = dict(
+        detail=detail, kind=kind, direction=direction, n_questions=n, margin_note=margin_note
+    )
     if margin is not None:
         kw["margin"] = margin
-        kw["rule"] = I.RULE_EQUIVALENCE.format(margin=f"[{margin[0]:.3g}, {margin[1]:.3g}]")
+        kw["rule"] = rule_text(margin, log=log, note=margin_note)
     if n < I.MIN_QUESTIONS:
         return invalid(claim, statistic, f"{n} questions (< {I.MIN_QUESTIONS})", **kw)
     if sides.a.shape == sides.b.shape and np.array_equal(sides.a, sides.b):
@@ -172,31 +257,31 @@ def evaluate(
         return invalid(
             claim, statistic, "the statistic is not finite (a zero level, MAD or RD)", **kw
         )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = I.bootstrap(sides, stat, n_boot=n_boot, seed=seed)
-    lo, hi = I.ci(boot)
-    notes = list(caveats)
+    iv = I.interval(sides, stat, n_boot=n_boot, seed=seed, method=interval_method)
+    mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
+    bounds = (math.log(mlo) if mlo > 0 else -math.inf, math.log(mhi)) if log else (mlo, mhi)
+    p, how, size_notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
+    notes = [*caveats, *size_notes]
     if not sides.paired:
-        notes.append("groups hold different questions: cluster (unpaired) bootstrap")
-    if kind == "equivalence":
-        mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
-        tlo = math.log(mlo) if log and mlo > 0 else (-math.inf if log else mlo)
-        thi = math.log(mhi) if log else mhi
-        p = I.tost_p(boot, tlo, thi)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = I.permutation_test(sides, stat, 0.0, n_perm=n_boot, seed=seed)
-    return Finding(
+        notes.append(
+            "groups hold different questions: unpaired (two-sample) interval and test, "
+            "both groups' uncertainty included"
+        )
+    kw["detail"] = "; ".join(x for x in (detail, iv.text, how) if x)
+    f = Finding(
         claim,
         statistic,
         float(fwd(est)),
-        float(fwd(lo)),
-        float(fwd(hi)),
+        float(fwd(iv.low)),
+        float(fwd(iv.high)),
         p,
         null=1.0 if log else 0.0,
-        caveats="; ".join(notes),
+        caveats="; ".join(x for x in notes if x),
         **kw,
     )
+    if size_notes and f.verdict == "inconclusive":  # the reason in the verdict's text
+        f.verdict_text = f"inconclusive: {size_notes[0]}"
+    return f
 
 
 def _fmt(x: float) -> str:
@@ -204,7 +289,7 @@ def _fmt(x: float) -> str:
 
 
 def control_text(twin: Finding) -> str:
-    """One line describing the random twin's result.
+    """One line describing the random twin's result (its Holm-adjusted p when set).
 
     Example:
         >>> control_text(Finding("c", "s", 0.5, 0.4, 0.6, 0.01))
@@ -212,10 +297,80 @@ def control_text(twin: Finding) -> str:
     """
     if twin.verdict == "invalid":
         return f"random twin: {twin.verdict_text}"
-    return (
+    p = f"p_adj={_fmt(twin.p_adj)}" if _ok(twin.p_adj) else f"p={_fmt(twin.p)}"
+    text = (
         f"random twin: {_fmt(twin.estimate)} [{_fmt(twin.ci_low)}, {_fmt(twin.ci_high)}], "
-        f"p={_fmt(twin.p)} -> {twin.verdict}"
+        f"{p} -> {twin.verdict}"
     )
+    return f"{text} ({twin.detail})" if twin.detail.startswith("random twin pooled") else text
+
+
+def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None) -> list[str]:
+    """What the twin and the learned contrast say about trained finding ``f``'s verdict."""
+    from lgkit.analysis.learned import share_text
+
+    if tw is None:
+        return []
+    if tw.verdict == "invalid":
+        return ["twin control invalid"]
+    if f.kind != "difference":
+        return (
+            ["also at random initialisation (twin supported)"] if tw.verdict == "supported" else []
+        )
+    if f.verdict != "supported":
+        return []
+    lv = lr.verdict if lr is not None else "invalid"
+    if lv in ("supported", "contradicted"):
+        assert lr is not None
+        share = share_text(f.estimate, tw.estimate, lr.estimate)
+        return [share or f"learned contrast {lv}"] + (
+            ["learned contrast contradicted"] if lv == "contradicted" else []
+        )
+    share = share_text(f.estimate, tw.estimate)
+    if tw.verdict == "supported":
+        return [TWIN_LABEL] + ([share] if share else [])
+    if tw.verdict == "contradicted":
+        return [
+            "opposite at random initialisation (twin contradicted); learned contrast not supported"
+        ]
+    return [
+        f"twin inconclusive, learned contrast {lv}: cannot tell how much of it is present at init"
+    ]
+
+
+def _head(f: Finding) -> str:
+    """The verdict at the head of a row's text: invalid with its reason, inconclusive with
+    its size reason when :func:`evaluate` gave one (the sample cannot decide), else the word.
+
+    Example:
+        >>> _head(Finding("c", verdict="inconclusive", verdict_text="inconclusive: n=4: no verdict"))
+        'inconclusive: n=4: no verdict'
+    """
+    keep = f.verdict == "invalid" or (
+        f.verdict == "inconclusive" and f.verdict_text.startswith("inconclusive: ")
+    )
+    return f.verdict_text if keep else f.verdict
+
+
+def _twins(
+    fs: list[Finding], controls: Sequence[Finding | None] | None, learned: bool
+) -> tuple[list[Finding | None], list[Finding | None]]:
+    """Per finding: its twin (matched by key, seeds pooled) and its learned row."""
+    from lgkit.analysis.learned import key, learned_row, pooled_twin
+
+    by_key: dict[tuple[str, str], list[Finding]] = {}
+    for t in controls or []:
+        if t is not None:
+            by_key.setdefault(key(t), []).append(t)
+    twins: list[Finding | None] = []
+    rows: list[Finding | None] = []
+    for f in fs:
+        found = by_key.get(key(f))
+        tw = pooled_twin(found) if found else None
+        twins.append(tw)
+        ok = learned and tw is not None and f.verdict != "invalid" and tw.verdict != "invalid"
+        rows.append(learned_row(f, tw) if ok and tw is not None else None)
+    return twins, rows
 
 
 def decide(
@@ -224,13 +379,19 @@ def decide(
     controls: Sequence[Finding | None] | None = None,
     labels: Sequence[str] = (),
     alpha: float = I.ALPHA,
+    learned: bool = False,
 ) -> list[Finding]:
     """Holm within the list, verdicts at the adjusted p, twin control and labels.
 
-    ``controls[k]`` is the same claim evaluated on the random-initialisation twin (or
-    None). Where the twin shows the effect too (its own verdict "supported" for a
-    difference claim), the verdict text says :data:`TWIN_LABEL`. ``labels`` (e.g.
-    :data:`SYNTHETIC_LABEL`, the weights' quantisation) are added to every verdict text.
+    ``controls``: the same claims evaluated on the random-initialisation twin, matched
+    to ``findings`` by key (tagged claim + statistic; any order, missing ones allowed;
+    several findings with one key are the twin's seeds, pooled). The twins' tests join
+    the Holm family and are shown as a contrast with their own interval (``control``).
+    With ``learned``, every difference claim with a twin gets a learned-effect row right
+    after it (trained ratio ÷ twin ratio, same Holm family), and the trained verdict says
+    how much of the log-effect is present at init and what training adds; where the twin
+    shows the effect and the learned contrast is not supported it says :data:`TWIN_LABEL`.
+    ``labels`` (e.g. :data:`SYNTHETIC_LABEL`) are added to every verdict text.
 
     Example:
         >>> fs = decide([Finding("c", "s", 0.5, 0.4, 0.6, 0.01), Finding("d", "s", 0.9, 0.7, 1.1, 0.4)])
@@ -238,23 +399,41 @@ def decide(
         [(0.02, 'supported'), (0.4, 'inconclusive')]
     """
     fs = list(findings)
-    valid = [k for k, f in enumerate(fs) if f.verdict != "invalid"]
-    adj = I.holm([fs[k].p for k in valid])
+    twins, rows = _twins(fs, controls, learned)
+    groups: tuple[list[Any], ...] = (fs, rows, twins)  # one Holm family: trained, learned, twin
+    tests = [
+        (g, i)
+        for g, lst in enumerate(groups)
+        for i, x in enumerate(lst)
+        if x is not None and x.verdict != "invalid"
+    ]
+    ps = [float(getattr(groups[g][i], "p", math.nan)) for g, i in tests]
+    adj = dict(zip(tests, I.holm(ps), strict=True))
+
+    def settle(g: int, i: int, x: Finding) -> Finding:
+        p_adj = adj.get((g, i), float("nan"))
+        v = x.verdict if x.verdict == "invalid" else verdict_of(x, p_adj, alpha)
+        return replace(x, p_adj=p_adj, verdict=v)
+
     out = []
-    for k, f in enumerate(fs):
-        p_adj = adj[valid.index(k)] if k in valid else float("nan")
-        v = f.verdict if f.verdict == "invalid" else verdict_of(f, p_adj, alpha)
-        parts = [f.verdict_text if v == "invalid" else v]
-        control = f.control
-        twin = controls[k] if controls is not None and k < len(controls) else None
-        if twin is not None:
-            control = control_text(twin)
-            if f.kind == "difference" and twin.verdict == "supported":
-                parts.append(TWIN_LABEL)
-        parts += [lab for lab in [*f.labels, *labels] if lab]
-        out.append(
-            replace(f, p_adj=p_adj, verdict=v, verdict_text="; ".join(parts), control=control)
-        )
+    for i, f in enumerate(fs):
+        f = settle(0, i, f)
+        tw = settle(2, i, twins[i]) if twins[i] is not None else None
+        lr = settle(1, i, rows[i]) if rows[i] is not None else None
+        parts = [_head(f)] + _twin_parts(f, tw, lr)
+        tail = [lab for lab in [*f.labels, *labels] if lab]
+        control = control_text(tw) if tw is not None else f.control
+        out.append(replace(f, verdict_text="; ".join(parts + tail), control=control))
+        if lr is not None and tw is not None:
+            lparts = [_head(lr)]
+            if lr.verdict != "invalid":
+                from lgkit.analysis.learned import share_text
+
+                lparts.append(f"trained {_fmt(f.estimate)} vs twin {_fmt(tw.estimate)}")
+                if lr.verdict == "supported":
+                    lparts.append(share_text(f.estimate, tw.estimate, lr.estimate))
+            out.append(replace(lr, verdict_text="; ".join([p for p in lparts if p] + tail),
+                               labels=list(f.labels), control=control))  # fmt: skip
     return out
 
 
@@ -265,5 +444,5 @@ def findings_table(findings: Iterable[Finding]) -> pd.DataFrame:
         >>> findings_table([Finding("x", "s", 1.0)]).columns.tolist()[:4]
         ['claim', 'statistic', 'estimate', 'ci_low']
     """
-    rows = [{k: v for k, v in asdict(f).items() if k in COLUMNS} for f in findings]
+    rows = [{k: getattr(f, k) for k in COLUMNS} for f in findings]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -10,7 +10,7 @@ Entry points:
   (explicit path, ``LGKIT_DATA_DIR``, local cache, or download);
 * :func:`build_dataset` — builders from the original datasets (GSM8K, AQuA-RAT,
   StrategyQA, ECQA, CREAK, ComVE, MATH, Wikipedia) through ``datasets``;
-* :func:`make_irrelevant`, :func:`shuffle_sentences`, :func:`check_irrelevant` —
+* :func:`make_irrelevant`, :func:`shuffle_sentences`, :func:`check_irrelevant`, :func:`repair_collisions` —
   irrelevant responses that are really irrelevant, and collision counts;
 * :func:`synthetic_groups` — the offline synthetic set (``synth_*``);
 * :func:`summary` — counts and token-length statistics per dataset x variant;
@@ -35,6 +35,7 @@ from lgkit.data.irrelevant import (
     assign_donors,
     check_irrelevant,
     make_irrelevant,
+    repair_collisions,
     shuffle_sentences,
 )
 from lgkit.data.items import FAMILIES, Groups, Item, family_of, make_variants, variant_name
@@ -100,6 +101,7 @@ __all__ = [
     "load_source",
     "load_teacher_responses",
     "make_irrelevant",
+    "repair_collisions",
     "make_variants",
     "normalize_answer",
     "plot_length_distributions",

@@ -9,6 +9,11 @@ correct set, only attached to other questions.
 *Knowledge (wiki)*: each sentence of an article is replaced by a random sentence of
 other articles, keeping the sentence count (:func:`shuffle_sentences`).
 
+:func:`repair_collisions` keeps a released irrelevant set but replaces each collision (the
+correct response itself, or one with the example's own final answer: in the yes/no files
+most ``none`` pairs are the same one-word answer) with another question's response of a
+different answer.
+
 :func:`check_irrelevant` counts the collisions of an (example, irrelevant example)
 pairing: identical responses, identical final answers, and irrelevant responses that
 still contain a sentence of the example's own correct response.
@@ -40,6 +45,7 @@ __all__ = [
     "assign_donors",
     "check_irrelevant",
     "make_irrelevant",
+    "repair_collisions",
     "shuffle_sentences",
 ]
 
@@ -191,6 +197,71 @@ def make_irrelevant(
         meta["irrelevant_method"] = "donor"
         out.append(replace(ex, output=d.output, correct=False, id=_irrelevant_id(ex.id), meta=meta))
     return out
+
+
+def repair_collisions(
+    correct: Sequence[Example],
+    irrelevant: Sequence[Example],
+    *,
+    answers: Sequence[str | None] | None = None,
+    seed: int = 0,
+    same_answer: bool = False,
+) -> tuple[list[Example], int]:
+    """A released irrelevant set with every collision replaced (position-aligned files).
+
+    A pair collides when its irrelevant response is the correct one (whitespace and case
+    ignored: at ``none`` in the yes/no files, the same one-word answer), or, with
+    ``same_answer``, states the example's own final answer (a reasoning path about another
+    question that ends in the same answer is still irrelevant reasoning, so it is kept by
+    default). Its irrelevant response becomes the
+    correct response of another question whose answer differs and whose text differs
+    (seeded draw; ``meta["irrelevant_method"] = "donor (repaired collision)"``). Pairs
+    that do not collide keep the authors' response. ``answers``: the gold answer per
+    example (default: ``meta["answer"]``, else the final answer of the correct response).
+
+    Returns:
+        The irrelevant examples and the number replaced.
+
+    Example:
+        >>> c = [Example(f"q{k}", "", a) for k, a in enumerate(["yes", "no", "yes", "no"])]
+        >>> i = [Example(f"q{k}", "", a) for k, a in enumerate(["yes", "yes", "no", "no"])]
+        >>> out, n = repair_collisions(c, i, seed=0)
+        >>> n, [e.output for e in out], check_irrelevant(c, out).same_response
+        (2, ['no', 'yes', 'no', 'yes'], 0)
+    """
+    cs, irs = list(correct), list(irrelevant)
+    if len(cs) != len(irs):
+        raise InputError(f"got {len(irs)} irrelevant examples for {len(cs)} correct ones")
+    ans = list(answers) if answers is not None else [
+        c.meta.get("answer") if c.meta.get("answer") is not None else final_answer(c.output) for c in cs
+    ]  # fmt: skip
+    keys = [normalize_answer(a) if a is not None else None for a in ans]
+    texts = [normalize_text(c.output) for c in cs]
+    rng = random.Random(seed)
+    out, n = [], 0
+    for k, ir in enumerate(irs):
+        same = normalize_text(ir.output) == texts[k]
+        if same_answer and not same and keys[k]:
+            got = ir.meta.get("response_answer")
+            same = normalize_answer(got if got is not None else final_answer(ir.output)) == keys[k]
+        if not same:
+            out.append(ir)
+            continue
+        pool = [j for j in range(len(cs)) if j != k and texts[j] != texts[k] and keys[j] != keys[k]]
+        if not pool:
+            logger.warning("record %d: no other question with another answer; collision kept", k)
+            out.append(ir)
+            continue
+        j = rng.choice(pool)
+        meta = dict(ir.meta)
+        meta.update(
+            response_from=cs[j].meta.get("qid", cs[j].sample_id),
+            response_answer=ans[j],
+            irrelevant_method="donor (repaired collision)",
+        )
+        out.append(replace(ir, output=cs[j].output, meta=meta))
+        n += 1
+    return out, n
 
 
 def _irrelevant_id(rid: str | None) -> str | None:

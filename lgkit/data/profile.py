@@ -70,7 +70,9 @@ class ProfileSpec:
         datasets: restrict to these dataset names (None: all of the families).
         n_per_variant: default number of examples written per variant (<= 0: all).
         min_generated: synthetic: generate at least this many per variant.
-        irrelevant: released: ``released`` (the authors' files) or ``rebuilt`` (lgkit's builder).
+        irrelevant: released: ``released`` (the authors' files), ``repaired`` (the authors'
+            files with every irrelevant response that is the correct one replaced:
+            :func:`lgkit.data.irrelevant.repair_collisions`) or ``rebuilt`` (lgkit's builder).
         sample: released: draw ``n_per_variant`` questions at random (seeded, the same
             questions in every variant of a dataset) instead of the first ones.
         fallback: released: ``"synthetic"`` builds the synthetic set (with a warning and
@@ -108,6 +110,7 @@ PROFILES: dict[str, ProfileSpec] = {
         min_generated=50,
         sample=True,
         fallback="synthetic",
+        irrelevant="repaired",
     ),
     "full": ProfileSpec("full", "released", n_per_variant=0, irrelevant="released"),
 }
@@ -139,8 +142,10 @@ def _spec(profile_or_spec: str | ProfileSpec | Mapping[str, Any]) -> ProfileSpec
     bad = [f for f in spec.families if f not in FAMILIES]
     if bad:
         raise InputError(f"unknown families {bad}; expected {FAMILIES}")
-    if spec.irrelevant not in ("released", "rebuilt"):
-        raise InputError(f"irrelevant must be 'released' or 'rebuilt', got {spec.irrelevant!r}")
+    if spec.irrelevant not in ("released", "repaired", "rebuilt"):
+        raise InputError(
+            f"irrelevant must be 'released', 'repaired' or 'rebuilt', got {spec.irrelevant!r}"
+        )
     return spec
 
 
@@ -204,14 +209,17 @@ def _released_groups(
     limit = n if n > 0 and not spec.sample else None
     groups: Groups = {}
     for ds in tqdm(datasets, desc="released datasets"):
-        if spec.irrelevant == "released":
-            for f in release_catalog(dataset=ds):
-                exs = load_release(
+        if spec.irrelevant in ("released", "repaired"):
+            loaded = {
+                (f.dataset, f.cot, f.correct): load_release(
                     f.dataset, f.cot, f.correct, data_dir=data_dir, download=download, limit=limit
                 )
-                groups[(f.dataset, f.cot, f.correct)] = (
-                    sample_questions(exs, n, seed, ds) if spec.sample and n > 0 else exs
-                )
+                for f in release_catalog(dataset=ds)
+            }
+            if spec.irrelevant == "repaired":
+                _repair(loaded, seed)
+            for k, exs in loaded.items():
+                groups[k] = sample_questions(exs, n, seed, ds) if spec.sample and n > 0 else exs
         else:
             items = release_items(ds, data_dir=data_dir, download=download)
             items = items[:limit] if limit else items
@@ -219,6 +227,26 @@ def _released_groups(
                 make_variants(items, ds, seed=seed, source="layer_gradient", strict=False)
             )
     return groups
+
+
+def _repair(loaded: Groups, seed: int) -> None:
+    """Replace, in place, every released irrelevant response that is the correct one
+    (before sampling: the donors come from the whole file)."""
+    from lgkit.data.irrelevant import repair_collisions
+
+    for (ds, cot, correct), exs in list(loaded.items()):
+        if correct or (ds, cot, True) not in loaded:
+            continue
+        fixed, n = repair_collisions(loaded[(ds, cot, True)], exs, seed=seed)
+        if n:
+            logger.info(
+                "%s %s: %d of %d irrelevant responses were the correct one: replaced",
+                ds,
+                cot,
+                n,
+                len(exs),
+            )
+        loaded[(ds, cot, False)] = fixed
 
 
 def sample_questions(examples: list, n: int, seed: int, dataset: str) -> list:

@@ -108,6 +108,14 @@ class GradConfig:
             raise InputError("must be at least 1", field="batch_size")
         if self.limit is not None and self.limit < 0:
             raise InputError("must be >= 0", field="limit")
+        if self.flush_every < 1:
+            raise InputError("must be at least 1", field="flush_every")
+        if self.stats_threads is not None and self.stats_threads < 1:
+            raise InputError("must be at least 1 (or left out: automatic)", field="stats_threads")
+        if self.loss_chunk is not None and self.loss_chunk < 0:
+            raise InputError(
+                "must be >= 0 (0: never chunk; left out: automatic)", field="loss_chunk"
+            )
         if self.loss_on not in LOSS_ON:
             raise InputError(
                 f"unknown value {self.loss_on!r}; choose {' or '.join(LOSS_ON)}", field="loss_on"

@@ -41,6 +41,19 @@ def target_gradient(model: nn.Module, target: Target) -> torch.Tensor:
     return g if target.index is None else g[target.index]
 
 
+def svd_ready(g: torch.Tensor) -> torch.Tensor:
+    """The gradient as LAPACK/cuSOLVER take it: bfloat16/float16 widened to float32.
+
+    ``torch.linalg.svd`` has no half-precision kernels (CPU or CUDA); float32 and
+    float64 gradients are returned unchanged.
+
+    Example:
+        >>> svd_ready(torch.ones(2, 2, dtype=torch.bfloat16)).dtype, svd_ready(torch.ones(1)).dtype
+        (torch.float32, torch.float32)
+    """
+    return g if g.dtype in (torch.float32, torch.float64) else g.float()
+
+
 def masked_labels(enc: Encoded, span: tuple[int, int] | None = None) -> torch.Tensor:
     """1×T labels with every position outside the loss span set to -100 (ignored).
 
@@ -84,9 +97,10 @@ def naive_stats_encoded(
         rows = []
         for t in targets:
             g = target_gradient(model, t)
-            sv = torch.linalg.svd(g)[1] if full_svd else torch.linalg.svdvals(g)
+            gs = svd_ready(g)
+            sv = torch.linalg.svd(gs)[1] if full_svd else torch.linalg.svdvals(gs)
             st = stats_from_singular_values(sv)
-            st["frobenius_norm"] = float(torch.linalg.norm(g))
+            st["frobenius_norm"] = float(torch.linalg.norm(gs))
             st.update(
                 entry_mean=float(g.mean()), entry_max=float(g.max()), entry_min=float(g.min())
             )

@@ -44,6 +44,8 @@ from lgkit.engine.batch import (
     run_batch,
 )
 from lgkit.engine.config import NUMERIC_SETTINGS, GradConfig, numeric_settings
+from lgkit.engine.folder import barrier, check_out_dir, run_lock
+from lgkit.engine.ledger import file_ledger, fingerprint_sha, ids_sha
 from lgkit.engine.spans import answer_token_span
 from lgkit.engine.store import (
     MANIFEST,
@@ -53,12 +55,14 @@ from lgkit.engine.store import (
     load_manifest,
     load_stats,
     now_iso,
+    stats_ids,
     write_json_atomic,
 )
 from lgkit.engine.writer import RunWriter
 from lgkit.errors import InputError
 from lgkit.formats.prompts import Encoded, encode_example, has_chat_template
 from lgkit.formats.records import Example, read_examples
+from lgkit.locks import folder_lock
 from lgkit.provenance import git_hash as _git_hash
 
 __all__ = [
@@ -193,28 +197,6 @@ def run_fingerprint(bundle: Any, config: GradConfig, data_sha: str) -> dict[str,
     }
 
 
-def _check_out_dir(out: Path, fp: dict[str, Any], overwrite: bool, world_size: int) -> dict:
-    """The manifest of the run already in ``out`` (empty if none or replaced)."""
-    old = load_manifest(out)
-    if not old or old.get("fingerprint") == fp:
-        return old
-    if not overwrite:
-        diff = sorted(k for k in fp if (old.get("fingerprint") or {}).get(k) != fp[k])
-        raise InputError(
-            f"holds statistics of a different run (differs in: {', '.join(diff)}); "
-            "to start afresh, give another --out, delete this directory, or rerun with --overwrite",
-            path=out,
-        )
-    if world_size > 1:
-        raise InputError(
-            "--overwrite cannot be used in a sharded run; remove the directory first", path=out
-        )
-    import shutil
-
-    shutil.rmtree(out)
-    return {}
-
-
 def plan_run(
     model: Any,
     data: str | Path | Sequence[Example],
@@ -245,7 +227,8 @@ def plan_run(
     targets = find_targets(bundle.model, config.modules)
     out = Path(out_dir)
     fp = run_fingerprint(bundle, config, data_sha)
-    old = _check_out_dir(out, fp, overwrite, world_size)
+    old = check_out_dir(out, fp, overwrite, world_size, rank)
+    barrier(world_size)  # rank 0's repair is done before any rank reads what is done
     done = completed_ids(out) if out.exists() else set()
     mine = [i for i in range(len(examples)) if i % world_size == rank]
     todo = [i for i in mine if ids[i] not in done]
@@ -260,9 +243,11 @@ def plan_run(
 def run_manifest(plan: RunPlan) -> dict[str, Any]:
     """The manifest of a run starting now (keeps an earlier call's start time)."""
     config, bundle = plan.config, plan.bundle
+    old = {k: v for k, v in (plan.old_manifest or {}).items() if k not in ("files", "ids_sha256")}
     manifest = {
-        **(plan.old_manifest or {}),
+        **old,
         "fingerprint": plan.fingerprint,
+        "fingerprint_sha256": fingerprint_sha(plan.fingerprint),
         "lgkit_version": __version__,
         "git_hash": git_hash(),
         "model": bundle.name,
@@ -405,10 +390,11 @@ def run_batches(
             result.seconds_stats += s_stats
             result.seconds_model += time.perf_counter() - t0 - s_stats
             for it, rows, loss, terms, err in outcome:
+                kind = "runtime"  # an error: a rerun may get through
                 if err is None and not torch.isfinite(torch.tensor(loss)):
-                    err = f"non-finite loss {loss}"
+                    err, kind = f"non-finite loss {loss}", "data"  # the same on every rerun
                 if err is not None:
-                    writer.fail(it.index, err, it.enc)
+                    writer.fail(it.index, err, it.enc, kind=kind)
                 else:
                     writer.add(it, rows, loss, terms)
             bar.update(len(batch))
@@ -435,6 +421,7 @@ def compute_stats(
     progress: bool = True,
     overwrite: bool = False,
     on_progress: Callable[[int, float], None] | None = None,
+    wait_lock: bool | float = False,
 ) -> RunResult:
     """Compute the statistics table of ``data`` under ``model`` into ``out_dir``.
 
@@ -442,7 +429,10 @@ def compute_stats(
     at any moment included); examples already written or recorded as failures are
     skipped. Examples that cannot be processed (e.g. a response cut away entirely by
     ``max_length``, or no final answer found with ``loss_on="answer"``) are recorded in
-    the failures table with their reason.
+    the failures table with their reason and kind; a rerun retries ``runtime`` failures
+    (out of memory, an error) but not ``data`` ones. Parts found damaged, duplicated or
+    unlisted are set aside in ``quarantine/`` and their examples recomputed. One process
+    writes a folder at a time (:func:`run_lock`).
 
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each rank takes every
     ``world_size``-th example and writes its own parts; :func:`lgkit.load_stats` sees
@@ -459,15 +449,37 @@ def compute_stats(
         progress: show a tqdm progress bar.
         overwrite: allow a directory holding a run with other settings to be replaced.
         on_progress: called after each batch with (examples finished, seconds it took).
+        wait_lock: when another process writes ``out_dir``: False: raise at once;
+            True: wait; a number: wait at most that many seconds.
 
     Raises:
         InputError: bad data, bad settings, ``out_dir`` holding another run, or
             ``loss_on="answer"`` with no record having a findable answer.
+        lgkit.locks.FolderBusy: another process writes ``out_dir``.
 
     Example:
         >>> compute_stats("tiny-random-llama", "ex.jsonl", "outputs/t")  # doctest: +SKIP
     """
     config = config or GradConfig()
+    rank, world_size = _dist_info(rank, world_size)
+    with run_lock(Path(out_dir), rank, world_size, wait_lock):
+        return _compute_locked(model, data, out_dir, config, device, dtype, rank, world_size,
+                               progress, overwrite, on_progress)  # fmt: skip
+
+
+def _compute_locked(
+    model: Any,
+    data: str | Path | Sequence[Example],
+    out_dir: str | Path,
+    config: GradConfig,
+    device: str | None,
+    dtype: str | None,
+    rank: int,
+    world_size: int,
+    progress: bool,
+    overwrite: bool,
+    on_progress: Callable[[int, float], None] | None,
+) -> RunResult:
     plan = plan_run(model, data, out_dir, config, device=device, dtype=dtype, rank=rank,
                     world_size=world_size, overwrite=overwrite)  # fmt: skip
     result = RunResult(plan.out, n_skipped=plan.n_skipped)
@@ -479,7 +491,7 @@ def compute_stats(
     if plan.rank == 0:
         write_json_atomic(plan.out / MANIFEST, manifest)
     run_batches(plan, items, writer, progress, on_progress)
-    _finish(plan.out, manifest, plan.rank, plan.world_size)
+    _finish(plan, manifest)
     if result.n_failed:
         log.warning(
             "%d example(s) failed; see lgkit.load_failures(%r)", result.n_failed, str(out_dir)
@@ -508,18 +520,33 @@ def _is_oom(e: BaseException) -> bool:
     return "out of memory" in str(e).lower()
 
 
-def _finish(out: Path, manifest: dict[str, Any], rank: int, world_size: int) -> None:
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-    if rank != 0:
+def _finish(plan: RunPlan, manifest: dict[str, Any]) -> None:
+    """Rank 0, once every rank is done: the manifest's counts, status and file ledger.
+
+    "complete" only when every example of the plan has statistics or a data failure and
+    no runtime failure is outstanding; ``files`` lists every part with rows and sha256.
+    """
+    barrier(plan.world_size)
+    if plan.rank != 0:
         return
-    done = completed_ids(out)
-    complete = len(done) >= manifest["n_examples"]
+    out, plan_ids = plan.out, set(plan.ids)
+    done = stats_ids(out) & plan_ids
+    fails = load_failures(out)
+    kinds = fails["kind"].tolist() if len(fails) else []
+    data_failed = (
+        set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str)) if kinds else set()
+    )
+    n_runtime = kinds.count("runtime")
+    complete = (done | data_failed) == plan_ids and n_runtime == 0
     manifest.update(
         end_time=now_iso(),
         status="complete" if complete else "partial",
-        n_failures=len(load_failures(out)),
         n_done=len(done),
+        n_failures=len(kinds),
+        n_failed_data=kinds.count("data"),
+        n_failed_runtime=n_runtime,
+        files=file_ledger(out),
+        ids_sha256=ids_sha(plan.ids),
     )
     write_json_atomic(out / MANIFEST, manifest)
 
@@ -541,8 +568,10 @@ def stats_for(
     """Statistics of ``data`` under ``model``: computed once, then reused.
 
     The run directory is ``cache_dir/<model>__<data stem>__<hash of settings and
-    data>``; a complete run there is read back without loading the model, a partial
-    one is resumed. A ``model`` column is added (handy when combining models).
+    data>``; a complete run there, once verified (:mod:`lgkit.engine.ledger`), is read
+    back without loading the model; a partial or damaged one is resumed (and repaired).
+    The entry's lock is held throughout: a second series using the same cache waits,
+    then reuses the finished entry. A ``model`` column is added (handy when combining models).
 
     ``loader`` (optional) returns the loaded ``model`` when something must be computed,
     so a caller looping over files loads it once (the cache key still uses ``model``).
@@ -560,10 +589,22 @@ def stats_for(
     key = {"model": str(name), "data": data_sha, "limit": config.limit, **numeric_settings(config)}
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(cache_dir) / f"{_slug(str(name))}__{_slug(Path(data).stem)}__{h}"
-    man = load_manifest(out)
-    if man.get("status") != "complete":
-        target = loader() if loader is not None else model
-        compute_stats(target, data, out, config, progress=progress, **kwargs)
-    df = load_stats(out)
+    with folder_lock(out, wait=True):  # a series sharing the cache waits, then reuses
+        df = _complete_table(out)
+        if df is None:
+            target = loader() if loader is not None else model
+            compute_stats(target, data, out, config, progress=progress, **kwargs)
+            df = load_stats(out)
     df["model"] = str(name)
     return df
+
+
+def _complete_table(out: Path) -> Any:
+    """The verified table of a complete cache entry, or None (absent, partial, damaged)."""
+    try:
+        if load_manifest(out).get("status") != "complete":
+            return None
+        return load_stats(out)
+    except InputError as e:
+        log.warning("statistics cache not usable as is (%s); resuming it", e)
+        return None

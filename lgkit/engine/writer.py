@@ -8,8 +8,10 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
+from lgkit.engine.ledger import fingerprint_sha
 from lgkit.engine.store import write_failures, write_part, write_token_part
 from lgkit.formats.prompts import Encoded
 
@@ -30,6 +32,7 @@ class RunWriter:
         self.failures: list[dict[str, Any]] = []
         self.tokens: list[dict[str, Any]] = []
         self.n = 0
+        self.part_meta = {"fingerprint": fingerprint_sha(plan.fingerprint)}
 
     def meta(self, i: int) -> dict[str, Any]:
         """The example columns of record ``i``."""
@@ -42,11 +45,24 @@ class RunWriter:
             "correct": ex.correct,
         }
 
-    def fail(self, i: int, reason: str, enc: Encoded | None = None, quiet: bool = False) -> None:
-        """Record example ``i`` as a failure with its reason (``quiet``: log it later)."""
+    def fail(
+        self,
+        i: int,
+        reason: str,
+        enc: Encoded | None = None,
+        quiet: bool = False,
+        kind: str = "data",
+    ) -> None:
+        """Record example ``i`` as a failure with its reason (``quiet``: log it later).
+
+        ``kind``: ``data`` (fails the same way on every rerun with these settings) or
+        ``runtime`` (a rerun retries it).
+        """
         rec = {
             **self.meta(i),
             "reason": reason,
+            "kind": kind,
+            "failed_at": time.time(),
             "n_prompt_tokens": enc.n_prompt_tokens if enc else None,
             "n_tokens": len(enc.input_ids) if enc else None,
         }
@@ -100,7 +116,8 @@ class RunWriter:
     def flush(self) -> None:
         """Write what is buffered: per-token part first, then statistics, then failures."""
         out, rank = self.plan.out, self.plan.rank
-        write_token_part(out, self.tokens, rank=rank)
-        write_part(out, self.rows, rank=rank)
-        write_failures(out, self.failures, rank=rank)
+        meta = self.part_meta
+        write_token_part(out, self.tokens, rank=rank, meta=meta)
+        write_part(out, self.rows, rank=rank, meta=meta)
+        write_failures(out, self.failures, rank=rank, meta=meta)
         self.rows, self.failures, self.tokens, self.n = [], [], [], 0

@@ -26,29 +26,51 @@ log = logging.getLogger(__name__)
 
 
 def export_layer_gradient(
-    stats: pd.DataFrame | str | Path, path: str | Path, examples: Iterable | None = None
+    stats: pd.DataFrame | str | Path,
+    path: str | Path,
+    examples: Iterable | None = None,
+    *,
+    include_failed: bool = False,
 ) -> Path:
     """Write the authors' per-sample JSONL format (arXiv 2410.23743 code).
 
     One line per example: ``{"instruction", "output", "loss", "<param name>": {"M_mean",
     "M_max", "M_min", "frobenius_norm", "S_sum", "S_max", "S_min"}, ...}``. The
     instruction/output texts come from ``examples`` (Example records, matched by
-    sample_id) when given.
+    sample_id) when given. A run directory must hold a finished run (manifest status
+    ``complete``); ``include_failed`` adds one line per failed example,
+    ``{"sample_id", "instruction", "output", "failed": true, "reason", "kind"}``.
+
+    Raises:
+        InputError: an unfinished run, a directory as ``path``, or ``examples`` missing
+            samples of the run.
 
     Example:
         >>> export_layer_gradient("outputs/run", "stats.jsonl")  # doctest: +SKIP
     """
-    from lgkit.engine.store import load_stats  # lazy: the engine imports formats
+    from lgkit.engine.store import (
+        load_failures,
+        load_manifest,
+        load_stats,
+    )  # lazy: engine imports formats
 
     p = Path(path)
     if p.is_dir():
         raise InputError("is a directory; give the .jsonl file to write", path=p)
-    df = load_stats(stats) if not isinstance(stats, pd.DataFrame) else stats
-    texts = {}
-    for ex in examples or []:
-        texts[ex.sample_id] = ex
+    failed = pd.DataFrame()
+    if not isinstance(stats, pd.DataFrame):
+        status = load_manifest(stats).get("status", "no manifest.json")
+        if status != "complete":
+            raise InputError(
+                f"the run is not finished (status {status}); rerun the same lgkit grads command "
+                "to finish it (it resumes), then export",
+                path=stats,
+            )
+        failed = load_failures(stats) if include_failed else failed
+        stats = load_stats(stats)
+    texts = {ex.sample_id: ex for ex in examples or []}
     if examples is not None:
-        ids = list(dict.fromkeys(df["sample_id"]))
+        ids = list(dict.fromkeys(stats["sample_id"]))
         missing = [s for s in ids if s not in texts]
         if missing:
             raise InputError(
@@ -57,18 +79,29 @@ def export_layer_gradient(
                 field="--data",
             )
     with atomic_open(p, "w", encoding="utf-8") as f:
-        for sid, g in df.groupby("sample_id", sort=False):
-            ex = texts.get(sid)
-            rec: dict[str, Any] = {
-                "sample_id": sid,
-                "instruction": ex.prompt if ex is not None else None,
-                "output": ex.output if ex is not None else None,
-                "loss": float(g["loss"].iloc[0]),
-            }
-            for _, r in g.iterrows():
-                rec[r["param"]] = {k: float(r[v]) for k, v in AUTHOR_FILE_STATS.items()}
+        for rec in _author_records(stats, texts):
+            f.write(json.dumps(rec) + "\n")
+        for _, r in failed.iterrows():
+            ex = texts.get(r["sample_id"])
+            rec = {"sample_id": r["sample_id"], "instruction": ex.prompt if ex else None,
+                   "output": ex.output if ex else None, "failed": True,
+                   "reason": r["reason"], "kind": r["kind"]}  # fmt: skip
             f.write(json.dumps(rec) + "\n")
     return p
+
+
+def _author_records(df: pd.DataFrame, texts: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for sid, g in df.groupby("sample_id", sort=False):
+        ex = texts.get(str(sid))
+        rec: dict[str, Any] = {
+            "sample_id": sid,
+            "instruction": ex.prompt if ex is not None else None,
+            "output": ex.output if ex is not None else None,
+            "loss": float(g["loss"].iloc[0]),
+        }
+        for _, r in g.iterrows():
+            rec[r["param"]] = {k: float(r[v]) for k, v in AUTHOR_FILE_STATS.items()}
+        yield rec
 
 
 _PARAM_RE = re.compile(r"(?:layers|h|blocks)\.(\d+)\.(.+?)\.weight(?:\[(\w+)\])?$")

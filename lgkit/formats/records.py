@@ -80,6 +80,40 @@ class Example:
 _STR_FIELDS = ("instruction", "output")
 
 
+def _bad_text(obj: Any) -> tuple[str, str] | None:
+    """``(field path, what)`` of the first string in ``obj`` that is not valid Unicode text.
+
+    JSON escapes can spell lone surrogates (``"\\ud800"``), which no UTF-8 writer or
+    tokenizer accepts. Keys count as strings too; the walk is iterative (no recursion).
+
+    Example:
+        >>> _bad_text({"a": ["ok", {"b": "x" + chr(0xD800)}]})
+        ('a.1.b', 'lone surrogate \\\\ud800 at character 1')
+        >>> _bad_text({"a": "fine"}) is None
+        True
+    """
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        where, v = stack.pop()
+        items: list[tuple[str, Any]] = []
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                bad = v[e.start]
+                return (
+                    where or "(record)",
+                    f"lone surrogate \\u{ord(bad):04x} at character {e.start}",
+                )
+        elif isinstance(v, dict):
+            items = [(f"{where}.{k}" if where else str(k), x) for k, x in v.items()]
+            items += [(where or "(record)", k) for k in v if isinstance(k, str)]
+        elif isinstance(v, list):
+            items = [(f"{where}.{i}" if where else str(i), x) for i, x in enumerate(v)]
+        stack.extend(reversed(items))
+    return None
+
+
 def example_from_dict(
     obj: Any,
     *,
@@ -105,6 +139,9 @@ def example_from_dict(
     where = {"path": path, "record": record}
     if not isinstance(obj, dict):
         raise InputError(f"expected a JSON object, got {type(obj).__name__}", **where)
+    bad = _bad_text(obj)
+    if bad is not None:
+        raise InputError(f"not valid Unicode text: {bad[1]}", field=bad[0], **where)
     for name in _STR_FIELDS:
         if name not in obj:
             raise InputError("missing required field", field=name, **where)
@@ -169,14 +206,14 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         raise InputError("data file does not exist", path=p)
     if p.is_dir():
         raise InputError("is a directory, expected a JSON or JSONL file", path=p)
-    text = p.read_text(encoding="utf-8-sig")  # -sig: a UTF-8 BOM (Windows editors) is dropped
+    text = _read_utf8(p)
     stripped = text.lstrip()
     if not stripped:
         raise InputError("data file is empty (expected a JSON list or JSONL records)", path=p)
     if p.suffix != ".jsonl" and stripped and not stripped.startswith("["):
         try:  # a .json file holding one object (not a list, not JSONL)
             whole = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             whole = None
         if whole is not None:
             raise InputError(
@@ -186,20 +223,43 @@ def iter_raw_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(
-                    f"malformed JSON ({e.msg} at column {e.colno})", path=p, record=f"line {lineno}"
-                ) from None
+            yield lineno, _loads(line, p, f"line {lineno}")
         return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"malformed JSON ({e.msg})", path=p, record=f"line {e.lineno}") from None
+    data = _loads(text, p, None)
     if not isinstance(data, list):
         raise InputError(f"expected a JSON list of records, got {type(data).__name__}", path=p)
     yield from enumerate(data)
+
+
+def _read_utf8(p: Path) -> str:
+    """The file's text; a UTF-8 BOM (Windows editors) is dropped; not UTF-8: one line naming the byte."""
+    raw = p.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise InputError(
+            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}; Latin-1 or another "
+            "encoding?); save the file as UTF-8",
+            path=p,
+            record=f"line {line}",
+        ) from None
+
+
+def _loads(text: str, p: Path, record: str | None) -> Any:
+    """``json.loads`` with its errors as one :class:`InputError` line (malformed, nested too deeply)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        where = record or f"line {e.lineno}"
+        col = f" at column {e.colno}" if record else ""
+        raise InputError(f"malformed JSON ({e.msg}{col})", path=p, record=where) from None
+    except RecursionError:
+        raise InputError(
+            "JSON nested too deeply (arrays/objects inside each other beyond Python's limit)",
+            path=p,
+            record=record or "line 1",
+        ) from None
 
 
 def read_examples(

@@ -153,6 +153,8 @@ def _file_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
 
 
 def _converted_ok(folder: Path, version: str | None) -> bool:
+    """Whether ``folder`` holds a finished conversion of this package version, its files
+    the sizes the marker records (a truncated ``model.safetensors`` is converted again)."""
     marker = folder / _MARKER
     if not marker.is_file():
         return False
@@ -160,7 +162,47 @@ def _converted_ok(folder: Path, version: str | None) -> bool:
         info = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return info.get("package_version") == version and info.get("format") == _FORMAT_VERSION
+    if info.get("package_version") != version or info.get("format") != _FORMAT_VERSION:
+        return False
+    sizes = info.get("sizes") or {}
+    for name, size in sizes.items():
+        f = folder / name
+        if not f.is_file() or f.stat().st_size != size:
+            logger.warning("cached model file %s is damaged or gone; converting again", f)
+            return False
+    return True
+
+
+def _write_marker(folder: Path, info: dict[str, Any]) -> None:
+    """Write the marker last, with the size of every file of the folder."""
+    sizes = {
+        f.name: f.stat().st_size
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.name != _MARKER
+    }
+    (folder / _MARKER).write_text(json.dumps({**info, "sizes": sizes}, indent=2))
+
+
+def damaged_weights(folder: Path) -> Path | None:
+    """The first ``*.safetensors`` file of ``folder`` that cannot be opened (truncated), if any.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "model.safetensors").write_bytes(b"12")
+        >>> damaged_weights(d).name
+        'model.safetensors'
+    """
+    from safetensors import safe_open
+
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_slice(key)
+        except Exception:  # safetensors raises its own error type for a damaged header
+            return f
+    return None
 
 
 def _load_gguf(gguf_path: Path, dtype: torch.dtype = torch.float32):
@@ -264,7 +306,16 @@ def ensure_embedded(spec: EmbeddedModel) -> Path:
     target = cache / spec.name
     if _converted_ok(target, version):
         return target
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = cache / f".{spec.name}.lock"
+        probe.touch()
+    except OSError as e:
+        raise InputError(
+            f"cannot write the model cache ({e.strerror or e}); set LGKIT_CACHE to a writable folder",
+            path=cache,
+            field="LGKIT_CACHE",
+        ) from None
     with _file_lock(cache / f".{spec.name}.lock"):
         if _converted_ok(target, version):  # another process finished meanwhile
             return target
@@ -288,20 +339,18 @@ def ensure_embedded(spec: EmbeddedModel) -> Path:
             gguf_path = spec.gguf(work)
             out = tmp / "model"
             check = _convert_gguf_to_folder(gguf_path, out)
-            (out / _MARKER).write_text(
-                json.dumps(
-                    {
-                        "name": spec.name,
-                        "package": spec.package,
-                        "package_version": version,
-                        "hf_id": spec.hf_id,
-                        "gguf": Path(gguf_path).name,
-                        "format": _FORMAT_VERSION,
-                        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        **check,
-                    },
-                    indent=2,
-                )
+            _write_marker(
+                out,
+                {
+                    "name": spec.name,
+                    "package": spec.package,
+                    "package_version": version,
+                    "hf_id": spec.hf_id,
+                    "gguf": Path(gguf_path).name,
+                    "format": _FORMAT_VERSION,
+                    "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    **check,
+                },
             )
             _chmod_tree(out)
             if target.exists():  # stale or incomplete folder from an older version

@@ -33,7 +33,13 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lgkit.errors import InputError
-from lgkit.models.embedded import EMBEDDED, EmbeddedModel, ensure_embedded, model_cache_dir
+from lgkit.models.embedded import (
+    EMBEDDED,
+    EmbeddedModel,
+    damaged_weights,
+    ensure_embedded,
+    model_cache_dir,
+)
 from lgkit.models.tiny import TINY, build_tiny, tiny_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -228,8 +234,37 @@ def _load_folder(
         return _from_pretrained(
             str(path), tdt, trust_remote_code=trust_remote_code, device_map=device_map
         )
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load model folder: {exc}", path=path) from exc
+    except Exception as exc:  # OSError, ValueError, safetensors' own error for a truncated file
+        bad = damaged_weights(path)
+        if bad is not None:
+            raise InputError(
+                f"damaged weights file, truncated or corrupt ({_first_line(exc)})", path=bad
+            ) from None
+        if isinstance(exc, (OSError, ValueError)):
+            raise InputError(f"cannot load model folder: {_first_line(exc)}", path=path) from None
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _load_embedded(
+    spec: EmbeddedModel, tdt: torch.dtype, device_map: str | None
+) -> tuple[Any, Any]:
+    """An embedded model from its cached conversion; a damaged cache is one line with the fix."""
+    folder = ensure_embedded(spec)
+    try:
+        return _from_pretrained(str(folder), tdt, device_map=device_map, _plain_tok=True)
+    except Exception as exc:  # a cache damaged after conversion (the marker has no sizes)
+        bad = damaged_weights(folder)
+        if bad is None and not isinstance(exc, (OSError, ValueError)):
+            raise
+        raise InputError(
+            f"the cached conversion of {spec.name!r} cannot be loaded ({_first_line(exc)}); "
+            f"delete the folder {folder} to convert it again",
+            path=bad or folder,
+        ) from None
 
 
 def _resolve_instruct(
@@ -343,8 +378,7 @@ def load_model(
     path = Path(name).expanduser()
     if key in EMBEDDED:
         spec = EMBEDDED[key]
-        folder = ensure_embedded(spec)
-        model, tok = _from_pretrained(str(folder), tdt, device_map=device_map, _plain_tok=True)
+        model, tok = _load_embedded(spec, tdt, device_map)
         source, rev, default_instruct = "embedded", spec.version(), spec.instruct
     elif key in TINY:
         model, tok = build_tiny(key)

@@ -235,20 +235,23 @@ def length_findings(
     *,
     n_boot: int = 1000,
     seed: int = 0,
-) -> tuple[list[A.Finding], list[A.Finding | None]]:
+) -> tuple[list[A.Finding], list[A.Finding]]:
     """06's findings per family (tagged ``[<family>]``): :func:`length_claims` on the
-    response-loss table, :func:`answer_claims` on the answer-only one; and the aligned
-    random-twin findings for :func:`lgkit.series.findings.finalize` (None where the twin
-    has no table: the answer-only rows)."""
+    response-loss table, :func:`answer_claims` on the answer-only one; and the random-twin
+    findings (every seed of the twin table, tagged the same way) for
+    :func:`lgkit.series.findings.finalize`, which matches them by key (the answer-only
+    rows have no twin)."""
+    from lgkit.series.findings import twin_findings
+
     findings: list[A.Finding] = []
-    twin: list[A.Finding | None] = []
+    twin: list[A.Finding] = []
     for fam, df in stats.items():
         fs = length_claims(df, metric, n_boot=n_boot, seed=seed)
-        tdf = twins.get(fam)
-        tw = None if tdf is None else length_claims(tdf, metric, n_boot=n_boot, seed=seed)
+        tw = twin_findings(
+            twins.get(fam), lambda d: length_claims(d, metric, n_boot=n_boot, seed=seed)
+        )
         ans_df = answers.get(fam)
         ans = [] if ans_df is None else answer_claims(ans_df, metric, n_boot=n_boot, seed=seed)
         findings += [tag(f, fam) for f in fs + ans]
-        twin += list(tw) if tw is not None and len(tw) == len(fs) else [None] * len(fs)
-        twin += [None] * len(ans)
+        twin += [tag(f, fam) for f in tw or []]
     return findings, twin

@@ -91,15 +91,12 @@ def finalize(
     models: Sequence[str],
     twin: Sequence[A.Finding | None] | None = None,
 ) -> list[A.Finding]:
-    """Holm, verdicts, twin control and labels for a notebook's findings (see module).
+    """Holm, verdicts, twin control, learned-effect rows and labels (see module).
 
-    ``twin[k]`` is finding k on the random twin, or None where it has no twin run."""
-    if twin is not None and len(twin) != len(findings):
-        logger.warning(
-            "twin findings do not align (%d vs %d): control left out", len(twin), len(findings)
-        )
-        twin = None
-    return A.decide(findings, controls=twin, labels=run_labels(df, models))
+    ``twin``: the same claims on the random-initialisation twin (:func:`twin_findings`),
+    matched by key (tagged claim + statistic), several seeds pooled; every difference
+    claim with a twin gets its learned-effect row (:func:`lgkit.analysis.decide`)."""
+    return A.decide(findings, controls=twin, labels=run_labels(df, models), learned=bool(twin))
 
 
 def tag(finding: A.Finding, label: str, note: str = "", labels: Sequence[str] = ()) -> A.Finding:
@@ -173,17 +170,26 @@ def wiki_findings(
     *,
     margin: float = 1.5,
     reference_rd: float | None = None,
+    reference: pd.DataFrame | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> list[A.Finding]:
     """04's claims: the length trend (equivalence, on the popular groups ordered by
-    ``groups``), optionally below the detailed-CoT reference, and the exploratory
-    long-tail claim."""
+    ``groups``), below the detailed-CoT reference (two-sample with the ``reference``
+    table; a plain number ``reference_rd`` otherwise), RD at the longest group against
+    its swap null, and the exploratory long-tail claim."""
     popular = df[df["popularity"] == "popular"] if "popularity" in df.columns else df
     levels = [g for g in groups if g in set(popular["group"])]
     kw = {"n_boot": n_boot, "seed": seed}
     fs = A.claim_length_not_enough(
-        popular, metric, by="group", levels=levels, margin=margin, reference_rd=reference_rd, **kw
+        popular,
+        metric,
+        by="group",
+        levels=levels,
+        margin=margin,
+        reference_rd=reference_rd,
+        reference=reference,
+        **kw,
     )
     return [tag(f, "length trend") for f in fs] + A.claim_long_tail_larger(df, metric, **kw)
 
@@ -204,7 +210,7 @@ def pair_findings(
     instruct: str,
     metric: str = "nuclear_norm",
     *,
-    margin: float = 1.5,
+    margin: float = 1.25,
     tagged: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
@@ -249,14 +255,17 @@ def twin_stats(
     cache_dir: str | Path,
     *,
     seed: int = 0,
+    n_seeds: int = 1,
     datasets: str | Sequence[str] | None = None,
     cots: str | Sequence[str] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """:func:`family_stats` of ``model``'s random-initialisation twin (same data, same cache).
+    """:func:`family_stats` of ``model``'s random-initialisation twins (same data, same cache):
+    seeds ``seed`` … ``seed + n_seeds - 1``, concatenated (the ``model`` column,
+    ``<model>@random-init-<seed>``, tells them apart).
 
-    The twin (:class:`lgkit.models.twin.LazyTwin`) has its own cache key (its name,
-    ``<model>@random-init-<seed>``) and is only built when something is not cached.
+    Each twin (:class:`lgkit.models.twin.LazyTwin`) has its own cache key and is only
+    built when something is not cached.
     """
     from dataclasses import replace as dc_replace
 
@@ -267,15 +276,30 @@ def twin_stats(
     instruct = config.instruct
     if instruct is None:
         instruct = EMBEDDED[key].instruct if key in EMBEDDED else (True if key in TINY else None)
-    twin = LazyTwin(model, seed=seed, instruct=instruct)
     cfg = dc_replace(config, instruct=instruct)
-    return family_stats(
-        data_dir, family, twin, cfg, cache_dir, datasets=datasets, cots=cots, progress=progress
-    )
+    parts = [
+        family_stats(
+            data_dir, family, LazyTwin(model, seed=s, instruct=instruct), cfg, cache_dir,
+            datasets=datasets, cots=cots, progress=progress,
+        )
+        for s in range(int(seed), int(seed) + max(int(n_seeds), 1))
+    ]  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def twin_findings(
     twin_df: pd.DataFrame | None, fn: Callable[[pd.DataFrame], list[A.Finding]]
 ) -> list[A.Finding] | None:
-    """The same claims on the twin's table (None when there is no twin table)."""
-    return None if twin_df is None or twin_df.empty else fn(twin_df)
+    """The same claims on the twin's table, once per seed (``model`` value), each finding's
+    recipe labelled with its twin (None when there is no twin table)."""
+    if twin_df is None or twin_df.empty:
+        return None
+    names = list(dict.fromkeys(twin_df["model"])) if "model" in twin_df.columns else [None]
+    out: list[A.Finding] = []
+    for name in names:
+        d = twin_df if name is None else twin_df[twin_df["model"] == name]
+        for f in fn(d):
+            if f.recipe is not None and name is not None:
+                f.recipe.label = str(name)
+            out.append(f)
+    return out
