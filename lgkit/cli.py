@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_grads(sub)
     _add_convert(sub)
+    from lgkit.train.cli import add_train_parser
+
+    add_train_parser(sub)
     try:
         from lgkit.series.runcli import add_run_parser
     except ImportError:  # runner not installed in this build

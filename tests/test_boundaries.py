@@ -33,6 +33,7 @@ RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "models": {"allow": ("lgkit.models", *LEAVES)},
     "data": {"forbid": ("lgkit.analysis", "lgkit.viz", "lgkit.series")},
     "viz": {"forbid": ("torch",)},
+    "train": {"allow": ("lgkit.train", "lgkit.engine", "lgkit.models", "lgkit.formats", *LEAVES)},
 }
 
 #: documented exceptions: (file relative to lgkit/, imported module)

@@ -136,6 +136,13 @@ EXPECTED_CLAIMS = {
         "[commonsense] [coherence] Slow thinking",
         "[commonsense] [answer-only loss] Slow thinking",
     ],
+    "07_training_dynamics": [
+        "[adamw] After fast-arm training the probe gradients are larger than after the slow arm's",
+        "[adamw] After fast-arm training the probe gradients are larger than after the slow, answer-only loss arm's",
+        "[sgd] After fast-arm training the probe gradients are less even",
+        "[adamw] Fast-arm updates are larger than the slow arm's",
+        "[sgd] Fast-arm updates are less even across layers than the slow arm's",
+    ],
 }
 
 

@@ -1,0 +1,57 @@
+"""Notebook 07's findings on hand-built tables: seeds as the unit of update rows, questions of probe rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lgkit import analysis as A
+from lgkit.series.training import training_findings
+
+
+def _tables(n_seeds: int, ratio: float = 0.5) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    upd, probe = [], []
+    for arm, scale in (("fast", 1.0), ("slow", ratio)):
+        for seed in range(n_seeds):
+            for layer in range(4):
+                for module in ("q", "o"):
+                    for step in (0, 4):
+                        v = 0.0 if step == 0 else scale * (2.0 + layer) * (1 + 0.02 * rng.normal())
+                        upd.append(dict(arm=arm, optim="adamw", seed=seed, step=step, kind="update",
+                                        layer=layer, module=module, nuclear_norm=v))  # fmt: skip
+                        for q in range(10):
+                            for cot in ("none", "detailed"):
+                                probe.append(dict(arm=arm, optim="adamw", seed=seed, step=step,
+                                                  qid=f"q{q}", sample_id=f"q{q}-{cot}", layer=layer,
+                                                  module=module,
+                                                  nuclear_norm=(1 + q) * (scale if step else 1.0)
+                                                  * (1 + 0.05 * rng.normal())))  # fmt: skip
+    return {"updates": pd.DataFrame(upd), "probe": pd.DataFrame(probe)}
+
+
+def _by_claim(fs: list[A.Finding]) -> dict[str, A.Finding]:
+    return {f.claim: f for f in fs}
+
+
+def test_update_rows_decided_with_enough_seeds():
+    fs = _by_claim(A.decide(training_findings(_tables(10), n_boot=2000)))
+    f = fs["[adamw] Fast-arm updates are larger than the slow arm's"]
+    assert f.n_questions == 10 and abs(f.estimate - 0.5) < 0.02 and f.verdict == "supported"
+    p = fs[
+        "[adamw] After fast-arm training the probe gradients are larger than after the slow arm's"
+    ]
+    assert p.n_questions == 10 and p.verdict == "supported" and abs(p.estimate - 0.5) < 0.05
+    assert not any("answer-only" in c for c in fs)  # that arm was not run: no claim
+
+
+def test_update_rows_inconclusive_below_three_seeds():
+    fs = _by_claim(A.decide(training_findings(_tables(2), n_boot=200)))
+    f = fs["[adamw] Fast-arm updates are larger than the slow arm's"]
+    assert f.verdict == "inconclusive" and "2 seed(s)" in f.caveats
+    assert (
+        fs[
+            "[adamw] After fast-arm training the probe gradients are larger than after the slow arm's"
+        ].n_questions
+        == 10
+    )
