@@ -100,7 +100,8 @@ class GradConfig:
             self.compat = None
         if self.compat not in COMPAT_MODES:
             raise InputError(
-                f"unknown compat mode {self.compat!r}; choose layer_gradient", field="compat"
+                f"unknown compat mode {self.compat!r}; choose one of {', '.join(COMPAT_MODES[1:])}",
+                field="compat",
             )
         if self.max_length < 2:
             raise InputError("must be at least 2", field="max_length")
