@@ -33,6 +33,8 @@ RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "models": {"allow": ("lgkit.models", *LEAVES)},
     "data": {"forbid": ("lgkit.analysis", "lgkit.viz", "lgkit.series")},
     "viz": {"forbid": ("torch",)},
+    # scoring is a thin layer over the engine: never the notebooks' series, plots, data builders
+    "score": {"forbid": ("lgkit.viz", "lgkit.series", "lgkit.data", "lgkit.train")},
 }
 
 #: documented exceptions: (file relative to lgkit/, imported module)
