@@ -194,3 +194,18 @@ def test_failed_examples_are_kept_with_their_reason(tmp_path, llama):
     df = lgkit.score(src, llama, tmp_path / "o", max_length=20, progress=False)
     assert df.failure.isna().tolist() == [True, False] or df.failure.notna().iloc[1]
     assert np.isnan(df.effective_rank.iloc[1])
+
+
+def test_engine_layers_option_computes_only_those_layers(tmp_path, llama):
+    from lgkit.engine.config import GradConfig
+    from lgkit.engine.run import compute_stats
+
+    src = write(tmp_path / "d.jsonl", records(2), "jsonl")
+    compute_stats(llama, src, tmp_path / "all", GradConfig(), progress=False)
+    compute_stats(llama, src, tmp_path / "last", GradConfig(layers="last"), progress=False)
+    full, last = lgkit.load_stats(tmp_path / "all"), lgkit.load_stats(tmp_path / "last")
+    assert set(last.layer) == {1}
+    want = full[full.layer == 1].reset_index(drop=True)
+    assert np.allclose(last.nuclear_norm, want.nuclear_norm, rtol=1e-6)
+    with pytest.raises(InputError):
+        GradConfig(layers="x:y")

@@ -64,16 +64,13 @@ def _index_frame(data: DataFile, run_dirs: Sequence[Path]) -> pd.DataFrame:
 
 
 def _oda_scores(
-    bundle: Any, data: DataFile, out: Path, layers: Any, cfg_kw: dict, run_kw: dict
-) -> tuple[pd.DataFrame, int]:
+    bundle: Any, data: DataFile, out: Path, layers: list[int], cfg_kw: dict, run_kw: dict
+) -> pd.DataFrame:
     merged: pd.DataFrame | None = None
-    n_layers = 0
     for mode, suffix, stat in SCORERS.values():
         cfg = GradConfig(modules=ODA_MODULES, compat=mode, instruct=False, **cfg_kw)
         compute_stats(bundle, data.examples, out / mode, cfg, **run_kw)
-        table = load_stats(out / mode)
-        n_layers = int(table["layer"].max()) + 1 if len(table) else 0
-        agg = aggregate(table, layers=layers, by_module=True)
+        agg = aggregate(load_stats(out / mode), layers=layers, by_module=True)
         cols = {f"{stat}_{m}": f"{m.upper()}_{suffix}" for m in ODA_MODULES}
         part = agg[["sample_id", stat, *[c for c in cols if c in agg]]].rename(columns=cols)
         if merged is None:  # loss and length of the NuclearNorm joining
@@ -82,7 +79,7 @@ def _oda_scores(
         else:
             merged = merged.merge(part, on="sample_id", how="outer")
     assert merged is not None
-    return merged, n_layers
+    return merged
 
 
 def score(
@@ -129,26 +126,28 @@ def score(
         "batch_size": batch_size,
     }
     run_kw = {"progress": progress, "overwrite": overwrite, "rank": rank, "world_size": world_size}
+    if compat == "oda" and layers == "all":
+        layers = "last"  # their default
+    chosen = parse_layers(layers, bundle.model.config.get_text_config().num_hidden_layers)
+    # the engine computes the chosen layers only; "all" keeps the cache key of a full run
+    kw["layers"] = None if layers == "all" else ",".join(map(str, chosen))
     if compat == "oda":
-        layers = "last" if layers == "all" else layers
         modules = ODA_MODULES
-        scores, n_layers = _oda_scores(bundle, data, out, layers, kw, run_kw)
+        scores = _oda_scores(bundle, data, out, chosen, kw, run_kw)
         run_dirs = [out / mode for mode, _, _ in SCORERS.values()]
     else:
         cfg = GradConfig(modules=modules if isinstance(modules, str) else tuple(modules),
                          instruct=instruct, **kw)  # fmt: skip
         modules = cfg.modules
         compute_stats(bundle, data.examples, out / "stats", cfg, **run_kw)
-        table = load_stats(out / "stats")
-        n_layers = int(table["layer"].max()) + 1 if len(table) else 0
-        scores = aggregate(table, layers=layers, modules=modules)
+        scores = aggregate(load_stats(out / "stats"), layers=chosen, modules=modules)
         run_dirs = [out / "stats"]
     frame = _index_frame(data, run_dirs).merge(scores, on="sample_id", how="left")
     if (rank or 0) == 0:
         settings = {
             "model": getattr(bundle, "name", None), "compat": compat,
             "layers": layers if isinstance(layers, str) else list(layers),
-            "layer_indices": parse_layers(layers, n_layers) if n_layers else None,
+            "layer_indices": chosen,
             "modules": list(modules), **kw,
         }  # fmt: skip
         _write(out, frame, data, settings)
