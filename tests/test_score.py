@@ -209,3 +209,27 @@ def test_engine_layers_option_computes_only_those_layers(tmp_path, llama):
     assert np.allclose(last.nuclear_norm, want.nuclear_norm, rtol=1e-6)
     with pytest.raises(InputError):
         GradConfig(layers="x:y")
+
+
+@pytest.mark.slow
+def test_score_sharded_under_torchrun_equals_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    src = write(tmp_path / "d.jsonl", records(6), "jsonl")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    args = [str(src), "--model", "tiny-random-qwen2", "--no-progress", "--select", "top:2",
+            "--by", "effective_rank"]  # fmt: skip
+    subprocess.run([sys.executable, "-m", "lgkit", "score", *args, "--out", str(tmp_path / "one"),
+                    "--select-out", str(tmp_path / "one.jsonl")], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "lgkit", "score",
+                    *args, "--out", str(tmp_path / "two"), "--select-out",
+                    str(tmp_path / "two.jsonl")], check=True, env=env, capture_output=True)  # fmt: skip
+    one = pd.read_parquet(tmp_path / "one" / "scores.parquet")
+    two = pd.read_parquet(tmp_path / "two" / "scores.parquet")
+    pd.testing.assert_frame_equal(one, two, rtol=1e-5)
+    assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "two.jsonl").read_text()

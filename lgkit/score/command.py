@@ -75,6 +75,19 @@ def _check_selection(a: argparse.Namespace) -> Any:
     return rule
 
 
+def _init_distributed() -> int | None:
+    """Under torchrun (WORLD_SIZE > 1): the process group started, this rank returned."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0"))
+
+
 def cmd_score(a: argparse.Namespace) -> int:
     """Run ``lgkit score`` (parsed arguments ``a``); returns the exit code."""
     rule = _check_selection(a)
@@ -85,15 +98,24 @@ def cmd_score(a: argparse.Namespace) -> int:
     data = read_data(a.data)  # validate the data before loading a model
     if rule is not None:
         rule.size(len(data.examples))  # an empty or too large selection fails before any work
-    if a.device and a.device.startswith("cuda"):
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():
-            raise InputError("CUDA is not available on this machine", field="--device")
-    frame = score(data, a.model, a.out, layers=a.layers or "all", modules=a.modules,
-                  compat=a.compat, max_length=a.max_length, batch_size=a.batch_size,
-                  instruct=a.instruct, device=a.device, dtype=a.dtype,
-                  progress=not a.no_progress, overwrite=a.overwrite)  # fmt: skip
+    if a.device and a.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine", field="--device")
+    rank = _init_distributed()
+    device = a.device
+    if rank is not None and device is None and torch.cuda.is_available():
+        device = f"cuda:{rank % torch.cuda.device_count()}"
+    try:
+        frame = score(data, a.model, a.out, layers=a.layers or "all", modules=a.modules,
+                      compat=a.compat, max_length=a.max_length, batch_size=a.batch_size,
+                      instruct=a.instruct, device=device, dtype=a.dtype,
+                      progress=not a.no_progress, overwrite=a.overwrite)  # fmt: skip
+    finally:
+        if rank is not None:
+            torch.distributed.destroy_process_group()
+    if rank:  # rank 0 writes the scores and the selection
+        return 0
     log.info("wrote %s/scores.parquet (%d rows)", a.out, len(frame))
     if rule is None:
         return 0
