@@ -38,7 +38,11 @@ _LAZY = {
     "write_subset": "datafile",
     "Rule": "select", "choose": "select", "parse_rule": "select", "selection_record": "select",
 }  # fmt: skip
-__all__ = sorted(_LAZY)
+__all__ = [
+    "MATRIX_SCORES", "SCORES", "aggregate", "parse_layers", "score_name", "score",
+    "with_scores", "DataFile", "check_target", "read_data", "write_subset", "Rule", "choose",
+    "parse_rule", "selection_record",
+]  # fmt: skip
 
 
 class _CallableModule(types.ModuleType):

@@ -83,7 +83,7 @@ def read_data(path: str | Path) -> DataFile:
         ds = datasets.load_from_disk(str(p))
         if isinstance(ds, datasets.DatasetDict):
             raise InputError(
-                f"holds a DatasetDict ({', '.join(ds)}); give one split's folder", path=p
+                f"holds a DatasetDict ({', '.join(map(str, ds))}); give one split's folder", path=p
             )
         rows = ds.to_list()
         exs = [example_from_dict(r, path=p, record=i) for i, r in enumerate(rows)]
