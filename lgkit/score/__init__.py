@@ -28,7 +28,13 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lgkit.score.aggregate import MATRIX_SCORES, SCORES, aggregate, parse_layers, score_name
+    from lgkit.score.api import score, with_scores
+    from lgkit.score.datafile import DataFile, check_target, read_data, write_subset
+    from lgkit.score.select import Rule, choose, parse_rule, selection_record
 
 _LAZY = {
     "MATRIX_SCORES": "aggregate", "SCORES": "aggregate", "aggregate": "aggregate",
