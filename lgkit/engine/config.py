@@ -72,7 +72,10 @@ class GradConfig:
     batch_size: int = _opt(1, "examples per padded batch")
     limit: int | None = _opt(None, "only the first N examples (0: all, as by default)")
     compat: str | None = _opt(
-        None, "reproduce the authors' tokenisation exactly", choices=COMPAT_MODES[1:]
+        None,
+        "reproduce a published tokenisation: the authors' (layer_gradient) or OpenDataArena's "
+        "scorers (oda_nuclear, oda_rank)",
+        choices=COMPAT_MODES[1:],
     )
     spectrum: bool = _opt(False, "also store each gradient's full singular spectrum")
     similarities: bool = _opt(False, "also store gradient cosines between layers and q×o, k×v")

@@ -16,6 +16,10 @@ no code of theirs is copied here):
   (``--layers a:b`` with b = a + num_layers); each module's value is the mean over those
   layers, reported per module (``Q_NuclearNorm`` … ``O_EffectiveRank``).
 
+They run the model in training mode; with dropout 0 (Qwen, Llama and the tiny test
+models) that changes nothing, while for a model configured with dropout their numbers are
+random draws and lgkit's (eval mode) are the dropout-free ones.
+
 lgkit reproduces this with the engine (``compat="oda_nuclear"``/``"oda_rank"`` in
 :mod:`lgkit.formats.prompts`; the engine never forms the weight gradient), one run per
 scorer since the two join the texts differently. :func:`naive_oda_scores` is their
