@@ -111,10 +111,8 @@ def test_choose_top_bottom_random_and_length_matched():
     top = choose(s, parse_rule("top:10"), "effective_rank")
     assert top == list(range(30, 40))  # the longest, as the score follows length
     matched = choose(s, parse_rule("top:25%"), "effective_rank", match_length=True)
-    assert (
-        sorted(lengths[matched]) == [10] * 3 + [20] * 2 + [30] * 3 + [40] * 2
-        or len(set(lengths[matched])) == 4
-    )
+    # four length strata of 10; 10 picks split 3, 3, 2, 2 (largest remainders, in order)
+    assert sorted(lengths[matched]) == [10] * 3 + [20] * 3 + [30] * 2 + [40] * 2
     assert all(s.effective_rank[i] >= s.effective_rank[lengths == lengths[i]].median()
                for i in matched)  # fmt: skip
     bottom = choose(s, parse_rule("bottom:2"), "effective_rank")
@@ -191,8 +189,9 @@ def test_failed_examples_are_kept_with_their_reason(tmp_path, llama):
     recs = records(2)
     recs[1]["instruction"] = "word " * 40
     src = write(tmp_path / "d.jsonl", recs, "jsonl")
-    df = lgkit.score(src, llama, tmp_path / "o", max_length=20, progress=False)
-    assert df.failure.isna().tolist() == [True, False] or df.failure.notna().iloc[1]
+    df = lgkit.score(src, llama, tmp_path / "o", max_length=120, progress=False)
+    assert df.failure.isna().tolist() == [True, False]
+    assert "max_length=120" in df.failure.iloc[1]
     assert np.isnan(df.effective_rank.iloc[1])
 
 

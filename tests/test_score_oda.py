@@ -31,7 +31,7 @@ RECS = [
 
 
 @pytest.mark.parametrize("name", ARCHS)
-@pytest.mark.parametrize("layers", [None, [0, 1]])
+@pytest.mark.parametrize("layers", [None, pytest.param([0, 1], marks=pytest.mark.slow)])
 def test_oda_compat_equals_their_method(tmp_path, name, layers):
     lm = load_model(name)
     src = tmp_path / "d.jsonl"
