@@ -141,6 +141,13 @@ EXPECTED_CLAIMS = {
         "Better data has lower nuclear norm: detailed vs none CoT (correct), length-matched",
         "Training on the top by effective_rank gives lower held-out answer loss",
     ],
+    "07_training_dynamics": [
+        "[adamw] After fast-arm training the probe gradients are larger than after the slow arm's",
+        "[adamw] After fast-arm training the probe gradients are larger than after the slow, answer-only loss arm's",
+        "[sgd] After fast-arm training the probe gradients are less even",
+        "[adamw] Fast-arm updates are larger than the slow arm's",
+        "[sgd] Fast-arm updates are less even across layers than the slow arm's",
+    ],
 }
 
 

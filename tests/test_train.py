@@ -187,3 +187,27 @@ def test_cli_bad_input_is_one_line_exit_2(files, tmp_path, capsys):
         rc = main(["train", "--model", "tiny-random-llama", "--out", str(tmp_path / "o"), *args])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and needle in err and len(err.splitlines()) == 1, (args, err)
+
+
+@pytest.mark.slow
+def test_lora_probe_and_updates_are_of_the_effective_weight(files, tmp_path):
+    data, _ = files
+    lm = load_model("tiny-random-qwen2")
+    res = train(lm, data, tmp_path / "lora", TrainConfig(steps=2, batch_size=2, probe_every=0,
+                lora=True, lr=1e-2, probe_limit=2, progress=False, checkpoints=False))  # fmt: skip
+    up = load_updates(res.out_dir)
+    last = up[up["step"] == 2]
+    assert (last["nuclear_norm"] > 0).all() and (last["effective_rank"] <= 8 + 1e-6).all()
+    traj = load_trajectory(res.out_dir)
+    lm.model.eval()
+    targets = find_targets(lm.model, ("q", "k", "v", "o"))
+    assert hasattr(lm.model.get_submodule(targets[0].module_name), "lora_A")  # a LoRA wrapper
+    ex = _examples(1)[0]
+    enc = encode_example(lm.tokenizer, ex, instruct=lm.instruct, max_length=1024)
+    rows, _ = naive_stats_encoded(lm.model, enc, targets)
+    got = traj[(traj["step"] == 2) & (traj["sample_id"] == ex.sample_id)].set_index(
+        ["layer", "module"]
+    )
+    for r in rows:
+        for k in STATS:
+            assert _rel(got.loc[(r["layer"], r["module"]), k], r[k]) <= 1e-4, k

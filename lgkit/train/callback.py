@@ -66,6 +66,7 @@ def isolated(model: nn.Module) -> Iterator[None]:
 
     Restores the RNG states of torch (CPU and CUDA), NumPy and Python, each module's
     ``training`` flag, every parameter's ``requires_grad`` and ``.grad``, and grad mode.
+    Inside, a forward patched for mixed precision by accelerate is replaced by the original.
 
     Example:
         >>> m = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
@@ -82,10 +83,18 @@ def isolated(model: nn.Module) -> Iterator[None]:
     modes = [(m, m.training) for m in model.modules()]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     grad_mode = torch.is_grad_enabled()
+    # accelerate's mixed precision patches model.forward to run under autocast: measure the
+    # float weights as they are (the statistics are exact), with the original forward
+    patched = model.__dict__.get("forward")
+    original = model.__dict__.get("_original_forward")
+    if patched is not None and original is not None:
+        model.forward = original
     model.eval()
     try:
         yield
     finally:
+        if patched is not None and original is not None:
+            model.forward = patched
         for p, flag, g in params:
             p.requires_grad_(flag)
             p.grad = g
@@ -133,6 +142,11 @@ class SpectraCallback(TrainerCallback):
         model_name: the name recorded in the probe manifests.
         batch_size: probe examples per padded batch (results are per example either way).
         probe_limit, heldout_limit: use only the first N records.
+
+    Attributes:
+        measured: the steps measured by this process.
+        seconds: time spent in the callback (all events).
+        timings: per part (``probe``, ``updates``, ``heldout``) the seconds of each measurement.
     """
 
     def __init__(
@@ -176,6 +190,7 @@ class SpectraCallback(TrainerCallback):
         self.targets: list[Any] = []
         self.measured: list[int] = []
         self.seconds = 0.0
+        self.timings: dict[str, list[float]] = {}
         self._grad_rows: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ Trainer events
@@ -245,17 +260,25 @@ class SpectraCallback(TrainerCallback):
         rank, world = _rank()
         with isolated(model), _quiet():
             self._probe(model, step, rank, world)
+            t1 = time.perf_counter()
             if rank == 0:
                 if self.updates:
                     rows = update_rows(model, self.targets, self.w0, step) + self._grad_rows
                     T.write_step_table(self.out, T.UPDATES, step, rows)
                 self._grad_rows = []
+                t2 = time.perf_counter()
                 if self.heldout:
                     T.write_step_table(self.out, T.HELDOUT, step, self._heldout_rows(model, step))
                     T.write_csv(self.out / T.HELDOUT_CSV, T.heldout_summary(self.out))
+                self._time("updates", t2 - t1)
+                self._time("heldout", time.perf_counter() - t2)
+        self._time("probe", t1 - t0)
         self.measured.append(step)
         self.seconds += time.perf_counter() - t0
         log.debug("step %d measured in %.2fs", step, time.perf_counter() - t0)
+
+    def _time(self, part: str, seconds: float) -> None:
+        self.timings.setdefault(part, []).append(seconds)
 
     def _bundle(self, model: nn.Module) -> LoadedModel:
         p = next(model.parameters())

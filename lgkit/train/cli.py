@@ -30,7 +30,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="training records (JSON list or JSONL)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, tables)")
-    p.add_argument("--heldout", default=None, help="records whose final-answer loss is measured")
+    p.add_argument(
+        "--heldout",
+        default=None,
+        help="records whose final-answer loss is measured (a meta answer, a final-answer marker or a short response, e.g. the released *_no_cot.json)",
+    )
     p.add_argument(
         "--probe", default=None, help="probe records (default: the first 16 training records)"
     )
@@ -63,7 +67,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-length", type=int, default=1024, help="max tokens per example (default 1024)"
     )
+    p.add_argument(
+        "--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: none; default 1.0)"
+    )
     p.add_argument("--modules", default="q,k,v,o", help="projections measured (default q,k,v,o)")
+    p.add_argument("--loss-on", choices=["response", "answer"], default="response",
+                   help="tokens carrying the loss: the whole response (default) or the final answer")  # fmt: skip
     p.add_argument(
         "--grad-spectra", action="store_true", help="also the minibatch gradient's spectra"
     )
@@ -99,6 +108,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
     from lgkit.formats.records import read_examples
     from lgkit.train.config import TrainConfig
+    from lgkit.train.data import answer_examples
     from lgkit.train.run import train
 
     cfg = TrainConfig(
@@ -106,14 +116,16 @@ def _cmd_train(a: argparse.Namespace) -> int:
         seed=a.seed, max_length=a.max_length, lora=a.lora, lora_r=a.lora_r,
         probe_every=a.probe_every, probe_limit=a.probe_limit, heldout_limit=a.heldout_limit,
         modules=a.modules, grad_spectra=a.grad_spectra, save_every=a.save_every,
-        instruct=a.instruct, dropout=a.dropout, progress=not a.no_progress,
+        instruct=a.instruct, dropout=a.dropout, loss_on=a.loss_on, max_grad_norm=a.max_grad_norm, progress=not a.no_progress,
     )  # fmt: skip
     for what in ("data", "probe", "heldout"):  # validate every file before loading a model
         path = getattr(a, what)
         if path is not None:
             if not Path(path).is_file():
                 raise InputError("no such file", path=path, field=f"--{what}")
-            read_examples(path)
+            exs = read_examples(path)
+            if what == "heldout":
+                answer_examples(exs, path)
     if Path(a.out).exists() and not Path(a.out).is_dir():
         raise InputError("exists and is not a directory", path=a.out, field="--out")
     res = train(a.model, a.data, a.out, cfg, probe=a.probe, heldout=a.heldout,

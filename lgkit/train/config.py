@@ -40,6 +40,8 @@ class TrainConfig:
         lora: train LoRA adapters (peft) on the attention projections instead of all weights.
         lora_r, lora_alpha: LoRA rank and scale.
         weight_decay: AdamW weight decay.
+        max_grad_norm: clip the gradient norm to this (0: no clipping, so an SGD update
+            is exactly -lr times the minibatch gradient).
         scheduler: ``TrainingArguments.lr_scheduler_type`` (constant by default: the
             step size does not change along the trajectory).
         probe_every: probe statistics, update spectra and held-out loss every K
@@ -50,8 +52,12 @@ class TrainConfig:
         grad_spectra: also the spectra of the minibatch gradient at probe steps.
         save_every: checkpoint every K steps (None: ``probe_every``; 0: only at the end).
         keep_checkpoints: checkpoints kept on disk (the newest).
+        checkpoints: write Trainer checkpoints at all (False: a killed run starts over;
+            for many small runs, e.g. notebook 07, whose finished runs are kept by ``done.json``).
         instruct: chat template (None: as the model was loaded).
         dropout: set the model's attention/hidden dropout (None: as configured).
+        loss_on: ``"response"`` (every response token, the engine's default) or
+            ``"answer"`` (the final-answer tokens only; the rest stays in context).
         progress: tqdm bar with ETA.
     """
 
@@ -66,6 +72,7 @@ class TrainConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
     scheduler: str = "constant"
     probe_every: int = 10
     probe_limit: int | None = None
@@ -74,8 +81,10 @@ class TrainConfig:
     grad_spectra: bool = False
     save_every: int | None = None
     keep_checkpoints: int = 1
+    checkpoints: bool = True
     instruct: bool | None = None
     dropout: float | None = None
+    loss_on: str = "response"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -96,6 +105,10 @@ class TrainConfig:
             raise InputError(f"must be > 0, got {self.lr}", field="lr")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise InputError(f"must be in [0, 1), got {self.dropout}", field="dropout")
+        if self.loss_on not in ("response", "answer"):
+            raise InputError(
+                f"unknown value {self.loss_on!r}; choose response or answer", field="loss_on"
+            )
         if self.save_every is None:
             self.save_every = self.probe_every
         if self.save_every < 0:

@@ -13,6 +13,10 @@ Example:
     >>> rows = encode_records(tiny_tokenizer(), [Example("2+2?", "", "4")], instruct=False, max_length=64)
     >>> rows[0]["labels"][-1] == rows[0]["input_ids"][-1], rows[0]["labels"][0]
     (True, -100)
+    >>> ex = Example("2+2?", "", "2+2=4. The final answer is 4")
+    >>> row = encode_records(tiny_tokenizer(), [ex], instruct=False, max_length=64, loss_on="answer")[0]
+    >>> [t for t in row["labels"] if t != -100] == tiny_tokenizer()("4", add_special_tokens=False)["input_ids"]
+    True
     >>> answer_examples([Example("2+2?", "", "2+2=4. The final answer is 4")])[0].output
     '4'
 """
@@ -26,7 +30,7 @@ from typing import Any
 
 import torch
 
-from lgkit.engine.spans import answer_text_span
+from lgkit.engine.spans import answer_text_span, answer_token_span
 from lgkit.errors import InputError
 from lgkit.formats.prompts import encode_example
 from lgkit.formats.records import Example, read_examples
@@ -52,8 +56,13 @@ def encode_records(
     instruct: bool,
     max_length: int,
     source: str = "<data>",
+    loss_on: str = "response",
 ) -> list[dict[str, list[int]]]:
-    """``{"input_ids", "labels"}`` per record; a record left without response tokens is an error."""
+    """``{"input_ids", "labels"}`` per record; a record left without loss tokens is an error.
+
+    ``loss_on="answer"``: only the final-answer tokens carry the loss (the engine's
+    :func:`lgkit.engine.spans.answer_token_span`), the rest of the response stays in context.
+    """
     rows = []
     for i, ex in enumerate(examples):
         enc = encode_example(tokenizer, ex, instruct=instruct, max_length=max_length)
@@ -66,9 +75,14 @@ def encode_records(
             )
             raise InputError(why, path=source, record=i, field="output")
         ids = list(enc.input_ids)
-        rows.append(
-            {"input_ids": ids, "labels": [-100] * enc.n_prompt_tokens + ids[enc.n_prompt_tokens :]}
-        )
+        s0, s1 = enc.n_prompt_tokens, len(ids)
+        if loss_on == "answer":
+            span = answer_token_span(tokenizer, ex, enc)
+            if isinstance(span, str):
+                raise InputError(span, path=source, record=i, field="output")
+            s0, s1 = span
+        labels = [-100] * s0 + ids[s0:s1] + [-100] * (len(ids) - s1)
+        rows.append({"input_ids": ids, "labels": labels})
     return rows
 
 
@@ -113,12 +127,16 @@ class ListDataset(torch.utils.data.Dataset):
 def answer_examples(examples: Sequence[Example], source: str = "<heldout>") -> list[Example]:
     """Each held-out record as (question, its final answer as the whole response).
 
-    The answer is the record's ``meta["answer"]`` or the one its response states
-    (:func:`lgkit.engine.spans.answer_text_span`); a record without one is an error.
+    The answer is the record's ``meta["answer"]`` or else the one its response states
+    (:func:`lgkit.engine.spans.answer_text_span`); a record with neither is an error.
     """
     out = []
     for i, ex in enumerate(examples):
-        where = answer_text_span(ex.output, ex.meta.get("answer"))
+        gold = ex.meta.get("answer")
+        if gold not in (None, ""):
+            out.append(replace(ex, output=str(gold).strip(), id=ex.sample_id))
+            continue
+        where = answer_text_span(ex.output)
         if where is None:
             raise InputError(
                 "no final answer found (an 'answer' in meta, or 'The final answer is ...', "

@@ -34,6 +34,7 @@ from lgkit.train.data import Collator, ListDataset, encode_records, load_records
 log = logging.getLogger(__name__)
 
 RUN_JSON = "run.json"
+DONE_JSON = "done.json"
 CHECKPOINTS = "checkpoints"
 _SAME_ON_RESUME = ("model", "data", "config")
 
@@ -88,11 +89,34 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
         )
 
 
+def _complete(ckpt: Path) -> bool:
+    try:  # trainer_state.json is the last file a checkpoint gets (a kill can cut a save short)
+        json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint; newer incomplete ones (a save cut by a kill) are removed."""
+    import re
+    import shutil
 
     d = out / CHECKPOINTS
-    return get_last_checkpoint(str(d)) if d.is_dir() else None
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in (d.iterdir() if d.is_dir() else [])
+        if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    )
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    for _step, p in reversed(found):
+        if _complete(p):
+            return str(p)
+        log.warning("checkpoint %s is incomplete (interrupted while saving)%s", p,
+                    "; removed" if rank0 else "")  # fmt: skip
+        if rank0:
+            shutil.rmtree(p, ignore_errors=True)
+    return None
 
 
 def _distributed() -> bool:
@@ -113,11 +137,11 @@ def _arguments(out: Path, cfg: TrainConfig) -> Any:
         weight_decay=cfg.weight_decay,
         lr_scheduler_type=cfg.scheduler,
         warmup_steps=0,
-        max_grad_norm=1.0,
+        max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         data_seed=cfg.seed,
         logging_steps=1,
-        save_strategy="steps",
+        save_strategy="steps" if cfg.checkpoints else "no",
         save_steps=save,
         save_total_limit=cfg.keep_checkpoints,
         report_to="none",
@@ -146,7 +170,7 @@ def train(
         model: a :class:`lgkit.models.LoadedModel` or a name/path for :func:`lgkit.load_model`
             (the weights are trained in place).
         data: training records (a JSON/JSONL file or a list of :class:`Example`).
-        out_dir: the run directory; rerun into it to resume.
+        out_dir: the run directory; rerun into it to resume (``done.json`` marks a finished run).
         config: :class:`TrainConfig`.
         probe: records whose per-example statistics are measured (None: the first 16
             training records).
@@ -170,9 +194,8 @@ def train(
     bundle = _load(model, cfg, device, dtype)
     tok = bundle.tokenizer
     instruct = cfg.instruct if cfg.instruct is not None else bool(bundle.instruct)
-    rows = encode_records(
-        tok, examples, instruct=instruct, max_length=cfg.max_length, source=source
-    )
+    rows = encode_records(tok, examples, instruct=instruct, max_length=cfg.max_length,
+                          source=source, loss_on=cfg.loss_on)  # fmt: skip
     net = bundle.model
     if cfg.dropout is not None:
         _set_dropout(net, cfg.dropout)
@@ -190,6 +213,10 @@ def train(
                       data_collator=Collator(pad), callbacks=[cb])  # fmt: skip
     net.train()
     trainer.train(resume_from_checkpoint=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        doc = {"steps": trainer.state.global_step, "measured": sorted(set(cb.measured)),
+               "seconds_train": time.perf_counter() - t_start, "seconds_callback": cb.seconds}  # fmt: skip
+        atomic_write_json(out / DONE_JSON, doc, indent=2)
     files = {"heldout_loss": out / T.HELDOUT_CSV, "train_loss": out / T.TRAIN_LOSS_CSV,
              "probe": out / T.PROBE, "updates": out / T.UPDATES}  # fmt: skip
     return TrainResult(out, trainer.state.global_step, resume, sorted(set(cb.measured)),

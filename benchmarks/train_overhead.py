@@ -1,0 +1,175 @@
+"""Cost of :class:`lgkit.train.SpectraCallback` as a share of training, in one process.
+
+One ``transformers.Trainer`` runs ``2 × rounds`` rounds of ``every`` optimizer steps on
+the same model and data. Rounds alternate: in an *off* round the callback does nothing;
+in an *on* round it measures at the round's last step (the probe through the engine,
+the ΔW spectra of every projection, the held-out answer loss), exactly as with
+``SpectraCallback(every=every)``. The overhead is (on round − off round) / off round, the
+median over round pairs, i.e. the share a probe every ``every`` steps adds to training.
+The callback's own timings split it into probe, ΔW spectra and held-out loss; the ΔW
+spectra are also timed alone (``--spectra-repeats`` times).
+
+Usage (from the repo root, on a quiet machine):
+
+    .venv/bin/python benchmarks/train_overhead.py                     # SmolLM2-135M, probe 16, every 10
+    .venv/bin/python benchmarks/train_overhead.py --model tiny-random-llama --rounds 1 --every 2 \\
+        --probe 2 --heldout 2 --steps-data 8 --out /tmp/ovh.json      # a check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+import lgkit
+from lgkit.formats.records import Example, read_examples
+from lgkit.models.load import load_model
+from lgkit.provenance import git_hash
+from lgkit.train.callback import SpectraCallback
+from lgkit.train.config import TrainConfig
+from lgkit.train.data import Collator, ListDataset, encode_records
+from lgkit.train.run import _arguments
+from lgkit.train.updates import update_rows
+
+log = logging.getLogger("benchmark")
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = (
+    REPO.parent
+    / "shared"
+    / "data"
+    / "layer_gradient"
+    / "cot_500"
+    / "gsm8k_train_with_cot_gpt4o.json"
+)
+
+
+class Toggled(TrainerCallback):
+    """Forwards to a SpectraCallback only in *on* rounds; times every round."""
+
+    def __init__(self, inner: SpectraCallback, every: int) -> None:
+        self.inner, self.every = inner, every
+        self.rounds: list[tuple[bool, float]] = []
+        self._t0 = 0.0
+
+    def _on(self, step: int) -> bool:  # round k covers steps k*every+1 .. (k+1)*every
+        return ((step - 1) // self.every) % 2 == 1
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.inner.on_train_begin(args, state, control, **kw)  # W_0, targets, step 0 (untimed)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if state.global_step % self.every == 0:
+            self._t0 = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        step = state.global_step
+        if self._on(step):
+            self.inner.on_step_end(args, state, control, **kw)
+        if step % self.every == 0:
+            self.rounds.append((self._on(step), time.perf_counter() - self._t0))
+
+
+def _records(path: Path | None, n: int, offset: int = 0) -> list[Example]:
+    """Records of ``path``, or of the released GSM8K detailed-CoT file (gold answers in meta)."""
+    if path is None:
+        from lgkit.data.release import load_release
+
+        exs = load_release("gsm8k", "detailed")
+    else:
+        exs = read_examples(path)
+    if len(exs) < offset + n:
+        raise SystemExit(f"{path} has {len(exs)} records, {offset + n} needed")
+    return exs[offset : offset + n]
+
+
+def _spectra_seconds(cb: SpectraCallback, model: torch.nn.Module, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        update_rows(model, cb.targets, cb.w0, step=-1)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(0)
+    lm = load_model(a.model)
+    n_steps = 2 * a.rounds * a.every
+    train = _records(a.data, a.steps_data)
+    probe = _records(a.data, a.probe, offset=a.steps_data)
+    held = _records(a.data, a.heldout, offset=a.steps_data + a.probe)
+    tmp = Path(tempfile.mkdtemp(prefix="lgkit-ovh-"))
+    cfg = TrainConfig(steps=n_steps, batch_size=a.batch_size, probe_every=a.every,
+                      max_length=a.max_length, checkpoints=False, progress=False)  # fmt: skip
+    rows = encode_records(lm.tokenizer, train, instruct=lm.instruct, max_length=a.max_length)
+    cb = SpectraCallback(probe, tmp / "spectra", every=a.every, tokenizer=lm.tokenizer,
+                         heldout=held or None, max_length=a.max_length, instruct=lm.instruct)  # fmt: skip
+    tog = Toggled(cb, a.every)
+    pad = lm.tokenizer.pad_token_id or 0
+    trainer = Trainer(model=lm.model, args=_arguments(tmp, cfg), train_dataset=ListDataset(rows),
+                      data_collator=Collator(pad), callbacks=[tog])  # fmt: skip
+    lm.model.train()
+    trainer.train()
+    off = [s for on, s in tog.rounds if not on]
+    on = [s for on, s in tog.rounds if on]
+    pairs = [(b - o) / o for o, b in zip(off, on, strict=False)]
+    spectra = _spectra_seconds(cb, lm.model, a.spectra_repeats)
+    timings = {k: [round(x, 4) for x in v[1:]] for k, v in cb.timings.items()}  # step 0 left out
+    return {
+        "model": a.model, "data": str(a.data or "released gsm8k detailed"), "probe_examples": len(probe),
+        "heldout_examples": len(held), "every": a.every, "batch_size": a.batch_size,
+        "rounds": a.rounds, "max_length": a.max_length, "n_targets": len(cb.targets),
+        "round_seconds_off": [round(x, 3) for x in off], "round_seconds_on": [round(x, 3) for x in on],
+        "step_seconds_median": statistics.median(off) / a.every,
+        "overhead_share_median": statistics.median(pairs) if pairs else None,
+        "overhead_share_per_pair": [round(x, 4) for x in pairs],
+        "callback_part_seconds": timings,
+        "delta_w_spectra_seconds": [round(x, 4) for x in spectra],
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "lgkit": lgkit.__version__, "git": git_hash(), "machine": platform.platform(),
+        "cpu": platform.processor(),
+    }  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--data", type=Path, default=None,
+                   help="records (JSON/JSONL; default: the released GSM8K detailed CoT, LGKIT_DATA_DIR)")  # fmt: skip
+    p.add_argument(
+        "--every", type=int, default=10, help="optimizer steps per round (the probe interval)"
+    )
+    p.add_argument("--rounds", type=int, default=3, help="pairs of off/on rounds")
+    p.add_argument("--probe", type=int, default=16, help="probe examples (the CLI's default)")
+    p.add_argument("--heldout", type=int, default=16, help="held-out examples (0: none)")
+    p.add_argument("--steps-data", type=int, default=64, help="training records (cycled)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--spectra-repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    res = run(a)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text + "\n", encoding="utf-8")
+    share = res["overhead_share_median"]
+    log.info("callback overhead: %s of training at a probe every %d steps (median of %d pairs); "
+             "ΔW spectra alone %.2fs", "n/a" if share is None else f"{100 * share:.1f}%", a.every,
+             len(res["overhead_share_per_pair"]), statistics.median(res["delta_w_spectra_seconds"]))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

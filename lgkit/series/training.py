@@ -1,0 +1,382 @@
+"""Notebook 07 (training dynamics): arms, runs, their tables and findings.
+
+Arms, trained on the same math questions for the same number of optimizer steps:
+
+* ``fast``: the bare answers (none-CoT responses): fast thinking;
+* ``slow``: the detailed-CoT responses: slow thinking;
+* ``slow_answer`` (control): the detailed-CoT responses with the loss on the final-answer
+  tokens only, so it has the fast arm's loss tokens (the answer) and differs from it only
+  by the reasoning in context.
+
+Each (arm, optimizer, seed) is one :func:`lgkit.train.train` run in
+``<out_dir>/runs/<arm>__<optim>__s<seed>`` (a finished run is skipped, so a rerun
+continues). The probe (the same held-out questions, none-CoT and detailed-CoT responses)
+is measured along every run; its findings resample questions, the update findings seeds.
+
+Example:
+    >>> run_name("fast", "adamw", 1)
+    'fast__adamw__s1'
+    >>> parse_run_name("slow_answer__sgd__s0")
+    {'arm': 'slow_answer', 'optim': 'sgd', 'seed': 0}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lgkit import analysis as A
+from lgkit.analysis import inference as I
+from lgkit.errors import InputError
+from lgkit.formats.records import Example, write_examples
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ARMS",
+    "MIN_SEEDS",
+    "callback_seconds",
+    "collect_training",
+    "parse_run_name",
+    "run_arms",
+    "run_name",
+    "training_data",
+    "training_findings",
+]
+
+ARMS: dict[str, tuple[str, str]] = {
+    "fast": ("none", "response"),
+    "slow": ("detailed", "response"),
+    "slow_answer": ("detailed", "answer"),
+}
+"""Arm -> (the responses it is trained on, the tokens carrying the loss)."""
+
+MIN_SEEDS = 3
+"""Update findings resample seeds: with fewer, they are inconclusive (and say so)."""
+
+
+def run_name(arm: str, optim: str, seed: int) -> str:
+    """The folder name of one run."""
+    return f"{arm}__{optim}__s{seed}"
+
+
+def parse_run_name(name: str) -> dict[str, Any]:
+    """``arm``, ``optim`` and ``seed`` of a run folder name."""
+    arm, optim, seed = name.split("__")
+    return {"arm": arm, "optim": optim, "seed": int(seed.removeprefix("s"))}
+
+
+def _fits(it: Any, max_chars: int) -> bool:
+    return not max_chars or len(it.instruction) + len(it.responses["detailed"]) <= max_chars
+
+
+def _items(source: str, n: int, seed: int, data_dir: str, max_chars: int = 0) -> list[Any]:
+    if source == "synthetic":
+        from lgkit.data.synthetic import synth_arith_items
+
+        items = [it for it in synth_arith_items(4 * n, seed=seed) if _fits(it, max_chars)][:n]
+        for k, it in enumerate(items):
+            it.meta.setdefault("qid", f"synth-arith-{k:04d}")
+            it.meta["dataset"] = "synth_arith"
+        if len(items) < n:
+            raise InputError(f"only {len(items)} synthetic questions within max_chars={max_chars}",
+                             field="max_chars")  # fmt: skip
+        return items
+    if source != "released":
+        raise InputError(
+            f"unknown data source {source!r}; choose released or synthetic", field="source"
+        )
+    from lgkit.data.release import ReleaseUnavailableError, release_items
+
+    try:
+        released = release_items("gsm8k", data_dir=data_dir or None)
+    except ReleaseUnavailableError as e:
+        logger.warning("released GSM8K not found (%s): using the synthetic set instead", e)
+        return _items("synthetic", n, seed, data_dir, max_chars)
+    items = [it for it in released if _fits(it, max_chars)]
+    if len(items) < n:
+        raise InputError(f"GSM8K has {len(items)} released questions, {n} asked", field="n_train")
+    random.Random(seed).shuffle(items)
+    return items[:n]
+
+
+def _example(it: Any, cot: str) -> Example:
+    qid = str(it.meta["qid"])
+    return Example(it.instruction, it.input, it.responses[cot], id=f"{qid}-{cot}",
+                   dataset=str(it.meta.get("dataset", "gsm8k")), cot=cot, correct=True,
+                   meta={"qid": qid, "answer": it.answer,
+                         "synthetic": bool(it.meta.get("synthetic", False))})  # fmt: skip
+
+
+def training_data(
+    out_dir: str | Path,
+    *,
+    source: str = "released",
+    n_train: int = 64,
+    n_probe: int = 8,
+    n_heldout: int = 16,
+    seed: int = 0,
+    data_dir: str = "",
+    max_chars: int = 0,
+) -> dict[str, Path]:
+    """Write the arms' training files, the probe and the held-out questions (disjoint).
+
+    Returns ``{"fast", "slow", "probe", "heldout"}`` -> file. ``slow_answer`` trains on
+    the ``slow`` file. The probe holds each probe question twice (none-CoT and
+    detailed-CoT response); the held-out questions carry their gold answer.
+    ``max_chars`` (0: no limit) keeps only questions whose question + detailed response
+    is at most that long (so nothing is cut by a small model's context).
+
+    Example:
+        >>> import tempfile
+        >>> f = training_data(tempfile.mkdtemp(), source="synthetic", n_train=4, n_probe=2, n_heldout=2)
+        >>> sorted(f), len(open(f["probe"]).read().splitlines())
+        (['fast', 'heldout', 'probe', 'slow'], 4)
+    """
+    items = _items(source, n_train + n_probe + n_heldout, seed, data_dir, max_chars)
+    if source == "synthetic":
+        for it in items:
+            it.meta["synthetic"] = True
+    train, probe, held = (items[:n_train], items[n_train : n_train + n_probe],
+                          items[n_train + n_probe :])  # fmt: skip
+    d = Path(out_dir) / "data"
+    return {
+        "fast": write_examples(d / "train_fast.jsonl", [_example(it, "none") for it in train]),
+        "slow": write_examples(d / "train_slow.jsonl", [_example(it, "detailed") for it in train]),
+        "probe": write_examples(d / "probe.jsonl",
+                                [_example(it, c) for it in probe for c in ("none", "detailed")]),
+        "heldout": write_examples(d / "heldout.jsonl", [_example(it, "detailed") for it in held]),
+    }  # fmt: skip
+
+
+def run_arms(
+    model: str,
+    files: dict[str, Path],
+    out_dir: str | Path,
+    *,
+    arms: Sequence[str] = ("fast", "slow", "slow_answer"),
+    optims: Sequence[str] = ("adamw",),
+    sgd_arms: Sequence[str] = ("fast", "slow"),
+    seeds: Sequence[int] = (0,),
+    steps: int = 10,
+    probe_every: int = 5,
+    batch_size: int = 2,
+    lr_adamw: float | None = None,
+    lr_sgd: float | None = None,
+    max_length: int = 512,
+    lora: bool = False,
+    max_grad_norm: float = 0.0,
+    progress: bool = False,
+) -> Path:
+    """Train every (arm, optimizer, seed) not yet finished; returns the runs folder.
+
+    SGD runs only ``sgd_arms``. Each run loads ``model`` afresh; the step-0 probe table
+    (the same weights in every run) is computed once and copied. No gradient clipping by
+    default (``max_grad_norm=0``): clipping would equalise the arms' step sizes.
+    """
+    from lgkit.models.load import load_model
+    from lgkit.train import TrainConfig, train
+
+    runs = Path(out_dir) / "runs"
+    plan = [(a, o, s) for o in optims for a in (arms if o == "adamw" else sgd_arms) for s in seeds]
+    for arm in {a for a, _, _ in plan}:
+        if arm not in ARMS:
+            raise InputError(f"unknown arm {arm!r}; choose {', '.join(ARMS)}", field="arms")
+    for k, (arm, optim, seed) in enumerate(plan):
+        out = runs / run_name(arm, optim, seed)
+        if (out / "done.json").is_file():
+            continue
+        _share_step0(runs, out)
+        cot, loss_on = ARMS[arm]
+        logger.info("run %d/%d: %s", k + 1, len(plan), out.name)
+        cfg = TrainConfig(steps=steps, probe_every=probe_every, batch_size=batch_size, seed=seed,
+                          optim=optim, lr=lr_adamw if optim == "adamw" else lr_sgd,
+                          max_length=max_length, lora=lora, loss_on=loss_on, checkpoints=False,
+                          max_grad_norm=max_grad_norm,
+                          progress=progress)  # fmt: skip
+        data = files["fast" if cot == "none" else "slow"]
+        train(load_model(model), data, out, cfg, probe=files["probe"], heldout=files["heldout"])
+    return runs
+
+
+def _share_step0(runs: Path, out: Path) -> None:
+    """Every run starts from the same weights: reuse a finished run's step-0 probe table.
+
+    The engine finds it complete (same model, probe and settings) and skips it.
+    """
+    import shutil
+
+    dest = out / "probe" / "step-000000"
+    if dest.exists():
+        return
+    for done in sorted(runs.glob("*/done.json")):
+        src = done.parent / "probe" / "step-000000"
+        if (src / "manifest.json").is_file():
+            shutil.copytree(src, dest)
+            return
+
+
+def _tagged(frames: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+    parts = [df.assign(**tags) for tags, df in frames if len(df)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def collect_training(runs: str | Path) -> dict[str, pd.DataFrame]:
+    """Every finished run's tables, tagged with ``arm``, ``optim``, ``seed``.
+
+    Returns ``probe`` (statistics with ``step`` and ``qid``), ``updates``, ``heldout``
+    (mean per step) and ``loss`` (training loss per step).
+    """
+    from lgkit.train import heldout_summary, load_train_loss, load_trajectory, load_updates
+
+    done = sorted(p.parent for p in Path(runs).glob("*/done.json"))
+    if not done:
+        raise InputError("holds no finished training runs", path=runs)
+    probe, upd, held, loss = [], [], [], []
+    for d in done:
+        tags = parse_run_name(d.name)
+        probe.append((tags, load_trajectory(d)))
+        upd.append((tags, load_updates(d)))
+        held.append((tags, heldout_summary(d)))
+        loss.append((tags, load_train_loss(d)))
+    out = {"probe": _tagged(probe), "updates": _tagged(upd), "heldout": _tagged(held),
+           "loss": _tagged(loss)}  # fmt: skip
+    out["probe"]["qid"] = out["probe"]["sample_id"].str.rsplit("-", n=1).str[0]
+    out["probe"]["data_file"] = "probe.jsonl"
+    return out
+
+
+# ----------------------------------------------------------------------- findings
+
+
+def _curves(df: pd.DataFrame, unit: str, metric: str, units: list[Any]) -> np.ndarray:
+    """``[unit, cell=1, module, layer]`` mean curves of ``metric``."""
+    mods, layers = sorted(df["module"].unique()), sorted(df["layer"].unique())
+    g = df.groupby([unit, "module", "layer"])[metric].mean()
+    idx = pd.MultiIndex.from_product([units, mods, layers])
+    arr = g.reindex(idx).to_numpy().reshape(len(units), 1, len(mods), len(layers))
+    return arr
+
+
+def _sides(a: pd.DataFrame, b: pd.DataFrame, unit: str, metric: str) -> I.Sides:
+    units = sorted(set(a[unit]) & set(b[unit]))
+    mods, layers = sorted(a["module"].unique()), sorted(a["layer"].unique())
+    return I.Sides(_curves(a, unit, metric, units), _curves(b, unit, metric, units), True,
+                   [str(u) for u in units], [str(u) for u in units], mods, layers)  # fmt: skip
+
+
+def _level_ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.log(I.level(y[..., 0, :, :]) / I.level(x[..., 0, :, :]))
+
+
+def _mad_ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.log(I.mad(y[..., 0, :, :]) / I.mad(x[..., 0, :, :]))
+
+
+def _final(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["step"] == df["step"].max()]
+
+
+def _compare(
+    claim: str, statistic: str, a: pd.DataFrame, b: pd.DataFrame, unit: str, metric: str,
+    mad: bool, n_boot: int, seed: int, detail: str,
+) -> A.Finding:  # fmt: skip
+    if a.empty or b.empty:
+        return A.invalid(claim, statistic, "an arm was not run")
+    sides = _sides(a, b, unit, metric)
+    n = sides.n_questions
+    if unit == "seed" and n < MIN_SEEDS:
+        return A.Finding(claim, statistic, n_questions=n, verdict="inconclusive", detail=detail,
+                         caveats=f"{n} seed(s) per arm (< {MIN_SEEDS}): inconclusive by design; "
+                         "the full profile runs 3")  # fmt: skip
+    stat = _mad_ratio if mad else _level_ratio
+    return A.evaluate(claim, statistic, sides, stat, n_boot=n_boot, seed=seed, detail=detail)
+
+
+def training_findings(
+    tables: dict[str, pd.DataFrame], metric: str = "nuclear_norm", n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding]:  # fmt: skip
+    """The claims of notebook 07 (before Holm): probe rows by question, update rows by seed.
+
+    Each compares two arms at the last step (ratio slow/fast, null 1, claimed < 1):
+    the probe's per-example statistic after training (questions resampled, averaged
+    over seeds) and each projection's accumulated update ΔW (seeds resampled).
+    """
+    probe, upd = tables["probe"], tables["updates"]
+    upd = upd[upd["kind"] == "update"] if len(upd) else upd
+    probe_rows, update_rows = [], []
+    for optim in sorted(set(upd["optim"]) if len(upd) else ()):
+        u = _final(upd[upd["optim"] == optim])
+        p = _final(probe[probe["optim"] == optim])
+        for other, label in (("slow", "slow"), ("slow_answer", "slow, answer-only loss")):
+            if not {"fast", other} <= set(u["arm"]):
+                continue  # an arm not run with this optimizer: no claim
+            ua, ub = u[u["arm"] == "fast"], u[u["arm"] == other]
+            pa, pb = p[p["arm"] == "fast"], p[p["arm"] == other]
+            det = f"{optim}, last step; arms fast vs {label}"
+            probe_rows += [
+                _compare(f"[{optim}] After fast-arm training the probe gradients are larger than after the {label} arm's",
+                         f"probe {metric} level ratio {other}/fast", pa, pb, "qid", metric, False,
+                         n_boot, seed, det + "; unit: probe question (mean over seeds)"),
+                _compare(f"[{optim}] After fast-arm training the probe gradients are less even across layers than after the {label} arm's",
+                         f"probe {metric} MAD ratio {other}/fast", pa, pb, "qid", metric, True,
+                         n_boot, seed, det + "; unit: probe question (mean over seeds)"),
+            ]  # fmt: skip
+            update_rows += [
+                _compare(f"[{optim}] Fast-arm updates are larger than the {label} arm's",
+                         f"ΔW {metric} level ratio {other}/fast", ua, ub, "seed", metric, False,
+                         n_boot, seed, det + "; unit: seed"),
+                _compare(f"[{optim}] Fast-arm updates are less even across layers than the {label} arm's",
+                         f"ΔW {metric} MAD ratio {other}/fast", ua, ub, "seed", metric, True,
+                         n_boot, seed, det + "; unit: seed"),
+            ]  # fmt: skip
+    return probe_rows + update_rows
+
+
+def training_summary(tables: dict[str, pd.DataFrame], metric: str = "nuclear_norm") -> pd.DataFrame:
+    """Per arm and optimizer at the last step: ΔW level and MAD, probe level, losses, seeds.
+
+    Example:
+        >>> training_summary({"updates": pd.DataFrame(), "probe": pd.DataFrame(),
+        ...                   "heldout": pd.DataFrame(), "loss": pd.DataFrame()}).empty
+        True
+    """
+    upd = tables["updates"]
+    if upd.empty:
+        return pd.DataFrame()
+    rows = []
+    for (arm, optim), u in upd[upd["kind"] == "update"].groupby(["arm", "optim"]):
+        u = _final(u)
+        curve = u.groupby(["module", "layer"])[metric].mean().unstack("layer").to_numpy()
+        p = tables["probe"]
+        p = _final(p[(p["arm"] == arm) & (p["optim"] == optim)])
+        h = tables["heldout"]
+        h = h[(h["arm"] == arm) & (h["optim"] == optim)]
+        lo = tables["loss"]
+        lo = lo[(lo["arm"] == arm) & (lo["optim"] == optim)]
+        rows.append({
+            "arm": arm, "optim": optim, "seeds": int(u["seed"].nunique()),
+            "step": int(u["step"].max()), f"update_{metric}": float(I.level(curve)),
+            f"update_{metric}_mad": float(I.mad(curve)), f"probe_{metric}": float(p[metric].mean()),
+            "heldout_loss_start": float(h[h["step"] == h["step"].min()]["heldout_loss"].mean()),
+            "heldout_loss_end": float(h[h["step"] == h["step"].max()]["heldout_loss"].mean()),
+            "train_loss_end": float(lo[lo["step"] == lo["step"].max()]["loss"].mean()),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def callback_seconds(runs: str | Path) -> dict[str, dict[str, float]]:
+    """Seconds each finished run spent in training and in the callback (from ``done.json``)."""
+    out = {}
+    for p in sorted(Path(runs).glob("*/done.json")):
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        out[p.parent.name] = {k: doc.get(k) for k in ("seconds_train", "seconds_callback")}
+    return out
