@@ -38,6 +38,7 @@ _SUBMODULES = (
     "models",
     "provenance",
     "schema",
+    "score",
     "series",
     "viz",
 )

@@ -1,4 +1,4 @@
-"""The ``lgkit`` command line: ``lgkit grads``, ``lgkit run``, and format conversion.
+"""The ``lgkit`` command line: ``lgkit grads``, ``lgkit run``, ``lgkit score``, and format conversion.
 
 Bad input (a missing file, a malformed record, an unknown module, ...) prints one line
 naming file, record and field and exits with code 2, without a traceback.
@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_grads(sub)
     _add_convert(sub)
+    from lgkit.score.command import add_score_parser
+
+    add_score_parser(sub)
     from lgkit.train.cli import add_train_parser
 
     add_train_parser(sub)

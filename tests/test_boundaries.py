@@ -33,7 +33,11 @@ RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "models": {"allow": ("lgkit.models", *LEAVES)},
     "data": {"forbid": ("lgkit.analysis", "lgkit.viz", "lgkit.series")},
     "viz": {"forbid": ("torch",)},
-    "train": {"allow": ("lgkit.train", "lgkit.engine", "lgkit.models", "lgkit.formats", *LEAVES)},
+    # scoring is a thin layer over the engine: never the notebooks' series, plots, data builders
+    "score": {"forbid": ("lgkit.viz", "lgkit.series", "lgkit.data", "lgkit.train")},
+    "train": {
+        "allow": ("lgkit.train", "lgkit.engine", "lgkit.models", "lgkit.formats", *LEAVES)
+    },
 }
 
 #: documented exceptions: (file relative to lgkit/, imported module)

@@ -136,6 +136,11 @@ EXPECTED_CLAIMS = {
         "[commonsense] [coherence] Slow thinking",
         "[commonsense] [answer-only loss] Slow thinking",
     ],
+    "08_data_quality": [
+        "Better data has higher effective rank: correct vs irrelevant (detailed CoT)",
+        "Better data has lower nuclear norm: detailed vs none CoT (correct), length-matched",
+        "Training on the top by effective_rank gives lower held-out answer loss",
+    ],
     "07_training_dynamics": [
         "[adamw] After fast-arm training the probe gradients are larger than after the slow arm's",
         "[adamw] After fast-arm training the probe gradients are larger than after the slow, answer-only loss arm's",

@@ -214,3 +214,44 @@ def find_targets(model: nn.Module, modules: Sequence[str] = ATTN_MODULES) -> lis
     if missing:
         raise InputError(f"{type(model).__name__} lacks {', '.join(missing[:5])}", field="modules")
     return found
+
+
+def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """The layer indices of ``spec``: ``all``, ``last``, ``a:b`` (half-open, Python style,
+    negative counted from the end), one index, or a list of indices (``"0,2"``).
+
+    Raises:
+        InputError: a malformed spec or layers outside ``0..n_layers-1``.
+
+    Example:
+        >>> parse_layers("all", 4), parse_layers("last", 4), parse_layers("1:3", 4)
+        ([0, 1, 2, 3], [3], [1, 2])
+        >>> parse_layers("-2:", 4), parse_layers("2", 4), parse_layers("0,2", 4)
+        ([2, 3], [2], [0, 2])
+    """
+    if spec is None or spec == "all":
+        return list(range(n_layers))
+    if spec == "last":
+        return [n_layers - 1]
+    if not isinstance(spec, str):
+        out = [int(x) for x in spec]
+    else:
+        try:
+            if "," in spec:
+                out = [int(x) for x in spec.split(",")]
+            elif ":" in spec:
+                a, _, b = spec.partition(":")
+                out = list(range(n_layers))[slice(int(a) if a else None, int(b) if b else None)]
+            else:
+                out = [int(spec) % n_layers if int(spec) < 0 else int(spec)]
+        except ValueError:
+            raise InputError(
+                f"cannot read {spec!r}; use all, last, a:b or one layer index", field="--layers"
+            ) from None
+    bad = [x for x in out if not 0 <= x < n_layers]
+    if not out or bad:
+        raise InputError(
+            f"{spec!r} selects no layer of 0..{n_layers - 1}" + (f" (bad: {bad})" if bad else ""),
+            field="--layers",
+        )
+    return out

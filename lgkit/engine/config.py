@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from lgkit.engine.arch import parse_modules
+from lgkit.engine.arch import parse_layers, parse_modules
 from lgkit.errors import InputError
 from lgkit.formats.prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT
 
@@ -56,6 +56,9 @@ class GradConfig:
             response stays in context).
         token_stats: also write the per-token table (‖d_t‖‖x_t‖ of every response
             token, layer and module; :func:`lgkit.load_token_stats`).
+        layers: statistics of these layers only (``all``/None, ``last``, ``a:b``, one
+            index; :func:`lgkit.engine.arch.parse_layers`): less work when only some
+            layers are wanted (``lgkit score --layers last``).
 
     Example:
         >>> GradConfig(modules="q,o").modules
@@ -69,7 +72,10 @@ class GradConfig:
     batch_size: int = _opt(1, "examples per padded batch")
     limit: int | None = _opt(None, "only the first N examples (0: all, as by default)")
     compat: str | None = _opt(
-        None, "reproduce the authors' tokenisation exactly", choices=COMPAT_MODES[1:]
+        None,
+        "reproduce a published tokenisation: the authors' (layer_gradient) or OpenDataArena's "
+        "scorers (oda_nuclear, oda_rank)",
+        choices=COMPAT_MODES[1:],
     )
     spectrum: bool = _opt(False, "also store each gradient's full singular spectrum")
     similarities: bool = _opt(False, "also store gradient cosines between layers and q×o, k×v")
@@ -93,6 +99,9 @@ class GradConfig:
     token_stats: bool = _opt(
         False, "also write the per-token table (||d_t|| ||x_t|| per token, layer, module)"
     )
+    layers: str | None = _opt(
+        None, "only these layers: all (default), last, a:b (half-open) or one index"
+    )
 
     def __post_init__(self) -> None:
         self.modules = parse_modules(self.modules)
@@ -100,7 +109,8 @@ class GradConfig:
             self.compat = None
         if self.compat not in COMPAT_MODES:
             raise InputError(
-                f"unknown compat mode {self.compat!r}; choose layer_gradient", field="compat"
+                f"unknown compat mode {self.compat!r}; choose one of {', '.join(COMPAT_MODES[1:])}",
+                field="compat",
             )
         if self.max_length < 2:
             raise InputError("must be at least 2", field="max_length")
@@ -116,6 +126,10 @@ class GradConfig:
             raise InputError(
                 "must be >= 0 (0: never chunk; left out: automatic)", field="loss_chunk"
             )
+        if self.layers in ("", "all"):
+            self.layers = None
+        if self.layers is not None:
+            parse_layers(self.layers, 1 << 16)  # the syntax now; the range once the model is known
         if self.loss_on not in LOSS_ON:
             raise InputError(
                 f"unknown value {self.loss_on!r}; choose {' or '.join(LOSS_ON)}", field="loss_on"
@@ -132,6 +146,7 @@ NUMERIC_SETTINGS: tuple[str, ...] = (
     "similarities",
     "loss_on",
     "token_stats",
+    "layers",
 )
 """The :class:`GradConfig` fields that change the numbers (or the tables) of a run.
 
@@ -139,7 +154,7 @@ NUMERIC_SETTINGS: tuple[str, ...] = (
 the hash of the examples taken and the cache key through the file hash plus ``limit``.
 """
 
-ADDED_LATER: dict[str, Any] = {"loss_on": "response", "token_stats": False}
+ADDED_LATER: dict[str, Any] = {"loss_on": "response", "token_stats": False, "layers": None}
 """Settings newer than the first runs: left out of keys at their default, so the
 fingerprints and cache keys of earlier runs stay valid."""
 

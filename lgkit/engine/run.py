@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lgkit import __version__
-from lgkit.engine.arch import Target, find_targets
+from lgkit.engine.arch import Target, find_targets, parse_layers
 from lgkit.engine.batch import (
     BatchResult,
     Span,
@@ -225,6 +225,9 @@ def plan_run(
             field="instruct",
         )
     targets = find_targets(bundle.model, config.modules)
+    if config.layers is not None:
+        keep = set(parse_layers(config.layers, max(t.layer for t in targets) + 1))
+        targets = [t for t in targets if t.layer in keep]
     out = Path(out_dir)
     fp = run_fingerprint(bundle, config, data_sha)
     old = check_out_dir(out, fp, overwrite, world_size, rank)

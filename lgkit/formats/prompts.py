@@ -12,6 +12,11 @@ Two conventions (docs/ARCHITECTURE.md, "Prompt/response convention"):
   ``tokenizer.encode(whole_text, truncation=True, max_length=...)`` and the response
   start found as ``len(tokenizer.encode(text[:text.rfind(output)]))``; system prompt
   "You are a helpful assistant." except for models whose name contains "gemma".
+* ``oda_nuclear`` / ``oda_rank``: OpenDataArena's NuclearNormScorer / EffectiveRankScorer
+  (:mod:`lgkit.score.oda`): no chat template; stripped instruction (+ "\\n" + stripped
+  input), then " " (nuclear) or "\\n" (rank), then the stripped output, tokenised whole
+  with special tokens and cut at ``max_length``; the loss skips as many leading tokens
+  as the prompt plus separator has when tokenised alone.
 
 Example:
     >>> from lgkit.models import tiny_tokenizer
@@ -30,7 +35,9 @@ from lgkit.errors import InputError
 from lgkit.formats.records import Example
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-COMPAT_MODES = (None, "layer_gradient")
+COMPAT_MODES = (None, "layer_gradient", "oda_nuclear", "oda_rank")
+ODA_SEPARATORS = {"oda_nuclear": " ", "oda_rank": "\n"}
+"""OpenDataArena's two gradient scorers join prompt and response differently (lgkit.score.oda)."""
 
 
 @dataclass
@@ -112,8 +119,11 @@ def encode_example(
     """
     if compat not in COMPAT_MODES:
         raise InputError(
-            f"unknown compat mode {compat!r}; choose layer_gradient or none", field="compat"
+            f"unknown compat mode {compat!r}; choose one of {', '.join(map(str, COMPAT_MODES))}",
+            field="compat",
         )
+    if compat in ODA_SEPARATORS:
+        return _encode_oda(tokenizer, example, ODA_SEPARATORS[compat], max_length)
     if compat == "layer_gradient":
         return _encode_layer_gradient(
             tokenizer, example, instruct=instruct, max_length=max_length, model_name=model_name
@@ -157,3 +167,15 @@ def _encode_layer_gradient(
     n_resp = max(0, len(ids) - start)
     truncated = len(tokenizer.encode(whole)) > len(ids)
     return Encoded(ids, min(start, len(ids)), n_resp, truncated)
+
+
+def _encode_oda(tokenizer: Any, example: Example, sep: str, max_length: int) -> Encoded:
+    """OpenDataArena's joining: prompt + ``sep`` + output, prompt tokens counted alone."""
+    prompt = example.instruction.strip()
+    if example.input.strip():
+        prompt += "\n" + example.input.strip()
+    whole = prompt + sep + example.output.strip()
+    full = _ids(tokenizer, whole, special=True)
+    ids = full[:max_length]
+    start = min(len(_ids(tokenizer, prompt + sep, special=True)), max_length)
+    return Encoded(ids, start, max(0, len(ids) - start), len(full) > len(ids))

@@ -17,6 +17,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "05_base_vs_instruct",
     "06_length_controls",
     "07_training_dynamics",
+    "08_data_quality",
 )
 """The notebook series, in execution order."""
 

@@ -1,0 +1,132 @@
+"""``lgkit score``: score a data file and optionally write a selected subset.
+
+Everything the command can refuse (an unknown score, a malformed or empty rule, a
+fraction above 100%, a ``--select-out`` that exists) is checked before the model loads,
+and nothing is written then (one line, exit 2).
+
+Example:
+    $ lgkit score data.jsonl --model smollm2-135m-instruct --out outputs/score \\
+          --select top:10% --by effective_rank --select-out top.jsonl --match-length
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from lgkit.errors import InputError
+from lgkit.fsio import atomic_write_json
+
+log = logging.getLogger("lgkit")
+
+
+def add_score_parser(sub: Any) -> None:
+    """Register ``lgkit score`` on the CLI's subparsers."""
+    p = sub.add_parser(
+        "score",
+        help="score every example by its gradient spectra; select a subset",
+        description="One row per example (nuclear norm, effective rank, sigma1 ratio, "
+        "coherence, loss, response length), averaged over the chosen layers and modules; "
+        "resumable, sharded under torchrun. With --select, write the chosen subset in the "
+        "input's own format with the rule beside it (FILE.selection.json).",
+    )
+    p.add_argument("data", help="JSON list, JSONL, or a folder saved by datasets.save_to_disk")
+    p.add_argument("--model", required=True, help="embedded name, HF id, local folder or .gguf")
+    p.add_argument("--out", required=True, help="output directory (statistics + scores)")
+    p.add_argument("--layers", default=None,
+                   help="all (default), last, a:b (half-open) or one index; oda default: last")  # fmt: skip
+    p.add_argument("--modules", default="q,k,v,o", help="comma list or attn/mlp/all (default q,k,v,o)")  # fmt: skip
+    p.add_argument("--compat", default=None, choices=["oda"],
+                   help="reproduce OpenDataArena's NuclearNormScorer and EffectiveRankScorer")  # fmt: skip
+    p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 1024; oda 2048)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=1, help="examples per padded batch")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--instruct", dest="instruct", action="store_true", default=None,
+                   help="use the chat template")  # fmt: skip
+    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --out")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s = p.add_argument_group("selection")
+    s.add_argument("--select", default=None, help="top:N, bottom:N, random:N, or N as a percentage (top:10%%)")  # fmt: skip
+    s.add_argument("--by", default="effective_rank", help="the score to select by (default effective_rank)")  # fmt: skip
+    s.add_argument("--select-out", default=None, help="the subset's file (or folder); must not exist")  # fmt: skip
+    s.add_argument("--match-length", action="store_true", help="choose within response-length strata")  # fmt: skip
+    s.add_argument("--seed", type=int, default=0, help="seed of random:N (default 0)")
+    p.set_defaults(func=cmd_score)
+
+
+def _check_selection(a: argparse.Namespace) -> Any:
+    from lgkit.score.aggregate import SCORES, score_name
+    from lgkit.score.datafile import check_target
+    from lgkit.score.oda import oda_columns
+    from lgkit.score.select import parse_rule
+
+    if (a.select is None) != (a.select_out is None):
+        raise InputError("--select and --select-out go together", field="--select")
+    if a.select is None:
+        return None
+    rule = parse_rule(a.select)
+    names = SCORES + (tuple(oda_columns("nuclear") + oda_columns("rank")) if a.compat else ())
+    a.by = score_name(a.by, names)
+    check_target(a.select_out)
+    return rule
+
+
+def _init_distributed() -> int | None:
+    """Under torchrun (WORLD_SIZE > 1): the process group started, this rank returned."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0"))
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    """Run ``lgkit score`` (parsed arguments ``a``); returns the exit code."""
+    rule = _check_selection(a)
+    from lgkit.score.api import score
+    from lgkit.score.datafile import read_data, write_subset
+    from lgkit.score.select import choose, selection_record
+
+    data = read_data(a.data)  # validate the data before loading a model
+    if rule is not None:
+        rule.size(len(data.examples))  # an empty or too large selection fails before any work
+    import torch
+
+    if a.device and a.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine", field="--device")
+    rank = _init_distributed()
+    device = a.device
+    if rank is not None and device is None and torch.cuda.is_available():
+        device = f"cuda:{rank % torch.cuda.device_count()}"
+    try:
+        frame = score(data, a.model, a.out, layers=a.layers or "all", modules=a.modules,
+                      compat=a.compat, max_length=a.max_length, batch_size=a.batch_size,
+                      instruct=a.instruct, device=device, dtype=a.dtype,
+                      progress=not a.no_progress, overwrite=a.overwrite)  # fmt: skip
+    finally:
+        if rank is not None:
+            torch.distributed.destroy_process_group()
+    if rank:  # rank 0 writes the scores and the selection
+        return 0
+    log.info("wrote %s/scores.parquet (%d rows)", a.out, len(frame))
+    if rule is None:
+        return 0
+    chosen = choose(frame, rule, a.by, match_length=a.match_length, seed=a.seed)
+    record = selection_record(rule, a.by, chosen, frame, match_length=a.match_length,
+                              seed=a.seed, data=str(data.path), data_kind=data.kind,
+                              data_sha256=data.sha256, model=a.model, scores_dir=str(a.out),
+                              layers=a.layers or ("last" if a.compat else "all"),
+                              modules=a.modules, compat=a.compat)  # fmt: skip
+    out = write_subset(data, chosen, a.select_out)
+    atomic_write_json(str(out) + ".selection.json", record)
+    log.info("selected %d of %d by %s (%s) into %s", len(chosen), record["n_scored"], a.by,
+             rule.text(), out)  # fmt: skip
+    return 0
