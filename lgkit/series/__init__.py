@@ -1,7 +1,7 @@
 """The notebook series: steps the notebooks call, their outputs, the papermill runner, the index page.
 
 Notebooks import this package as ``S``: ``S.family_stats``, ``S.Outputs`` and the rest of
-``steps``, ``summaries``, ``outputs``, ``findings`` and ``controls`` (06's length controls). ``runner`` and
+``steps``, ``summaries``, ``outputs``, ``findings``, ``controls`` (06's length controls) and ``teaching`` (runs to read, the reader's findings table). ``runner`` and
 ``report`` run and summarise the series (``lgkit run``). May import every other lgkit package.
 """
 
@@ -15,5 +15,7 @@ from lgkit.series.steps import *  # noqa: F403
 from lgkit.series.steps import __all__ as _steps_all
 from lgkit.series.summaries import *  # noqa: F403
 from lgkit.series.summaries import __all__ as _summaries_all
+from lgkit.series.teaching import *  # noqa: F403
+from lgkit.series.teaching import __all__ as _teaching_all
 
-__all__ = [*_steps_all, *_summaries_all, *_outputs_all, *_findings_all, *_controls_all]
+__all__ = [*_steps_all, *_summaries_all, *_outputs_all, *_findings_all, *_controls_all, *_teaching_all]

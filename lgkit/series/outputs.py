@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import time
@@ -155,6 +156,25 @@ def _display(obj: Any) -> None:
         display(obj)
 
 
+def _captioned(df: pd.DataFrame, caption: str | None, *, index: bool = False) -> Any:
+    """``df`` styled for the notebook: its caption above, no 0..n index column (kept when
+    ``index`` or when it carries labels), numbers to 4 significant digits.
+
+    Example:
+        >>> "caption" in _captioned(pd.DataFrame({"a": [1.5]}), "Cap").to_html()
+        True
+    """
+    plain = isinstance(df.index, pd.RangeIndex)
+    st = df.style.format(precision=4, thousands="")
+    if caption:
+        st = st.set_caption(caption).set_table_styles(
+            [{"selector": "caption", "props": "caption-side:top;text-align:left;font-weight:bold"}]
+        )
+    if plain and not index:
+        st = st.hide(axis="index")
+    return st
+
+
 class Outputs:
     """Where a notebook's figures, tables and ``metrics.json`` go, and what was written.
 
@@ -231,16 +251,20 @@ class Outputs:
                 logger.warning("no LaTeX for %s: %s", name, e)
         self.tables.extend(self._rel(p) for p in paths)
         if self.show if show is None else show:
-            _display(df)
+            _display(_captioned(df, caption, index=index))
 
     def findings(
         self, findings: Sequence[A.Finding], name: str = "findings", *, data: str = ""
     ) -> None:
-        """Save the findings table (:func:`findings_view`) and show it.
+        """Save the findings table (:func:`findings_view`, every column) and show the reader's
+        table (:func:`lgkit.series.teaching.findings_html`): verdict word, estimate, CI, p, n on
+        one row, then the count line and the rule and shared caveats once, collapsible.
 
         ``data="synthetic"`` puts the synthetic-data banner above the table (and into
         its caption).
         """
+        from lgkit.series.teaching import findings_html
+
         view = findings_view(findings)
         banner = data_banner(data)
         caption = "Claims of the paper tested on this model and data" + (
@@ -248,11 +272,11 @@ class Outputs:
         )
         self.table(view, name, caption=caption, show=False)
         if self.show:
-            if banner:
-                from IPython.display import HTML
+            from IPython.display import HTML
 
-                _display(HTML(f"<p style='color:#a00;font-weight:bold'>{banner}</p>"))
-            _display(view.style.set_properties(**{"text-align": "left"}))
+            if banner:
+                _display(HTML(f"<p style='color:#a00;font-weight:bold'>{html.escape(banner)}</p>"))
+            _display(HTML(findings_html(findings_records(findings), caption=caption)))
 
     def write_metrics(
         self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any
