@@ -35,14 +35,17 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "GLOSSARY",
+    "closing",
     "counts_line",
     "filter_warning",
     "findings_html",
     "latest_run",
+    "length_words",
     "min_p",
     "open_run",
     "reader_findings",
     "small_n_warning",
+    "start",
     "what_this_shows",
 ]
 
@@ -98,7 +101,9 @@ def open_run(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str,
     if run == "latest":
         folder = latest_run(notebook)
         if folder is None:
-            print(f"No earlier `lgkit run` of {notebook} under outputs/: computing with this notebook's parameters.")
+            print(
+                f"No earlier `lgkit run` of {notebook} under outputs/: computing with this notebook's parameters."
+            )
             return {}
     else:
         folder = Path(run) if Path(run).is_absolute() else _root() / run
@@ -266,12 +271,18 @@ def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") ->
         ### What this shows
         ...
     """
+    import html
+
     recs = [dict(r) for r in records]
     rows, shared, _, counts = reader_findings(recs)
+    rows = [{k: html.escape(v) for k, v in r.items()} for r in rows]  # Markdown renders HTML
+    shared = [html.escape(x) for x in shared]
     lines = ["### What this shows", ""]
     if not recs:
         return "\n".join(lines + ["No findings were computed."])
-    lines.append(f"{len(recs)} findings{' of ' + notebook if notebook else ''}: {counts_line(counts)}.")
+    lines.append(
+        f"{len(recs)} findings{' of ' + notebook if notebook else ''}: {counts_line(counts)}."
+    )
     for v, head in (("supported", "Supported"), ("contradicted", "Contradicted")):
         picked = [r for r in rows if r["verdict"] == v]
         if picked:
@@ -288,7 +299,10 @@ def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") ->
         lines += ["", f"⚠ {warn}"]
     inv = [r for r in rows if r["verdict"] == "invalid"]
     if inv:
-        lines += ["", f"**Invalid** ({len(inv)}): " + "; ".join(f"{r['claim']}: {r['notes']}" for r in inv)]
+        lines += [
+            "",
+            f"**Invalid** ({len(inv)}): " + "; ".join(f"{r['claim']}: {r['notes']}" for r in inv),
+        ]
     if shared:
         lines += ["", "Applies to every row: " + "; ".join(shared) + "."]
     return "\n".join(lines)
@@ -363,7 +377,9 @@ def findings_html(
             )
         out.append("<tr>" + "".join(tds) + "</tr>")
     out.append("</table>")
-    out.append(f"<p class='counts'><b>{esc(counts_line(counts))}</b> (Holm-adjusted within each notebook).</p>")
+    out.append(
+        f"<p class='counts'><b>{esc(counts_line(counts))}</b> (Holm-adjusted within each notebook).</p>"
+    )
     warn = small_n_warning(recs)
     if warn:
         out.append(f"<p class='warn' style='color:#a00'>⚠ {esc(warn)}</p>")
@@ -374,5 +390,88 @@ def findings_html(
         "<p><b>n</b>: questions compared; <b>min p</b>: the smallest p its permutation test can "
         "give (before Holm).</p>"
     )
-    out.append("<details><summary>Verdict rule and caveats shared by every row</summary>" + "".join(details) + "</details>")
+    out.append(
+        "<details><summary>Verdict rule and caveats shared by every row</summary>"
+        + "".join(details)
+        + "</details>"
+    )
     return "\n".join(out)
+
+
+def start(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """A notebook's first step: warn (first output) when the checkout lacks the nbstripout
+    filter, then :func:`open_run`. Returns the parameters to take from the run.
+
+    Example:
+        >>> start("", "02_math", {})
+        {}
+    """
+    warn = filter_warning()
+    if warn:
+        import warnings
+
+        warnings.warn(warn, UserWarning, stacklevel=2)
+    return open_run(run, notebook, namespace)
+
+
+def closing(
+    findings: Iterable[Any], notebook: str = "", extra: Iterable[str] = (), show: bool = True
+) -> str:
+    """Show the closing "What this shows" (from the findings, :func:`what_this_shows`), any
+    ``extra`` sentences and the :data:`GLOSSARY`; returns the Markdown.
+
+    Example:
+        >>> closing([], show=False).splitlines()[0]
+        '### What this shows'
+    """
+    from lgkit.series.outputs import findings_records
+
+    text = what_this_shows(findings_records(findings), notebook)
+    lines = [text, *[f"\n{x}" for x in extra], "", GLOSSARY]
+    md = "\n".join(lines)
+    if show:
+        from IPython.display import Markdown
+
+        from lgkit.series.outputs import _display
+
+        _display(Markdown(md))
+    return md
+
+
+def length_words(stats: Mapping[str, Any], metric: str = "nuclear_norm") -> list[str]:
+    """06's result in words, per family: the mean-curve level per CoT level under the paper's
+    mean loss and scaled by √T, and what the detailed/none ratio under √T says.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> length_words({"math": synthetic_stats(n_samples=4, n_layers=4)})[0][:22]
+        '**math**: under the pa'
+    """
+    from lgkit.series.controls import norm_summary
+
+    out = []
+    for fam, df in stats.items():
+        if df is None or len(df) == 0:
+            continue
+        s = norm_summary(df, metric)
+        mean, sqrt = s.get("mean", {}), s.get("sqrt", {})
+        if "none" not in mean or "detailed" not in mean:
+            continue
+        r_mean = mean["detailed"]["level"] / mean["none"]["level"]
+        r_sqrt = sqrt["detailed"]["level"] / sqrt["none"]["level"]
+        levels = " / ".join(f"{c} {v['level']:.3g}" for c, v in sqrt.items())
+        if 0.8 <= r_sqrt <= 1.25:
+            says = (
+                "about equal: the smaller gradients of slow thinking are what averaging more "
+                "uncorrelated tokens (1/√T) predicts, not evidence of anything else"
+            )
+        elif r_sqrt < 0.8:
+            says = "still smaller for detailed CoT: more than length dilution alone"
+        else:
+            says = "larger for detailed CoT: the mean loss's dilution more than explains the effect"
+        out.append(
+            f"**{fam}**: under the paper's mean loss the level of detailed CoT is {r_mean:.2f}× "
+            f"that of none CoT; scaled by √T the levels are {levels} (detailed/none "
+            f"{r_sqrt:.2f}×): {says}. (Point estimates; the findings table tests them.)"
+        )
+    return out
