@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from lgkit import analysis as A
 from lgkit.viz import plots as P
+from lgkit.viz.style import MODULE_COLORS
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def test_layer_figure_layout_and_data(df):
     ]
     ax = fig.axes[0]
     assert [ln.get_label() for ln in ax.lines] == ["Proj_Q", "Proj_K", "Proj_V", "Proj_O"]
-    assert [ln.get_color() for ln in ax.lines] == ["r", "g", "b", "gray"]
+    assert [ln.get_color() for ln in ax.lines] == [MODULE_COLORS[m] for m in "qkvo"]  # Okabe–Ito
+    assert len({ln.get_marker() for ln in ax.lines}) == 4  # a marker per projection too
     curves = A.layer_curves(df, "nuclear_norm", by="cot", where={"correct": True}, n_boot=0)
     exp = curves[(curves.cot == "none") & (curves.module == "v")].sort_values("layer")["mean"]
     np.testing.assert_allclose(ax.lines[2].get_ydata(), exp.to_numpy())

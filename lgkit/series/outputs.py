@@ -206,22 +206,45 @@ class Outputs:
         except ValueError:
             return str(p)
 
-    def figure(self, fig: Any, name: str, formats: Sequence[str] = ("png", "pdf")) -> None:
+    def figure(
+        self,
+        fig: Any,
+        name: str,
+        formats: Sequence[str] = ("png", "pdf"),
+        *,
+        look_for: str = "",
+    ) -> None:
         """Save ``fig`` as ``figures/<name>.png`` and ``.pdf`` and show the PNG.
 
-        The paths are recorded in :attr:`figures` (and in ``metrics.json``).
+        ``look_for``: what the reader should look for; it leads the caption stored in the
+        files (the run's index shows it under the figure), the picture's alt text and the
+        line shown under it. The PNG is shown at :data:`lgkit.viz.style.DISPLAY_DPI` pixels
+        per inch, so its 12 pt text is ≥ 16 px. The paths are recorded in :attr:`figures`.
         """
         from lgkit.viz.plots import figure_caption, save_figure
+        from lgkit.viz.style import DISPLAY_DPI
 
-        paths = save_figure(fig, self.dir / "figures" / safe_name(name), formats=formats)
+        shows = figure_caption(fig)
+        caption = f"{look_for} ({shows})" if look_for else shows
+        paths = save_figure(
+            fig, self.dir / "figures" / safe_name(name), formats=formats, caption=caption
+        )
         self.figures.extend(self._rel(p) for p in paths if p.suffix == ".png")
         png = [p for p in paths if p.suffix == ".png"]
         if self.show and png:
             # an object-oriented Figure has no rich repr unless pyplot set up the inline
             # backend: show the saved PNG itself
-            from IPython.display import Image
+            from IPython.display import HTML, Image
 
-            _display(Image(filename=str(png[0]), alt=figure_caption(fig) or name))
+            width = int(fig.get_figwidth() * DISPLAY_DPI)
+            _display(Image(filename=str(png[0]), width=width, alt=caption or name))
+            if look_for:
+                _display(
+                    HTML(
+                        f"<p class='lgkit-caption' style='font-size:14px;max-width:{width}px'>"
+                        f"<b>What to look for:</b> {html.escape(look_for)}</p>"
+                    )
+                )
 
     def table(
         self,

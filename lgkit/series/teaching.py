@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "GLOSSARY",
     "closing",
+    "coherence_reference",
     "counts_line",
     "filter_warning",
     "findings_html",
@@ -475,3 +476,21 @@ def length_words(stats: Mapping[str, Any], metric: str = "nuclear_norm") -> list
             f"{r_sqrt:.2f}×): {says}. (Point estimates; the findings table tests them.)"
         )
     return out
+
+
+def coherence_reference(df: Any, column: str = "cot") -> dict[Any, float]:
+    """1/√T per ``column`` value at the median loss tokens T of the correct responses: the
+    coherence of uncorrelated per-token gradients (06's reference line).
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> ref = coherence_reference(synthetic_stats(n_samples=3, n_layers=2))
+        >>> sorted(ref) == ["detailed", "none", "simplified"] and all(0 < v <= 1 for v in ref.values())
+        True
+    """
+    from lgkit import analysis as A
+
+    d = A.filter_table(df, A.with_correct(df, None, True))
+    ex = d.drop_duplicates(A.example_key_columns(d)).assign(T=A.loss_tokens)
+    med = ex.groupby(column)["T"].median()
+    return {k: 1.0 / math.sqrt(float(t)) for k, t in med.items() if t and t > 0}

@@ -12,7 +12,9 @@ from matplotlib.figure import Figure
 from lgkit import analysis as A
 from lgkit.schema import ATTN_MODULES
 from lgkit.viz.style import (
+    GROUP_COLORS,
     MODULE_COLORS,
+    MODULE_MARKERS,
     column_label,
     empty_figure,
     finish_figure,
@@ -59,7 +61,8 @@ def relative_difference_figure(
         c = rd[rd[columns] == pv] if columns else rd
         for m in A.value_order(c["module"].unique(), "module"):
             g = c[c["module"] == m].sort_values("layer")
-            ax.plot(g["layer"], g["rd_signed"], c=MODULE_COLORS.get(m, "k"), label=module_label(m))
+            ax.plot(g["layer"], g["rd_signed"], c=MODULE_COLORS.get(m, "k"), label=module_label(m),
+                    marker=MODULE_MARKERS.get(m), markevery=max(1, len(g) // 8), markersize=5)  # fmt: skip
         ax.axhline(0.0, color="k", linewidth=0.8)
         title = column_label(columns, pv, column_labels) if columns else ""
         lab = f"({column_label(compare, b)} − {column_label(compare, a)}) / |{column_label(compare, a)}|"
@@ -124,7 +127,8 @@ def mad_bar_figure(
     axs = fig.subplots(1, len(mods), squeeze=False, sharey=True)
     width = 0.8 / max(len(xs), 1)
     pos = np.arange(len(parts))
-    colors = [f"C{i}" for i in range(len(xs))]
+    colors = [GROUP_COLORS[i % len(GROUP_COLORS)] for i in range(len(xs))]
+    hatches = ["", "//", "..", "xx", "\\\\", "--"]
     for j, m in enumerate(mods):
         ax = axs[0, j]
         for i, xv in enumerate(xs):
@@ -134,6 +138,8 @@ def mad_bar_figure(
                 vals,
                 width,
                 color=colors[i],
+                hatch=hatches[i % len(hatches)],
+                edgecolor="white",
                 label=column_label(x, xv, x_labels),
             )
         ax.set_xticks(pos, list(parts))
@@ -176,11 +182,11 @@ def length_level_figure(
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
     values = A.value_order(ex[hue].dropna().unique(), hue) if hue in ex else [None]
-    colors = ["tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:gray"]
+    markers = ["o", "s", "^", "D", "v", "P"]
     for i, v in enumerate(values):
         g = ex if v is None else ex[ex[hue] == v]
-        ax.scatter(g["T"], g["value"], s=14, alpha=0.7, color=colors[i % len(colors)],
-                   label=column_label(hue, v))  # fmt: skip
+        ax.scatter(g["T"], g["value"], s=22, alpha=0.75, color=GROUP_COLORS[i % len(GROUP_COLORS)],
+                   marker=markers[i % len(markers)], label=column_label(hue, v))  # fmt: skip
     if len(ex):
         lx, ly = np.log(ex["T"].to_numpy(float)), np.log(ex["value"].to_numpy(float))
         x = np.exp(np.linspace(lx.min(), lx.max(), 20))
