@@ -116,7 +116,7 @@ def test_example_drilldown_text_and_curves(df):
     assert "ctx &lt;b&gt;" in dd.text.value and f"Answer &amp; {sid}" in dd.text.value
     assert "<b>cot</b>: detailed" in dd.text.value
     ax = dd.figure.axes[0]
-    assert ax.get_title() == f"{sid} | Nuclear Norm"
+    assert ax.get_title() == "Nuclear Norm" and dd.figure.get_suptitle().startswith(sid)
     own = df[(df.sample_id == sid) & (df.module == "q")].sort_values("layer")["nuclear_norm"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), own.to_numpy())
     assert len(ax.lines) == 8  # 4 own curves + 4 group means
@@ -129,7 +129,7 @@ def test_example_drilldown_text_and_curves(df):
     dd.group_mean.value = False
     assert len(dd.figure.axes[0].lines) == 4
     dd.metric.value = "sigma1_ratio"
-    assert dd.figure.axes[0].get_title() == f"{sid} | σ1 Ratio"
+    assert dd.figure.axes[0].get_title() == "σ1 Ratio"
     dd.modules.value = ("o",)
     assert len(dd.figure.axes[0].lines) == 1
 
@@ -177,7 +177,10 @@ def test_batch_run_displays_the_picture_not_widgets(df, monkeypatch):
     monkeypatch.delenv("LGKIT_BATCH")
     shown.clear()
     ex._ipython_display_()
-    assert len(shown) == 1 and not isinstance(shown[0], Image)  # the widget box
+    # interactive: a static picture of the default view (kept after a kernel restart), then
+    # the live widget box
+    assert len(shown) == 3 and isinstance(shown[1], Image) and not isinstance(shown[2], Image)
+    assert shown[1].data == ex._default_png and "Static picture" in shown[0].data
 
 
 def test_drilldown_token_shares_from_a_real_token_table(tmp_path):

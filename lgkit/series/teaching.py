@@ -38,6 +38,7 @@ __all__ = [
     "closing",
     "coherence_reference",
     "counts_line",
+    "drilldown_data",
     "filter_warning",
     "findings_html",
     "latest_run",
@@ -494,3 +495,51 @@ def coherence_reference(df: Any, column: str = "cot") -> dict[Any, float]:
     ex = d.drop_duplicates(A.example_key_columns(d)).assign(T=A.loss_tokens)
     med = ex.groupby(column)["T"].median()
     return {k: 1.0 / math.sqrt(float(t)) for k, t in med.items() if t and t > 0}
+
+
+def drilldown_data(
+    data_dir: str | Path,
+    family: str,
+    model: Any,
+    config: Any,
+    cache_dir: str | Path,
+    *,
+    n_examples: int = 3,
+    cot: str = "detailed",
+    dataset: str | None = None,
+    progress: bool = False,
+) -> tuple[Any, dict[str, Any], Any]:
+    """Per-token statistics of the first ``n_examples`` correct ``cot`` responses of ``family``
+    (one data file), for :class:`lgkit.viz.widgets.ExampleDrilldown` and
+    :func:`lgkit.viz.plots.token_share_figure`.
+
+    Runs the engine with ``token_stats`` on (its own cache key, under
+    ``<cache_dir>/drilldown``: read back on a second call). Returns ``(stats, examples,
+    token_stats)``: the statistics rows, ``{sample_id: Example}`` and the per-token table
+    (‖d_t‖‖x_t‖ per response token, layer and module).
+    """
+    from dataclasses import replace
+
+    from lgkit.engine.run import _slug, stats_for
+    from lgkit.engine.store import load_token_stats
+    from lgkit.series.steps import _loader, data_files, project_path
+
+    files = data_files(data_dir, family, datasets=dataset, cots=cot, correct=True)
+    f = files[0]
+    cfg = replace(config, token_stats=True, limit=n_examples)
+    cache = project_path(cache_dir) / "drilldown"
+    df = stats_for(
+        model, f.path, cfg, cache_dir=cache, progress=progress, loader=_loader(model, cfg)
+    )
+    name = str(getattr(model, "name", model))
+    runs = sorted(
+        (
+            p
+            for p in cache.glob(f"{_slug(name)}__{_slug(Path(f.path).stem)}__*")
+            if (p / "manifest.json").is_file()
+        ),
+        key=lambda p: (p / "manifest.json").stat().st_mtime,
+    )
+    tokens = load_token_stats(runs[-1])
+    examples = {e.sample_id: e for e in f.read()[:n_examples]}
+    return df, examples, tokens

@@ -51,6 +51,7 @@ from lgkit.viz.summaries import (  # noqa: F401  (plots stays their public face)
     length_level_figure,
     mad_bar_figure,
     relative_difference_figure,
+    token_share_figure,
 )
 
 logger = logging.getLogger(__name__)

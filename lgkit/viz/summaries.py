@@ -1,4 +1,4 @@
-"""Summary figures: relative differences, MAD bars, level against response length."""
+"""Summary figures: relative differences, MAD bars, level against response length, per-token shares."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from lgkit.viz.style import (
     module_label,
     modules_of,
     panel_values,
+    readable,
     style_axis,
 )
 
@@ -197,4 +198,61 @@ def length_level_figure(
     ylabel = f"{A.metric_label(metric)} (layer mean{'' if norm == 'mean' else ', ' + norm})"
     style_axis(ax, "Level against loss tokens", xlabel="Loss tokens T", ylabel=ylabel)
     finish_figure(fig, df, suptitle, ax.get_legend_handles_labels()[0])
+    return fig
+
+
+def token_share_figure(
+    token_stats: pd.DataFrame,
+    sample_ids: Sequence[str] | None = None,
+    module: str = "q",
+    *,
+    max_tokens: int = 120,
+    suptitle: str | None = None,
+) -> Figure:
+    """Each example's per-token share of every layer's gradient: one heat map per example
+    (rows: layers, columns: response tokens in order), one shared colour scale in percent.
+
+    The share of token t at a layer is ‖d_t‖‖x_t‖ / Σ_t ‖d_t‖‖x_t‖ over the response tokens
+    (the per-token table of ``token_stats``); 1/T everywhere would mean every token
+    contributes alike. At most ``max_tokens`` tokens are drawn per example.
+
+    Example:
+        >>> t = pd.DataFrame({"sample_id": "s", "position": [0, 1, 0, 1], "token": ["a", "b"] * 2,
+        ...     "in_response": True, "layer": [0, 0, 1, 1], "module": "q", "token_norm": [1.0, 3, 2, 2]})
+        >>> fig = token_share_figure(t)
+        >>> fig.axes[0].images[0].get_array().tolist()
+        [[25.0, 75.0], [50.0, 50.0]]
+    """
+    t = token_stats[(token_stats["module"] == module) & token_stats["in_response"].astype(bool)]
+    ids = list(sample_ids) if sample_ids is not None else list(dict.fromkeys(t["sample_id"]))
+    ids = [s for s in ids if (t["sample_id"] == s).any()]
+    if not ids:
+        return empty_figure(f"no per-token rows for module {module!r}")
+    mats = []
+    for sid in ids:
+        g = t[t["sample_id"] == sid].pivot_table(
+            index="layer", columns="position", values="token_norm", aggfunc="sum"
+        )
+        share = 100 * g.div(g.sum(axis=1).replace(0, np.nan), axis=0)
+        mats.append(share.iloc[:, :max_tokens])
+    vmax = max(float(np.nanmax(m.to_numpy())) for m in mats)
+    fig = Figure(figsize=(10.5, 1.0 + 2.4 * len(ids)), layout="constrained")
+    axs = fig.subplots(len(ids), 1, squeeze=False)[:, 0]
+    im = None
+    for ax, sid, m in zip(axs, ids, mats, strict=True):
+        im = ax.imshow(m.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=vmax,
+                       origin="lower", interpolation="nearest")  # fmt: skip
+        n_tok = int(t[(t["sample_id"] == sid)]["position"].nunique())
+        shown = f", first {m.shape[1]} shown" if m.shape[1] < n_tok else ""
+        style_axis(ax, f"{sid} · T = {n_tok} tokens{shown}", xlabel=None, ylabel="Layer")
+        ax.grid(False)
+    axs[-1].set_xlabel("Response token (in order)")
+    if im is not None:
+        cb = fig.colorbar(im, ax=list(axs), shrink=0.9)
+        cb.set_label(f"share of the layer's gradient, {module_label(module)} (%)")
+    fig.suptitle(suptitle or f"Which response tokens carry the gradient ({module_label(module)})")
+    readable(fig)
+    if im is not None:
+        cb.ax.tick_params(labelsize=12)
+        cb.ax.yaxis.label.set_fontsize(12)
     return fig
