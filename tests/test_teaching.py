@@ -82,3 +82,37 @@ def test_06_answer_only_without_spans_is_an_invalid_row(tmp_path):
     bad = [f for f in fs if f.verdict == "invalid"]
     assert bad and "is not in the response text" in bad[-1].verdict_text
     assert json.dumps(S.findings_records(fs))  # the rest of the notebook can write them
+
+
+def test_every_parameter_line_parses_with_papermill():
+    """A line papermill cannot parse is silently not a parameter (lgkit run could not set it)."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    for path in sorted((T._root() / "notebooks").glob("0*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")]
+        assert len(PythonTranslator.inspect(cell)) == len(lines), path.name
+
+
+def test_notebooks_local_is_ignored():
+    import subprocess
+
+    root = T._root()
+    got = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "notebooks/local/02_math.ipynb"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert got.returncode == 0
+
+
+def test_filter_warning_names_the_fix(tmp_path):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitattributes").write_text("*.ipynb filter=nbstripout\n")
+    warn = T.filter_warning(tmp_path)
+    assert "nbstripout" in warn and "notebooks/local/" in warn
