@@ -73,6 +73,43 @@ COLUMN_LABELS: dict[str, dict[Any, str]] = {
 """Panel titles for known column values."""
 
 
+METRIC_UNITS: dict[str, str] = {
+    "nuclear_norm": "sum of singular values",
+    "sigma_max": "largest singular value",
+    "sigma_min": "smallest singular value",
+    "sigma1_ratio": "σ1 / sum of singular values, 0–1",
+    "frobenius_norm": "root of sum of squares",
+    "effective_rank": "dimensions",
+    "coherence": "0–1; 1/√T for uncorrelated tokens",
+    "loss": "nats per token",
+    "token_norm_sum": "Σ_t ‖d_t‖‖x_t‖",
+}
+"""What each explorer metric measures (shown in its dropdown)."""
+
+EXPLORER_HIDDEN = frozenset(
+    {"n_prompt_tokens", "n_response_tokens", "n_loss_tokens", "example_index", "S_sum_regularized",
+     "entry_mean", "entry_max", "entry_min"}
+)  # fmt: skip
+"""Columns that are counts or internal, not gradient statistics: left out of the metric list."""
+
+
+def metric_options(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The explorer's metric choices as (readable name with unit, column).
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> metric_options(synthetic_stats(n_samples=2, n_layers=2))[0]
+        ('Nuclear Norm (sum of singular values)', 'nuclear_norm')
+    """
+    out = []
+    for m in A.available_metrics(df):
+        if m in EXPLORER_HIDDEN:
+            continue
+        unit = METRIC_UNITS.get(m)
+        out.append((f"{A.metric_label(m)} ({unit})" if unit else A.metric_label(m), m))
+    return out
+
+
 def module_label(module: str) -> str:
     """Legend label of a module, as in the authors' figures (``Proj_Q``).
 
