@@ -179,8 +179,11 @@ def test_batch_run_displays_the_picture_not_widgets(df, monkeypatch):
     ex._ipython_display_()
     # interactive: a static picture of the default view (kept after a kernel restart), then
     # the live widget box
-    assert len(shown) == 3 and isinstance(shown[1], Image) and not isinstance(shown[2], Image)
-    assert shown[1].data == ex._default_png and "Static picture" in shown[0].data
+    import base64
+
+    assert len(shown) == 3 and isinstance(shown[1], dict) and not isinstance(shown[2], Image)
+    assert base64.b64decode(shown[1]["image/png"]) == ex._default_png
+    assert "Static picture" in shown[0].data and "alt='Static picture" in shown[1]["text/html"]
 
 
 def test_drilldown_token_shares_from_a_real_token_table(tmp_path):

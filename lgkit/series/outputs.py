@@ -146,14 +146,14 @@ def write_metrics(
     return path
 
 
-def _display(obj: Any) -> None:
+def _display(obj: Any, raw: bool = False) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # pragma: no cover
         return
     if get_ipython() is not None:
-        display(obj)
+        display(obj, raw=raw)
 
 
 def _captioned(df: pd.DataFrame, caption: str | None, *, index: bool = False) -> Any:
@@ -233,18 +233,11 @@ class Outputs:
         png = [p for p in paths if p.suffix == ".png"]
         if self.show and png:
             # an object-oriented Figure has no rich repr unless pyplot set up the inline
-            # backend: show the saved PNG itself
-            from IPython.display import HTML, Image
+            # backend: show the saved PNG itself, with its alt text and caption
+            from lgkit.viz.style import png_bundle
 
             width = int(fig.get_figwidth() * DISPLAY_DPI)
-            _display(Image(filename=str(png[0]), width=width, alt=caption or name))
-            if look_for:
-                _display(
-                    HTML(
-                        f"<p class='lgkit-caption' style='font-size:14px;max-width:{width}px'>"
-                        f"<b>What to look for:</b> {html.escape(look_for)}</p>"
-                    )
-                )
+            _display(png_bundle(png[0].read_bytes(), caption or name, width, look_for), raw=True)
 
     def table(
         self,

@@ -287,3 +287,35 @@ def empty_figure(message: str) -> Figure:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     return readable(fig)
+
+
+def png_bundle(png: bytes, alt: str, width: int, caption: str = "") -> dict[str, str]:
+    """A display bundle of a PNG with alt text, its display width and an optional caption:
+    ``text/html`` (an ``<img alt width>`` in a ``<figure>``, what JupyterLab and nbconvert
+    show: the alt text reaches screen readers and the exported HTML) and ``image/png`` (kept
+    for other consumers). Text is HTML-escaped.
+
+    Example:
+        >>> b = png_bundle(b"\\x89PNG", "a <b>", 600, "look")
+        >>> "alt='a &lt;b&gt;'" in b["text/html"], "width='600'" in b["text/html"], sorted(b)
+        (True, True, ['image/png', 'text/html', 'text/plain'])
+    """
+    import base64
+    import html
+
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = (
+        f"<figcaption class='lgkit-caption' style='font-size:14px;max-width:{width}px'>"
+        f"<b>What to look for:</b> {html.escape(caption)}</figcaption>"
+        if caption
+        else ""
+    )
+    img = (
+        f"<img src='data:image/png;base64,{b64}' alt='{html.escape(alt, quote=True)}' "
+        f"width='{width}' style='max-width:100%;height:auto'>"
+    )
+    return {
+        "text/html": f"<figure style='margin:0'>{img}{cap}</figure>",
+        "image/png": b64,
+        "text/plain": alt,
+    }

@@ -114,7 +114,7 @@ class _Panel:
 
     def display_static(self) -> None:
         """Display the default view as a plain PNG output (kept after a kernel restart)."""
-        from IPython.display import HTML, Image, display
+        from IPython.display import HTML, display
 
         png = getattr(self, "_default_png", None)
         if png is None:
@@ -126,7 +126,10 @@ class _Panel:
                 "controls below need a running kernel.</p>"
             )
         )
-        display(Image(data=png, format="png", width=int(_width_px(self._figure))))
+        alt = "Static picture of the default view: " + (
+            self._figure.get_suptitle() if self._figure is not None else ""
+        )
+        display(vstyle.png_bundle(png, alt, int(_width_px(self._figure))), raw=True)
 
 
 class Explorer(_Panel):
