@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from lgkit import analysis as A
 from lgkit.analysis import inference as I
+from lgkit.analysis.studentt import t_ppf
 
 LAYERS = 6
 MODULES = ("q", "k", "v", "o")
@@ -143,7 +146,17 @@ def test_fixed_seed_same_ci():
     b = level_row(A.claim_flatter_with_cot(t, n_boot=300, seed=5))
     c = level_row(A.claim_flatter_with_cot(t, n_boot=300, seed=6))
     assert (a.ci_low, a.ci_high, a.p) == (b.ci_low, b.ci_high, b.p)
-    assert (a.ci_low, a.ci_high) != (c.ci_low, c.ci_high)
+    # the default jackknife-t interval and the exact 2^12 sign-flip test use no random numbers
+    assert (a.ci_low, a.ci_high, a.p) == (c.ci_low, c.ci_high, c.p)
+    assert "exact sign-flip test (4096 flips)" in a.detail and "jackknife" in a.detail
+    s = I.side_arrays(t, "nuclear_norm", [{"cot": "none"}], [{"cot": "detailed"}])
+
+    def st(x, y):
+        return np.log(I.level(y[..., 0, :, :]) / I.level(x[..., 0, :, :]))
+
+    boot = [I.interval(s, st, method="studentized", n_boot=300, seed=k) for k in (5, 5, 6)]
+    assert (boot[0].low, boot[0].high) == (boot[1].low, boot[1].high)
+    assert (boot[0].low, boot[0].high) != (boot[2].low, boot[2].high)
 
 
 def test_unpaired_groups_cluster_bootstrap():
@@ -152,28 +165,135 @@ def test_unpaired_groups_cluster_bootstrap():
     both = pd.concat([a, b])
     fs = A.claim_length_not_enough(both, by="dataset", levels=["short", "long"], n_boot=400)
     f = fs[0]
-    assert "cluster (unpaired) bootstrap" in f.caveats and f.n_questions == 15
+    assert "unpaired (two-sample) interval and test" in f.caveats and f.n_questions == 15
     # RD long/short: 0.6 vs the noise-level RD of `short`: far above the margin 1.5
     assert f.verdict == "contradicted"
 
 
-def test_noise_floor_shrinks_with_questions():
+def _log_level(x, y):
+    return np.log(I.level(y[..., 0, :, :]) / I.level(x[..., 0, :, :]))
+
+
+def _sides(a, b, paired):
+    qa, qb = [str(k) for k in range(len(a))], [str(k) for k in range(len(b))]
+    return I.Sides(a, b, paired, qa, qb, ["q"], list(range(a.shape[-1])))
+
+
+def test_swap_null_exact_and_shrinking():
     rng = np.random.default_rng(0)
-    small = I.noise_floor_rd(rng.lognormal(0, 0.3, size=(8, 2, 5)) + 5)
-    large = I.noise_floor_rd(rng.lognormal(0, 0.3, size=(200, 2, 5)) + 5)
-    assert 0 < large < small
+
+    def pair(n):  # exchangeable correct / irrelevant responses of n questions
+        q = rng.lognormal(0, 0.3, size=(n, 2, 5)) + 5
+        return [q * rng.lognormal(0, 0.1, size=q.shape) for _ in range(2)]
+
+    small, large = I.rd_swap_null(*pair(8)), I.rd_swap_null(*pair(200), n_perm=500)
+    assert small.exact and small.n_perm == 2**8 and not large.exact
+    assert large.n_perm == I.required_permutations()  # enough for the Holm family
+    assert 0 < large.null_mean < small.null_mean
+    c, i = pair(12)
+    # naive reference: every subset of swapped questions, RD of the mean curves
+    ref = []
+    for code in range(2**12):
+        f = ((code >> np.arange(12)) & 1).astype(bool)[:, None, None]
+        ref.append(float(I.rd(np.where(f, i, c).mean(0), np.where(f, c, i).mean(0))))
+    got = I.rd_swap_null(c, i)
+    obs = float(I.rd(c.mean(0), i.mean(0)))
+    assert got.observed == pytest.approx(obs) and got.null_mean == pytest.approx(np.mean(ref))
+    assert got.p == pytest.approx(np.mean(np.array(ref) >= obs * (1 - 1e-9)))
+    assert I.rd_swap_null(c, 1.3 * i).p < 0.01
 
 
-def test_tost_and_verdict_rule():
-    boot = np.random.default_rng(0).normal(1.0, 0.05, 2000)
-    assert I.tost_p(boot, 0.8, 1.25) < 0.05
-    assert I.tost_p(boot, 0.99, 1.01) > 0.05
+def test_exact_permutation_against_brute_force():
+    rng = np.random.default_rng(1)
+    a = rng.lognormal(0, 0.4, size=(6, 1, 1, 3))
+    b = a * rng.lognormal(-0.3, 0.3, size=a.shape)
+    obs = abs(float(_log_level(a.mean(0), b.mean(0))))
+    flips = []
+    for code in range(2**6):
+        f = ((code >> np.arange(6)) & 1).astype(bool)[:, None, None, None]
+        pa, pb = np.where(f, b, a).mean(0), np.where(f, a, b).mean(0)
+        flips.append(abs(float(_log_level(pa, pb))) >= obs * (1 - 1e-9))
+    r = I.permutation(_sides(a, b, True), _log_level)
+    assert r.exact and r.n_perm == 64 and r.p == pytest.approx(np.mean(flips))
+    # unpaired 4 vs 5: every split of the 9 questions
+    x, y = a[:4], b[:5]
+    pool = np.concatenate([x, y])
+    obs = abs(float(_log_level(x.mean(0), y.mean(0))))
+    splits = [
+        abs(float(_log_level(pool[list(g)].mean(0), np.delete(pool, list(g), 0).mean(0))))
+        >= obs * (1 - 1e-9)
+        for g in itertools.combinations(range(9), 4)
+    ]
+    r = I.permutation(_sides(x, y, False), _log_level)
+    assert r.exact and r.n_perm == 126 and r.p == pytest.approx(np.mean(splits))
+    # beyond the exact limit: enough Monte Carlo permutations for the Holm family
+    big = _sides(rng.lognormal(0, 0.3, (20, 1, 1, 3)), rng.lognormal(0, 0.3, (20, 1, 1, 3)), False)
+    r = I.permutation(big, _log_level, n_perm=100, family_size=10)
+    assert not r.exact and r.n_perm == 4000 and "Monte Carlo label-permutation" in r.text
+
+
+def test_min_p_and_small_n_caveat():
+    assert I.min_p(12) == 2 / 4096 and I.min_p(4) == 0.125 and I.min_p(6) == 2 / 64
+    assert I.min_p(12, paired=False) == 2 / 2704156 or I.min_p(12, paired=False) < 1e-4
+    assert I.min_p(3, paired=False, n_b=4) == 1 / 35
+    a = np.arange(1.0, 5.0).reshape(4, 1, 1, 1)
+    f = A.evaluate("c", "s", _sides(a, a * 0.5, True), _log_level)
+    assert f.p == 0.125 and f.verdict == "inconclusive" and "no verdict" in f.verdict_text
+    assert "n=4: the smallest possible p is 0.125: no verdict possible at this size" in f.caveats
+    big = A.evaluate("c", "s", _sides(np.tile(a, (3, 1, 1, 1)), np.tile(a, (3, 1, 1, 1)) * 0.5, True),
+                     _log_level)  # fmt: skip
+    assert "smallest possible p" not in big.caveats
+
+
+def test_two_sample_ratio_carries_both_groups():
+    rng = np.random.default_rng(2)
+    a = rng.lognormal(0, 0.3, size=(12, 1, 2, 4))
+    b_quiet = rng.lognormal(np.log(0.5), 0.05, size=(12, 1, 2, 4))
+    b_noisy = rng.lognormal(np.log(0.5), 0.6, size=(12, 1, 2, 4))
+    quiet = I.interval(_sides(a, b_quiet, False), _log_level)
+    noisy = I.interval(_sides(a, b_noisy, False), _log_level)
+    # the SE of a difference of two independent log-levels: both groups' variances
+    va = I.interval(_sides(a, np.broadcast_to(a.mean(0), a.shape), False), _log_level).se ** 2
+    vb = I.interval(_sides(np.broadcast_to(a.mean(0), a.shape), b_noisy, False), _log_level).se ** 2
+    assert noisy.se == pytest.approx(np.sqrt(va + vb), rel=1e-9)
+    assert noisy.high - noisy.low > quiet.high - quiet.low > 0
+
+
+def test_tost_consistent_with_the_shown_interval():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        est, se = rng.normal(0, 0.2), rng.uniform(0.01, 0.2)
+        crit = t_ppf(0.975, 11)
+        iv = I.Interval(est, est - crit * se, est + crit * se, se, 11.0, "t")
+        lo, hi = sorted(rng.normal(0, 0.3, 2))
+        inside = lo < iv.low and iv.high < hi
+        assert (I.tost(iv, lo, hi) < 0.05) == inside
+        assert (I.tost(iv, -np.inf, hi) < 0.05) == (iv.high < hi)  # non-inferiority
     eq = A.Finding("c", "s", 1.0, 0.9, 1.1, 0.01, kind="equivalence", margin=(0.8, 1.25))
     assert eq.verdict == "supported"
+    wide = A.Finding("c", "s", 1.0, 0.7, 1.1, 0.01, kind="equivalence", margin=(0.8, 1.25))
+    assert wide.verdict == "inconclusive"  # the shown CI decides, whatever p says
+    few = A.Finding("c", "s", 1.0, 0.9, 1.1, 0.01, kind="equivalence", margin=(0.8, 1.25),
+                    n_questions=9)  # fmt: skip
+    assert few.verdict == "inconclusive"
     out = A.Finding("c", "s", 2.0, 1.8, 2.2, 0.9, kind="equivalence", margin=(0.8, 1.25))
     assert out.verdict == "contradicted"
     wrong_side = A.Finding("c", "s", 1.5, 1.3, 1.7, 0.001, direction="less")
     assert wrong_side.verdict == "contradicted"
+    ni = A.rule_text((0.0, 1.5), note="half the twin's spread")
+    assert "non-inferiority (one-sided 2.5%)" in ni and "upper bound is below the margin 1.5" in ni
+    assert "margin: half the twin's spread" in ni
+    assert "TOST at one-sided 2.5% per side" in A.rule_text((0.9, 1.1))
+
+
+def test_equivalence_rows_need_ten_questions():
+    null = table(8, detailed=1.0, noise=0.01)
+    f = next(f for f in A.claim_correct_vs_irrelevant(null, n_boot=100) if f.kind == "equivalence")
+    assert f.ci_low > 1 / 1.1 and f.ci_high < 1.1  # inside the margin, yet
+    assert f.verdict == "inconclusive" and "needs >= 10 questions (n=8)" in f.caveats
+    assert f.verdict_text == (
+        "inconclusive: equivalence needs >= 10 questions (n=8): no equivalence verdict at this size"
+    )
 
 
 def test_labels_in_the_verdict():

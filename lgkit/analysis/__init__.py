@@ -78,6 +78,7 @@ from lgkit.analysis.findings import (  # noqa: F401
     evaluate,
     findings_table,
     invalid,
+    rule_text,
     verdict_of,
 )
 from lgkit.analysis.fixtures import (  # noqa: F401
@@ -85,8 +86,11 @@ from lgkit.analysis.fixtures import (  # noqa: F401
 )
 from lgkit.analysis.inference import (  # noqa: F401
     holm,
-    noise_floor_rd,
+    interval,
+    min_p,
+    permutation,
     question_ids,
+    rd_swap_null,
     side_arrays,
 )
 from lgkit.analysis.latex import (  # noqa: F401

@@ -82,10 +82,20 @@ def _tail(norm: str) -> str:
 
 
 def floor_note(sides: I.Sides, seed: int = 0) -> str:
-    """Noise-floor RD of each side's correct responses (cell 0): a caveat string."""
-    fa = I.noise_floor_rd(sides.a[:, 0], seed=seed) if len(sides.a) else float("nan")
-    fb = I.noise_floor_rd(sides.b[:, 0], seed=seed) if len(sides.b) else float("nan")
-    return f"RD noise floor (two random halves of the correct responses): {fmt_number(fa)} / {fmt_number(fb)}"
+    """RD of correct vs irrelevant responses against the within-question swap null
+    (:func:`lgkit.analysis.inference.rd_swap_null`), per side: a caveat string.
+
+    Sides with two cells (correct, irrelevant) get one null per side; a paired
+    comparison of correct (side a) with irrelevant (side b) responses gets one.
+    """
+    if sides.a.shape[1] >= 2 and sides.b.shape[1] >= 2:
+        pairs = [(x[:, 0], x[:, 1]) for x in (sides.a, sides.b) if len(x)]
+    elif sides.paired and len(sides.a):
+        pairs = [(sides.a[:, 0], sides.b[:, 0])]
+    else:
+        return ""
+    notes = [I.rd_swap_null(c, i, seed=seed).text for c, i in pairs]
+    return " / ".join(notes)
 
 
 def claim_flatter_with_cot(
@@ -185,8 +195,8 @@ def claim_correct_vs_irrelevant(
     decided by equivalence tests (TOST) on the irrelevant/correct ratios of the
     mean-curve level and MAD with the relative margin ``alike_margin`` (ratio within
     ``[1/(1+m), 1+m]``). RD itself is not used for equivalence: as a distance it is
-    biased upward by noise. Each row shows the RD noise floor (two random halves of
-    the correct responses) and the RD at ``fast``. ``alike=False`` leaves out the
+    biased upward by noise. Each row shows the RD noise floor (the within-question
+    swap null, :func:`floor_note`) and the RD at ``fast``. ``alike=False`` leaves out the
     no-difference findings.
 
     Example:

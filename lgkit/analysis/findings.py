@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,8 @@ class Finding:
         detail: how it was measured.
         kind, null, direction, margin, log: the test's definition (internal).
         labels: labels of this finding only (e.g. the confounded pair).
+        margin_note: why the equivalence margin is what it is (in units a reader can
+            check, e.g. the twin's spread); shown inside ``rule``.
 
     Example:
         >>> Finding("Detailed CoT is flatter", "MAD ratio", 0.5, 0.4, 0.6, 0.01).supported
@@ -77,6 +80,7 @@ class Finding:
     direction: str = "less"
     margin: tuple[float, float] = (-math.inf, math.inf)
     labels: list[str] = field(default_factory=list)
+    margin_note: str = ""
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -97,15 +101,26 @@ def _ok(x: float) -> bool:
 def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
     """The verdict of ``f`` at p-value ``p`` under its rule (see :mod:`.inference`).
 
+    Difference claims need ``p < alpha`` and the 95% CI on one side of the null.
+    Equivalence and non-inferiority claims need the 95% CI inside the margin (one-sided
+    2.5% per side) and ``p < alpha`` (their p is below 0.05 iff the CI is inside, so
+    only Holm can make it stricter), and at least
+    :data:`~lgkit.analysis.inference.MIN_EQUIVALENCE_QUESTIONS` questions.
+
     Example:
         >>> verdict_of(Finding("c", verdict="x", estimate=0.5, ci_low=0.4, ci_high=0.6), 0.01)
         'supported'
+        >>> eq = Finding("c", verdict="x", ci_low=0.9, ci_high=1.1, kind="equivalence", margin=(0.8, 1.25))
+        >>> verdict_of(eq, 0.01), verdict_of(replace(eq, n_questions=6), 0.01)
+        ('supported', 'inconclusive')
     """
     if f.verdict == "invalid" or not (_ok(p) and _ok(f.ci_low) and _ok(f.ci_high)):
         return "invalid" if f.verdict == "invalid" else "inconclusive"
     if f.kind == "equivalence":
+        if 0 < f.n_questions < I.MIN_EQUIVALENCE_QUESTIONS:
+            return "inconclusive"
         lo, hi = f.margin
-        if p < alpha:
+        if lo < f.ci_low and f.ci_high < hi and p < alpha:
             return "supported"
         outside = f.ci_low > hi or f.ci_high < lo
         return "contradicted" if outside else "inconclusive"
@@ -116,7 +131,7 @@ def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
     return "supported" if claimed else "contradicted" if other else "inconclusive"
 
 
-def invalid(claim: str, statistic: str, reason: str, **kw: object) -> Finding:
+def invalid(claim: str, statistic: str, reason: str, **kw: Any) -> Finding:
     """A finding whose comparison is vacuous or could not be measured.
 
     Example:
@@ -124,6 +139,58 @@ def invalid(claim: str, statistic: str, reason: str, **kw: object) -> Finding:
         'invalid: identical groups'
     """
     return Finding(claim, statistic, verdict="invalid", verdict_text=f"invalid: {reason}", **kw)
+
+
+def rule_text(margin: tuple[float, float], *, log: bool = True, note: str = "") -> str:
+    """The written rule of a no-difference claim with ``margin`` (ratio scale when
+    ``log``): equivalence when both bounds are finite, non-inferiority when one is
+    open (``-inf``, or 0 for a ratio); ``note`` justifies the margin.
+
+    Example:
+        >>> rule_text((0.0, 1.5), note="the twin's spread")[:60]
+        'no-difference claim, non-inferiority (one-sided 2.5%): suppo'
+        >>> "the twin's spread" in rule_text((0.0, 1.5), note="the twin's spread")
+        True
+    """
+    lo, hi = margin
+    open_lo = lo == -math.inf or (log and lo <= 0)
+    open_hi = hi == math.inf
+    tail = f"; margin: {note}" if note else ""
+    n = I.MIN_EQUIVALENCE_QUESTIONS
+    if open_lo != open_hi:
+        side, word, bound = ("upper", "below", hi) if open_lo else ("lower", "above", lo)
+        return I.RULE_NONINFERIORITY.format(
+            side=side, word=word, bound=f"{bound:.3g}", min_n=n, note=tail
+        )
+    return I.RULE_EQUIVALENCE.format(margin=f"[{lo:.3g}, {hi:.3g}]", min_n=n, note=tail)
+
+
+def _test(
+    sides: I.Sides,
+    stat: I.Stat,
+    iv: I.Interval,
+    kind: str,
+    bounds: tuple[float, float],
+    n_perm: int,
+    seed: int,
+    family_size: int,
+) -> tuple[float, str, list[str]]:
+    """The row's p, how it was computed and its size caveats."""
+    n = sides.n_questions
+    if kind == "equivalence":
+        notes = []
+        if n < I.MIN_EQUIVALENCE_QUESTIONS:
+            notes.append(
+                f"equivalence needs >= {I.MIN_EQUIVALENCE_QUESTIONS} questions "
+                f"(n={n}): no equivalence verdict at this size"
+            )
+        how = "p: TOST/non-inferiority p of that interval (twice the larger one-sided p)"
+        return I.tost(iv, *bounds), how, notes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = I.permutation(sides, stat, n_perm=n_perm, seed=seed, family_size=family_size)
+    note = I.min_p_note(len(sides.a), sides.paired, n_b=len(sides.b), n_perm=n_perm,
+                        family_size=family_size)  # fmt: skip
+    return res.p, res.text, [note] if note else []
 
 
 def evaluate(
@@ -140,25 +207,35 @@ def evaluate(
     seed: int = 0,
     detail: str = "",
     caveats: Sequence[str] = (),
+    family_size: int = I.FAMILY_SIZE,
+    margin_note: str = "",
+    interval_method: str = I.INTERVAL_METHOD,
 ) -> Finding:
-    """Estimate, bootstrap CI and test of ``stat`` over ``sides``; see the module rules.
+    """Estimate, calibrated 95% CI and test of ``stat`` over ``sides``; see the rules.
 
     ``log=True``: ``stat`` is a log-ratio (null 0); estimate and CI are shown as the
-    ratio (null 1) and ``margin`` is given on the ratio scale.
+    ratio (null 1) and ``margin`` is given on the ratio scale. The interval is
+    :func:`~lgkit.analysis.inference.interval`; difference claims get the exact (or
+    enough-permutation, for a Holm family of ``family_size``) permutation p,
+    no-difference claims the TOST/non-inferiority p of that same interval.
+    ``margin_note`` justifies the margin inside the rule. Unpaired sides (different
+    questions) carry both groups' uncertainty into the interval and the test.
 
     Example:
         >>> a = np.random.default_rng(0).normal(10, 1, size=(12, 1, 1, 4))
         >>> s = I.Sides(a, a * 0.5, True, list("abcdefghijkl"), list("abcdefghijkl"), ["q"], [0, 1, 2, 3])
         >>> f = evaluate("b smaller", "level ratio b/a", s,
         ...              lambda x, y: np.log(I.level(y[..., 0, :, :]) / I.level(x[..., 0, :, :])))
-        >>> round(f.estimate, 3), f.verdict
-        (0.5, 'supported')
+        >>> round(f.estimate, 3), f.verdict, f.p == 2 / 4096
+        (0.5, 'supported', True)
     """
     n = sides.n_questions
-    kw = dict(detail=detail, kind=kind, direction=direction, n_questions=n)
+    kw: dict[str, Any] = dict(
+        detail=detail, kind=kind, direction=direction, n_questions=n, margin_note=margin_note
+    )
     if margin is not None:
         kw["margin"] = margin
-        kw["rule"] = I.RULE_EQUIVALENCE.format(margin=f"[{margin[0]:.3g}, {margin[1]:.3g}]")
+        kw["rule"] = rule_text(margin, log=log, note=margin_note)
     if n < I.MIN_QUESTIONS:
         return invalid(claim, statistic, f"{n} questions (< {I.MIN_QUESTIONS})", **kw)
     if sides.a.shape == sides.b.shape and np.array_equal(sides.a, sides.b):
@@ -172,31 +249,31 @@ def evaluate(
         return invalid(
             claim, statistic, "the statistic is not finite (a zero level, MAD or RD)", **kw
         )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = I.bootstrap(sides, stat, n_boot=n_boot, seed=seed)
-    lo, hi = I.ci(boot)
-    notes = list(caveats)
+    iv = I.interval(sides, stat, n_boot=n_boot, seed=seed, method=interval_method)
+    mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
+    bounds = (math.log(mlo) if mlo > 0 else -math.inf, math.log(mhi)) if log else (mlo, mhi)
+    p, how, size_notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
+    notes = [*caveats, *size_notes]
     if not sides.paired:
-        notes.append("groups hold different questions: cluster (unpaired) bootstrap")
-    if kind == "equivalence":
-        mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
-        tlo = math.log(mlo) if log and mlo > 0 else (-math.inf if log else mlo)
-        thi = math.log(mhi) if log else mhi
-        p = I.tost_p(boot, tlo, thi)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = I.permutation_test(sides, stat, 0.0, n_perm=n_boot, seed=seed)
-    return Finding(
+        notes.append(
+            "groups hold different questions: unpaired (two-sample) interval and test, "
+            "both groups' uncertainty included"
+        )
+    kw["detail"] = "; ".join(x for x in (detail, iv.text, how) if x)
+    f = Finding(
         claim,
         statistic,
         float(fwd(est)),
-        float(fwd(lo)),
-        float(fwd(hi)),
+        float(fwd(iv.low)),
+        float(fwd(iv.high)),
         p,
         null=1.0 if log else 0.0,
-        caveats="; ".join(notes),
+        caveats="; ".join(x for x in notes if x),
         **kw,
     )
+    if size_notes and f.verdict == "inconclusive":  # the reason in the verdict's text
+        f.verdict_text = f"inconclusive: {size_notes[0]}"
+    return f
 
 
 def _fmt(x: float) -> str:

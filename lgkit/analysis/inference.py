@@ -5,20 +5,27 @@ response-type tokens removed), never the layer or the example. A comparison has 
 *sides* (e.g. ``cot=none`` vs ``cot=detailed``), each a list of *cells* (row filters,
 e.g. correct and irrelevant responses) whose per-question layer curves are stacked
 into an array ``[question, cell, module, layer]``. When both sides hold the same
-questions the comparison is *paired*: the bootstrap resamples questions jointly and
-the permutation test swaps the two sides within a question (the sign-flip test
-generalised to non-linear statistics). Otherwise each side is resampled on its own
-(cluster bootstrap) and the test permutes question labels between the sides.
+questions the comparison is *paired*: the interval leaves questions out jointly and the
+permutation test swaps the two sides within a question (the sign-flip test generalised
+to non-linear statistics), exactly over all ``2^n`` flips when ``2^n <= 1e5``.
+Otherwise each side is left out on its own (both groups' uncertainty) and the test
+permutes question labels between the sides (exact when ``C(na+nb, na) <= 1e5``); beyond
+the exact limit Monte Carlo with ``>= 20 m / alpha`` permutations for a Holm family of
+``m`` rows (:data:`FAMILY_SIZE`). The 95% interval is :func:`interval` (jackknife t,
+:mod:`lgkit.analysis.intervals`), calibrated by simulation (``tests/test_calibration.py``).
 
-Verdict rule (written into every finding, :data:`RULE_DIFFERENCE` and
-:data:`RULE_EQUIVALENCE`), at ``alpha = 0.05`` after Holm within a notebook:
+Verdict rule (written into every finding, :data:`RULE_DIFFERENCE`,
+:data:`RULE_EQUIVALENCE`, :data:`RULE_NONINFERIORITY`), at ``alpha = 0.05`` after Holm:
 
 * difference claims: *supported* iff ``p_adj < alpha`` and the 95% CI lies on the
   claimed side of the null; *contradicted* iff ``p_adj < alpha`` and the CI lies on
   the other side; else *inconclusive*;
-* no-difference claims: *supported* iff the equivalence (TOST) ``p_adj < alpha``, i.e.
-  the 90% CI lies inside the stated margin; *contradicted* iff the 95% CI lies
-  entirely outside the margin; else *inconclusive*; never from a failed difference test;
+* no-difference claims: *supported* iff the shown 95% CI lies inside the margin (TOST
+  at one-sided 2.5% per side; non-inferiority: the bound on the margin's side) and the
+  Holm-adjusted TOST p (below 0.05 iff the CI is inside) is below ``alpha``;
+  *contradicted* iff the CI lies entirely outside the margin; else *inconclusive*;
+  only from :data:`MIN_EQUIVALENCE_QUESTIONS` questions; never from a failed
+  difference test;
 * *invalid* when the comparison is vacuous: identical groups, a group whose rows are
   all truncated, or fewer than :data:`MIN_QUESTIONS` questions.
 
@@ -33,6 +40,8 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,20 +50,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lgkit.analysis.intervals import INTERVAL_METHOD, Interval, interval, tost  # noqa: F401
 from lgkit.analysis.tables import filter_table, metric_values
 
 ALPHA = 0.05
 MIN_QUESTIONS = 3
+MIN_EQUIVALENCE_QUESTIONS = 10
+FAMILY_SIZE = 50
+"""Default Holm family size for the Monte Carlo permutation count (the full profile
+has ~50 rows); :func:`lgkit.analysis.findings.evaluate` passes its own."""
+EXACT_LIMIT = 100_000
 VERDICTS = ("supported", "contradicted", "inconclusive", "invalid")
 RULE_DIFFERENCE = (
-    "supported iff Holm-adjusted permutation p < 0.05 and the 95% question-bootstrap CI "
-    "excludes the null on the claimed side; contradicted iff p_adj < 0.05 with the CI on "
-    "the other side; else inconclusive"
+    "supported iff Holm-adjusted permutation p < 0.05 (exact where 2^n or C(na+nb, na) "
+    "<= 1e5, else >= 20m/alpha Monte Carlo permutations) and the 95% CI (studentised "
+    "question bootstrap) excludes the null on the claimed side; contradicted iff "
+    "p_adj < 0.05 with the CI on the other side; else inconclusive"
 )
 RULE_EQUIVALENCE = (
-    "no-difference claim, equivalence test (TOST): supported iff Holm-adjusted TOST p < 0.05 "
-    "(90% CI inside the margin {margin}); contradicted iff the 95% CI lies outside the "
-    "margin; else inconclusive"
+    "no-difference claim, equivalence (TOST at one-sided 2.5% per side): supported iff the "
+    "shown 95% CI lies inside the margin {margin} and the Holm-adjusted TOST p < 0.05 "
+    "(p < 0.05 iff the CI is inside); contradicted iff the 95% CI lies outside the margin; "
+    "else inconclusive; only from {min_n} questions{note}"
+)
+RULE_NONINFERIORITY = (
+    "no-difference claim, non-inferiority (one-sided 2.5%): supported iff the shown 95% "
+    "CI's {side} bound is {word} the margin {bound} and the Holm-adjusted p < 0.05 (p < 0.05 "
+    "iff it is); contradicted iff the whole 95% CI is beyond the margin; else inconclusive; "
+    "only from {min_n} questions{note}"
 )
 _RESPONSE_TOKENS = {"c", "i", "correct", "irrelevant", "none", "simplified", "detailed"}
 
@@ -251,38 +274,19 @@ def bootstrap(
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def permutation_test(
-    sides: Sides, stat: Stat, null: float = 0.0, *, n_perm: int = 1000, seed: int = 0
-) -> float:
-    """Two-sided permutation p-value of ``stat - null``.
-
-    Paired sides: each question's two sides are swapped with probability 1/2 (the
-    sign-flip test); unpaired: question labels are permuted between the sides.
-    ``p = (1 + #{|T*| >= |T|}) / (1 + n_perm)``.
+def ci(boot: np.ndarray, level_: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of a bootstrap distribution (not used for verdicts: it
+    under-covers at a dozen questions; see :func:`interval`).
 
     Example:
-        >>> a = np.arange(8.0).reshape(8, 1, 1, 1) + 1
-        >>> s = Sides(a, a + 5, True, list("abcdefgh"), list("abcdefgh"), ["q"], [0])
-        >>> permutation_test(s, lambda x, y: level(y[..., 0, :, :] - x[..., 0, :, :]), n_perm=200) < 0.05
-        True
+        >>> [round(x, 6) for x in ci(np.arange(201.0))]
+        [5.0, 195.0]
     """
-    rng = np.random.default_rng(seed + 1)
-    obs = abs(float(stat(sides.a.mean(0), sides.b.mean(0))) - null)
-    hits = 0
-    for start in range(0, n_perm, 100):
-        k = min(100, n_perm - start)
-        if sides.paired:
-            f = (rng.random((k, len(sides.a))) < 0.5)[:, :, None, None, None]
-            pa = np.where(f, sides.b[None], sides.a[None]).mean(1)
-            pb = np.where(f, sides.a[None], sides.b[None]).mean(1)
-        else:
-            pool = np.concatenate([sides.a, sides.b])
-            perms = np.argsort(rng.random((k, len(pool))), axis=1)
-            na = len(sides.a)
-            pa, pb = pool[perms[:, :na]].mean(1), pool[perms[:, na:]].mean(1)
-        t = np.abs(stat(pa, pb) - null)
-        hits += int(np.sum(t >= obs - 1e-12 * max(obs, 1.0)))
-    return float((1 + hits) / (1 + n_perm))
+    if len(boot) == 0 or np.all(np.isnan(boot)):
+        return float("nan"), float("nan")
+    q = (1 - level_) / 2
+    lo, hi = np.nanquantile(boot, [q, 1 - q])
+    return float(lo), float(hi)
 
 
 def holm(p: Sequence[float]) -> list[float]:
@@ -302,55 +306,263 @@ def holm(p: Sequence[float]) -> list[float]:
     return [float(x) for x in out]
 
 
-def tost_p(boot: np.ndarray, low: float, high: float) -> float:
-    """Bootstrap TOST p-value that the statistic lies inside ``(low, high)``.
+# --------------------------------------------------------------------------- permutation tests
 
-    The larger of the two one-sided p-values ``P*(T <= low)`` and ``P*(T >= high)``
-    (with the +1 correction); ``p < alpha`` iff the ``1 - 2 alpha`` percentile CI
-    lies inside the margin.
+
+def required_permutations(family_size: int = FAMILY_SIZE, alpha: float = ALPHA) -> int:
+    """Monte Carlo permutations enough for Holm over ``family_size`` rows:
+    ``ceil(20 m / alpha)`` (the smallest Holm threshold ``alpha / m`` is then
+    resolved by 20 permutations).
 
     Example:
-        >>> tost_p(np.linspace(0.9, 1.1, 101), 0.8, 1.25) < 0.05
+        >>> required_permutations(50), required_permutations(1)
+        (20000, 400)
+    """
+    return math.ceil(20 * max(family_size, 1) / alpha)
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """A permutation p-value and how it was computed.
+
+    Attributes:
+        p: two-sided p (``#{|T*| >= |T|} / K`` over all K exact permutations, the
+            identity included; Monte Carlo: ``(1 + hits) / (1 + n_perm)``).
+        exact: True when every permutation was enumerated.
+        n_perm: the permutations enumerated or drawn.
+        paired: sign flips within questions (True) or label permutations.
+    """
+
+    p: float
+    exact: bool
+    n_perm: int
+    paired: bool
+
+    @property
+    def text(self) -> str:
+        """E.g. ``"p: exact sign-flip test (4096 flips)"``."""
+        kind = "sign-flip test" if self.paired else "label-permutation test"
+        unit = "flips" if self.paired else "relabellings"
+        how = "exact" if self.exact else "Monte Carlo"
+        return f"p: {how} {kind} ({self.n_perm} {unit})"
+
+
+def _indicators(n: int, k: int, exact: bool, rng: np.random.Generator, n_perm: int):
+    """Chunks of 0/1 matrices ``[K, n]``: all 2^n sign flips (``k = 0``), all
+    ``k``-subsets of ``n`` labels, or ``n_perm`` random ones of either kind."""
+    if exact and k == 0:
+        for start in range(0, 2**n, 4096):
+            codes = np.arange(start, min(start + 4096, 2**n))
+            yield ((codes[:, None] >> np.arange(n)) & 1).astype(float)
+    elif exact:
+        combos = itertools.combinations(range(n), k)
+        while block := list(itertools.islice(combos, 4096)):
+            g = np.zeros((len(block), n))
+            g[np.arange(len(block))[:, None], np.array(block)] = 1.0
+            yield g
+    else:
+        for start in range(0, n_perm, 2048):
+            m = min(2048, n_perm - start)
+            if k == 0:
+                yield (rng.random((m, n)) < 0.5).astype(float)
+            else:
+                yield (np.argsort(rng.random((m, n)), axis=1) < k).astype(float)
+
+
+def permutation(
+    sides: Sides,
+    stat: Stat,
+    null: float = 0.0,
+    *,
+    n_perm: int = 1000,
+    seed: int = 0,
+    family_size: int = FAMILY_SIZE,
+    alpha: float = ALPHA,
+    exact_limit: int = EXACT_LIMIT,
+) -> PermutationResult:
+    """Two-sided permutation test of ``stat - null``, exact where cheap.
+
+    Paired sides: the two sides of a question are swapped (the sign-flip test),
+    all ``2^n`` flips when ``2^n <= exact_limit``; unpaired: question labels are
+    permuted between the sides, all ``C(na + nb, na)`` relabellings when at most
+    ``exact_limit``. Otherwise Monte Carlo with ``max(n_perm,
+    required_permutations(family_size, alpha))`` draws. ``family_size``: the Holm
+    family the p will join (default :data:`FAMILY_SIZE`, the full profile's ~50 rows).
+
+    Example:
+        >>> a = np.arange(12.0).reshape(12, 1, 1, 1) + 1
+        >>> s = Sides(a, a + 5, True, list("abcdefghijkl"), list("abcdefghijkl"), ["q"], [0])
+        >>> r = permutation(s, lambda x, y: np.log(level(y[..., 0, :, :]) / level(x[..., 0, :, :])))
+        >>> r.p == 2 / 4096, r.text
+        (True, 'p: exact sign-flip test (4096 flips)')
+    """
+    rng = np.random.default_rng(seed + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        obs = abs(float(stat(sides.a.mean(0), sides.b.mean(0))) - null)
+    shape = sides.a.shape[1:]
+    if sides.paired:
+        n, k = len(sides.a), 0
+        base_a, base_b = sides.a.sum(0).ravel(), sides.b.sum(0).ravel()
+        data = (sides.b - sides.a).reshape(n, -1)
+        total, na, nb = 2**n if n < 64 else math.inf, n, n
+    else:
+        na, nb = len(sides.a), len(sides.b)
+        n, k = na + nb, na
+        data = np.concatenate([sides.a, sides.b]).reshape(n, -1)
+        base_a, base_b = np.zeros(data.shape[1]), data.sum(0)
+        total = math.comb(n, k)
+    exact = total <= exact_limit
+    draws = max(n_perm, required_permutations(family_size, alpha))
+    hits, count = 0, 0
+    tol = obs * (1 - 1e-9) - 1e-300
+    for g in _indicators(n, k, exact, rng, draws):
+        moved = g @ data
+        pa = ((base_a + moved) / na).reshape(len(g), *shape)
+        pb = ((base_b - moved) / nb).reshape(len(g), *shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.abs(stat(pa, pb) - null)
+        hits += int(np.sum(t >= tol))
+        count += len(g)
+    if exact:
+        return PermutationResult(float(hits / count), True, count, sides.paired)
+    return PermutationResult(float((1 + hits) / (1 + count)), False, count, sides.paired)
+
+
+def permutation_test(
+    sides: Sides, stat: Stat, null: float = 0.0, *, n_perm: int = 1000, seed: int = 0, **kw: Any
+) -> float:
+    """The p of :func:`permutation` (same keywords).
+
+    Example:
+        >>> a = np.arange(8.0).reshape(8, 1, 1, 1) + 1
+        >>> s = Sides(a, a + 5, True, list("abcdefgh"), list("abcdefgh"), ["q"], [0])
+        >>> permutation_test(s, lambda x, y: level(y[..., 0, :, :] - x[..., 0, :, :])) < 0.05
         True
     """
-    n = len(boot)
-    if n == 0:
-        return float("nan")
-    lo = (1 + np.sum(boot <= low)) / (1 + n)
-    hi = (1 + np.sum(boot >= high)) / (1 + n)
-    return float(max(lo, hi))
+    return permutation(sides, stat, null, n_perm=n_perm, seed=seed, **kw).p
 
 
-def ci(boot: np.ndarray, level_: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of a bootstrap distribution.
+def min_p(n: int, paired: bool = True, *, n_b: int | None = None, n_perm: int = 1000,
+          family_size: int = FAMILY_SIZE, alpha: float = ALPHA) -> float:  # fmt: skip
+    """Smallest p :func:`permutation` can give for ``n`` questions (``n_b``: the
+    second side's questions when unpaired; default ``n``).
 
-    Example:
-        >>> [round(x, 6) for x in ci(np.arange(201.0))]
-        [5.0, 195.0]
-    """
-    if len(boot) == 0 or np.all(np.isnan(boot)):
-        return float("nan"), float("nan")
-    q = (1 - level_) / 2
-    lo, hi = np.nanquantile(boot, [q, 1 - q])
-    return float(lo), float(hi)
-
-
-def noise_floor_rd(curves: np.ndarray, *, n_split: int = 200, seed: int = 0) -> float:
-    """RD between the mean curves of two random halves of the same responses.
-
-    ``curves`` is ``[question, module, layer]`` (e.g. the correct responses of one
-    CoT level); the mean over ``n_split`` random splits is the RD that noise alone
-    produces at this sample size.
+    Exact tests: the identity and, for the kit's antisymmetric statistics (log-ratios
+    change sign when the sides swap), the swap of every question reach ``|T|``:
+    ``2 / 2^n`` paired, ``2 / C(2n, n)`` unpaired with equal sides (``1 / C`` else).
+    Monte Carlo: ``1 / (1 + draws)``.
 
     Example:
-        >>> c = np.random.default_rng(0).normal(10, 1, size=(20, 2, 5))
-        >>> 0 < noise_floor_rd(c) < 0.1
-        True
+        >>> min_p(4), min_p(12), min_p(3, paired=False)
+        (0.125, 0.00048828125, 0.1)
     """
-    q = len(curves)
-    if q < 2:
-        return float("nan")
-    rng = np.random.default_rng(seed + 2)
-    order = np.argsort(rng.random((n_split, q)), axis=1)
-    h = q // 2
-    return float(np.mean(rd(curves[order[:, :h]].mean(1), curves[order[:, h : 2 * h]].mean(1))))
+    nb = n if n_b is None else n_b
+    if paired:
+        total, reach = (2**n if n < 64 else math.inf), 2
+    else:
+        total, reach = math.comb(n + nb, n), 2 if n == nb else 1
+    if total <= EXACT_LIMIT:
+        return reach / total
+    return 1 / (1 + max(n_perm, required_permutations(family_size, alpha)))
+
+
+def min_p_note(n: int, paired: bool = True, *, n_b: int | None = None, alpha: float = ALPHA,
+               **kw: Any) -> str:  # fmt: skip
+    """A caveat when ``n`` questions can never give ``p < alpha`` ("" otherwise).
+
+    Example:
+        >>> min_p_note(4)
+        'n=4: the smallest possible p is 0.125: no verdict possible at this size'
+        >>> min_p_note(12)
+        ''
+    """
+    p = min_p(n, paired, n_b=n_b, alpha=alpha, **kw)
+    if p < alpha:
+        return ""
+    size = f"n={n}" if paired or n_b in (None, n) else f"n={n}+{n_b}"
+    return f"{size}: the smallest possible p is {p:.3g}: no verdict possible at this size"
+
+
+# --------------------------------------------------------------------------- RD swap null
+
+
+@dataclass(frozen=True)
+class SwapNull:
+    """RD of correct vs irrelevant responses against the within-question swap null.
+
+    Attributes:
+        observed: RD of the mean curves (correct = reference).
+        null_mean: mean RD when correct and irrelevant are swapped within random
+            subsets of questions: the RD that exchangeable responses give at this
+            size (the floor to show).
+        p: one-sided p of "observed RD above noise", ``#{RD* >= RD} / K`` (exact,
+            identity included) or ``(1 + hits) / (1 + n_perm)`` (Monte Carlo).
+        exact: every one of the ``2^n`` swaps enumerated.
+        n_perm: swaps enumerated or drawn.
+    """
+
+    observed: float
+    null_mean: float
+    p: float
+    exact: bool
+    n_perm: int
+
+    @property
+    def text(self) -> str:
+        """The floor as a caveat: ``"RD noise floor (within-question swap null): ..."``."""
+        how = "exact" if self.exact else "Monte Carlo"
+        return (
+            f"RD noise floor (within-question swap null): {self.null_mean:.3g}; observed RD "
+            f"{self.observed:.3g}, p(above noise)={self.p:.3g} ({how}, {self.n_perm} swaps)"
+        )
+
+
+def rd_swap_null(
+    correct: np.ndarray,
+    irrelevant: np.ndarray,
+    *,
+    n_perm: int = 1000,
+    seed: int = 0,
+    family_size: int = FAMILY_SIZE,
+    alpha: float = ALPHA,
+    exact_limit: int = EXACT_LIMIT,
+) -> SwapNull:
+    """RD(correct, irrelevant) and its within-question swap null.
+
+    ``correct``, ``irrelevant``: per-question curves ``[question, module, layer]`` of
+    the same questions. Under the null the two responses of a question are
+    exchangeable, so every subset of questions may have them swapped; all ``2^n``
+    subsets when ``2^n <= exact_limit``, else Monte Carlo with as many draws as
+    :func:`permutation`.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> q = rng.lognormal(0, 0.3, size=(12, 2, 6))  # the questions' curves
+        >>> c, i = (q * rng.lognormal(0, 0.2, size=q.shape) for _ in range(2))
+        >>> alike, far = rd_swap_null(c, i), rd_swap_null(c, 1.5 * i)
+        >>> alike.exact, alike.n_perm, alike.p > 0.05, far.p < 0.01
+        (True, 4096, True, True)
+    """
+    n = len(correct)
+    if n < 2 or correct.shape != irrelevant.shape:
+        return SwapNull(float("nan"), float("nan"), float("nan"), False, 0)
+    shape = correct.shape[1:]
+    sc, si = correct.sum(0).ravel(), irrelevant.sum(0).ravel()
+    diff = (irrelevant - correct).reshape(n, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        obs = float(rd(correct.mean(0), irrelevant.mean(0)))
+    exact = n < 64 and 2**n <= exact_limit
+    draws = max(n_perm, required_permutations(family_size, alpha))
+    rng = np.random.default_rng(seed + 3)
+    hits, count, total = 0, 0, 0.0
+    for g in _indicators(n, 0, exact, rng, draws):
+        moved = g @ diff
+        c = ((sc + moved) / n).reshape(len(g), *shape)
+        i = ((si - moved) / n).reshape(len(g), *shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = rd(c, i)
+        hits += int(np.sum(r >= obs * (1 - 1e-9)))
+        total += float(np.sum(r))
+        count += len(g)
+    p = hits / count if exact else (1 + hits) / (1 + count)
+    return SwapNull(obs, total / count, float(p), exact, count)
