@@ -170,11 +170,12 @@ def min_p(n: int, paired: bool = True) -> float:
     """The smallest p-value a permutation test on ``n`` questions can reach (before Holm).
 
     Uses :func:`lgkit.analysis.inference.min_p` when the statistics core provides it;
-    otherwise the exact bound: paired (sign-flip) ``2**-n``, unpaired ``1 / C(2n, n)``.
+    otherwise the exact bound for antisymmetric statistics: paired (sign-flip) ``2 / 2**n``,
+    unpaired ``2 / C(2n, n)``.
 
     Example:
         >>> min_p(4)
-        0.0625
+        0.125
     """
     try:
         from lgkit.analysis.inference import min_p as core_min_p  # type: ignore[attr-defined]
@@ -184,7 +185,7 @@ def min_p(n: int, paired: bool = True) -> float:
         return float(core_min_p(n, paired))
     if n <= 0:
         return 1.0
-    return float(2.0**-n) if paired else 1.0 / math.comb(2 * n, n)
+    return float(2.0 ** (1 - n)) if paired else 2.0 / math.comb(2 * n, n)
 
 
 def _num(x: Any) -> str:
