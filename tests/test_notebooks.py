@@ -266,7 +266,17 @@ def test_smoke_data_and_index(smoke_run):
             counts[f["verdict"]] += 1
     # the reader's table: verdict word, estimate, CI, p, n on one row; a count line; the rule
     # and the shared caveats once, collapsible
-    for col in ("claim", "statistic", "verdict", "estimate", "95% CI", "p adj", "n", "notes"):
+    for col in (
+        "claim",
+        "statistic",
+        "verdict",
+        "estimate",
+        "95% CI",
+        "p adj",
+        "n",
+        "min p",
+        "notes",
+    ):
         assert f">{col}</th>" in html
     line = ", ".join(f"{n} {v}" for v, n in counts.items())
     assert line in html, line

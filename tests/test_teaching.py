@@ -22,7 +22,7 @@ def _records(n: int = 4) -> list[dict]:
 def test_min_p_and_small_n_warning():
     assert T.min_p(4) >= 0.05 > 0.001 > T.min_p(12)  # no verdict at 4 questions; fine at 12
     rows, *_ = T.reader_findings(_records(4))
-    assert rows[0]["n"] == f"4 (min p {T.min_p(4):.2g})"
+    assert rows[0]["n"] == "4" and rows[0]["min p"] == f"{T.min_p(4):.2g}"
     assert "cannot be supported or contradicted" in T.small_n_warning(_records(4))
     assert T.small_n_warning(_records(12)) == ""
 

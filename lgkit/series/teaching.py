@@ -205,17 +205,23 @@ def reader_findings(
     rules; ``counts``: findings per verdict.
     """
     recs = [dict(r) for r in records]
-    labels = [str(r.get("verdict_text") or "").split("; ") for r in recs]
-    tails = [set(x[1:]) for x in labels]
-    shared_set = set.intersection(*tails) if len(tails) > 1 else set()
-    shared = [x for x in (labels[0][1:] if labels else []) if x in shared_set]
+
+    def parts(r: Mapping[str, Any]) -> list[str]:
+        """What is said of a row besides its verdict: labels, caveats, the twin control."""
+        lab = str(r.get("verdict_text") or "").split("; ")[1:]
+        cav = [x for x in str(r.get("caveats") or "").split("; ") if x]
+        return [*lab, *cav, *([str(r["control"])] if r.get("control") else [])]
+
+    said = [parts(r) for r in recs]
+    common = set.intersection(*(set(x) for x in said)) if len(said) > 1 else set()
+    shared = [x for x in (said[0] if said else []) if x in common]
     rows = []
-    for r, lab in zip(recs, labels, strict=True):
+    for r, own in zip(recs, said, strict=True):
         verdict = str(r.get("verdict") or "")
         n = r.get("n_questions") or 0
-        notes = [lab[0].removeprefix("invalid: ")] if verdict == "invalid" else []
-        notes += [x for x in lab[1:] if x not in shared_set]
-        notes += [str(x) for x in (r.get("caveats"), r.get("control")) if x]
+        first = str(r.get("verdict_text") or "").split("; ")[0]
+        notes = [first.removeprefix("invalid: ")] if verdict == "invalid" else []
+        notes += [x for x in own if x not in common]
         lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
         rows.append(
             {
@@ -225,7 +231,8 @@ def reader_findings(
                 "estimate": _num(r.get("estimate")),
                 "95% CI": f"[{lo}, {hi}]" if lo else "",
                 "p adj": _num(r.get("p_adj")),
-                "n": f"{n} (min p {min_p(int(n)):.2g})" if n else "",
+                "n": str(n) if n else "",
+                "min p": f"{min_p(int(n)):.2g}" if n else "",
                 "notes": "; ".join(notes),
             }
         )
@@ -291,7 +298,7 @@ def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") ->
         if picked:
             lines += ["", f"**{head}** (Holm-adjusted p < {ALPHA}, interval on the claimed side):"]
             lines += [
-                f"- {r['claim']}: estimate {r['estimate']} {r['95% CI']}, p adj {r['p adj']}, n {r['n']}"
+                f"- {r['claim']}: estimate {r['estimate']} {r['95% CI']}, p adj {r['p adj']}, n {r['n']} (min p {r['min p']})"
                 for r in picked
             ]
     inc = [r for r in rows if r["verdict"] == "inconclusive"]
@@ -374,9 +381,10 @@ def findings_html(
             style = _VERDICT_STYLE.get(v, "") if k == "verdict" else ""
             extra = f" class='v-{esc(v)}'" if k == "verdict" else ""
             small = ";font-size:12px;color:#555" if k == "notes" else ""
+            wrap = ";white-space:nowrap" if k in ("95% CI", "estimate", "p adj", "min p") else ""
             tds.append(
                 f"<td{extra} style='border:1px solid #ccc;padding:3px 6px;vertical-align:top;"
-                f"{style}{small}'>{esc(v)}</td>"
+                f"text-align:left{wrap};{style}{small}'>{esc(v)}</td>"
             )
         out.append("<tr>" + "".join(tds) + "</tr>")
     out.append("</table>")

@@ -246,6 +246,9 @@ def token_share_figure(
         shown = f", first {m.shape[1]} shown" if m.shape[1] < n_tok else ""
         style_axis(ax, f"{sid} · T = {n_tok} tokens{shown}", xlabel=None, ylabel="Layer")
         ax.grid(False)
+        layers = m.index.to_numpy()
+        step = max(1, len(layers) // 6)
+        ax.set_yticks(range(0, len(layers), step), [str(int(x)) for x in layers[::step]])
     axs[-1].set_xlabel("Response token (in order)")
     if im is not None:
         cb = fig.colorbar(im, ax=list(axs), shrink=0.9)
