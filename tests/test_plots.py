@@ -35,9 +35,9 @@ def test_layer_figure_layout_and_data(df):
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 3
     assert [ax.get_title() for ax in fig.axes] == [
-        "None CoT | Nuclear Norm",
-        "Simplified CoT | Nuclear Norm",
-        "Detailed CoT | Nuclear Norm",
+        "None CoT",
+        "Simplified CoT",
+        "Detailed CoT",
     ]
     ax = fig.axes[0]
     assert [ln.get_label() for ln in ax.lines] == ["Proj_Q", "Proj_K", "Proj_V", "Proj_O"]
@@ -57,6 +57,7 @@ def test_layer_figure_with_ratio_rows_and_bands(df):
     assert [len(ax.lines) for ax in axs[1]] == [2, 2, 2]
     assert [ln.get_label() for ln in axs[2, 0].lines] == ["Proj_V", "Proj_O"]
     assert axs[1, 2].get_title() == "Detailed CoT | Ratio (Q, K)"
+    assert axs[0, 0].get_ylabel() == "Nuclear Norm"  # the metric names the y axis, not each panel
     assert sum(isinstance(c, PolyCollection) for c in axs[0, 0].collections) == 4
 
 

@@ -28,7 +28,11 @@ def test_explorer_initial_figure_and_controls(df):
     assert ex.layers.value == (0, 5)
     assert ex.model.disabled  # no model column
     fig = ex.figure
-    assert len(fig.axes) == 3 and fig.axes[0].get_title() == "None CoT | Nuclear Norm"
+    assert (
+        len(fig.axes) == 3
+        and fig.axes[0].get_title() == "None CoT"
+        and fig.axes[0].get_ylabel() == "Nuclear Norm"
+    )
     curves = A.layer_curves(df, by="cot", where={"correct": True}, n_boot=0)
     exp = curves[(curves.cot == "none") & (curves.module == "q")]["mean"].to_numpy()
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), exp)
@@ -39,7 +43,7 @@ def test_explorer_metric_change_redraws(df):
     first = ex.figure
     ex.metric.value = "sigma1_ratio"
     assert ex.figure is not first
-    assert ex.figure.axes[0].get_title() == "None CoT | σ1 Ratio"
+    assert ex.figure.axes[0].get_ylabel() == "σ1 Ratio"
     assert ex.figure.axes[0].get_ylabel() == "σ1 Ratio"
     curves = A.layer_curves(df, "sigma1_ratio", by="cot", where={"correct": True}, n_boot=0)
     exp = curves[(curves.cot == "none") & (curves.module == "q")]["mean"].to_numpy()
@@ -73,7 +77,7 @@ def test_explorer_set_many_redraws_once_and_bands(df, monkeypatch):
     monkeypatch.setattr(ex, "redraw", lambda: calls.append(1) or orig())
     ex.set(metric="effective_rank", bands=True, modules=("k",))
     assert len(calls) == 1
-    assert ex.figure.axes[0].get_title() == "None CoT | Effective Rank"
+    assert ex.figure.axes[0].get_ylabel() == "Effective Rank"
     assert len(ex.figure.axes[0].collections) == 1  # one band for K
 
 

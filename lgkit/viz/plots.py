@@ -9,7 +9,7 @@ with ``display(fig)`` or by leaving it as the cell's last expression) and inside
 
 Colours follow the authors' order (Q red, K green, V blue, O dark; MLP modules orange, purple,
 sky blue) in the colour-blind-safe Okabe–Ito palette, and every projection has its own marker
-(Q circle, K square, V triangle, O diamond). Text is ≥ 12 pt and figures ≤ 10.5 in wide
+(Q circle, K square, V triangle, O diamond). Text is ≥ 12 pt and figures ≤ 8 in wide
 (:func:`lgkit.viz.style.readable`), so they stay legible on a projector.
 
 Example:
@@ -148,9 +148,7 @@ def layer_figure(
                 bands,
                 marker=MODULE_MARKERS.get(m),
             )
-        style_axis(
-            ax, f"{title} | {mlabel}" if title else mlabel, ylabel=mlabel if j == 0 else None
-        )
+        style_axis(ax, title or mlabel, ylabel=mlabel if j == 0 else None)
         if reference and pv in reference:
             ax.axhline(reference[pv], color="0.35", linestyle="--", linewidth=1.2,
                        label=reference_label)  # fmt: skip
@@ -274,7 +272,7 @@ def overlay_figure(
         title = column_label(columns, pv, column_labels) if columns else ""
         style_axis(
             ax,
-            f"{title} | {mlabel}" if title else mlabel,
+            title or mlabel,
             xlabel="Relative depth (layer / number of layers)" if relative else "Layer",
             ylabel=mlabel if j == 0 else None,
         )

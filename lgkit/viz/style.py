@@ -4,7 +4,7 @@ axes, and sizes readable in a room.
 Readable on a projector: every figure is at most :data:`MAX_WIDTH_IN` inches wide and its text at
 least :data:`BASE_PT` points; notebooks show the PNG at :data:`DISPLAY_DPI` pixels per inch (saved
 at 150 dpi for sharpness), so 12 pt is ≥ 16 CSS pixels as long as the figure fits the output
-area (≈ 1,050 px of a 1,280 px wide JupyterLab). Colours are the Okabe–Ito colour-blind-safe
+area (≈ 830 px of a 1,280 px wide JupyterLab with its file browser open). Colours are the Okabe–Ito colour-blind-safe
 palette, and each projection also has its own marker."""
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ GROUP_COLORS: tuple[str, ...] = (
 BASE_PT = 12.0
 """Smallest text size (points) of a figure: ticks, legend, labels."""
 TITLE_PT = 13.0
-MAX_WIDTH_IN = 10.5
-"""Widest figure (inches): shown at :data:`DISPLAY_DPI` it fits a 1,280 px wide JupyterLab."""
+MAX_WIDTH_IN = 8.0
+"""Widest figure (inches): shown at :data:`DISPLAY_DPI` (800 px) it fits the output area of a
+1,280 px wide JupyterLab even with the file browser open (≈ 830 px)."""
 DISPLAY_DPI = 100
 """Pixels per inch a notebook shows figures at (12 pt → 16.7 px)."""
 
@@ -216,7 +217,7 @@ def readable(fig: Figure) -> Figure:
     Example:
         >>> fig = Figure(figsize=(15, 3.6)); ax = fig.subplots(); _ = ax.set_title("t")
         >>> fig = readable(fig); float(fig.get_figwidth()), ax.title.get_fontsize()
-        (10.5, 13.0)
+        (8.0, 13.0)
     """
     w, h = fig.get_size_inches()
     if w > MAX_WIDTH_IN:
@@ -258,7 +259,12 @@ def finish_figure(
 ) -> None:
     """One title line naming model and data; one legend below the panels (never over the
     data); sizes for a room (:func:`readable`)."""
-    fig.suptitle(one_line_title(df, suptitle))
+    title = one_line_title(df, suptitle)
+    if len(title) > 95:  # wider than the figure at 13 pt: a second line rather than a cut
+        import textwrap
+
+        title = "\n".join(textwrap.wrap(title, 95))
+    fig.suptitle(title)
     if handles:
         w = min(fig.get_figwidth(), MAX_WIDTH_IN)
         fig.legend(

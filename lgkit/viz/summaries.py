@@ -69,7 +69,7 @@ def relative_difference_figure(
         lab = f"({column_label(compare, b)} − {column_label(compare, a)}) / |{column_label(compare, a)}|"
         style_axis(
             ax,
-            f"{title} | Relative difference" if title else "Relative difference",
+            title or "Relative difference",
             ylabel=lab if j == 0 else None,
         )
     finish_figure(fig, d, None, axs[0, 0].get_legend_handles_labels()[0])
@@ -143,7 +143,7 @@ def mad_bar_figure(
                 edgecolor="white",
                 label=column_label(x, xv, x_labels),
             )
-        ax.set_xticks(pos, list(parts))
+        ax.set_xticks(pos, list(parts), rotation=30, ha="right")
         ylabel = f"MAD of {A.metric_label(metric)}" if metric else "MAD"
         style_axis(ax, module_label(m), xlabel=None, ylabel=ylabel if j == 0 else None)
     finish_figure(
@@ -236,7 +236,7 @@ def token_share_figure(
         share = 100 * g.div(g.sum(axis=1).replace(0, np.nan), axis=0)
         mats.append(share.iloc[:, :max_tokens])
     vmax = max(float(np.nanmax(m.to_numpy())) for m in mats)
-    fig = Figure(figsize=(10.5, 1.0 + 2.4 * len(ids)), layout="constrained")
+    fig = Figure(figsize=(8.0, 1.0 + 2.2 * len(ids)), layout="constrained")
     axs = fig.subplots(len(ids), 1, squeeze=False)[:, 0]
     im = None
     for ax, sid, m in zip(axs, ids, mats, strict=True):

@@ -11,8 +11,8 @@ Example:
     >>> from lgkit.analysis import synthetic_stats
     >>> ex = Explorer(synthetic_stats(n_samples=3, n_layers=4))
     >>> ex.metric.value = "sigma1_ratio"
-    >>> ex.figure.axes[0].get_title()
-    'None CoT | σ1 Ratio'
+    >>> ex.figure.axes[0].get_ylabel()
+    'σ1 Ratio'
 """
 
 from __future__ import annotations
