@@ -204,8 +204,11 @@ def _check_readable(page, name: str) -> None:
     assert re.search(r"\d+ supported, \d+ inconclusive, \d+ contradicted", text), name
     assert "min p" in text and "What this shows" in text
     shots = os.environ.get("LGKIT_SHOTS")
-    if shots:
-        page.screenshot(path=str(Path(shots) / f"{name}_1280.png"), full_page=True)
+    if shots:  # the first figure and the findings table, as a 1280x800 screen shows them
+        for what, sel in (("figure", ".jp-OutputArea-output img"), ("findings", "table.findings")):
+            page.locator(sel).first.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(Path(shots) / f"{name}_{what}_1280x800.png"))
 
 
 def _image_src(page) -> str:
