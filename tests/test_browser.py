@@ -186,7 +186,7 @@ def _check_readable(page, name: str) -> None:
     count line shown. Screenshots also go to $LGKIT_SHOTS when set."""
     page.wait_for_timeout(1500)
     imgs = page.evaluate(
-        "() => [...document.querySelectorAll('.jp-OutputArea-output img')].filter(i => i.naturalWidth)"
+        "() => [...document.querySelectorAll('.jp-OutputArea-output img')].filter(i => i.naturalWidth && i.clientWidth)"
         ".map(i => ({alt: i.alt || '', w: i.clientWidth, h: i.clientHeight, nw: i.naturalWidth,"
         " nh: i.naturalHeight}))"
     )
@@ -325,7 +325,8 @@ def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
     ]
     assert not errors
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{base}/lab/tree/06_length_controls.ipynb?token={TOKEN}")
+    # a workspace of its own: JupyterLab would reopen the other test's notebook beside it
+    page.goto(f"{base}/lab/workspaces/n06/tree/06_length_controls.ipynb?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector(".jp-OutputArea-output img", timeout=60_000)
     _check_readable(page, "06_length_controls")
