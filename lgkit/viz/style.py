@@ -260,10 +260,10 @@ def finish_figure(
     """One title line naming model and data; one legend below the panels (never over the
     data); sizes for a room (:func:`readable`)."""
     title = one_line_title(df, suptitle)
-    if len(title) > 95:  # wider than the figure at 13 pt: a second line rather than a cut
+    if len(title) > 72:  # wider than 8 in at 13 pt: a second line rather than a cut
         import textwrap
 
-        title = "\n".join(textwrap.wrap(title, 95))
+        title = "\n".join(textwrap.wrap(title, 72))
     fig.suptitle(title)
     if handles:
         w = min(fig.get_figwidth(), MAX_WIDTH_IN)
