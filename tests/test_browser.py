@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -176,6 +177,40 @@ def _wait_done(page, path: Path, timeout_s: float) -> nbformat.NotebookNode:
     raise AssertionError(f"{path.name} did not finish within {timeout_s} s")
 
 
+FIG_DPI, BASE_PT = 150, 12  # lgkit.viz.plots.save_figure's PNG dpi, lgkit.viz.style.BASE_PT
+
+
+def _check_readable(page, name: str) -> None:
+    """What a class sees at 1280 px: each figure's smallest text ≥ 12 pt (16 CSS px) at the size
+    it is rendered, its aspect ratio kept, captions (figures and tables) and the findings'
+    count line shown. Screenshots also go to $LGKIT_SHOTS when set."""
+    page.wait_for_timeout(1500)
+    imgs = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output img')].filter(i => i.naturalWidth && i.clientWidth)"
+        ".map(i => ({alt: i.alt || '', w: i.clientWidth, h: i.clientHeight, nw: i.naturalWidth,"
+        " nh: i.naturalHeight}))"
+    )
+    figs = [i for i in imgs if i["nw"] > 300]
+    assert figs, f"{name}: no figure rendered"
+    for i in figs:
+        px = BASE_PT * FIG_DPI / 72 * i["w"] / i["nw"]  # the smallest text, in CSS px, as rendered
+        assert px >= 16 - 0.5, f"{name}: {i['alt'][:60]!r} text {px:.1f} px < 16 px (12 pt)"
+        assert abs(i["w"] / i["h"] - i["nw"] / i["nh"]) < 0.03 * i["nw"] / i["nh"], (
+            i
+        )  # not stretched
+    text = page.locator(".jp-Notebook").inner_text()
+    assert "What to look for:" in text, f"{name}: no figure caption shown"
+    assert page.locator(".jp-OutputArea-output caption").count() > 0, f"{name}: table captions"
+    assert re.search(r"\d+ supported, \d+ inconclusive, \d+ contradicted", text), name
+    assert "min p" in text and "What this shows" in text
+    shots = os.environ.get("LGKIT_SHOTS")
+    if shots:  # the first figure and the findings table, as a 1280x800 screen shows them
+        for what, sel in (("figure", ".jp-OutputArea-output img"), ("findings", "table.findings")):
+            page.locator(sel).first.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(Path(shots) / f"{name}_{what}_1280x800.png"))
+
+
 def _image_src(page) -> str:
     return page.locator(".jp-OutputArea img.widget-image").first.get_attribute("src") or ""
 
@@ -242,10 +277,11 @@ def test_notebook_02_smoke_runs_in_the_browser(lab, browser, tmp_path):
         str(notebook_path("02_math", REPO)), str(target), parameters=params, prepare_only=True
     )
     shutil.copy(target, tmp_path / "02_math.prepared.ipynb")
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     _open_and_run_all(page, base, "02_math.ipynb")
     nb = _wait_done(page, target, 540)
     page.screenshot(path=str(tmp_path / "notebook02.png"), full_page=True)
+    _check_readable(page, "02_math")
     page.close()
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code), "not every cell ran"
@@ -254,3 +290,56 @@ def test_notebook_02_smoke_runs_in_the_browser(lab, browser, tmp_path):
     pictures = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert pictures, "notebook 02 showed no figure"
     assert (run / "02_math" / "metrics.json").is_file()
+
+
+def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
+    """06 at the smoke size (4 questions: no verdict is possible, the table says why) runs to
+    the end, and its per-token drill-down and figures are readable at 1280 px."""
+    import papermill as pm
+
+    from lgkit.series.runner import notebook_path, resolve_params
+
+    base, root = lab
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lgkit", "run", "--profile", "smoke", "--only", "01"]
+        + ["--out", str(run), "--no-html", "--no-progress"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    params = resolve_params("06_length_controls", "smoke", run, REPO)
+    assert params["n_per_variant"] == 4
+    target = root / "06_length_controls.ipynb"
+    os.environ["LGKIT_BATCH"] = "1"  # headless: widgets show their picture (see lgkit.viz)
+    try:
+        pm.execute_notebook(
+            str(notebook_path("06_length_controls", REPO)), str(target), parameters=params,
+            cwd=str(REPO), progress_bar=False,
+        )  # fmt: skip
+    finally:
+        os.environ.pop("LGKIT_BATCH", None)
+    nb = nbformat.read(str(target), as_version=4)
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    # a workspace of its own: JupyterLab would reopen the other test's notebook beside it
+    page.goto(f"{base}/lab/workspaces/n06/tree/06_length_controls.ipynb?reset&token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-OutputArea-output img", timeout=60_000)
+    _check_readable(page, "06_length_controls")
+    text = page.locator(".jp-Notebook").inner_text()
+    assert (
+        "Which response tokens carry the gradient" in text
+        or page.locator("img[alt*='token']").count()
+    ), "no drill-down figure"
+    assert re.search(r"smallest p a permutation test on 4 questions can give is 0\.\d+", text)
+    drill = page.locator("img[alt*='bright tokens']")
+    assert drill.count() == 1, "the per-token drill-down picture is missing"
+    shots = os.environ.get("LGKIT_SHOTS")
+    if shots:
+        drill.scroll_into_view_if_needed()
+        page.screenshot(path=str(Path(shots) / "06_drilldown_1280x800.png"))
+    page.close()

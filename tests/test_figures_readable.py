@@ -16,7 +16,9 @@ def _two_models() -> pd.DataFrame:
 
 
 def _overlaps(fig, legend) -> bool:
-    fig.canvas.draw()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()  # a real draw: constrained layout places axes and legend
     lb = legend.get_window_extent()
     return any(ax.get_window_extent().overlaps(lb) for ax in fig.axes)
 

@@ -271,13 +271,28 @@ def test_smoke_data_and_index(smoke_run):
     html = (smoke_run / "index.html").read_text()
     for name in NOTEBOOKS:
         assert f"{name}/{name}.ipynb" in html
+    counts = {"supported": 0, "inconclusive": 0, "contradicted": 0, "invalid": 0}
     for name in EXPECTED_CLAIMS:
         for f in _metrics(smoke_run, name)["findings"]:
             assert html_escape(f["claim"]) in html
-            assert html_escape(f["verdict_text"]) in html
-    # the findings columns and the synthetic-data banner; no green tick
-    for col in ("claim", "statistic", "estimate", "95% CI", "p adj", "n", "verdict", "caveats"):
-        assert f"<th>{col}</th>" in html
+            counts[f["verdict"]] += 1
+    # the reader's table: verdict word, estimate, CI, p, n on one row; a count line; the rule
+    # and the shared caveats once, collapsible
+    for col in (
+        "claim",
+        "statistic",
+        "verdict",
+        "estimate",
+        "95% CI",
+        "p adj",
+        "n",
+        "min p",
+        "notes",
+    ):
+        assert f">{col}</th>" in html
+    line = ", ".join(f"{n} {v}" for v, n in counts.items())
+    assert line in html, line
+    assert "<details><summary>Verdict rule and caveats shared by every row</summary>" in html
     assert "class='banner'" in html and html_escape(SYNTHETIC_LABEL) in html
     assert 'class="yes"' not in html
     series = json.loads((smoke_run / "run.json").read_text())

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from lgkit import analysis as A
 from lgkit.viz import plots as P
+from lgkit.viz.style import MODULE_COLORS
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,14 @@ def test_layer_figure_layout_and_data(df):
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 3
     assert [ax.get_title() for ax in fig.axes] == [
-        "None CoT | Nuclear Norm",
-        "Simplified CoT | Nuclear Norm",
-        "Detailed CoT | Nuclear Norm",
+        "None CoT",
+        "Simplified CoT",
+        "Detailed CoT",
     ]
     ax = fig.axes[0]
     assert [ln.get_label() for ln in ax.lines] == ["Proj_Q", "Proj_K", "Proj_V", "Proj_O"]
-    assert [ln.get_color() for ln in ax.lines] == ["r", "g", "b", "gray"]
+    assert [ln.get_color() for ln in ax.lines] == [MODULE_COLORS[m] for m in "qkvo"]  # Okabe–Ito
+    assert len({ln.get_marker() for ln in ax.lines}) == 4  # a marker per projection too
     curves = A.layer_curves(df, "nuclear_norm", by="cot", where={"correct": True}, n_boot=0)
     exp = curves[(curves.cot == "none") & (curves.module == "v")].sort_values("layer")["mean"]
     np.testing.assert_allclose(ax.lines[2].get_ydata(), exp.to_numpy())
@@ -55,6 +57,7 @@ def test_layer_figure_with_ratio_rows_and_bands(df):
     assert [len(ax.lines) for ax in axs[1]] == [2, 2, 2]
     assert [ln.get_label() for ln in axs[2, 0].lines] == ["Proj_V", "Proj_O"]
     assert axs[1, 2].get_title() == "Detailed CoT | Ratio (Q, K)"
+    assert axs[0, 0].get_ylabel() == "Nuclear Norm"  # the metric names the y axis, not each panel
     assert sum(isinstance(c, PolyCollection) for c in axs[0, 0].collections) == 4
 
 

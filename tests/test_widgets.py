@@ -28,7 +28,11 @@ def test_explorer_initial_figure_and_controls(df):
     assert ex.layers.value == (0, 5)
     assert ex.model.disabled  # no model column
     fig = ex.figure
-    assert len(fig.axes) == 3 and fig.axes[0].get_title() == "None CoT | Nuclear Norm"
+    assert (
+        len(fig.axes) == 3
+        and fig.axes[0].get_title() == "None CoT"
+        and fig.axes[0].get_ylabel() == "Nuclear Norm"
+    )
     curves = A.layer_curves(df, by="cot", where={"correct": True}, n_boot=0)
     exp = curves[(curves.cot == "none") & (curves.module == "q")]["mean"].to_numpy()
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), exp)
@@ -39,7 +43,7 @@ def test_explorer_metric_change_redraws(df):
     first = ex.figure
     ex.metric.value = "sigma1_ratio"
     assert ex.figure is not first
-    assert ex.figure.axes[0].get_title() == "None CoT | σ1 Ratio"
+    assert ex.figure.axes[0].get_ylabel() == "σ1 Ratio"
     assert ex.figure.axes[0].get_ylabel() == "σ1 Ratio"
     curves = A.layer_curves(df, "sigma1_ratio", by="cot", where={"correct": True}, n_boot=0)
     exp = curves[(curves.cot == "none") & (curves.module == "q")]["mean"].to_numpy()
@@ -73,7 +77,7 @@ def test_explorer_set_many_redraws_once_and_bands(df, monkeypatch):
     monkeypatch.setattr(ex, "redraw", lambda: calls.append(1) or orig())
     ex.set(metric="effective_rank", bands=True, modules=("k",))
     assert len(calls) == 1
-    assert ex.figure.axes[0].get_title() == "None CoT | Effective Rank"
+    assert ex.figure.axes[0].get_ylabel() == "Effective Rank"
     assert len(ex.figure.axes[0].collections) == 1  # one band for K
 
 
@@ -116,7 +120,7 @@ def test_example_drilldown_text_and_curves(df):
     assert "ctx &lt;b&gt;" in dd.text.value and f"Answer &amp; {sid}" in dd.text.value
     assert "<b>cot</b>: detailed" in dd.text.value
     ax = dd.figure.axes[0]
-    assert ax.get_title() == f"{sid} | Nuclear Norm"
+    assert ax.get_title() == "Nuclear Norm" and dd.figure.get_suptitle().startswith(sid)
     own = df[(df.sample_id == sid) & (df.module == "q")].sort_values("layer")["nuclear_norm"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), own.to_numpy())
     assert len(ax.lines) == 8  # 4 own curves + 4 group means
@@ -129,7 +133,7 @@ def test_example_drilldown_text_and_curves(df):
     dd.group_mean.value = False
     assert len(dd.figure.axes[0].lines) == 4
     dd.metric.value = "sigma1_ratio"
-    assert dd.figure.axes[0].get_title() == f"{sid} | σ1 Ratio"
+    assert dd.figure.axes[0].get_title() == "σ1 Ratio"
     dd.modules.value = ("o",)
     assert len(dd.figure.axes[0].lines) == 1
 
@@ -177,7 +181,13 @@ def test_batch_run_displays_the_picture_not_widgets(df, monkeypatch):
     monkeypatch.delenv("LGKIT_BATCH")
     shown.clear()
     ex._ipython_display_()
-    assert len(shown) == 1 and not isinstance(shown[0], Image)  # the widget box
+    # interactive: a static picture of the default view (kept after a kernel restart), then
+    # the live widget box
+    import base64
+
+    assert len(shown) == 3 and isinstance(shown[1], dict) and not isinstance(shown[2], Image)
+    assert base64.b64decode(shown[1]["image/png"]) == ex._default_png
+    assert "Static picture" in shown[0].data and "alt='Static picture" in shown[1]["text/html"]
 
 
 def test_drilldown_token_shares_from_a_real_token_table(tmp_path):

@@ -1,7 +1,8 @@
 """The notebook series: steps the notebooks call, their outputs, the papermill runner, the index page.
 
 Notebooks import this package as ``S``: ``S.family_stats``, ``S.Outputs`` and the rest of
-``steps``, ``summaries``, ``outputs``, ``findings``, ``controls`` (06's length controls) and
+``steps``, ``summaries``, ``outputs``, ``findings``, ``controls`` (06's length controls),
+``teaching`` (runs to read, the reader's findings table) and
 ``showtext`` (text from data shown escaped, never as Markdown). ``runner`` and
 ``report`` run and summarise the series (``lgkit run``). May import every other lgkit package.
 """
@@ -18,6 +19,8 @@ from lgkit.series.steps import *  # noqa: F403
 from lgkit.series.steps import __all__ as _steps_all
 from lgkit.series.summaries import *  # noqa: F403
 from lgkit.series.summaries import __all__ as _summaries_all
+from lgkit.series.teaching import *  # noqa: F403
+from lgkit.series.teaching import __all__ as _teaching_all
 
 __all__ = [
     *_steps_all,
@@ -26,4 +29,5 @@ __all__ = [
     *_findings_all,
     *_controls_all,
     *_showtext_all,
+    *_teaching_all,
 ]

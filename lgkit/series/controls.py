@@ -89,10 +89,46 @@ def answer_stats(
 
     ``loss_on`` is one of the engine's numeric settings, so these statistics have their
     own cache key; the response-loss statistics of 02/03 are not touched.
+
+    A file where no record has a findable answer span is left out, not fatal: its reason
+    (:func:`answer_span_reason`) is in ``attrs["failed_files"]`` and :func:`answer_claims`
+    turns it into an invalid row.
     """
     folder = answer_data(data_dir, family, target, datasets=datasets)
     cfg = replace(config, loss_on="answer")
-    return family_stats(folder, family, model, cfg, cache_dir, progress=progress)
+    df = family_stats(folder, family, model, cfg, cache_dir, progress=progress, keep_going=True)
+    failed = dict(df.attrs.get("failed_files") or {})
+    for f in data_files(folder, family):
+        if f.name in failed:
+            failed[f.name] = answer_span_reason(f.read()) or failed[f.name]
+    df.attrs["failed_files"] = failed
+    return df
+
+
+def answer_span_reason(examples: Sequence[Any]) -> str:
+    """Why no record of a file has a findable final-answer span ("" when some have one).
+
+    Example:
+        >>> from lgkit.formats.records import Example
+        >>> answer_span_reason([Example("q?", "", "It rains a lot there.", meta={"answer": "yes"})])
+        "no final-answer span: in 1 of 1 records the answer ('yes') is not in the response text"
+    """
+    from lgkit.engine.spans import answer_text_span
+
+    missing = [e for e in examples if answer_text_span(e.output, e.meta.get("answer")) is None]
+    if not examples or len(missing) < len(examples):
+        return ""
+    with_answer = [e for e in missing if e.meta.get("answer")]
+    shown = ", ".join(repr(str(e.meta["answer"])) for e in with_answer[:3])
+    if with_answer:
+        return (
+            f"no final-answer span: in {len(with_answer)} of {len(examples)} records the "
+            f"answer ({shown}) is not in the response text"
+        )
+    return (
+        f"no final-answer span: {len(missing)} records have no answer field and no "
+        "final-answer marker in the response"
+    )
 
 
 def length_claims(
@@ -130,8 +166,20 @@ def answer_claims(
 ) -> list[A.Finding]:
     """Claim 1 (level, MAD) with the loss on the final-answer tokens only, tagged
     ``[answer-only loss]``: about as many loss tokens at every CoT level, the reasoning
-    in context."""
-    fs = A.claim_flatter_with_cot(df, metric, segments=False, n_boot=n_boot, seed=seed)
+    in context. Each data file :func:`answer_stats` left out gives an invalid row with its
+    reason; with no file left the claims themselves are invalid for that reason."""
+    failed = dict(df.attrs.get("failed_files") or {})
+    claim = "Slow thinking gives smaller gradients with the loss on the answer only"
+    fs = (
+        A.claim_flatter_with_cot(df, metric, segments=False, n_boot=n_boot, seed=seed)
+        if len(df)
+        else [A.invalid(claim, "level ratio", "; ".join(sorted(set(failed.values()))) or "no data")]
+    )
+    fs += [
+        A.invalid(f"{claim} ({name})", "level ratio", why)
+        for name, why in failed.items()
+        if len(df)
+    ]
     return [
         tag(f, "answer-only loss", "the CoT stays in context; loss on the answer tokens")
         for f in fs

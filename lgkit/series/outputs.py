@@ -146,14 +146,33 @@ def write_metrics(
     return path
 
 
-def _display(obj: Any) -> None:
+def _display(obj: Any, raw: bool = False) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # pragma: no cover
         return
     if get_ipython() is not None:
-        display(obj)
+        display(obj, raw=raw)
+
+
+def _captioned(df: pd.DataFrame, caption: str | None, *, index: bool = False) -> Any:
+    """``df`` styled for the notebook: its caption above, no 0..n index column (kept when
+    ``index`` or when it carries labels), numbers to 4 significant digits.
+
+    Example:
+        >>> "caption" in _captioned(pd.DataFrame({"a": [1.5]}), "Cap").to_html()
+        True
+    """
+    plain = isinstance(df.index, pd.RangeIndex)
+    st = df.style.format(precision=4, thousands="")
+    if caption:
+        st = st.set_caption(caption).set_table_styles(
+            [{"selector": "caption", "props": "caption-side:top;text-align:left;font-weight:bold"}]
+        )
+    if plain and not index:
+        st = st.hide(axis="index")
+    return st
 
 
 class Outputs:
@@ -187,22 +206,38 @@ class Outputs:
         except ValueError:
             return str(p)
 
-    def figure(self, fig: Any, name: str, formats: Sequence[str] = ("png", "pdf")) -> None:
+    def figure(
+        self,
+        fig: Any,
+        name: str,
+        formats: Sequence[str] = ("png", "pdf"),
+        *,
+        look_for: str = "",
+    ) -> None:
         """Save ``fig`` as ``figures/<name>.png`` and ``.pdf`` and show the PNG.
 
-        The paths are recorded in :attr:`figures` (and in ``metrics.json``).
+        ``look_for``: what the reader should look for; it leads the caption stored in the
+        files (the run's index shows it under the figure), the picture's alt text and the
+        line shown under it. The PNG is shown at :data:`lgkit.viz.style.DISPLAY_DPI` pixels
+        per inch, so its 12 pt text is ≥ 16 px. The paths are recorded in :attr:`figures`.
         """
         from lgkit.viz.plots import figure_caption, save_figure
+        from lgkit.viz.style import DISPLAY_DPI
 
-        paths = save_figure(fig, self.dir / "figures" / safe_name(name), formats=formats)
+        shows = figure_caption(fig)
+        caption = f"{look_for} ({shows})" if look_for else shows
+        paths = save_figure(
+            fig, self.dir / "figures" / safe_name(name), formats=formats, caption=caption
+        )
         self.figures.extend(self._rel(p) for p in paths if p.suffix == ".png")
         png = [p for p in paths if p.suffix == ".png"]
         if self.show and png:
             # an object-oriented Figure has no rich repr unless pyplot set up the inline
-            # backend: show the saved PNG itself
-            from IPython.display import Image
+            # backend: show the saved PNG itself, with its alt text and caption
+            from lgkit.viz.style import png_bundle
 
-            _display(Image(filename=str(png[0]), alt=figure_caption(fig) or name))
+            width = int(fig.get_figwidth() * DISPLAY_DPI)
+            _display(png_bundle(png[0].read_bytes(), caption or name, width, look_for), raw=True)
 
     def table(
         self,
@@ -232,16 +267,20 @@ class Outputs:
                 logger.warning("no LaTeX for %s: %s", name, e)
         self.tables.extend(self._rel(p) for p in paths)
         if self.show if show is None else show:
-            _display(df)
+            _display(_captioned(df, caption, index=index))
 
     def findings(
         self, findings: Sequence[A.Finding], name: str = "findings", *, data: str = ""
     ) -> None:
-        """Save the findings table (:func:`findings_view`) and show it.
+        """Save the findings table (:func:`findings_view`, every column) and show the reader's
+        table (:func:`lgkit.series.teaching.findings_html`): verdict word, estimate, CI, p, n on
+        one row, then the count line and the rule and shared caveats once, collapsible.
 
         ``data="synthetic"`` puts the synthetic-data banner above the table (and into
         its caption).
         """
+        from lgkit.series.teaching import findings_html
+
         view = findings_view(findings)
         banner = data_banner(data)
         caption = "Claims of the paper tested on this model and data" + (
@@ -249,12 +288,11 @@ class Outputs:
         )
         self.table(view, name, caption=caption, show=False)
         if self.show:
-            if banner:
-                from IPython.display import HTML
+            from IPython.display import HTML
 
+            if banner:
                 _display(HTML(f"<p style='color:#a00;font-weight:bold'>{html.escape(banner)}</p>"))
-            # cells hold text from data (dataset and model names): escaped, as pandas' own tables
-            _display(view.style.format(escape="html").set_properties(**{"text-align": "left"}))
+            _display(HTML(findings_html(findings_records(findings), caption=caption)))
 
     def write_metrics(
         self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any

@@ -94,63 +94,17 @@ def _rel(p: Path, base: Path) -> str:
     return "./" + quote(os.path.relpath(p, base).replace(os.sep, "/"), safe="/")
 
 
-_VERDICT_CLASS = {
-    "supported": "sup",
-    "contradicted": "con",
-    "inconclusive": "inc",
-    "invalid": "inv",
-}
-FINDING_HEADERS = (
-    "notebook",
-    "claim",
-    "statistic",
-    "estimate",
-    "95% CI",
-    "p adj",
-    "n",
-    "verdict",
-    "caveats",
-)
-
-
-def _num(x: Any) -> str:
-    return f"{x:.3g}" if isinstance(x, (int, float)) and x == x else ""
-
-
-def _finding_row(f: dict[str, Any]) -> str:
-    esc = html.escape
-    ci = f"[{_num(f.get('ci_low'))}, {_num(f.get('ci_high'))}]" if _num(f.get("ci_low")) else ""
-    verdict = str(f.get("verdict") or "")
-    text = str(f.get("verdict_text") or verdict)
-    caveats = "; ".join(str(x) for x in (f.get("caveats"), f.get("control")) if x)
-    how = f"rule: {f.get('rule') or ''}. {f.get('detail') or ''}"
-    cells = [
-        f"<a href='#{esc(f['notebook'])}'>{esc(f['notebook'])}</a>"
-        + (
-            f" <b class='no'>({esc(str(f['status']))})</b>" if f.get("status", "ok") != "ok" else ""
-        ),
-        esc(str(f.get("claim", ""))),
-        esc(str(f.get("statistic", ""))),
-        _num(f.get("estimate")),
-        ci,
-        _num(f.get("p_adj")),
-        esc(str(f.get("n_questions", ""))),
-    ]
-    return (
-        "<tr>"
-        + "".join(f"<td>{c}</td>" for c in cells)
-        + f"<td class='{_VERDICT_CLASS.get(verdict, 'inc')}'>{esc(text)}</td>"
-        + f"<td class='small'>{esc(caveats)}<details><summary>how</summary>{esc(how)}</details></td></tr>"
-    )
-
-
 def findings_section(run_dir: Path) -> list[str]:
-    """HTML of the run's banner (synthetic data, weights) and its findings table.
+    """HTML of the run's banner (synthetic data, weights) and its findings table: one short
+    row per finding (:func:`lgkit.series.teaching.findings_html`), the count line, and the
+    rule and shared caveats once, collapsible.
 
     Example:
         >>> findings_section(Path("/nonexistent"))
         ['<h2>Findings</h2>', '<p>No findings yet.</p>']
     """
+    from lgkit.series.teaching import findings_html
+
     esc = html.escape
     metrics = [read_json(d / "metrics.json") or {} for d in _notebook_dirs(run_dir)]
     parts = []
@@ -173,15 +127,7 @@ def findings_section(run_dir: Path) -> list[str]:
         f["status"] = states.get(f["notebook"], {}).get("status", "ok")
     if not findings:
         return parts + ["<p>No findings yet.</p>"]
-    parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in FINDING_HEADERS) + "</tr>")
-    parts += [_finding_row(f) for f in findings]
-    parts.append("</table>")
-    counts = {v: sum(f.get("verdict") == v for f in findings) for v in _VERDICT_CLASS}
-    parts.append(
-        "<p class='small'>"
-        + ", ".join(f"{n} {v}" for v, n in counts.items())
-        + " (Holm-adjusted within each notebook; the rule is in each row's details), on this run's models and data.</p>"
-    )
+    parts.append(findings_html(findings, notebook_links=True))
     return parts
 
 

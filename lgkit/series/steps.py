@@ -178,7 +178,8 @@ def ensure_data(
 def _build_synthetic(target: Path, *, n_per_variant: int, seed: int) -> None:
     from lgkit.data.profile import build_profile
 
-    build_profile("default", target.parent, n_per_variant=n_per_variant or 24, seed=seed)
+    # 12 questions per dataset, as params/01_data_prep.default.yaml: the class default equals the profile's
+    build_profile("default", target.parent, n_per_variant=n_per_variant or 12, seed=seed)
 
 
 def data_files(
@@ -269,6 +270,7 @@ def family_stats(
     datasets: str | Sequence[str] | None = None,
     cots: str | Sequence[str] | None = None,
     progress: bool = True,
+    keep_going: bool = False,
 ) -> pd.DataFrame:
     """Statistics of every selected data file under ``model``, concatenated.
 
@@ -285,6 +287,9 @@ def family_stats(
         cache_dir: the shared statistics cache of the run.
         datasets, cots: optional filters (see :func:`data_files`).
         progress: tqdm progress bars.
+        keep_going: a file the engine refuses (:class:`lgkit.errors.InputError`, e.g. no
+            record with a findable answer) is left out with a warning and its reason kept in
+            ``attrs["failed_files"]`` (``{file name: reason}``); the result may then be empty.
 
     Returns:
         The statistics table with a ``model`` column.
@@ -302,6 +307,7 @@ def family_stats(
         sizes = [min(n, config.limit) for n in sizes]
     report = Reporter(model_label(model), sum(sizes))
     parts = []
+    failed: dict[str, str] = {}
     t0 = time.perf_counter()
     bar = tqdm(
         files, desc=f"{model_label(model)}: {family or 'all'}", unit="file", disable=not progress
@@ -309,15 +315,22 @@ def family_stats(
     for f, n_file in zip(bar, sizes, strict=True):
         report.file(f.name)
         before = report.done
-        df = stats_for(
-            model,
-            f.path,
-            config,
-            cache_dir=cache,
-            progress=progress,
-            loader=_loader(model, config),
-            on_progress=report.step,
-        )
+        try:
+            df = stats_for(
+                model,
+                f.path,
+                config,
+                cache_dir=cache,
+                progress=progress,
+                loader=_loader(model, config),
+                on_progress=report.step,
+            )
+        except InputError as e:
+            if not keep_going:
+                raise
+            logger.warning("%s: left out: %s", f.name, e)
+            failed[f.name] = str(e)
+            continue
         report.skip(max(n_file - (report.done - before), 0))  # cached or failed examples
         if df.empty:
             logger.warning("%s: no statistics (all examples failed?)", f.path)
@@ -329,11 +342,16 @@ def family_stats(
             if k in f.meta:
                 df[k] = f.meta[k]
         parts.append(df)
+    if not parts and keep_going:
+        empty = pd.DataFrame()
+        empty.attrs["failed_files"] = failed
+        return empty
     if not parts:
         raise InputError(
             f"no statistics computed for family {family!r} under {model!r}", path=data_dir
         )
     out = pd.concat(parts, ignore_index=True)
+    out.attrs["failed_files"] = failed
     logger.info(
         "%s: %d files, %d examples, %d rows in %.1f s",
         model,

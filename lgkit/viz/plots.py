@@ -7,8 +7,10 @@ twice, and they work in scripts (rendered by Agg when saved), in JupyterLab (sho
 with ``display(fig)`` or by leaving it as the cell's last expression) and inside
 ``ipywidgets.Output``. :func:`save_figure` writes PNG and PDF.
 
-Colours follow the authors' figures: Q red, K green, V blue, O gray (MLP modules:
-orange, purple, brown).
+Colours follow the authors' order (Q red, K green, V blue, O dark; MLP modules orange, purple,
+sky blue) in the colour-blind-safe Okabe–Ito palette, and every projection has its own marker
+(Q circle, K square, V triangle, O diamond). Text is ≥ 12 pt and figures ≤ 8 in wide
+(:func:`lgkit.viz.style.readable`), so they stay legible on a projector.
 
 Example:
     >>> from lgkit.analysis import synthetic_stats
@@ -34,6 +36,7 @@ from lgkit.errors import InputError
 from lgkit.viz.style import (
     LINESTYLES,
     MODULE_COLORS,
+    MODULE_MARKERS,
     column_label,
     empty_figure,
     finish_figure,
@@ -48,6 +51,7 @@ from lgkit.viz.summaries import (  # noqa: F401  (plots stays their public face)
     length_level_figure,
     mad_bar_figure,
     relative_difference_figure,
+    token_share_figure,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,6 +77,8 @@ def layer_figure(
     ylim: tuple[float, float] | None = None,
     suptitle: str | None = None,
     panel_size: tuple[float, float] = (5.0, 3.6),
+    reference: Mapping[Any, float] | None = None,
+    reference_label: str = "reference",
 ) -> Figure:
     """The paper's figure: one panel per response type, one curve per module.
 
@@ -99,6 +105,8 @@ def layer_figure(
         ylim: y limits of the first row.
         suptitle: figure title.
         panel_size: inches per panel.
+        reference: a dashed horizontal line per panel value (e.g. 06's 1/√T for coherence),
+            labelled ``reference_label`` in the legend.
 
     Returns:
         The figure: ``rows × len(panels)`` axes; the first row has one line per module.
@@ -132,10 +140,18 @@ def layer_figure(
         c = curves[curves[columns] == pv] if columns else curves
         ax = axs[0, j]
         for m in mods:
-            plot_curve(ax, c[c["module"] == m], MODULE_COLORS.get(m, "k"), module_label(m), bands)
-        style_axis(
-            ax, f"{title} | {mlabel}" if title else mlabel, ylabel=mlabel if j == 0 else None
-        )
+            plot_curve(
+                ax,
+                c[c["module"] == m],
+                MODULE_COLORS.get(m, "k"),
+                module_label(m),
+                bands,
+                marker=MODULE_MARKERS.get(m),
+            )
+        style_axis(ax, title or mlabel, ylabel=mlabel if j == 0 else None)
+        if reference and pv in reference:
+            ax.axhline(reference[pv], color="0.35", linestyle="--", linewidth=1.2,
+                       label=reference_label)  # fmt: skip
         if ylim is not None:
             ax.set_ylim(*ylim)
         if include_ratio and ratio_curves is not None:
@@ -145,7 +161,12 @@ def layer_figure(
                 for m in pair:
                     if m in mods:
                         plot_curve(
-                            rax, rc[rc["module"] == m], MODULE_COLORS[m], module_label(m), bands
+                            rax,
+                            rc[rc["module"] == m],
+                            MODULE_COLORS[m],
+                            module_label(m),
+                            bands,
+                            marker=MODULE_MARKERS.get(m),
                         )
                 names = ", ".join(p.upper() for p in pair)
                 rl = A.metric_label(ratio_metric)
@@ -219,7 +240,16 @@ def overlay_figure(
     fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1]), layout="constrained")
     axs = fig.subplots(1, ncols, squeeze=False, sharey=sharey)
     mlabel = A.metric_label(metric)
-    handles = [Line2D([], [], color=MODULE_COLORS.get(m, "k"), label=module_label(m)) for m in mods]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=MODULE_COLORS.get(m, "k"),
+            marker=MODULE_MARKERS.get(m),
+            label=module_label(m),
+        )
+        for m in mods
+    ]
     handles += [
         Line2D([], [], color="k", linestyle=LINESTYLES[i], label=column_label(hue, h, hue_labels))
         for i, h in enumerate(hues)
@@ -237,11 +267,12 @@ def overlay_figure(
                     f"{module_label(m)} ({column_label(hue, h, hue_labels)})",
                     bands,
                     LINESTYLES[i],
+                    MODULE_MARKERS.get(m),
                 )
         title = column_label(columns, pv, column_labels) if columns else ""
         style_axis(
             ax,
-            f"{title} | {mlabel}" if title else mlabel,
+            title or mlabel,
             xlabel="Relative depth (layer / number of layers)" if relative else "Layer",
             ylabel=mlabel if j == 0 else None,
         )
@@ -315,11 +346,12 @@ def save_figure(
     path_stem: str | Path,
     formats: Sequence[str] = ("png", "pdf"),
     dpi: int = 150,
+    caption: str | None = None,
 ) -> list[Path]:
     """Write a figure as ``<path_stem>.png`` and ``<path_stem>.pdf`` (parents created).
 
     A known image suffix on ``path_stem`` (``.png``, ``.pdf``, ``.svg``) is dropped.
-    The figure's caption (:func:`figure_caption`) is stored as the files' ``Title``
+    The figure's caption (``caption``, else :func:`figure_caption`) is stored as the files' ``Title``
     metadata, which the run's index page shows under each figure.
 
     Args:
@@ -327,6 +359,7 @@ def save_figure(
         path_stem: path without suffix.
         formats: file formats.
         dpi: resolution of raster formats.
+        caption: the caption to store (what to look for); default :func:`figure_caption`.
 
     Returns:
         The written paths.
@@ -342,7 +375,7 @@ def save_figure(
     if stem.suffix.lower() in (".png", ".pdf", ".svg"):
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    caption = figure_caption(fig)
+    caption = caption or figure_caption(fig)
     out = []
     for fmt in formats:
         p = stem.parent / f"{stem.name}.{fmt}"

@@ -1,4 +1,11 @@
-"""Shared look of every figure: module colours, labels, titles naming model and data, axes."""
+"""Shared look of every figure: module colours and markers, labels, titles naming model and data,
+axes, and sizes readable in a room.
+
+Readable on a projector: every figure is at most :data:`MAX_WIDTH_IN` inches wide and its text at
+least :data:`BASE_PT` points; notebooks show the PNG at :data:`DISPLAY_DPI` pixels per inch (saved
+at 150 dpi for sharpness), so 12 pt is ≥ 16 CSS pixels as long as the figure fits the output
+area (≈ 830 px of a 1,280 px wide JupyterLab with its file browser open). Colours are the Okabe–Ito colour-blind-safe
+palette, and each projection also has its own marker."""
 
 from __future__ import annotations
 
@@ -14,16 +21,48 @@ from lgkit import analysis as A
 from lgkit.errors import InputError
 from lgkit.schema import ATTN_MODULES
 
-MODULE_COLORS: dict[str, str] = {
-    "q": "r",
-    "k": "g",
-    "v": "b",
-    "o": "gray",
-    "gate": "tab:orange",
-    "up": "tab:purple",
-    "down": "tab:brown",
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
 }
-"""Line colour per module (the authors' r/g/b/gray for Q/K/V/O)."""
+"""The Okabe–Ito colour-blind-safe palette (Okabe & Ito 2008)."""
+
+MODULE_COLORS: dict[str, str] = {
+    "q": OKABE_ITO["vermillion"],
+    "k": OKABE_ITO["bluish green"],
+    "v": OKABE_ITO["blue"],
+    "o": OKABE_ITO["black"],
+    "gate": OKABE_ITO["orange"],
+    "up": OKABE_ITO["reddish purple"],
+    "down": OKABE_ITO["sky blue"],
+}
+"""Line colour per module: Okabe–Ito, in the authors' order (Q red-ish, K green, V blue, O dark)."""
+
+MODULE_MARKERS: dict[str, str] = {
+    "q": "o", "k": "s", "v": "^", "o": "D", "gate": "v", "up": "P", "down": "X",
+}  # fmt: skip
+"""Marker per module, so the projections differ without colour too."""
+
+GROUP_COLORS: tuple[str, ...] = (
+    OKABE_ITO["vermillion"], OKABE_ITO["orange"], OKABE_ITO["blue"],
+    OKABE_ITO["bluish green"], OKABE_ITO["reddish purple"], OKABE_ITO["sky blue"],
+)  # fmt: skip
+"""Colours of groups (CoT levels, bars, scatter points): Okabe–Ito."""
+
+BASE_PT = 12.0
+"""Smallest text size (points) of a figure: ticks, legend, labels."""
+TITLE_PT = 13.0
+MAX_WIDTH_IN = 8.0
+"""Widest figure (inches): shown at :data:`DISPLAY_DPI` (800 px) it fits the output area of a
+1,280 px wide JupyterLab even with the file browser open (≈ 830 px)."""
+DISPLAY_DPI = 100
+"""Pixels per inch a notebook shows figures at (12 pt → 16.7 px)."""
 
 LINESTYLES: tuple[str, ...] = ("-", "--", ":", "-.")
 """Line styles of the overlaid groups (first group solid)."""
@@ -33,6 +72,43 @@ COLUMN_LABELS: dict[str, dict[Any, str]] = {
     "correct": {True: "Correct", False: "Irrelevant"},
 }
 """Panel titles for known column values."""
+
+
+METRIC_UNITS: dict[str, str] = {
+    "nuclear_norm": "sum of singular values",
+    "sigma_max": "largest singular value",
+    "sigma_min": "smallest singular value",
+    "sigma1_ratio": "σ1 / sum of singular values, 0–1",
+    "frobenius_norm": "root of sum of squares",
+    "effective_rank": "dimensions",
+    "coherence": "0–1; 1/√T for uncorrelated tokens",
+    "loss": "nats per token",
+    "token_norm_sum": "Σ_t ‖d_t‖‖x_t‖",
+}
+"""What each explorer metric measures (shown in its dropdown)."""
+
+EXPLORER_HIDDEN = frozenset(
+    {"n_prompt_tokens", "n_response_tokens", "n_loss_tokens", "example_index", "S_sum_regularized",
+     "entry_mean", "entry_max", "entry_min"}
+)  # fmt: skip
+"""Columns that are counts or internal, not gradient statistics: left out of the metric list."""
+
+
+def metric_options(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The explorer's metric choices as (readable name with unit, column).
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> metric_options(synthetic_stats(n_samples=2, n_layers=2))[0]
+        ('Nuclear Norm (sum of singular values)', 'nuclear_norm')
+    """
+    out = []
+    for m in A.available_metrics(df):
+        if m in EXPLORER_HIDDEN:
+            continue
+        unit = METRIC_UNITS.get(m)
+        out.append((f"{A.metric_label(m)} ({unit})" if unit else A.metric_label(m), m))
+    return out
 
 
 def module_label(module: str) -> str:
@@ -72,11 +148,19 @@ def modules_of(df: pd.DataFrame, modules: Sequence[str] | None) -> list[str]:
 
 
 def plot_curve(
-    ax: Axes, g: pd.DataFrame, color: str, label: str | None, bands: bool, linestyle: str = "-"
+    ax: Axes,
+    g: pd.DataFrame,
+    color: str,
+    label: str | None,
+    bands: bool,
+    linestyle: str = "-",
+    marker: str | None = None,
 ) -> None:
     g = g.sort_values("layer")
     x = g["layer"].to_numpy()
-    ax.plot(x, g["mean"].to_numpy(), c=color, label=label, linestyle=linestyle)
+    every = max(1, len(x) // 8)
+    ax.plot(x, g["mean"].to_numpy(), c=color, label=label, linestyle=linestyle,
+            marker=marker, markevery=every, markersize=5)  # fmt: skip
     if bands and g["lo"].notna().any():
         ax.fill_between(
             x,
@@ -126,20 +210,70 @@ def data_title(df: pd.DataFrame) -> str:
     return " · ".join(parts)
 
 
+def readable(fig: Figure) -> Figure:
+    """Size ``fig`` for a room: at most :data:`MAX_WIDTH_IN` wide (shrunk in proportion) and
+    every text at least :data:`BASE_PT` points (titles :data:`TITLE_PT`); the height is kept.
+
+    Example:
+        >>> fig = Figure(figsize=(15, 3.6)); ax = fig.subplots(); _ = ax.set_title("t")
+        >>> fig = readable(fig); float(fig.get_figwidth()), ax.title.get_fontsize()
+        (8.0, 13.0)
+    """
+    w, h = fig.get_size_inches()
+    if w > MAX_WIDTH_IN:
+        fig.set_size_inches(MAX_WIDTH_IN, h)  # narrower panels, same height: room for text
+    for ax in fig.axes:
+        ax.title.set_fontsize(TITLE_PT)
+        ax.xaxis.label.set_fontsize(BASE_PT)
+        ax.yaxis.label.set_fontsize(BASE_PT)
+        ax.tick_params(labelsize=BASE_PT)
+        for t in ax.texts:
+            t.set_fontsize(max(t.get_fontsize(), BASE_PT))
+    for leg in fig.legends:
+        for t in leg.get_texts():
+            t.set_fontsize(BASE_PT)
+    if fig.get_suptitle():
+        fig._suptitle.set_fontsize(TITLE_PT)  # type: ignore[union-attr]
+    return fig
+
+
+def one_line_title(df: pd.DataFrame, suptitle: str | None) -> str:
+    """One title line: ``suptitle`` then what :func:`data_title` adds to it (the model is not
+    repeated when ``suptitle`` names it).
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> one_line_title(synthetic_stats(n_samples=2, n_layers=3, model="m1"), "m1 | correct")
+        'm1 | correct · data: aqua, ecqa, gsm8k · 2 examples per group'
+    """
+    parts = data_title(df).split(" · ")
+    if suptitle:
+        parts = [p for p in parts if not (p.startswith("model: ") and p[7:] in suptitle)]
+        parts = [p for p in parts if p != "model: not named in the table"]
+        return " · ".join([suptitle, *parts])
+    return " · ".join(parts)
+
+
 def finish_figure(
     fig: Figure, df: pd.DataFrame, suptitle: str | None, handles: list | None
 ) -> None:
-    """Title naming model and data; one legend below the panels (never over the data)."""
-    title = data_title(df)
-    fig.suptitle(f"{suptitle}\n{title}" if suptitle else title, fontsize="medium")
+    """One title line naming model and data; one legend below the panels (never over the
+    data); sizes for a room (:func:`readable`)."""
+    title = one_line_title(df, suptitle)
+    if len(title) > 72:  # wider than 8 in at 13 pt: a second line rather than a cut
+        import textwrap
+
+        title = "\n".join(textwrap.wrap(title, 72))
+    fig.suptitle(title)
     if handles:
+        w = min(fig.get_figwidth(), MAX_WIDTH_IN)
         fig.legend(
             handles=handles,
             loc="outside lower center",
-            ncol=min(len(handles), 8),
-            fontsize="small",
+            ncol=max(1, min(len(handles), int(w // 1.9))),
             frameon=False,
         )
+    readable(fig)
 
 
 def relative_depth(curves: pd.DataFrame, d: pd.DataFrame, hue: str) -> bool:
@@ -158,4 +292,36 @@ def empty_figure(message: str) -> Figure:
     ax = fig.subplots()
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
-    return fig
+    return readable(fig)
+
+
+def png_bundle(png: bytes, alt: str, width: int, caption: str = "") -> dict[str, str]:
+    """A display bundle of a PNG with alt text, its display width and an optional caption:
+    ``text/html`` (an ``<img alt width>`` in a ``<figure>``, what JupyterLab and nbconvert
+    show: the alt text reaches screen readers and the exported HTML) and ``image/png`` (kept
+    for other consumers). Text is HTML-escaped.
+
+    Example:
+        >>> b = png_bundle(b"\\x89PNG", "a <b>", 600, "look")
+        >>> "alt='a &lt;b&gt;'" in b["text/html"], "width='600'" in b["text/html"], sorted(b)
+        (True, True, ['image/png', 'text/html', 'text/plain'])
+    """
+    import base64
+    import html
+
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = (
+        f"<figcaption class='lgkit-caption' style='font-size:14px;max-width:{width}px'>"
+        f"<b>What to look for:</b> {html.escape(caption)}</figcaption>"
+        if caption
+        else ""
+    )
+    img = (
+        f"<img src='data:image/png;base64,{b64}' alt='{html.escape(alt, quote=True)}' "
+        f"width='{width}' style='max-width:100%;height:auto'>"
+    )
+    return {
+        "text/html": f"<figure style='margin:0'>{img}{cap}</figure>",
+        "image/png": b64,
+        "text/plain": alt,
+    }

@@ -1,4 +1,4 @@
-"""Summary figures: relative differences, MAD bars, level against response length."""
+"""Summary figures: relative differences, MAD bars, level against response length, per-token shares."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from matplotlib.figure import Figure
 from lgkit import analysis as A
 from lgkit.schema import ATTN_MODULES
 from lgkit.viz.style import (
+    GROUP_COLORS,
     MODULE_COLORS,
+    MODULE_MARKERS,
     column_label,
     empty_figure,
     finish_figure,
     module_label,
     modules_of,
     panel_values,
+    readable,
     style_axis,
 )
 
@@ -59,13 +62,14 @@ def relative_difference_figure(
         c = rd[rd[columns] == pv] if columns else rd
         for m in A.value_order(c["module"].unique(), "module"):
             g = c[c["module"] == m].sort_values("layer")
-            ax.plot(g["layer"], g["rd_signed"], c=MODULE_COLORS.get(m, "k"), label=module_label(m))
+            ax.plot(g["layer"], g["rd_signed"], c=MODULE_COLORS.get(m, "k"), label=module_label(m),
+                    marker=MODULE_MARKERS.get(m), markevery=max(1, len(g) // 8), markersize=5)  # fmt: skip
         ax.axhline(0.0, color="k", linewidth=0.8)
         title = column_label(columns, pv, column_labels) if columns else ""
         lab = f"({column_label(compare, b)} − {column_label(compare, a)}) / |{column_label(compare, a)}|"
         style_axis(
             ax,
-            f"{title} | Relative difference" if title else "Relative difference",
+            title or "Relative difference",
             ylabel=lab if j == 0 else None,
         )
     finish_figure(fig, d, None, axs[0, 0].get_legend_handles_labels()[0])
@@ -124,7 +128,8 @@ def mad_bar_figure(
     axs = fig.subplots(1, len(mods), squeeze=False, sharey=True)
     width = 0.8 / max(len(xs), 1)
     pos = np.arange(len(parts))
-    colors = [f"C{i}" for i in range(len(xs))]
+    colors = [GROUP_COLORS[i % len(GROUP_COLORS)] for i in range(len(xs))]
+    hatches = ["", "//", "..", "xx", "\\\\", "--"]
     for j, m in enumerate(mods):
         ax = axs[0, j]
         for i, xv in enumerate(xs):
@@ -134,9 +139,11 @@ def mad_bar_figure(
                 vals,
                 width,
                 color=colors[i],
+                hatch=hatches[i % len(hatches)],
+                edgecolor="white",
                 label=column_label(x, xv, x_labels),
             )
-        ax.set_xticks(pos, list(parts))
+        ax.set_xticks(pos, list(parts), rotation=30, ha="right")
         ylabel = f"MAD of {A.metric_label(metric)}" if metric else "MAD"
         style_axis(ax, module_label(m), xlabel=None, ylabel=ylabel if j == 0 else None)
     finish_figure(
@@ -176,11 +183,11 @@ def length_level_figure(
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
     values = A.value_order(ex[hue].dropna().unique(), hue) if hue in ex else [None]
-    colors = ["tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:gray"]
+    markers = ["o", "s", "^", "D", "v", "P"]
     for i, v in enumerate(values):
         g = ex if v is None else ex[ex[hue] == v]
-        ax.scatter(g["T"], g["value"], s=14, alpha=0.7, color=colors[i % len(colors)],
-                   label=column_label(hue, v))  # fmt: skip
+        ax.scatter(g["T"], g["value"], s=22, alpha=0.75, color=GROUP_COLORS[i % len(GROUP_COLORS)],
+                   marker=markers[i % len(markers)], label=column_label(hue, v))  # fmt: skip
     if len(ex):
         lx, ly = np.log(ex["T"].to_numpy(float)), np.log(ex["value"].to_numpy(float))
         x = np.exp(np.linspace(lx.min(), lx.max(), 20))
@@ -191,4 +198,64 @@ def length_level_figure(
     ylabel = f"{A.metric_label(metric)} (layer mean{'' if norm == 'mean' else ', ' + norm})"
     style_axis(ax, "Level against loss tokens", xlabel="Loss tokens T", ylabel=ylabel)
     finish_figure(fig, df, suptitle, ax.get_legend_handles_labels()[0])
+    return fig
+
+
+def token_share_figure(
+    token_stats: pd.DataFrame,
+    sample_ids: Sequence[str] | None = None,
+    module: str = "q",
+    *,
+    max_tokens: int = 120,
+    suptitle: str | None = None,
+) -> Figure:
+    """Each example's per-token share of every layer's gradient: one heat map per example
+    (rows: layers, columns: response tokens in order), one shared colour scale in percent.
+
+    The share of token t at a layer is ‖d_t‖‖x_t‖ / Σ_t ‖d_t‖‖x_t‖ over the response tokens
+    (the per-token table of ``token_stats``); 1/T everywhere would mean every token
+    contributes alike. At most ``max_tokens`` tokens are drawn per example.
+
+    Example:
+        >>> t = pd.DataFrame({"sample_id": "s", "position": [0, 1, 0, 1], "token": ["a", "b"] * 2,
+        ...     "in_response": True, "layer": [0, 0, 1, 1], "module": "q", "token_norm": [1.0, 3, 2, 2]})
+        >>> fig = token_share_figure(t)
+        >>> fig.axes[0].images[0].get_array().tolist()
+        [[25.0, 75.0], [50.0, 50.0]]
+    """
+    t = token_stats[(token_stats["module"] == module) & token_stats["in_response"].astype(bool)]
+    ids = list(sample_ids) if sample_ids is not None else list(dict.fromkeys(t["sample_id"]))
+    ids = [s for s in ids if (t["sample_id"] == s).any()]
+    if not ids:
+        return empty_figure(f"no per-token rows for module {module!r}")
+    mats = []
+    for sid in ids:
+        g = t[t["sample_id"] == sid].pivot_table(
+            index="layer", columns="position", values="token_norm", aggfunc="sum"
+        )
+        share = 100 * g.div(g.sum(axis=1).replace(0, np.nan), axis=0)
+        mats.append(share.iloc[:, :max_tokens])
+    vmax = max(float(np.nanmax(m.to_numpy())) for m in mats)
+    fig = Figure(figsize=(8.0, 1.0 + 2.2 * len(ids)), layout="constrained")
+    axs = fig.subplots(len(ids), 1, squeeze=False)[:, 0]
+    im = None
+    for ax, sid, m in zip(axs, ids, mats, strict=True):
+        im = ax.imshow(m.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=vmax,
+                       origin="lower", interpolation="nearest")  # fmt: skip
+        n_tok = int(t[(t["sample_id"] == sid)]["position"].nunique())
+        shown = f", first {m.shape[1]} shown" if m.shape[1] < n_tok else ""
+        style_axis(ax, f"{sid} · T = {n_tok} tokens{shown}", xlabel=None, ylabel="Layer")
+        ax.grid(False)
+        layers = m.index.to_numpy()
+        step = max(1, len(layers) // 6)
+        ax.set_yticks(range(0, len(layers), step), [str(int(x)) for x in layers[::step]])
+    axs[-1].set_xlabel("Response token (in order)")
+    if im is not None:
+        cb = fig.colorbar(im, ax=list(axs), shrink=0.9)
+        cb.set_label(f"share of the layer's gradient, {module_label(module)} (%)")
+    fig.suptitle(suptitle or f"Which response tokens carry the gradient ({module_label(module)})")
+    readable(fig)
+    if im is not None:
+        cb.ax.tick_params(labelsize=12)
+        cb.ax.yaxis.label.set_fontsize(12)
     return fig

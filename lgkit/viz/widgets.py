@@ -11,8 +11,8 @@ Example:
     >>> from lgkit.analysis import synthetic_stats
     >>> ex = Explorer(synthetic_stats(n_samples=3, n_layers=4))
     >>> ex.metric.value = "sigma1_ratio"
-    >>> ex.figure.axes[0].get_title()
-    'None CoT | σ1 Ratio'
+    >>> ex.figure.axes[0].get_ylabel()
+    'σ1 Ratio'
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from lgkit.schema import ATTN_MODULES
 from lgkit.viz import BATCH_ENV
 from lgkit.viz import plots as P
 from lgkit.viz import style as vstyle
+from lgkit.viz.style import metric_options
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+def _width_px(fig: Figure | None) -> float:
+    from lgkit.viz.style import DISPLAY_DPI
+
+    return (fig.get_figwidth() if fig is not None else 7.5) * DISPLAY_DPI
+
+
 class _Panel:
     """Shared plumbing: an ``ipywidgets.Image`` holding the current figure as PNG.
 
@@ -62,8 +69,12 @@ class _Panel:
     and ``clear_output``/``display`` inside an Output re-creates the output area on every
     change. Setting the PNG bytes of one Image widget updates that picture in place (no
     stale figure, no flicker), needs no extra package or backend, and renders the same in
-    JupyterLab, classic Notebook and VS Code (any ipywidgets 8 frontend); the saved
-    notebook keeps the widget state.
+    JupyterLab, classic Notebook and VS Code (any ipywidgets 8 frontend).
+
+    A live widget needs its kernel: after a kernel restart (or in a saved notebook reopened
+    without one) the frontend shows "Error displaying widget: model not found". So the
+    notebook display puts a static PNG of the default view above the live controls: that
+    picture is an ordinary output, saved with the notebook and shown without a kernel.
     """
 
     image: w.Image
@@ -77,7 +88,10 @@ class _Panel:
 
     def _show(self, fig: Figure) -> None:
         self._figure = fig
-        self.image.value = figure_png(fig)
+        png = figure_png(fig)
+        if getattr(self, "_default_png", None) is None:
+            self._default_png = png  # the default view, for the static picture
+        self.image.value = png
 
     def display(self) -> None:
         """Display the controls and figure in the notebook."""
@@ -95,7 +109,27 @@ class _Panel:
             if self._figure is not None:
                 display(Image(data=figure_png(self._figure), format="png"))
             return
+        self.display_static()
         self.display()
+
+    def display_static(self) -> None:
+        """Display the default view as a plain PNG output (kept after a kernel restart)."""
+        from IPython.display import HTML, display
+
+        png = getattr(self, "_default_png", None)
+        if png is None:
+            return
+        display(
+            HTML(
+                "<p class='lgkit-static' style='font-size:14px'><b>Static picture of the default "
+                "view</b> (saved with the notebook, shown after a kernel restart); the live "
+                "controls below need a running kernel.</p>"
+            )
+        )
+        alt = "Static picture of the default view: " + (
+            self._figure.get_suptitle() if self._figure is not None else ""
+        )
+        display(vstyle.png_bundle(png, alt, int(_width_px(self._figure))), raw=True)
 
 
 class Explorer(_Panel):
@@ -162,18 +196,25 @@ class Explorer(_Panel):
         self.modules = w.SelectMultiple(
             options=mods, value=default_mods, description="modules", rows=min(len(mods), 7)
         )
-        metrics = A.available_metrics(df)
+        options = metric_options(df) or [(m, m) for m in A.available_metrics(df)]
+        metrics = [v for _, v in options]
         self.metric = w.Dropdown(
-            options=metrics,
+            options=options,
             value=metric if metric in metrics else metrics[0],
             description="metric",
             style=style,
+            layout=w.Layout(width="max-content"),
         )
         lmax = int(df["layer"].max()) if len(df) else 0
         self.layers = w.IntRangeSlider(
             value=(0, lmax), min=0, max=lmax, step=1, description="layers", continuous_update=False
         )
-        self.bands = w.Checkbox(value=False, description="bootstrap bands")
+        self.bands = w.Checkbox(
+            value=False,
+            description=f"95% bootstrap bands ({n_boot} resamples)",
+            style=style,
+            layout=w.Layout(display="flex" if n_boot > 0 else "none"),  # hidden: nothing to draw
+        )
         self.ratio = w.Checkbox(value=False, description="σ1-ratio rows")
         self.image = w.Image(format="png")
         self.controls = [
@@ -189,6 +230,7 @@ class Explorer(_Panel):
         ]
         for c in self.controls:
             c.observe(self._on_change, names="value")
+        self.image.layout = w.Layout(max_width="100%", height="auto")
         self.widget = w.VBox(
             [
                 w.HBox(
@@ -196,7 +238,8 @@ class Explorer(_Panel):
                         w.VBox([self.dataset, self.model, self.correct, self.metric]),
                         w.VBox([self.cot, self.modules]),
                         w.VBox([self.layers, self.bands, self.ratio]),
-                    ]
+                    ],
+                    layout=w.Layout(flex_flow="row wrap"),  # controls wrap on a narrow page
                 ),
                 self.image,
             ]
@@ -241,6 +284,26 @@ class Explorer(_Panel):
         d = d[d["layer"].between(lo, hi) & d["module"].isin(list(self.modules.value))]
         return d
 
+    def selection(self) -> str:
+        """The current selection in words (the figure's title).
+
+        Example:
+            >>> from lgkit.analysis import synthetic_stats
+            >>> Explorer(synthetic_stats(n_samples=2, n_layers=3)).selection()
+            'all datasets · correct responses · layers 0–2 · Q, K, V, O'
+        """
+        lo, hi = self.layers.value
+        parts = [
+            "all datasets" if self.dataset.value == ALL else str(self.dataset.value),
+            *([] if self.model.value == ALL else [str(self.model.value)]),
+            {"all": "all responses", "correct": "correct responses"}.get(
+                self.correct.value, "irrelevant responses"
+            ),
+            f"layers {lo}–{hi}",
+            ", ".join(m.upper() for m in self.modules.value),
+        ]
+        return " · ".join(parts)
+
     def _original(self, text: str, col: str) -> Any:
         for v in self.df[col].dropna().unique():
             if str(v) == text:
@@ -262,6 +325,7 @@ class Explorer(_Panel):
                 modules=list(self.modules.value),
                 n_boot=self.n_boot,
                 column_order=list(self.cot.value) if "cot" in d else None,
+                suptitle=self.selection(),
             )
         self._show(fig)
         return fig
@@ -306,7 +370,14 @@ def token_share_html(token_stats: pd.DataFrame, sample_id: str, layer: int, modu
             f"{html.escape(tok)}</span>"
         )
     head = f"<b>Token share of the gradient</b> (layer {layer}, {html.escape(str(module))})"
-    return f"{head}<div style='white-space: pre-wrap'>{''.join(spans)}</div>"
+    scale = (
+        "<div style='font-size:13px;margin:4px 0'>colour scale: 0% "
+        "<span style='display:inline-block;width:140px;height:12px;vertical-align:middle;"
+        "background:linear-gradient(to right, rgba(220,30,30,0), rgba(220,30,30,1));"
+        f"border:1px solid #999'></span> {100 * top:.1f}% (the largest token; "
+        f"{100 / len(share):.1f}% each if all {len(share)} tokens contributed alike)</div>"
+    )
+    return f"{head}{scale}<div style='white-space: pre-wrap;font-size:14px'>{''.join(spans)}</div>"
 
 
 class ExampleDrilldown(_Panel):
@@ -378,7 +449,7 @@ class ExampleDrilldown(_Panel):
         )
         self.group_mean = w.Checkbox(value=True, description="group mean (dashed)")
         self.text = w.HTML()
-        self.image = w.Image(format="png")
+        self.image = w.Image(format="png", layout=w.Layout(max_width="55%", height="auto"))
         src = token_stats if token_stats is not None else df
         layers = sorted(int(x) for x in src["layer"].unique())
         self.token_layer = w.Dropdown(options=layers, value=layers[0] if layers else None,
@@ -394,7 +465,10 @@ class ExampleDrilldown(_Panel):
         rows = [
             w.HBox([self.example, self.metric]),
             w.HBox([self.modules, self.group_mean]),
-            w.HBox([w.Box([self.text], layout=w.Layout(width="45%")), self.image]),
+            w.HBox(
+                [w.Box([self.text], layout=w.Layout(width="45%")), self.image],
+                layout=w.Layout(align_items="flex-start"),  # the picture keeps its aspect ratio
+            ),
         ]
         if token_stats is not None:
             rows += [w.HBox([self.token_layer, self.token_module]), self.tokens]
@@ -498,12 +572,20 @@ class ExampleDrilldown(_Panel):
                     linewidth=1,
                     label=f"{vstyle.module_label(m)} group mean" if m == mods[0] else None,
                 )
-        vstyle.style_axis(ax, f"{sid} | {A.metric_label(metric)}", ylabel=A.metric_label(metric))
-        fig.suptitle(vstyle.data_title(rows), fontsize="medium")
+        vstyle.style_axis(ax, A.metric_label(metric), ylabel=A.metric_label(metric))
+        fig.suptitle(vstyle.one_line_title(rows, sid))
         if ax.lines:
-            fig.legend(loc="outside right upper", fontsize="small", frameon=False)
+            fig.legend(loc="outside lower center", ncol=3, frameon=False)
+        vstyle.readable(fig)
         self._show(fig)
         return fig
 
 
-__all__ = ["Explorer", "ExampleDrilldown", "ALL", "figure_png", "token_share_html"]
+__all__ = [
+    "Explorer",
+    "ExampleDrilldown",
+    "ALL",
+    "figure_png",
+    "metric_options",
+    "token_share_html",
+]

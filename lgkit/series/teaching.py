@@ -1,0 +1,556 @@
+"""What a notebook needs to be used in class: the run it reads, clean tracked files, the reader's
+findings table (verdict first, shared rule and caveats once, a count line), the smallest
+achievable p, a closing "What this shows" written from the findings, and a glossary.
+
+* :func:`open_run`: a notebook opened after ``lgkit run`` takes that run's parameters, data
+  and statistics cache (``run="latest"``: the newest run under ``outputs/``), so every
+  statistic is read back from the cache instead of recomputed;
+* :func:`filter_warning`: the notebook runs from a checkout without the nbstripout filter
+  (its outputs would be committed);
+* :func:`reader_findings`: findings records split into short rows, shared notes and rules;
+* :func:`min_p`: the smallest p-value a test on ``n`` questions can give;
+* :func:`what_this_shows`, :data:`GLOSSARY`.
+
+Example:
+    >>> rows, shared, rules, counts = reader_findings([
+    ...     {"claim": "a", "verdict": "supported", "verdict_text": "supported; synthetic", "n_questions": 12,
+    ...      "estimate": 0.5, "ci_low": 0.4, "ci_high": 0.6, "p_adj": 0.01, "rule": "R"},
+    ...     {"claim": "b", "verdict": "inconclusive", "verdict_text": "inconclusive; synthetic", "n_questions": 12,
+    ...      "rule": "R"}])
+    >>> rows[0]["verdict"], shared, rules, counts_line(counts)
+    ('supported', ['synthetic'], ['R'], '1 supported, 1 inconclusive, 0 contradicted, 0 invalid')
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GLOSSARY",
+    "closing",
+    "coherence_reference",
+    "counts_line",
+    "drilldown_data",
+    "filter_warning",
+    "findings_html",
+    "latest_run",
+    "length_words",
+    "min_p",
+    "open_run",
+    "reader_findings",
+    "small_n_warning",
+    "start",
+    "what_this_shows",
+]
+
+VERDICT_ORDER = ("supported", "inconclusive", "contradicted", "invalid")
+ALPHA = 0.05
+KEEP_LOCAL = ("out_dir", "progress", "run")
+"""Parameters a notebook keeps when it opens a run (it writes to its own ``out_dir``)."""
+
+
+# --------------------------------------------------------------------------- the run to read
+
+
+def _root() -> Path:
+    from lgkit.series.steps import project_root
+
+    return project_root()
+
+
+def latest_run(notebook: str, root: str | Path | None = None) -> Path | None:
+    """The newest run folder under ``<root>/outputs`` that ran ``notebook`` (has its params.yaml).
+
+    Example:
+        >>> import tempfile
+        >>> latest_run("02_math", tempfile.mkdtemp()) is None
+        True
+    """
+    base = Path(root or _root()) / "outputs"
+    if not base.is_dir():
+        return None
+    runs = [p for p in base.iterdir() if (p / notebook / "params.yaml").is_file()]
+    return max(runs, key=lambda p: (p / notebook / "params.yaml").stat().st_mtime, default=None)
+
+
+def open_run(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of ``notebook`` in an earlier ``lgkit run``, to update the notebook's own.
+
+    ``run``: ``""`` (compute with the notebook's own parameters), ``"latest"`` (the newest
+    run under ``outputs/`` that ran this notebook) or a run folder (``outputs/default`` or a
+    name under ``outputs/``). The run's model, data folder, cache and settings replace the
+    notebook's (all but ``out_dir``, ``progress`` and ``run``: the notebook still writes to
+    its own ``out_dir``), so its statistics are read from the run's cache, not recomputed.
+    Under ``lgkit run`` itself (and when no run is found) nothing changes. Prints what it did.
+
+    Example:
+        >>> open_run("", "02_math", {"model": "m"})
+        {}
+    """
+    from lgkit.series.runner import load_params_yaml
+    from lgkit.viz import BATCH_ENV
+
+    if not run or os.environ.get(BATCH_ENV):
+        return {}
+    if run == "latest":
+        folder = latest_run(notebook)
+        if folder is None:
+            print(
+                f"No earlier `lgkit run` of {notebook} under outputs/: computing with this notebook's parameters."
+            )
+            return {}
+    else:
+        folder = Path(run) if Path(run).is_absolute() else _root() / run
+        if not (folder / notebook).is_dir() and (_root() / "outputs" / run / notebook).is_dir():
+            folder = _root() / "outputs" / run
+    params_file = folder / notebook / "params.yaml"
+    if not params_file.is_file():
+        from lgkit.errors import InputError
+
+        raise InputError(f"no {notebook} in run {run!r} (looked for {params_file})", field="run")
+    params = load_params_yaml(params_file)
+    taken = {k: v for k, v in params.items() if k in namespace and k not in KEEP_LOCAL}
+    changed = sorted(k for k, v in taken.items() if namespace.get(k) != v)
+    print(
+        f"Reading the statistics of run {folder.name} ({folder}): its data, cache and settings"
+        + (f" (changed here: {', '.join(changed)})" if changed else "")
+        + ". Set run = '' to compute with this notebook's own parameters."
+    )
+    return taken
+
+
+# --------------------------------------------------------------------------- clean notebooks
+
+
+def filter_warning(root: str | Path | None = None) -> str:
+    """A warning when this checkout lacks the nbstripout git filter that keeps outputs out of
+    the tracked notebooks ("" when it is set up, outside a git checkout, or under ``lgkit run``).
+
+    Example:
+        >>> import tempfile
+        >>> filter_warning(tempfile.mkdtemp())
+        ''
+    """
+    from lgkit.viz import BATCH_ENV
+
+    root = Path(root or _root())
+    if os.environ.get(BATCH_ENV) or not (root / ".git").exists():
+        return ""
+    attrs = root / ".gitattributes"
+    if not attrs.is_file() or "nbstripout" not in attrs.read_text(encoding="utf-8"):
+        return ""
+    try:
+        got = subprocess.run(
+            ["git", "-C", str(root), "config", "--get", "filter.nbstripout.clean"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        got = ""
+    if got:
+        return ""
+    return (
+        "This checkout has no nbstripout git filter (bash scripts/setup.sh installs it): "
+        "outputs and edited parameters saved here would go into the tracked notebook. "
+        "Save a copy under notebooks/local/ (ignored by git: File > Save Notebook As…) and work there."
+    )
+
+
+# --------------------------------------------------------------------------- findings for readers
+
+
+def min_p(n: int, paired: bool = True) -> float:
+    """The smallest p-value a permutation test on ``n`` questions can reach (before Holm).
+
+    Uses :func:`lgkit.analysis.inference.min_p` when the statistics core provides it;
+    otherwise the exact bound for antisymmetric statistics: paired (sign-flip) ``2 / 2**n``,
+    unpaired ``2 / C(2n, n)``.
+
+    Example:
+        >>> min_p(4)
+        0.125
+    """
+    try:
+        from lgkit.analysis.inference import min_p as core_min_p  # type: ignore[attr-defined]
+    except ImportError:
+        core_min_p = None
+    if core_min_p is not None:
+        return float(core_min_p(n, paired))
+    if n <= 0:
+        return 1.0
+    return float(2.0 ** (1 - n)) if paired else 2.0 / math.comb(2 * n, n)
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else ""
+
+
+def reader_findings(
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[list[dict[str, str]], list[str], list[str], dict[str, int]]:
+    """Findings records (``metrics.json``) as a reader's table.
+
+    Returns ``(rows, shared, rules, counts)``: one row per finding with ``claim``,
+    ``statistic``, ``verdict`` (the word), ``estimate``, ``95% CI``, ``p adj``, ``n`` (with the smallest
+    achievable p) and ``notes`` (what is said of this row only: the invalid reason, the
+    labels not shared by every row, the caveats and the twin control); ``shared``: the
+    labels every row carries (said once under the table); ``rules``: the distinct verdict
+    rules; ``counts``: findings per verdict.
+    """
+    recs = [dict(r) for r in records]
+
+    def parts(r: Mapping[str, Any]) -> list[str]:
+        """What is said of a row besides its verdict: labels, caveats, the twin control."""
+        lab = str(r.get("verdict_text") or "").split("; ")[1:]
+        cav = [x for x in str(r.get("caveats") or "").split("; ") if x]
+        return [*lab, *cav, *([str(r["control"])] if r.get("control") else [])]
+
+    said = [parts(r) for r in recs]
+    common = set.intersection(*(set(x) for x in said)) if len(said) > 1 else set()
+    shared = [x for x in (said[0] if said else []) if x in common]
+    rows = []
+    for r, own in zip(recs, said, strict=True):
+        verdict = str(r.get("verdict") or "")
+        n = r.get("n_questions") or 0
+        first = str(r.get("verdict_text") or "").split("; ")[0]
+        notes = [first.removeprefix("invalid: ")] if verdict == "invalid" else []
+        notes += [x for x in own if x not in common]
+        lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
+        rows.append(
+            {
+                "claim": str(r.get("claim") or ""),
+                "statistic": str(r.get("statistic") or ""),
+                "verdict": verdict,
+                "estimate": _num(r.get("estimate")),
+                "95% CI": f"[{lo}, {hi}]" if lo else "",
+                "p adj": _num(r.get("p_adj")),
+                "n": str(n) if n else "",
+                "min p": f"{min_p(int(n)):.2g}" if n else "",
+                "notes": "; ".join(notes),
+            }
+        )
+    rules = list(dict.fromkeys(str(r.get("rule")) for r in recs if r.get("rule")))
+    counts = {v: sum(r.get("verdict") == v for r in recs) for v in VERDICT_ORDER}
+    return rows, shared, rules, counts
+
+
+def counts_line(counts: Mapping[str, int]) -> str:
+    """``"32 supported, 20 inconclusive, 6 contradicted"`` (invalid only when there are any, but
+    always in a full count).
+
+    Example:
+        >>> counts_line({"supported": 2, "inconclusive": 1, "contradicted": 0, "invalid": 0})
+        '2 supported, 1 inconclusive, 0 contradicted, 0 invalid'
+    """
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_ORDER)
+
+
+def small_n_warning(records: Iterable[Mapping[str, Any]], alpha: float = ALPHA) -> str:
+    """A warning when some comparison has too few questions for any verdict: its smallest
+    achievable p is already ≥ ``alpha`` ("" otherwise).
+
+    Example:
+        >>> small_n_warning([{"n_questions": 4, "verdict": "inconclusive"}])[:30]
+        'n = 4: the smallest p a permut'
+    """
+    ns = sorted({int(r.get("n_questions") or 0) for r in records if r.get("verdict") != "invalid"})
+    low = [n for n in ns if n and min_p(n) >= alpha]
+    if not low:
+        return ""
+    n = max(low)
+    return (
+        f"n = {n}: the smallest p a permutation test on {n} questions can give is "
+        f"{min_p(n):.3g} ≥ {alpha}, so these rows cannot be supported or contradicted whatever "
+        f"the data; raise n_per_variant (each question adds a factor 2 of resolution)."
+    )
+
+
+def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") -> str:
+    """The closing cell's text (Markdown), written from this run's findings.
+
+    Example:
+        >>> print(what_this_shows([{"claim": "a", "verdict": "supported", "estimate": 0.5,
+        ...     "ci_low": 0.4, "ci_high": 0.6, "p_adj": 0.01, "n_questions": 12}]))  # doctest: +ELLIPSIS
+        ### What this shows
+        ...
+    """
+    import html
+
+    recs = [dict(r) for r in records]
+    rows, shared, _, counts = reader_findings(recs)
+    rows = [{k: html.escape(v) for k, v in r.items()} for r in rows]  # Markdown renders HTML
+    shared = [html.escape(x) for x in shared]
+    lines = ["### What this shows", ""]
+    if not recs:
+        return "\n".join(lines + ["No findings were computed."])
+    lines.append(
+        f"{len(recs)} findings{' of ' + notebook if notebook else ''}: {counts_line(counts)}."
+    )
+    for v, head in (("supported", "Supported"), ("contradicted", "Contradicted")):
+        picked = [r for r in rows if r["verdict"] == v]
+        if picked:
+            lines += ["", f"**{head}** (Holm-adjusted p < {ALPHA}, interval on the claimed side):"]
+            lines += [
+                f"- {r['claim']}: estimate {r['estimate']} {r['95% CI']}, p adj {r['p adj']}, n {r['n']} (min p {r['min p']})"
+                for r in picked
+            ]
+    inc = [r for r in rows if r["verdict"] == "inconclusive"]
+    if inc:
+        lines += ["", f"**Inconclusive** ({len(inc)}): the data cannot tell at this sample size."]
+    warn = small_n_warning(recs)
+    if warn:
+        lines += ["", f"⚠ {warn}"]
+    inv = [r for r in rows if r["verdict"] == "invalid"]
+    if inv:
+        lines += [
+            "",
+            f"**Invalid** ({len(inv)}): " + "; ".join(f"{r['claim']}: {r['notes']}" for r in inv),
+        ]
+    if shared:
+        lines += ["", "Applies to every row: " + "; ".join(shared) + "."]
+    return "\n".join(lines)
+
+
+GLOSSARY = """\
+**Glossary**
+
+- **RD** (relative difference, the authors'): mean over layers of |c − i| / |c|, where c and i
+  are the mean curves of correct and irrelevant responses; the figures plot the signed
+  (i − c) / |c| per layer, so a curve below 0 means irrelevant responses have smaller gradients.
+- **MAD** (mean absolute difference): mean over adjacent layers of |v(l+1) − v(l)| of the mean
+  curve: how much the curve jumps from layer to layer (0 = flat).
+- **Holm**: the step-down correction of the p-values of all findings of one notebook, so the
+  chance of any false "supported" stays below 5 %.
+- **TOST** (two one-sided tests): the equivalence test of a "no difference" claim: supported
+  only when the ratio is shown to lie inside its margin (e.g. [1/1.1, 1.1]).
+- **twin**: the same architecture and tokenizer with random weights; an effect the twin shows too
+  comes from text length or shape, not from anything the model learned.
+- **d_t, x_t**: at response token t, d_t is the gradient of the loss with respect to a
+  projection's output and x_t its input; the weight gradient is Σ_t d_t x_tᵀ (T tokens).
+- **T**: the number of tokens carrying the loss (the response, or the final answer only).
+"""
+"""The notebooks' closing glossary (Markdown)."""
+
+
+_VERDICT_STYLE = {
+    "supported": "background:#e6f0ff",
+    "contradicted": "background:#fff0e0",
+    "inconclusive": "background:#f4f4f4",
+    "invalid": "background:#eee;color:#666",
+}
+
+
+def findings_html(
+    records: Iterable[Mapping[str, Any]], *, notebook_links: bool = False, caption: str = ""
+) -> str:
+    """The reader's findings table as HTML (every data text escaped): one short row per
+    finding, then the count line, the small-sample warning, and the rules and shared caveats
+    once in a collapsible ``<details>``. ``notebook_links``: a first column linking to
+    ``#<notebook>`` (the run's index page).
+
+    Example:
+        >>> h = findings_html([{"claim": "<b>x</b>", "verdict": "supported", "verdict_text": "supported",
+        ...                     "n_questions": 4, "rule": "R"}])
+        >>> "&lt;b&gt;x&lt;/b&gt;" in h and "<details>" in h and "1 supported" in h
+        True
+    """
+    import html
+
+    esc = html.escape
+    recs = [dict(r) for r in records]
+    rows, shared, rules, counts = reader_findings(recs)
+    heads = (["notebook"] if notebook_links else []) + list(rows[0] if rows else [])
+    out = ["<table class='findings' style='border-collapse:collapse;font-size:14px'>"]
+    if caption:
+        out.append(f"<caption style='text-align:left;font-weight:bold'>{esc(caption)}</caption>")
+    cell = "style='border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top'"
+    out.append("<tr>" + "".join(f"<th {cell}>{esc(h)}</th>" for h in heads) + "</tr>")
+    for rec, row in zip(recs, rows, strict=True):
+        tds = []
+        if notebook_links:
+            nb = esc(str(rec.get("notebook", "")))
+            st = str(rec.get("status", "ok") or "ok")  # a stale or failed result says so
+            tag = f" <b class='no'>({esc(st)})</b>" if st != "ok" else ""
+            tds.append(f"<td {cell}><a href='#{nb}'>{nb}</a>{tag}</td>")
+        for k, v in row.items():
+            style = _VERDICT_STYLE.get(v, "") if k == "verdict" else ""
+            extra = f" class='v-{esc(v)}'" if k == "verdict" else ""
+            small = ";font-size:12px;color:#555" if k == "notes" else ""
+            wrap = ";white-space:nowrap" if k in ("95% CI", "estimate", "p adj", "min p") else ""
+            tds.append(
+                f"<td{extra} style='border:1px solid #ccc;padding:3px 6px;vertical-align:top;"
+                f"text-align:left{wrap};{style}{small}'>{esc(v)}</td>"
+            )
+        out.append("<tr>" + "".join(tds) + "</tr>")
+    out.append("</table>")
+    out.append(
+        f"<p class='counts'><b>{esc(counts_line(counts))}</b> (Holm-adjusted within each notebook).</p>"
+    )
+    warn = small_n_warning(recs)
+    if warn:
+        out.append(f"<p class='warn' style='color:#a00'>⚠ {esc(warn)}</p>")
+    details = [f"<p><b>Rule:</b> {esc(r)}</p>" for r in rules]
+    if shared:
+        details.append("<p><b>Applies to every row:</b> " + esc("; ".join(shared)) + "</p>")
+    details.append(
+        "<p><b>n</b>: questions compared; <b>min p</b>: the smallest p its permutation test can "
+        "give (before Holm).</p>"
+    )
+    out.append(
+        "<details><summary>Verdict rule and caveats shared by every row</summary>"
+        + "".join(details)
+        + "</details>"
+    )
+    return "\n".join(out)
+
+
+def start(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """A notebook's first step: warn (first output) when the checkout lacks the nbstripout
+    filter, then :func:`open_run`. Returns the parameters to take from the run.
+
+    Example:
+        >>> start("", "02_math", {})
+        {}
+    """
+    warn = filter_warning()
+    if warn:
+        import warnings
+
+        warnings.warn(warn, UserWarning, stacklevel=2)
+    return open_run(run, notebook, namespace)
+
+
+def closing(
+    findings: Iterable[Any], notebook: str = "", extra: Iterable[str] = (), show: bool = True
+) -> str:
+    """Show the closing "What this shows" (from the findings, :func:`what_this_shows`), any
+    ``extra`` sentences and the :data:`GLOSSARY`; returns the Markdown.
+
+    Example:
+        >>> closing([], show=False).splitlines()[0]
+        '### What this shows'
+    """
+    from lgkit.series.outputs import findings_records
+
+    text = what_this_shows(findings_records(findings), notebook)
+    lines = [text, *[f"\n{x}" for x in extra], "", GLOSSARY]
+    md = "\n".join(lines)
+    if show:
+        from IPython.display import Markdown
+
+        from lgkit.series.outputs import _display
+
+        _display(Markdown(md))
+    return md
+
+
+def length_words(stats: Mapping[str, Any], metric: str = "nuclear_norm") -> list[str]:
+    """06's result in words, per family: the mean-curve level per CoT level under the paper's
+    mean loss and scaled by √T, and what the detailed/none ratio under √T says.
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> length_words({"math": synthetic_stats(n_samples=4, n_layers=4)})[0][:22]
+        '**math**: under the pa'
+    """
+    from lgkit.series.controls import norm_summary
+
+    out = []
+    for fam, df in stats.items():
+        if df is None or len(df) == 0:
+            continue
+        s = norm_summary(df, metric)
+        mean, sqrt = s.get("mean", {}), s.get("sqrt", {})
+        if "none" not in mean or "detailed" not in mean:
+            continue
+        r_mean = mean["detailed"]["level"] / mean["none"]["level"]
+        r_sqrt = sqrt["detailed"]["level"] / sqrt["none"]["level"]
+        levels = " / ".join(f"{c} {v['level']:.3g}" for c, v in sqrt.items())
+        if 0.8 <= r_sqrt <= 1.25:
+            says = (
+                "about equal: the smaller gradients of slow thinking are what averaging more "
+                "uncorrelated tokens (1/√T) predicts, not evidence of anything else"
+            )
+        elif r_sqrt < 0.8:
+            says = "still smaller for detailed CoT: more than length dilution alone"
+        else:
+            says = "larger for detailed CoT: the mean loss's dilution more than explains the effect"
+        out.append(
+            f"**{fam}**: under the paper's mean loss the level of detailed CoT is {r_mean:.2f}× "
+            f"that of none CoT; scaled by √T the levels are {levels} (detailed/none "
+            f"{r_sqrt:.2f}×): {says}. (Point estimates; the findings table tests them.)"
+        )
+    return out
+
+
+def coherence_reference(df: Any, column: str = "cot") -> dict[Any, float]:
+    """1/√T per ``column`` value at the median loss tokens T of the correct responses: the
+    coherence of uncorrelated per-token gradients (06's reference line).
+
+    Example:
+        >>> from lgkit.analysis import synthetic_stats
+        >>> ref = coherence_reference(synthetic_stats(n_samples=3, n_layers=2))
+        >>> sorted(ref) == ["detailed", "none", "simplified"] and all(0 < v <= 1 for v in ref.values())
+        True
+    """
+    from lgkit import analysis as A
+
+    d = A.filter_table(df, A.with_correct(df, None, True))
+    ex = d.drop_duplicates(A.example_key_columns(d)).assign(T=A.loss_tokens)
+    med = ex.groupby(column)["T"].median()
+    return {k: 1.0 / math.sqrt(float(t)) for k, t in med.items() if t and t > 0}
+
+
+def drilldown_data(
+    data_dir: str | Path,
+    family: str,
+    model: Any,
+    config: Any,
+    cache_dir: str | Path,
+    *,
+    n_examples: int = 3,
+    cot: str = "detailed",
+    dataset: str | None = None,
+    progress: bool = False,
+) -> tuple[Any, dict[str, Any], Any]:
+    """Per-token statistics of the first ``n_examples`` correct ``cot`` responses of ``family``
+    (one data file), for :class:`lgkit.viz.widgets.ExampleDrilldown` and
+    :func:`lgkit.viz.plots.token_share_figure`.
+
+    Runs the engine with ``token_stats`` on (its own cache key, under
+    ``<cache_dir>/drilldown``: read back on a second call). Returns ``(stats, examples,
+    token_stats)``: the statistics rows, ``{sample_id: Example}`` and the per-token table
+    (‖d_t‖‖x_t‖ per response token, layer and module).
+    """
+    from dataclasses import replace
+
+    from lgkit.engine.run import _slug, stats_for
+    from lgkit.engine.store import load_token_stats
+    from lgkit.series.steps import _loader, data_files, project_path
+
+    files = data_files(data_dir, family, datasets=dataset, cots=cot, correct=True)
+    f = files[0]
+    cfg = replace(config, token_stats=True, limit=n_examples)
+    cache = project_path(cache_dir) / "drilldown"
+    df = stats_for(
+        model, f.path, cfg, cache_dir=cache, progress=progress, loader=_loader(model, cfg)
+    )
+    name = str(getattr(model, "name", model))
+    runs = sorted(
+        (
+            p
+            for p in cache.glob(f"{_slug(name)}__{_slug(Path(f.path).stem)}__*")
+            if (p / "manifest.json").is_file()
+        ),
+        key=lambda p: (p / "manifest.json").stat().st_mtime,
+    )
+    tokens = load_token_stats(runs[-1])
+    examples = {e.sample_id: e for e in f.read()[:n_examples]}
+    return df, examples, tokens

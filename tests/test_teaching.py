@@ -1,0 +1,117 @@
+"""Issue 18: notebooks for a class — small settings never crash, readers' findings, runs reused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from lgkit import analysis as A
+from lgkit import series as S
+from lgkit.data.profile import build_profile
+from lgkit.formats.records import write_examples
+from lgkit.series import teaching as T
+
+
+def _records(n: int = 4) -> list[dict]:
+    fs = A.decide([A.Finding("c", "s", 0.075, 0.059, 0.098, 0.0625, n_questions=n)])
+    return S.findings_records(fs)
+
+
+def test_min_p_and_small_n_warning():
+    assert T.min_p(4) >= 0.05 > 0.001 > T.min_p(12)  # no verdict at 4 questions; fine at 12
+    rows, *_ = T.reader_findings(_records(4))
+    assert rows[0]["n"] == "4" and rows[0]["min p"] == f"{T.min_p(4):.2g}"
+    assert "cannot be supported or contradicted" in T.small_n_warning(_records(4))
+    assert T.small_n_warning(_records(12)) == ""
+
+
+def test_findings_html_one_row_each_rule_once_escaped():
+    recs = [
+        {**r, "claim": f"<script>{k}</script>"}
+        for k, r in enumerate(_records(12) + _records(12) + _records(4))
+    ]
+    h = T.findings_html(recs)
+    assert "<script>" not in h and "&lt;script&gt;0&lt;/script&gt;" in h
+    assert h.count("<tr>") == 4  # header + 3 rows
+    assert h.count(A.findings.I.RULE_DIFFERENCE[:40]) == 1  # the rule once, under the table
+    assert "0 supported, 3 inconclusive, 0 contradicted, 0 invalid" in h
+    assert "<details><summary>" in h and "min p" in h
+
+
+def test_what_this_shows_is_written_from_findings():
+    recs = _records(12)
+    md = T.what_this_shows(recs, "02_math")
+    assert "1 findings of 02_math" in md and recs[0]["verdict"] in md
+
+
+def test_open_run_reads_the_latest_run(tmp_path, monkeypatch):
+    run = tmp_path / "outputs" / "default" / "02_math"
+    run.mkdir(parents=True)
+    (run / "params.yaml").write_text("model: m-run\ncache_dir: /c\nout_dir: /o\nn_per_variant: 0\n")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.delenv("LGKIT_BATCH", raising=False)
+    got = T.open_run(
+        "latest", "02_math", {"model": "m", "cache_dir": "x", "out_dir": "y", "n_per_variant": 0}
+    )
+    assert got == {"model": "m-run", "cache_dir": "/c", "n_per_variant": 0}  # out_dir stays local
+    assert T.open_run("", "02_math", {"model": "m"}) == {}
+    monkeypatch.setenv("LGKIT_BATCH", "1")
+    assert T.open_run("latest", "02_math", {"model": "m"}) == {}  # lgkit run itself
+
+
+@pytest.mark.slow
+def test_06_answer_only_without_spans_is_an_invalid_row(tmp_path):
+    """06 with 4 examples: a file without answer spans becomes an invalid row with the reason."""
+    files = build_profile("smoke", tmp_path, n_per_variant=4, seed=0)
+    data = tmp_path / "data"
+    for f in files:
+        if f.family == "commonsense" and f.cot == "detailed" and f.correct:
+            exs = [replace(e, output="A long story without the final word.") for e in f.read()]
+            write_examples(f.path, exs)
+    config = S.grad_config(2304, "q,o", n_per_variant=4)
+    df = S.answer_stats(data, "commonsense", "tiny-random-llama", config, tmp_path / "cache",
+                        tmp_path / "ans", progress=False)  # fmt: skip
+    failed = df.attrs["failed_files"]
+    assert len(failed) == 1 and "is not in the response text" in next(iter(failed.values()))
+    fs = S.answer_claims(df, n_boot=50)
+    bad = [f for f in fs if f.verdict == "invalid"]
+    assert bad and "is not in the response text" in bad[-1].verdict_text
+    assert json.dumps(S.findings_records(fs))  # the rest of the notebook can write them
+
+
+def test_every_parameter_line_parses_with_papermill():
+    """A line papermill cannot parse is silently not a parameter (lgkit run could not set it)."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    for path in sorted((T._root() / "notebooks").glob("0*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")]
+        assert len(PythonTranslator.inspect(cell)) == len(lines), path.name
+
+
+def test_notebooks_local_is_ignored():
+    import subprocess
+
+    root = T._root()
+    got = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "notebooks/local/02_math.ipynb"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert got.returncode == 0
+
+
+def test_filter_warning_names_the_fix(tmp_path):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitattributes").write_text("*.ipynb filter=nbstripout\n")
+    warn = T.filter_warning(tmp_path)
+    assert "nbstripout" in warn and "notebooks/local/" in warn
