@@ -35,9 +35,7 @@ RULES: dict[str, dict[str, tuple[str, ...]]] = {
     "viz": {"forbid": ("torch",)},
     # scoring is a thin layer over the engine: never the notebooks' series, plots, data builders
     "score": {"forbid": ("lgkit.viz", "lgkit.series", "lgkit.data", "lgkit.train")},
-    "train": {
-        "allow": ("lgkit.train", "lgkit.engine", "lgkit.models", "lgkit.formats", *LEAVES)
-    },
+    "train": {"allow": ("lgkit.train", "lgkit.engine", "lgkit.models", "lgkit.formats", *LEAVES)},
 }
 
 #: documented exceptions: (file relative to lgkit/, imported module)
