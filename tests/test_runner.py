@@ -72,17 +72,24 @@ def test_parameters_cell_is_fully_parsed_by_papermill(name):
     assert declared == list(pm.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb")))
 
 
+#: notebooks that read 01's data through the shared statistics cache; 07 trains its own
+#: models on the released GSM8K (its own out_dir only)
+CACHE_READERS = [n for n in NOTEBOOKS[1:] if n != "07_training_dynamics"]
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS[1:])
 def test_analysis_notebooks_take_the_run_paths(name):
     params = pm.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb"))
-    assert {"out_dir", "data_dir", "cache_dir"} <= set(params)
+    needed = {"out_dir", "data_dir", "cache_dir"} if name in CACHE_READERS else {"out_dir"}
+    assert needed <= set(params)
 
 
 def test_default_profile_shares_statistics_settings():
-    """02-05 of a profile use the same n_per_variant and max_length, so the cache is reused."""
+    """02-06 and 08 of a profile use the same n_per_variant and max_length, so the cache is
+    reused."""
     for profile in PROFILES:
         settings = set()
-        for name in NOTEBOOKS[1:]:
+        for name in CACHE_READERS:
             doc = yaml.safe_load((REPO / "params" / f"{name}.{profile}.yaml").read_text()) or {}
             settings.add(
                 (doc.get("n_per_variant"), doc.get("max_length"), doc.get("modules", "q,k,v,o"))
@@ -128,8 +135,8 @@ def test_parse_only():
     assert runner.parse_only("04,02") == ["02_math", "04_wiki"]
     assert runner.parse_only("5, wiki") == ["04_wiki", "05_base_vs_instruct"]
     assert runner.parse_only(["01_data_prep.ipynb"]) == ["01_data_prep"]
-    with pytest.raises(InputError, match="unknown notebook '07'"):
-        runner.parse_only("07")
+    with pytest.raises(InputError, match="unknown notebook '99'"):
+        runner.parse_only("99")
 
 
 def test_load_params_yaml_errors(tmp_path):
