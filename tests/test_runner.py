@@ -263,7 +263,12 @@ def test_run_series_writes_records_and_index(fake_root, tmp_path):
     series = json.loads((run / "run.json").read_text())
     assert series["status"] == "ok" and series["profile"] == "smoke"
     html = (run / "index.html").read_text()
-    assert "Detailed CoT is flatter" in html and "supported" in html and "invalid: no data" in html
+    assert (
+        "Detailed CoT is flatter" in html
+        and "supported" in html
+        and "invalid" in html
+        and "no data" in html
+    )
     assert (
         "02_math/02_math.ipynb" in html
         and "02_math/metrics.json" in html
