@@ -107,7 +107,8 @@ def metric_options(df: pd.DataFrame) -> list[tuple[str, str]]:
         if m in EXPLORER_HIDDEN:
             continue
         unit = METRIC_UNITS.get(m)
-        out.append((f"{A.metric_label(m)} ({unit})" if unit else A.metric_label(m), m))
+        name = A.metric_label(m)
+        out.append((f"{name} ({unit})" if unit and unit not in name else name, m))
     return out
 
 
