@@ -179,7 +179,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
 #: Parameters whose values are one of a few words.
 CHOICES: dict[str, tuple[str, ...]] = {
     "instruct": ("auto", "true", "false"),
-    "irrelevant": ("released", "rebuilt"),
+    "irrelevant": ("released", "repaired", "rebuilt"),
 }
 #: Notebook-specific exceptions to :data:`RANGES` (01: n_per_variant <= 0 means all).
 UNCHECKED: frozenset[tuple[str, str]] = frozenset({("01_data_prep", "n_per_variant")})
