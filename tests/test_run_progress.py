@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 import lgkit.models.load as load_mod
+from lgkit.errors import InputError
 from lgkit.series import steps
 from lgkit.series.progress import Reporter, Watcher, describe, status_printer
 
@@ -63,3 +66,42 @@ def test_family_stats_loads_the_model_once(tmp_path, monkeypatch):
     assert last.last["done"] == last.last["total"] == df.groupby(["data_file", "sample_id"]).ngroups
     steps.family_stats(tmp_path / "data", "math", "tiny-random-llama", cfg, cache, progress=False)
     assert calls == ["tiny-random-llama"]  # all cached: not loaded again
+
+
+def test_training_runs_report_progress(tmp_path, monkeypatch):
+    """07's arms (training runs, minutes each) give lgkit run a status line too: runs done
+    of all, seconds per run and an ETA; a finished run of the same settings is read, not
+    trained again, and counts as done without timing."""
+    import json
+
+    import lgkit.train as train_mod
+    from lgkit.formats.records import Example, write_examples
+    from lgkit.series import training
+    from lgkit.train.run import _record
+
+    trained = []
+
+    def fake_train(model, data, out, cfg, **kw):  # what train() leaves: run.json, done.json
+        trained.append(out.name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps(_record(model, str(data), cfg)))
+        (out / "done.json").write_text("{}")
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    monkeypatch.setattr(load_mod, "load_model", lambda name, **kw: name)
+    ex = [Example(f"q{i}", "", f"The answer is {i}", id=f"q{i}") for i in range(2)]
+    files = {
+        k: write_examples(tmp_path / f"{k}.jsonl", ex) for k in ("fast", "slow", "probe", "heldout")
+    }
+    training.run_arms("m", files, tmp_path / "out", arms=("fast",), optims=("adamw",), steps=2)
+    monkeypatch.setenv("LGKIT_PROGRESS_FILE", str(tmp_path / "progress.jsonl"))
+    training.run_arms(
+        "m", files, tmp_path / "out", arms=("fast", "slow"), optims=("adamw",), steps=2
+    )
+    assert trained == [training.run_name(a, "adamw", 0) for a in ("fast", "slow")]  # fast: read
+    line = Watcher(tmp_path / "progress.jsonl").poll()
+    assert line is not None and line.startswith(f"m | {trained[1]} | 2/2 runs | ")
+    assert " s/run | ETA 0 s" in line
+    # a finished run of other settings is never silently reused
+    with pytest.raises(InputError, match="other settings"):
+        training.run_arms("m", files, tmp_path / "out", arms=("fast",), optims=("adamw",), steps=3)

@@ -115,3 +115,26 @@ def test_filter_warning_names_the_fix(tmp_path):
     (tmp_path / ".gitattributes").write_text("*.ipynb filter=nbstripout\n")
     warn = T.filter_warning(tmp_path)
     assert "nbstripout" in warn and "notebooks/local/" in warn
+
+
+def test_notebook_defaults_equal_the_default_profile():
+    """What Run All computes interactively is what the batch report shows: each notebook's own
+    defaults equal its default profile's values (issue 18), and every notebook reads a run."""
+    import ast
+
+    from lgkit.series.guard import load_params_yaml, notebook_parameters
+
+    root = T._root()
+    checked = 0
+    for path in sorted((root / "notebooks").glob("0*.ipynb")):
+        prof = load_params_yaml(root / "params" / f"{path.stem}.default.yaml")
+        own = {k: ast.literal_eval(v["default"]) for k, v in notebook_parameters(path).items()}
+        diff = {
+            k: (own[k], v)
+            for k, v in prof.items()
+            if k not in ("progress", "out_dir") and own.get(k, v) != v
+        }
+        assert not diff, f"{path.name}: notebook default != default profile: {diff}"
+        assert path.stem == "01_data_prep" or own.get("run") == "latest", path.name
+        checked += 1
+    assert checked == 8

@@ -40,11 +40,19 @@ class Reporter:
         model: the model's name.
         total: examples of all files of this job.
         path: the progress file (default: ``$LGKIT_PROGRESS_FILE``; none: no-op).
+        unit: what is counted (``"examples"``; ``"runs"`` for training runs, whose
+            ``file`` is the run's name).
     """
 
-    def __init__(self, model: str, total: int, path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        total: int,
+        path: str | os.PathLike | None = None,
+        unit: str = "examples",
+    ) -> None:
         self.path = path if path is not None else os.environ.get(ENV)
-        self.model, self.total = str(model), int(total)
+        self.model, self.total, self.unit = str(model), int(total), str(unit)
         self.done, self.computed, self.seconds = 0, 0, 0.0
         self.current = ""
 
@@ -58,6 +66,7 @@ class Reporter:
             "total": self.total,
             "computed": self.computed,
             "seconds": round(self.seconds, 3),
+            "unit": self.unit,
             "time": time.time(),
         }
         try:
@@ -100,14 +109,21 @@ def fmt_seconds(s: float) -> str:
 
 
 def describe(ev: dict[str, Any]) -> str:
-    """One readable line for a progress event."""
+    """One readable line for a progress event.
+
+    Example:
+        >>> describe({"model": "m", "file": "fast__adamw__s0", "done": 1, "total": 5,
+        ...           "computed": 1, "seconds": 90.0, "unit": "runs"})
+        'm | fast__adamw__s0 | 1/5 runs | 90.00 s/run | ETA 6m00s'
+    """
     parts = [str(ev.get("model", "?")), str(ev.get("file") or "…")]
     done, total = int(ev.get("done", 0)), int(ev.get("total", 0))
-    parts.append(f"{done}/{total} examples")
+    unit = str(ev.get("unit") or "examples")
+    parts.append(f"{done}/{total} {unit}")
     computed, secs = int(ev.get("computed", 0)), float(ev.get("seconds", 0.0))
     if computed:
         per = secs / computed
-        parts.append(f"{per:.2f} s/example")
+        parts.append(f"{per:.2f} s/{unit[:-1] if unit.endswith('s') else unit}")
         parts.append(f"ETA {fmt_seconds(per * max(total - done, 0))}")
     return " | ".join(parts)
 

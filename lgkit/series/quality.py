@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import pandas as pd
 from lgkit import analysis as A
 from lgkit.analysis import inference as I
 from lgkit.score.aggregate import aggregate
+from lgkit.series.progress import Reporter
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +219,14 @@ def selection_experiment(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fine-tune ``model`` afresh on the top, bottom and a random subset of the training
     questions' examples by ``by`` (equal size, length-matched), once per seed; measure the
-    held-out answer loss per question.
+    held-out answer loss per question. A run already finished in ``out_dir`` with the same
+    model, subset and settings is read, not trained again (other settings: InputError).
 
     Returns ``(losses, subsets)``: one row per kind × seed × held-out question (the last
     step's answer loss), and one row per kind × seed (size, loss tokens, mean score).
     """
     from lgkit.score.select import Rule, choose
-    from lgkit.train import TrainConfig, load_heldout, train
+    from lgkit.train import TrainConfig, finished, load_heldout, train
 
     pool = _pool(files, limit)
     ex = ex[ex.sample_id.isin(list(pool))]
@@ -235,14 +238,19 @@ def selection_experiment(
         cand = cand[cand.n_prompt_tokens < room]
     cand = cand.reset_index(drop=True).assign(index=lambda d: d.index)
     losses, subsets = [], []
+    report = Reporter(str(model), 3 * len(seeds), unit="runs")  # lgkit run's status line
     for seed in seeds:
         for kind in ("top", "bottom", "random"):
+            report.file(f"{kind}-seed{seed}")
+            t0 = time.perf_counter()
             chosen = choose(cand, Rule(kind, fraction=fraction), by, match_length=True, seed=seed)
             sub = cand.iloc[chosen]
             cfg = TrainConfig(**{**(train_config or {}), "seed": seed})
             run = Path(out_dir) / f"{kind}-seed{seed}"
-            train(model, [pool[s] for s in sub.sample_id], run, cfg, heldout=heldout,
-                  probe=[pool[sub.sample_id.iloc[0]]])  # fmt: skip
+            records = [pool[s] for s in sub.sample_id]
+            if not finished(model, records, run, cfg):  # a finished run of these settings is read
+                train(model, records, run, cfg, heldout=heldout, probe=records[:1])
+            report.step(1, time.perf_counter() - t0)
             h = load_heldout(run)
             last = h[h.step == h.step.max()]
             losses.append(last.assign(kind=kind, seed=seed))
@@ -287,32 +295,31 @@ def selection_findings(losses: pd.DataFrame, by: str, *, n_boot: int = 1000, see
 
 def auroc_figure(table: pd.DataFrame, twin: pd.DataFrame | None = None, title: str = "") -> Any:
     """AUROC with its 95% interval per score: one panel per contrast, raw (filled) and
-    length-matched (open) markers, the random twin in gray."""
-    import matplotlib.pyplot as plt
+    length-matched (open) markers, the random twin in gray; sized for a room."""
+    from matplotlib.figure import Figure
+
+    from lgkit.viz.style import OKABE_ITO, readable
 
     keys = list(dict.fromkeys(table.contrast))
     scores = list(dict.fromkeys(table.score))
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 0.5 + 0.45 * len(scores)),
-                             squeeze=False, sharey=True)  # fmt: skip
-    sets = [(table, "C0", 0.0)] + ([(twin, "0.55", 0.18)] if twin is not None else [])
+    fig = Figure(figsize=(4.2 * len(keys) + 1.6, 1.6 + 0.5 * len(scores)), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False, sharey=True)
+    sets = [(table, OKABE_ITO["blue"], 0.0)] + ([(twin, "0.55", 0.18)] if twin is not None else [])
     for ax, key in zip(axes[0], keys, strict=True):
         for tbl, color, shift in sets:
             for matched, off, face in ((False, -0.09, color), (True, 0.09, "none")):
                 t = tbl[(tbl.contrast == key) & (tbl.length_matched == matched)]
                 y = np.array([scores.index(s) for s in t.score]) + off + shift
                 ax.errorbar(t.auroc, y, xerr=[t.auroc - t.ci_low, t.ci_high - t.auroc], fmt="o",
-                            color=color, mfc=face, ms=5, lw=1, capsize=2)  # fmt: skip
+                            color=color, mfc=face, ms=6, lw=1.2, capsize=2)  # fmt: skip
         ax.axvline(0.5, color="k", lw=0.8, ls=":")
         ax.set_xlim(0, 1)
-        ax.set_title(table[table.contrast == key].label.iloc[0], fontsize=10)
+        ax.set_title(table[table.contrast == key].label.iloc[0])
         ax.set_xlabel("AUROC (better > worse)")
-    axes[0][0].set_yticks(range(len(scores)), scores)
+    axes[0][0].set_yticks(range(len(scores)), [s.replace("_", " ") for s in scores])
     axes[0][0].invert_yaxis()
-    fig.suptitle(
-        title + "  (filled: all pairs, open: length-matched; gray: random twin)", fontsize=9
-    )
-    fig.tight_layout()
-    return fig
+    fig.suptitle(title or "AUROC per score")
+    return readable(fig)
 
 
 def oda_speed(model: str, records: Sequence[dict[str, Any]], *, rounds: int = 2,

@@ -46,6 +46,7 @@ __all__ = [
     "min_p",
     "open_run",
     "reader_findings",
+    "run_metrics",
     "small_n_warning",
     "start",
     "what_this_shows",
@@ -89,6 +90,8 @@ def open_run(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str,
     name under ``outputs/``). The run's model, data folder, cache and settings replace the
     notebook's (all but ``out_dir``, ``progress`` and ``run``: the notebook still writes to
     its own ``out_dir``), so its statistics are read from the run's cache, not recomputed.
+    A notebook that trains (a ``train_dir`` parameter: 07, 08) reads the run's finished
+    training runs from the run's folder (same settings: nothing is trained again).
     Under ``lgkit run`` itself (and when no run is found) nothing changes. Prints what it did.
 
     Example:
@@ -118,6 +121,8 @@ def open_run(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str,
         raise InputError(f"no {notebook} in run {run!r} (looked for {params_file})", field="run")
     params = load_params_yaml(params_file)
     taken = {k: v for k, v in params.items() if k in namespace and k not in KEEP_LOCAL}
+    if "train_dir" in namespace:  # 07/08: the run's finished training runs are read, not redone
+        taken["train_dir"] = str(folder / notebook)
     changed = sorted(k for k, v in taken.items() if namespace.get(k) != v)
     print(
         f"Reading the statistics of run {folder.name} ({folder}): its data, cache and settings"
@@ -125,6 +130,20 @@ def open_run(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str,
         + ". Set run = '' to compute with this notebook's own parameters."
     )
     return taken
+
+
+def run_metrics(folder: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` of a notebook's folder in an earlier run ({} for ``""`` or none).
+
+    Example:
+        >>> run_metrics("")
+        {}
+    """
+    from lgkit.series.attempts import read_json
+
+    if not folder:
+        return {}
+    return read_json(Path(folder) / "metrics.json") or {}
 
 
 # --------------------------------------------------------------------------- clean notebooks

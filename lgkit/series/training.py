@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from lgkit import analysis as A
 from lgkit.analysis import inference as I
 from lgkit.errors import InputError
 from lgkit.formats.records import Example, write_examples
+from lgkit.series.progress import Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -161,12 +163,24 @@ def training_data(
                           items[n_train + n_probe :])  # fmt: skip
     d = Path(out_dir) / "data"
     return {
-        "fast": write_examples(d / "train_fast.jsonl", [_example(it, "none") for it in train]),
-        "slow": write_examples(d / "train_slow.jsonl", [_example(it, "detailed") for it in train]),
-        "probe": write_examples(d / "probe.jsonl",
-                                [_example(it, c) for it in probe for c in ("none", "detailed")]),
-        "heldout": write_examples(d / "heldout.jsonl", [_example(it, "detailed") for it in held]),
+        "fast": _write_once(d / "train_fast.jsonl", [_example(it, "none") for it in train]),
+        "slow": _write_once(d / "train_slow.jsonl", [_example(it, "detailed") for it in train]),
+        "probe": _write_once(d / "probe.jsonl",
+                             [_example(it, c) for it in probe for c in ("none", "detailed")]),
+        "heldout": _write_once(d / "heldout.jsonl", [_example(it, "detailed") for it in held]),
     }  # fmt: skip
+
+
+def _write_once(path: Path, examples: list[Example]) -> Path:
+    """Write ``examples`` unless ``path`` already holds exactly them (an earlier run's data is
+    read, not rewritten: opening a finished run writes nothing into its folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        new = write_examples(Path(tmp) / path.name, examples)
+        if path.is_file() and path.read_bytes() == new.read_bytes():
+            return path
+    return write_examples(path, examples)
 
 
 def run_arms(
@@ -195,27 +209,32 @@ def run_arms(
     default (``max_grad_norm=0``): clipping would equalise the arms' step sizes.
     """
     from lgkit.models.load import load_model
-    from lgkit.train import TrainConfig, train
+    from lgkit.train import TrainConfig, finished, train
 
     runs = Path(out_dir) / "runs"
     plan = [(a, o, s) for o in optims for a in (arms if o == "adamw" else sgd_arms) for s in seeds]
     for arm in {a for a, _, _ in plan}:
         if arm not in ARMS:
             raise InputError(f"unknown arm {arm!r}; choose {', '.join(ARMS)}", field="arms")
+    report = Reporter(str(model), len(plan), unit="runs")  # lgkit run's status line
     for k, (arm, optim, seed) in enumerate(plan):
         out = runs / run_name(arm, optim, seed)
-        if (out / "done.json").is_file():
-            continue
-        _share_step0(runs, out)
+        report.file(out.name)
         cot, loss_on = ARMS[arm]
-        logger.info("run %d/%d: %s", k + 1, len(plan), out.name)
         cfg = TrainConfig(steps=steps, probe_every=probe_every, batch_size=batch_size, seed=seed,
                           optim=optim, lr=lr_adamw if optim == "adamw" else lr_sgd,
                           max_length=max_length, lora=lora, loss_on=loss_on, checkpoints=False,
                           max_grad_norm=max_grad_norm,
                           progress=progress)  # fmt: skip
         data = files["fast" if cot == "none" else "slow"]
+        if finished(model, data, out, cfg):  # read, not trained again (other settings: InputError)
+            report.skip(1)
+            continue
+        t0 = time.perf_counter()
+        _share_step0(runs, out)
+        logger.info("run %d/%d: %s", k + 1, len(plan), out.name)
         train(load_model(model), data, out, cfg, probe=files["probe"], heldout=files["heldout"])
+        report.step(1, time.perf_counter() - t0)
     return runs
 
 
@@ -306,9 +325,10 @@ def _compare(
     sides = _sides(a, b, unit, metric)
     n = sides.n_questions
     if unit == "seed" and n < MIN_SEEDS:
+        why = f"{n} seed(s) per arm (< {MIN_SEEDS}): no verdict possible at this size"
         return A.Finding(claim, statistic, n_questions=n, verdict="inconclusive", detail=detail,
-                         caveats=f"{n} seed(s) per arm (< {MIN_SEEDS}): inconclusive by design; "
-                         "the full profile runs 3")  # fmt: skip
+                         verdict_text=f"inconclusive: {why}",
+                         caveats=f"{why}; the full profile runs 3 seeds")  # fmt: skip
     stat = _mad_ratio if mad else _level_ratio
     return A.evaluate(claim, statistic, sides, stat, n_boot=n_boot, seed=seed, detail=detail)
 

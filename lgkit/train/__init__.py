@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lgkit.train.callback import SpectraCallback, isolated
     from lgkit.train.config import TrainConfig, TrainResult
-    from lgkit.train.run import train
+    from lgkit.train.run import finished, train
     from lgkit.train.tables import (
         heldout_summary,
         load_heldout,
@@ -36,6 +36,7 @@ _WHERE = {
     "TrainConfig": "config",
     "TrainResult": "config",
     "train": "run",
+    "finished": "run",
     "heldout_summary": "tables",
     "load_heldout": "tables",
     "load_train_loss": "tables",
@@ -47,6 +48,7 @@ __all__ = [
     "SpectraCallback",
     "TrainConfig",
     "TrainResult",
+    "finished",
     "heldout_summary",
     "isolated",
     "load_heldout",

@@ -37,6 +37,8 @@ RUN_JSON = "run.json"
 DONE_JSON = "done.json"
 CHECKPOINTS = "checkpoints"
 _SAME_ON_RESUME = ("model", "data", "config")
+_DISPLAY_ONLY = ("progress",)
+"""Settings a resumed or reused run may differ in (they change nothing it computes)."""
 
 
 def _load(model: Any, cfg: TrainConfig, device: str | None, dtype: str | None) -> Any:
@@ -80,6 +82,8 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
     if not p.is_file():
         return
     old = json.loads(p.read_text(encoding="utf-8"))
+    if isinstance(old.get("config"), dict):  # display-only settings may differ
+        old["config"] = {k: v for k, v in old["config"].items() if k not in _DISPLAY_ONLY}
     diff = [k for k in _SAME_ON_RESUME if old.get(k) != record.get(k)]
     if diff:
         raise InputError(
@@ -87,6 +91,33 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
             "give another --out or delete this directory",
             path=out,
         )
+
+
+def _record(model: Any, source: str, cfg: TrainConfig) -> dict[str, Any]:
+    """What a run folder must match to be resumed (or reused): model, data and settings."""
+    name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "model")
+    config = {k: v for k, v in cfg.to_json().items() if k not in _DISPLAY_ONLY}
+    return {"model": name, "data": source, "config": config}
+
+
+def finished(
+    model: Any,
+    data: str | Path | Sequence[Example],
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+) -> bool:
+    """Whether ``out_dir`` holds a finished run (``done.json``) of this model, data and
+    config, so a caller can read it instead of training again. A run of other settings
+    there raises :class:`InputError`, as :func:`train` would; no folder: False.
+
+    Example:
+        >>> import tempfile
+        >>> finished("tiny-random-llama", [Example("q", "", "a")], tempfile.mkdtemp())
+        False
+    """
+    out = Path(out_dir)
+    _check_resume(out, _record(model, load_records(data, "data")[1], config or TrainConfig()))
+    return (out / DONE_JSON).is_file()
 
 
 def _complete(ckpt: Path) -> bool:
@@ -187,8 +218,7 @@ def train(
     examples, source = load_records(data, "data")
     probe_exs = load_records(probe, "probe")[0] if probe is not None else examples[:16]
     out = Path(out_dir)
-    record = {"model": str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "model"),
-              "data": source, "config": cfg.to_json()}  # fmt: skip
+    record = _record(model, source, cfg)
     _check_resume(out, record)
     set_seed(cfg.seed)
     bundle = _load(model, cfg, device, dtype)

@@ -230,8 +230,8 @@ def readable(fig: Figure) -> Figure:
         ax.tick_params(labelsize=BASE_PT)
         for t in ax.texts:
             t.set_fontsize(max(t.get_fontsize(), BASE_PT))
-    for leg in fig.legends:
-        for t in leg.get_texts():
+    for leg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
+        for t in leg.get_texts() if leg is not None else ():
             t.set_fontsize(BASE_PT)
     if fig.get_suptitle():
         fig._suptitle.set_fontsize(TITLE_PT)  # type: ignore[union-attr]

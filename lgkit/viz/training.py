@@ -18,9 +18,35 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-ARM_COLORS = {"fast": "tab:red", "slow": "tab:blue", "slow_answer": "tab:purple"}
+from lgkit.viz.style import MAX_WIDTH_IN, OKABE_ITO, readable
+
+ARM_COLORS = {"fast": OKABE_ITO["vermillion"], "slow": OKABE_ITO["blue"],
+              "slow_answer": OKABE_ITO["reddish purple"]}  # fmt: skip
+"""Colour per arm: Okabe–Ito (colour-blind safe); each arm also has its own marker."""
+ARM_MARKERS = {"fast": "o", "slow": "s", "slow_answer": "^"}
 ARM_LABELS = {"fast": "fast (none-CoT)", "slow": "slow (detailed CoT)",
               "slow_answer": "slow, answer-only loss"}  # fmt: skip
+
+
+def _style(arm: str) -> dict[str, str]:
+    return {"color": ARM_COLORS.get(arm, "k"), "marker": ARM_MARKERS.get(arm, "D"),
+            "label": ARM_LABELS.get(arm, arm)}  # fmt: skip
+
+
+def _finish(fig: Figure, title: str = "") -> Figure:
+    """One title line, one legend below the panels (never over the data), sizes for a room."""
+    if title:
+        fig.suptitle(title)
+    handles, labels = [], []
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", frameon=False,
+                   ncol=max(1, min(len(handles), int(min(fig.get_figwidth(), MAX_WIDTH_IN) // 2.6))))  # fmt: skip
+    return readable(fig)
 
 
 def _arms(df: pd.DataFrame) -> list[str]:
@@ -49,16 +75,15 @@ def probe_heatmaps(
     for ax, arm, g in zip(axes, arms, grids, strict=True):
         im = ax.imshow(g.to_numpy(), aspect="auto", origin="lower", vmin=vmin, vmax=vmax,
                        cmap="viridis")  # fmt: skip
-        ax.set_xticks(range(g.shape[1]), [str(s) for s in g.columns], fontsize=7)
-        every = max(1, g.shape[0] // 12)
-        ax.set_yticks(range(0, g.shape[0], every), [str(v) for v in g.index[::every]], fontsize=7)
-        ax.set_title(ARM_LABELS.get(arm, arm), fontsize=9)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("layer")
+        ax.set_xticks(range(g.shape[1]), [str(s) for s in g.columns])
+        every = max(1, g.shape[0] // 6)
+        ax.set_yticks(range(0, g.shape[0], every), [str(v) for v in g.index[::every]])
+        ax.set_title(ARM_LABELS.get(arm, arm).replace(" (", "\n("))
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("layer")
     if im is not None:
         fig.colorbar(im, ax=list(axes), label=f"probe {metric}")
-    fig.suptitle(f"Probe gradients along training ({optim}): mean {metric} per layer", fontsize=10)
-    return fig
+    return _finish(fig, f"Probe {metric} per layer along training ({optim})")
 
 
 def probe_mad_figure(probe: pd.DataFrame, metric: str = "nuclear_norm") -> Figure:
@@ -73,14 +98,11 @@ def probe_mad_figure(probe: pd.DataFrame, metric: str = "nuclear_norm") -> Figur
             steps = sorted(g.index.get_level_values(0).unique())
             mads = [np.mean([_mad(g.loc[s].loc[m].to_numpy()) for m in g.loc[s].index.get_level_values(0).unique()])
                     for s in steps]  # fmt: skip
-            ax.plot(
-                steps, mads, "o-", color=ARM_COLORS.get(arm, "k"), label=ARM_LABELS.get(arm, arm)
-            )
-        ax.set_title(optim, fontsize=9)
+            ax.plot(steps, mads, "-", **_style(arm))
+        ax.set_title(optim)
         ax.set_xlabel("optimizer step")
-        ax.set_ylabel(f"MAD across layers of probe {metric}")
-        ax.legend(fontsize=7)
-    return fig
+    axes[0].set_ylabel(f"MAD of probe {metric}")
+    return _finish(fig, "Unevenness across layers (MAD) of the probe gradients along training")
 
 
 def update_layer_figure(updates: pd.DataFrame, metric: str = "nuclear_norm") -> Figure:
@@ -97,22 +119,15 @@ def update_layer_figure(updates: pd.DataFrame, metric: str = "nuclear_norm") -> 
             for arm in _arms(d):
                 g = d[d["arm"] == arm].groupby("layer")[metric]
                 m, s = g.mean(), g.std()
-                ax.plot(
-                    m.index,
-                    m.to_numpy(),
-                    color=ARM_COLORS.get(arm, "k"),
-                    label=ARM_LABELS.get(arm, arm),
-                )
+                ax.plot(m.index, m.to_numpy(), markevery=max(1, len(m) // 6), **_style(arm))
                 if g.size().min() > 1:
                     ax.fill_between(m.index, (m - s).to_numpy(), (m + s).to_numpy(),
                                     color=ARM_COLORS.get(arm, "k"), alpha=0.15)  # fmt: skip
-            ax.set_title(f"{optim} | {mod}", fontsize=9)
+            ax.set_title(f"{optim} | {mod}")
             ax.set_xlabel("layer")
             if j == 0:
                 ax.set_ylabel(f"ΔW {metric}")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("Accumulated update W_T − W_0 per layer (mean ± sd over seeds)", fontsize=10)
-    return fig
+    return _finish(fig, "Accumulated update W_T − W_0 per layer (mean ± sd over seeds)")
 
 
 def loss_figure(loss: pd.DataFrame, heldout: pd.DataFrame) -> Figure:
@@ -123,15 +138,16 @@ def loss_figure(loss: pd.DataFrame, heldout: pd.DataFrame) -> Figure:
     for (arm, optim), d in loss.groupby(["arm", "optim"]):
         g = d.groupby("step")["loss"].mean()
         ax1.plot(g.index, g.to_numpy(), styles.get(str(optim), ":"),
-                 color=ARM_COLORS.get(str(arm), "k"), label=f"{arm} | {optim}")  # fmt: skip
+                 **{**_style(str(arm)), "label": f"{arm} | {optim}"})  # fmt: skip
     for (arm, optim), d in heldout.groupby(["arm", "optim"]):
         g = d.groupby("step")["heldout_loss"].mean()
-        ax2.plot(g.index, g.to_numpy(), styles.get(str(optim), ":"), marker="o",
-                 color=ARM_COLORS.get(str(arm), "k"), label=f"{arm} | {optim}")  # fmt: skip
-    ax1.set(xlabel="optimizer step", ylabel="training loss (the arm's own loss tokens)")
-    ax2.set(xlabel="optimizer step", ylabel="held-out answer loss (question alone)")
-    ax1.legend(fontsize=7)
-    return fig
+        ax2.plot(g.index, g.to_numpy(), styles.get(str(optim), ":"),
+                 **{**_style(str(arm)), "label": f"{arm} | {optim}"})  # fmt: skip
+    ax1.set(xlabel="optimizer step", ylabel="training loss")
+    ax2.set(xlabel="optimizer step", ylabel="held-out answer loss")
+    ax1.set_title("own loss tokens")
+    ax2.set_title("final answer, question alone")
+    return _finish(fig, "Losses along training (solid: AdamW, dashed: SGD)")
 
 
 def optimizer_figure(updates: pd.DataFrame, metric: str = "nuclear_norm") -> Figure:
@@ -145,13 +161,8 @@ def optimizer_figure(updates: pd.DataFrame, metric: str = "nuclear_norm") -> Fig
         d = u[u["optim"] == optim]
         for arm in _arms(d):
             g = d[d["arm"] == arm].groupby("layer")[metric].mean()
-            ax.plot(
-                g.index,
-                g.to_numpy(),
-                color=ARM_COLORS.get(arm, "k"),
-                label=ARM_LABELS.get(arm, arm),
-            )
-        ax.set_title(f"{optim}: ΔW at the last step", fontsize=9)
-        ax.set(xlabel="layer", ylabel=f"ΔW {metric} (mean over modules)")
-        ax.legend(fontsize=7)
-    return fig
+            ax.plot(g.index, g.to_numpy(), markevery=max(1, len(g) // 6), **_style(arm))
+        ax.set_title(optim)
+        ax.set_xlabel("layer")
+    axes[0].set_ylabel(f"ΔW {metric}")
+    return _finish(fig, "AdamW vs SGD: ΔW per layer at the last step (mean over projections)")
