@@ -138,3 +138,17 @@ def test_notebook_defaults_equal_the_default_profile():
         assert path.stem == "01_data_prep" or own.get("run") == "latest", path.name
         checked += 1
     assert checked == 8
+
+
+def test_a_run_is_read_as_it_is(tmp_path):
+    """07 opening a run reads the run's training files and never rebuilds them (a session
+    without the released data would otherwise write the synthetic set into the run)."""
+    from lgkit.errors import InputError
+    from lgkit.series import training as TR
+
+    with pytest.raises(InputError, match="no training data of the run"):
+        TR.training_files(tmp_path)
+    files = TR.training_data(tmp_path, source="synthetic", n_train=4, n_probe=2, n_heldout=2)
+    before = {k: (p.read_bytes(), p.stat().st_mtime_ns) for k, p in files.items()}
+    assert TR.training_files(tmp_path) == files
+    assert {k: (p.read_bytes(), p.stat().st_mtime_ns) for k, p in files.items()} == before

@@ -51,6 +51,7 @@ __all__ = [
     "run_arms",
     "run_name",
     "training_data",
+    "training_files",
     "training_findings",
 ]
 
@@ -163,24 +164,32 @@ def training_data(
                           items[n_train + n_probe :])  # fmt: skip
     d = Path(out_dir) / "data"
     return {
-        "fast": _write_once(d / "train_fast.jsonl", [_example(it, "none") for it in train]),
-        "slow": _write_once(d / "train_slow.jsonl", [_example(it, "detailed") for it in train]),
-        "probe": _write_once(d / "probe.jsonl",
-                             [_example(it, c) for it in probe for c in ("none", "detailed")]),
-        "heldout": _write_once(d / "heldout.jsonl", [_example(it, "detailed") for it in held]),
+        "fast": write_examples(d / TRAINING_FILES["fast"], [_example(it, "none") for it in train]),
+        "slow": write_examples(d / TRAINING_FILES["slow"], [_example(it, "detailed") for it in train]),
+        "probe": write_examples(d / TRAINING_FILES["probe"],
+                                [_example(it, c) for it in probe for c in ("none", "detailed")]),
+        "heldout": write_examples(d / TRAINING_FILES["heldout"], [_example(it, "detailed") for it in held]),
     }  # fmt: skip
 
 
-def _write_once(path: Path, examples: list[Example]) -> Path:
-    """Write ``examples`` unless ``path`` already holds exactly them (an earlier run's data is
-    read, not rewritten: opening a finished run writes nothing into its folder)."""
-    import tempfile
+TRAINING_FILES = {"fast": "train_fast.jsonl", "slow": "train_slow.jsonl",
+                  "probe": "probe.jsonl", "heldout": "heldout.jsonl"}  # fmt: skip
+"""The files :func:`training_data` writes under ``<out_dir>/data``."""
 
-    with tempfile.TemporaryDirectory() as tmp:
-        new = write_examples(Path(tmp) / path.name, examples)
-        if path.is_file() and path.read_bytes() == new.read_bytes():
-            return path
-    return write_examples(path, examples)
+
+def training_files(folder: str | Path) -> dict[str, Path]:
+    """The training files an earlier run wrote under ``<folder>/data``, read as they are
+    (a notebook that opens a run never rebuilds them: the run's data stay the run's).
+
+    Raises:
+        InputError: a file is missing.
+    """
+    d = Path(folder) / "data"
+    files = {k: d / name for k, name in TRAINING_FILES.items()}
+    for p in files.values():
+        if not p.is_file():
+            raise InputError("no training data of the run here (was 07 run into it?)", path=p)
+    return files
 
 
 def run_arms(
