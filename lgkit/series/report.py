@@ -10,18 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from lgkit.fsio import atomic_write_text
+from lgkit.series.attempts import read_json
 
 log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- index
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def collect_findings(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ from lgkit.errors import InputError, LgkitError
 from lgkit.fsio import atomic_write_json, atomic_write_text
 from lgkit.provenance import git_hash, repo_root
 from lgkit.series import attempts
-from lgkit.series.attempts import stop_kernels
+from lgkit.series.attempts import read_json, stop_kernels
 from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
 from lgkit.series.execute import (
     atomic_saves,
@@ -66,7 +66,7 @@ from lgkit.series.guard import (
 )
 from lgkit.series.progress import ENV as PROGRESS_ENV
 from lgkit.series.progress import Ticker, Watcher, status_printer
-from lgkit.series.report import read_json, write_index
+from lgkit.series.report import write_index
 from lgkit.viz import BATCH_ENV
 
 log = logging.getLogger(__name__)

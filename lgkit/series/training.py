@@ -130,6 +130,11 @@ def _example(it: Any, cot: str) -> Example:
                          "synthetic": bool(it.meta.get("synthetic", False))})  # fmt: skip
 
 
+TRAINING_FILES = {"fast": "train_fast.jsonl", "slow": "train_slow.jsonl",
+                  "probe": "probe.jsonl", "heldout": "heldout.jsonl"}  # fmt: skip
+"""The files :func:`training_data` writes under ``<out_dir>/data``."""
+
+
 def training_data(
     out_dir: str | Path,
     *,
@@ -170,11 +175,6 @@ def training_data(
                                 [_example(it, c) for it in probe for c in ("none", "detailed")]),
         "heldout": write_examples(d / TRAINING_FILES["heldout"], [_example(it, "detailed") for it in held]),
     }  # fmt: skip
-
-
-TRAINING_FILES = {"fast": "train_fast.jsonl", "slow": "train_slow.jsonl",
-                  "probe": "probe.jsonl", "heldout": "heldout.jsonl"}  # fmt: skip
-"""The files :func:`training_data` writes under ``<out_dir>/data``."""
 
 
 def training_files(folder: str | Path) -> dict[str, Path]:

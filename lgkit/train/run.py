@@ -83,7 +83,7 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
         return
     old = json.loads(p.read_text(encoding="utf-8"))
     if isinstance(old.get("config"), dict):  # display-only settings may differ
-        old["config"] = {k: v for k, v in old["config"].items() if k not in _DISPLAY_ONLY}
+        old["config"] = _settings(old["config"])
     diff = [k for k in _SAME_ON_RESUME if old.get(k) != record.get(k)]
     if diff:
         raise InputError(
@@ -96,8 +96,12 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
 def _record(model: Any, source: str, cfg: TrainConfig) -> dict[str, Any]:
     """What a run folder must match to be resumed (or reused): model, data and settings."""
     name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "model")
-    config = {k: v for k, v in cfg.to_json().items() if k not in _DISPLAY_ONLY}
-    return {"model": name, "data": source, "config": config}
+    return {"model": name, "data": source, "config": _settings(cfg.to_json())}
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config without its display-only settings (what resuming compares)."""
+    return {k: v for k, v in config.items() if k not in _DISPLAY_ONLY}
 
 
 def finished(

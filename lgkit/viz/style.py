@@ -267,14 +267,24 @@ def finish_figure(
         title = "\n".join(textwrap.wrap(title, 72))
     fig.suptitle(title)
     if handles:
-        w = min(fig.get_figwidth(), MAX_WIDTH_IN)
-        fig.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncol=max(1, min(len(handles), int(w // 1.9))),
-            frameon=False,
-        )
+        legend_below(fig, handles)
     readable(fig)
+
+
+def legend_below(
+    fig: Figure, handles: list, labels: list[str] | None = None, entry_in: float = 1.9
+) -> None:
+    """One legend under the panels (never over the data), as many entries a row as fit the
+    shown width at ``entry_in`` inches each."""
+    w = min(fig.get_figwidth(), MAX_WIDTH_IN)
+    kw = {"labels": labels} if labels is not None else {}
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=max(1, min(len(handles), int(w // entry_in))),
+        frameon=False,
+        **kw,
+    )
 
 
 def relative_depth(curves: pd.DataFrame, d: pd.DataFrame, hue: str) -> bool:

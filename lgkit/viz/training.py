@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lgkit.viz.style import MAX_WIDTH_IN, OKABE_ITO, readable
+from lgkit.viz.style import OKABE_ITO, legend_below, readable
 
 ARM_COLORS = {"fast": OKABE_ITO["vermillion"], "slow": OKABE_ITO["blue"],
               "slow_answer": OKABE_ITO["reddish purple"]}  # fmt: skip
@@ -44,8 +44,7 @@ def _finish(fig: Figure, title: str = "") -> Figure:
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", frameon=False,
-                   ncol=max(1, min(len(handles), int(min(fig.get_figwidth(), MAX_WIDTH_IN) // 2.6))))  # fmt: skip
+        legend_below(fig, handles, labels, entry_in=2.6)  # arm labels are long
     return readable(fig)
 
 
