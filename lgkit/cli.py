@@ -1,7 +1,9 @@
 """The ``lgkit`` command line: ``lgkit grads``, ``lgkit run``, ``lgkit score``, and format conversion.
 
 Bad input (a missing file, a malformed record, an unknown module, ...) prints one line
-naming file, record and field and exits with code 2, without a traceback.
+naming file, record and field and exits with code 2, without a traceback. A ``grads`` run
+that finished with examples failed at run time (out of memory, an error) exits with code 3
+(:data:`EXIT_PARTIAL`): the table is partial, and rerunning the same command retries them.
 
 Example:
     $ lgkit grads --model smollm2-135m-instruct --data ex.json --out outputs/g --limit 10
@@ -17,6 +19,8 @@ from collections.abc import Sequence
 from lgkit.errors import InputError
 
 log = logging.getLogger("lgkit")
+
+EXIT_PARTIAL = 3  # a finished run whose table lacks examples that failed at run time
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -45,7 +49,9 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
         "grads",
         help="per-example gradient statistics of every projection (resumable)",
         description="Compute the statistics table of a data file under a model. Rerun the same "
-        "command to resume after an interruption. Under torchrun, examples are sharded across ranks.",
+        "command to resume after an interruption. Under torchrun, examples are sharded across ranks. "
+        "Exit codes: 0 complete, 2 bad input, 3 partial (examples failed at run time; rerun to "
+        "retry them), 130 interrupted.",
     )
     p.add_argument(
         "--model",
@@ -143,10 +149,11 @@ def _cmd_grads(a: argparse.Namespace) -> int:
 
     man = load_manifest(a.out)
     if man.get("n_failed_runtime"):
-        log.warning(
+        log.error(
             "run is partial: %d example(s) failed at run time; rerun the same command to retry them",
             man["n_failed_runtime"],
         )
+        return EXIT_PARTIAL
     return 0
 
 
