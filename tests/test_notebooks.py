@@ -297,3 +297,36 @@ def test_smoke_data_and_index(smoke_run):
     assert 'class="yes"' not in html
     series = json.loads((smoke_run / "run.json").read_text())
     assert series["status"] == "ok" and series["notebooks"] == list(NOTEBOOKS)
+
+
+@pytest.mark.slow
+def test_07_without_sgd_runs(tmp_path, monkeypatch):
+    """The default profile's 07 trains no SGD runs: no [sgd] rows, no optimizer figure, a line saying so."""
+    papermill = pytest.importorskip("papermill")
+    import yaml
+
+    monkeypatch.setenv("LGKIT_OFFLINE", "1")
+    out = tmp_path / "07"
+    params = yaml.safe_load((REPO / "params" / "07_training_dynamics.smoke.yaml").read_text())
+    assert (
+        yaml.safe_load((REPO / "params" / "07_training_dynamics.default.yaml").read_text())[
+            "sgd_arms"
+        ]
+        == ""
+    )
+    nb = papermill.execute_notebook(
+        str(REPO / "notebooks" / "07_training_dynamics.ipynb"),
+        str(tmp_path / "07.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
+        parameters={**params, "run": "", "sgd_arms": "", "out_dir": str(out)},
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    claims = [f["claim"] for f in m["findings"]]
+    assert claims and all(c.startswith("[adamw]") for c in claims), claims
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [
+        "fast__adamw__s0", "slow__adamw__s0", "slow_answer__adamw__s0"
+    ]  # fmt: skip
+    assert not any("adamw_vs_sgd" in f for f in m["figures"])
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "No SGD runs in these settings" in printed
