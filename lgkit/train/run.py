@@ -84,7 +84,7 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
     old = json.loads(p.read_text(encoding="utf-8"))
     if isinstance(old.get("config"), dict):  # display-only settings may differ
         old["config"] = _settings(old["config"])
-    diff = [k for k in _SAME_ON_RESUME if old.get(k) != record.get(k)]
+    diff = [k for k in _SAME_ON_RESUME if not _same(k, old, record)]
     if diff:
         raise InputError(
             f"holds a training run with other settings (differs in: {', '.join(diff)}); "
@@ -93,10 +93,49 @@ def _check_resume(out: Path, record: dict[str, Any]) -> None:
         )
 
 
-def _record(model: Any, source: str, cfg: TrainConfig) -> dict[str, Any]:
-    """What a run folder must match to be resumed (or reused): model, data and settings."""
+def _same(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a run folder's ``run.json`` (``old``) and this call agree on ``key``.
+
+    Data is compared by content (``data_content``: size and sha256), not by path, so a
+    run folder moved elsewhere is still the same run and a data file edited in place is
+    not; a ``run.json`` written before contents were recorded is compared by path.
+
+    Example:
+        >>> a = {"data": "/x/d.jsonl", "data_content": {"bytes": 3, "sha256": "ab"}}
+        >>> _same("data", a, {**a, "data": "/y/d.jsonl"})
+        True
+        >>> _same("data", a, {**a, "data_content": {"bytes": 3, "sha256": "cd"}})
+        False
+    """
+    if key == "data" and "data_content" in old and "data_content" in new:
+        return old["data_content"] == new["data_content"]
+    return old.get(key) == new.get(key)
+
+
+def _data_content(source: str, examples: Sequence[Example] | None) -> dict[str, Any]:
+    """The fingerprint of a run's data: a file's size and sha256 (as the statistics cache
+    keys its entries), or for records given as a list their count and the sha256 of their
+    JSON."""
+    import hashlib
+
+    p = Path(source)
+    if not source.startswith("<") and p.is_file():
+        raw = p.read_bytes()
+        return {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    h = hashlib.sha256()
+    for ex in examples or ():
+        h.update(json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return {"records": len(examples or ()), "sha256": h.hexdigest()}
+
+
+def _record(
+    model: Any, source: str, cfg: TrainConfig, examples: Sequence[Example] | None = None
+) -> dict[str, Any]:
+    """What a run folder must match to be resumed (or reused): model, data (its content,
+    :func:`_data_content`; the path is kept for the reader) and settings."""
     name = str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "model")
-    return {"model": name, "data": source, "config": _settings(cfg.to_json())}
+    return {"model": name, "data": source, "data_content": _data_content(source, examples),
+            "config": _settings(cfg.to_json())}  # fmt: skip
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +159,8 @@ def finished(
         False
     """
     out = Path(out_dir)
-    _check_resume(out, _record(model, load_records(data, "data")[1], config or TrainConfig()))
+    examples, source = load_records(data, "data")
+    _check_resume(out, _record(model, source, config or TrainConfig(), examples))
     return (out / DONE_JSON).is_file()
 
 
@@ -222,7 +262,7 @@ def train(
     examples, source = load_records(data, "data")
     probe_exs = load_records(probe, "probe")[0] if probe is not None else examples[:16]
     out = Path(out_dir)
-    record = _record(model, source, cfg)
+    record = _record(model, source, cfg, examples)
     _check_resume(out, record)
     set_seed(cfg.seed)
     bundle = _load(model, cfg, device, dtype)
