@@ -5,6 +5,11 @@ naming file, record and field and exits with code 2, without a traceback. A ``gr
 that finished with examples failed at run time (out of memory, an error) exits with code 3
 (:data:`EXIT_PARTIAL`): the table is partial, and rerunning the same command retries them.
 
+Every subcommand spells and means its shared options the same way
+(:mod:`lgkit.engine.options`: ``--data``, ``--out``, ``--model``, ``--max-length``,
+``--modules``, ``--layers``, ``--instruct/--base``, ``--dtype``, ``--device``,
+``--no-progress``).
+
 Example:
     $ lgkit grads --model smollm2-135m-instruct --data ex.json --out outputs/g --limit 10
 """
@@ -16,6 +21,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from lgkit.engine import options as O
 from lgkit.errors import InputError
 
 log = logging.getLogger("lgkit")
@@ -53,36 +59,17 @@ def _add_grads(sub: argparse._SubParsersAction) -> None:
         "Exit codes: 0 complete, 2 bad input, 3 partial (examples failed at run time; rerun to "
         "retry them), 130 interrupted.",
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="embedded name (smollm2-135m-instruct, gemma3-270m, tiny-random-*), HF id, local folder or .gguf",
-    )
-    p.add_argument("--data", required=True, help="JSON list or JSONL of example records")
-    p.add_argument("--out", required=True, help="output directory (Parquet parts + manifest)")
+    O.add_model(p)
+    O.add_data(p)
+    O.add_out(p, "output directory (Parquet parts + manifest)")
     _add_config_options(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--instruct",
-        dest="instruct",
-        action="store_true",
-        default=None,
-        help="use the chat template",
-    )
-    g.add_argument(
-        "--base", dest="instruct", action="store_false", help="no chat template (base model)"
-    )
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)"
-    )
+    O.add_model_options(p)
     p.add_argument(
         "--device-map", default=None, help="e.g. auto, to spread a large model over GPUs"
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace a run with other settings in --out"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--wait-lock",
         action="store_true",
@@ -105,9 +92,9 @@ def _cmd_grads(a: argparse.Namespace) -> int:
     from lgkit.series.guard import check_out_dir
 
     examples = read_examples(a.data)  # validate the data before loading a model
+    O.check_device(a.device)  # before anything is written
     check_out_dir(a.out)
     _refuse_if_busy(a.out, a.wait_lock)
-    _check_device(a.device)
     dist = _maybe_init_distributed()
     kw = {"dtype": a.dtype, "instruct": a.instruct}
     if dist and a.device is None and torch.cuda.is_available():
@@ -171,25 +158,6 @@ def _refuse_if_busy(out: str, wait: bool) -> None:
         raise FolderBusy(out, pid if pid > 0 else None)
 
 
-def _check_device(device: str | None) -> None:
-    """A CUDA device on a machine without one is bad input, not a traceback."""
-    import torch
-
-    if device and device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(
-                "CUDA is not available on this machine (torch "
-                f"{torch.__version__}); use --device cpu or leave --device out",
-                field="--device",
-            )
-        idx = device.partition(":")[2]
-        if idx.isdigit() and int(idx) >= torch.cuda.device_count():
-            raise InputError(
-                f"no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)",
-                field="--device",
-            )
-
-
 def _maybe_init_distributed() -> tuple[int, int] | None:
     import os
 
@@ -209,15 +177,15 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="write a run's statistics in the authors' per-sample JSONL format"
     )
-    p.add_argument("run", help="run directory")
-    p.add_argument("out", help="output .jsonl")
-    p.add_argument(
-        "--data", default=None, help="the run's data file, to include instruction/output texts"
-    )
+    p.add_argument("run_positional", nargs="?", metavar="RUN", help="the same as --run")
+    p.add_argument("--run", default=None, help="run directory (an lgkit grads --out)")
+    O.add_out(p, "the .jsonl file to write", positional=True)
+    O.add_data(p, "the run's data file, to include instruction/output texts", required=False)
     p.add_argument(
         "--include-failed",
         action="store_true",
-        help='also write the failed examples, as {"sample_id", "failed": true, "reason", "kind"}',
+        help="also write the failed examples, in their place, with the keys of every other "
+        'line (NaN values) and "failed": true, "reason", "kind"',
     )
     p.set_defaults(func=_cmd_export)
 
@@ -227,6 +195,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from lgkit.formats.authors import export_layer_gradient
     from lgkit.formats.records import read_examples
 
+    O.take_positional(a, "run")
+    O.take_positional(a, "out")
     examples = read_examples(a.data) if a.data else None
     try:
         export_layer_gradient(a.run, a.out, examples, include_failed=a.include_failed)

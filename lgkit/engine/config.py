@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lgkit.engine.arch import parse_layers, parse_modules
+from lgkit.engine.options import SHARED_HELP
 from lgkit.errors import InputError
 from lgkit.formats.prompts import COMPAT_MODES, DEFAULT_SYSTEM_PROMPT
 
@@ -65,10 +66,8 @@ class GradConfig:
         ('q', 'o')
     """
 
-    modules: tuple[str, ...] | str = _opt(
-        ("q", "k", "v", "o"), "comma list of q,k,v,o,gate,up,down or attn/mlp/all"
-    )
-    max_length: int = _opt(1024, "max tokens per example; the response end is cut")
+    modules: tuple[str, ...] | str = _opt(("q", "k", "v", "o"), SHARED_HELP["--modules"])
+    max_length: int = _opt(1024, SHARED_HELP["--max-length"])
     batch_size: int = _opt(1, "examples per padded batch")
     limit: int | None = _opt(None, "only the first N examples (0: all, as by default)")
     compat: str | None = _opt(
@@ -99,9 +98,7 @@ class GradConfig:
     token_stats: bool = _opt(
         False, "also write the per-token table (||d_t|| ||x_t|| per token, layer, module)"
     )
-    layers: str | None = _opt(
-        None, "only these layers: all (default), last, a:b (half-open) or one index"
-    )
+    layers: str | None = _opt(None, SHARED_HELP["--layers"])
 
     def __post_init__(self) -> None:
         self.modules = parse_modules(self.modules)

@@ -5,7 +5,7 @@ fraction above 100%, a ``--select-out`` that exists) is checked before the model
 and nothing is written then (one line, exit 2).
 
 Example:
-    $ lgkit score data.jsonl --model smollm2-135m-instruct --out outputs/score \\
+    $ lgkit score --data data.jsonl --model smollm2-135m-instruct --out outputs/score \\
           --select top:10% --by effective_rank --select-out top.jsonl --match-length
 """
 
@@ -15,6 +15,7 @@ import argparse
 import logging
 from typing import Any
 
+from lgkit.engine import options as O
 from lgkit.errors import InputError
 from lgkit.fsio import atomic_write_json
 
@@ -31,24 +32,18 @@ def add_score_parser(sub: Any) -> None:
         "resumable, sharded under torchrun. With --select, write the chosen subset in the "
         "input's own format with the rule beside it (FILE.selection.json).",
     )
-    p.add_argument("data", help="JSON list, JSONL, or a folder saved by datasets.save_to_disk")
-    p.add_argument("--model", required=True, help="embedded name, HF id, local folder or .gguf")
-    p.add_argument("--out", required=True, help="output directory (statistics + scores)")
-    p.add_argument("--layers", default=None,
-                   help="all (default), last, a:b (half-open) or one index; oda default: last")  # fmt: skip
-    p.add_argument("--modules", default="q,k,v,o", help="comma list or attn/mlp/all (default q,k,v,o)")  # fmt: skip
+    O.add_model(p)
+    O.add_data(p, "or a folder saved by datasets.save_to_disk (DATA first: the same)",
+               positional=True)  # fmt: skip
+    O.add_out(p, "output directory (statistics + scores)")
+    O.add_modules(p)
+    O.add_max_length(p, None, "default 1024; oda 2048")
+    O.add_layers(p, "oda default: last")
     p.add_argument("--compat", default=None, choices=["oda"],
                    help="reproduce OpenDataArena's NuclearNormScorer and EffectiveRankScorer")  # fmt: skip
-    p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 1024; oda 2048)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=1, help="examples per padded batch")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--instruct", dest="instruct", action="store_true", default=None,
-                   help="use the chat template")  # fmt: skip
-    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    O.add_model_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --out")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     s = p.add_argument_group("selection")
     s.add_argument("--select", default=None, help="top:N, bottom:N, random:N, or N as a percentage (top:10%%)")  # fmt: skip
     s.add_argument("--by", default="effective_rank", help="the score to select by (default effective_rank)")  # fmt: skip
@@ -90,6 +85,7 @@ def _init_distributed() -> int | None:
 
 def cmd_score(a: argparse.Namespace) -> int:
     """Run ``lgkit score`` (parsed arguments ``a``); returns the exit code."""
+    O.take_positional(a, "data")
     rule = _check_selection(a)
     from lgkit.score.api import score
     from lgkit.score.datafile import read_data, write_subset
@@ -100,8 +96,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         rule.size(len(data.examples))  # an empty or too large selection fails before any work
     import torch
 
-    if a.device and a.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine", field="--device")
+    O.check_device(a.device)
     rank = _init_distributed()
     device = a.device
     if rank is not None and device is None and torch.cuda.is_available():

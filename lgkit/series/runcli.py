@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lgkit.engine.options import add_no_progress, add_out
 from lgkit.series import attempts
 from lgkit.series.catalog import NOTEBOOKS, PROFILES
 from lgkit.series.execute import SeriesInterrupted
@@ -47,9 +48,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         help=f"comma list of notebooks, by number or name (default: all of {_series_text()}); "
         "without 01, --out must be a run whose 01 has been executed",
     )
-    p.add_argument(
-        "--out", default=None, help="run directory (default outputs/<profile>-<timestamp>)"
-    )
+    add_out(p, "run directory (default outputs/<profile>-<timestamp>)", required=False)
     p.add_argument(
         "--param",
         action="append",
@@ -60,7 +59,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-html", action="store_true", help="do not render executed notebooks to HTML"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(p)
     p.set_defaults(func=_cmd_run)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lgkit.engine import options as O
 from lgkit.errors import InputError
 
 log = logging.getLogger("lgkit")
@@ -25,11 +26,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "spectra of each projection's update W_t - W_0 and the held-out answer loss. Rerun "
         "the same command to resume from the last checkpoint.",
     )
-    p.add_argument(
-        "--model", required=True, help="embedded name, tiny-random-*, HF id or local folder"
-    )
-    p.add_argument("--data", required=True, help="training records (JSON list or JSONL)")
-    p.add_argument("--out", required=True, help="run directory (checkpoints, tables)")
+    O.add_model(p)
+    O.add_data(p, "the training records")
+    O.add_out(p, "run directory (checkpoints, tables)")
     p.add_argument(
         "--heldout",
         default=None,
@@ -46,18 +45,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--heldout-limit", type=int, default=None, help="only the first N held-out records"
     )
     _add_training_options(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--instruct",
-        dest="instruct",
-        action="store_true",
-        default=None,
-        help="use the chat template",
-    )
-    g.add_argument("--base", dest="instruct", action="store_false", help="no chat template")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    O.add_model_options(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -82,13 +70,11 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
         "--lora", action="store_true", help="train LoRA adapters (peft) instead of all weights"
     )
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank (default 8)")
-    p.add_argument(
-        "--max-length", type=int, default=1024, help="max tokens per example (default 1024)"
-    )
+    O.add_max_length(p, 1024)
     p.add_argument(
         "--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: none; default 1.0)"
     )
-    p.add_argument("--modules", default="q,k,v,o", help="projections measured (default q,k,v,o)")
+    O.add_modules(p, extra="probed and whose updates are measured")
     p.add_argument("--loss-on", choices=["response", "answer"], default="response",
                    help="tokens carrying the loss: the whole response (default) or the final answer")  # fmt: skip
     p.add_argument(
@@ -133,6 +119,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
                 answer_examples(exs, path)
     if Path(a.out).exists() and not Path(a.out).is_dir():
         raise InputError("exists and is not a directory", path=a.out, field="--out")
+    O.check_device(a.device)
     res = train(a.model, a.data, a.out, cfg, probe=a.probe, heldout=a.heldout,
                 device=a.device, dtype=a.dtype)  # fmt: skip
     log.info(
