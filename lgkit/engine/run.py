@@ -297,7 +297,7 @@ def encode_items(plan: RunPlan, writer: RunWriter) -> list[Item]:
         if enc.n_response_tokens == 0:
             writer.fail(
                 i,
-                f"response cut away entirely by max_length={cfg.max_length} (prompt has {enc.n_prompt_tokens} tokens)",
+                f"response cut away entirely by max_length={cfg.max_length} (prompt has {enc.prompt_length} tokens)",
                 enc,
                 quiet=True,
             )

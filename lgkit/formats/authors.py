@@ -38,8 +38,10 @@ def export_layer_gradient(
     "M_max", "M_min", "frobenius_norm", "S_sum", "S_max", "S_min"}, ...}``. The
     instruction/output texts come from ``examples`` (Example records, matched by
     sample_id) when given. A run directory must hold a finished run (manifest status
-    ``complete``); ``include_failed`` adds one line per failed example,
-    ``{"sample_id", "instruction", "output", "failed": true, "reason", "kind"}``.
+    ``complete``); ``include_failed`` also writes each failed example, in its place in the
+    run's order, with the same keys as the other lines (``loss`` and every statistic NaN,
+    so a reader of the authors' format reads it as it reads any line) plus ``"failed":
+    true``, ``"reason"`` and ``"kind"`` (:func:`failed_record`).
 
     Raises:
         InputError: an unfinished run, a directory as ``path``, or ``examples`` missing
@@ -78,19 +80,59 @@ def export_layer_gradient(
                 f"(first: {missing[0]!r}); give the data file the run was computed from",
                 field="--data",
             )
+    params = list(dict.fromkeys(stats["param"])) if "param" in stats else []
+    lines = [(_order(g), rec) for g, rec in _author_records(stats, texts)]
+    lines += [
+        (
+            _order(r),
+            failed_record(
+                r["sample_id"], params, r["reason"], r["kind"], texts.get(r["sample_id"])
+            ),
+        )  # fmt: skip
+        for _, r in failed.iterrows()
+    ]
+    lines.sort(key=lambda t: t[0])  # the run's order (stable: tables without an index keep theirs)
     with atomic_open(p, "w", encoding="utf-8") as f:
-        for rec in _author_records(stats, texts):
-            f.write(json.dumps(rec) + "\n")
-        for _, r in failed.iterrows():
-            ex = texts.get(r["sample_id"])
-            rec = {"sample_id": r["sample_id"], "instruction": ex.prompt if ex else None,
-                   "output": ex.output if ex else None, "failed": True,
-                   "reason": r["reason"], "kind": r["kind"]}  # fmt: skip
+        for _, rec in lines:
             f.write(json.dumps(rec) + "\n")
     return p
 
 
-def _author_records(df: pd.DataFrame, texts: dict[str, Any]) -> Iterable[dict[str, Any]]:
+def _order(row: Any) -> float:
+    """A line's place in the file: the example's index in the run (inf when unknown)."""
+    v = row["example_index"] if "example_index" in row else None
+    if isinstance(v, pd.Series):
+        v = v.iloc[0]
+    return float("inf") if v is None or pd.isna(v) else float(v)
+
+
+def failed_record(
+    sample_id: str, params: Iterable[str], reason: str, kind: str, example: Any = None
+) -> dict[str, Any]:
+    """The line of a failed example: the keys of every other line, NaN values, the reason.
+
+    Example:
+        >>> r = failed_record("s1", ["model.layers.0.self_attn.q_proj.weight"], "cut", "data")
+        >>> r["loss"], sorted(r["model.layers.0.self_attn.q_proj.weight"]) == sorted(AUTHOR_FILE_STATS)
+        (nan, True)
+        >>> r["failed"], r["reason"]
+        (True, 'cut')
+    """
+    nan = float("nan")
+    rec: dict[str, Any] = {
+        "sample_id": sample_id,
+        "instruction": example.prompt if example is not None else None,
+        "output": example.output if example is not None else None,
+        "loss": nan,
+    }
+    for param in params:
+        rec[param] = dict.fromkeys(AUTHOR_FILE_STATS, nan)
+    return {**rec, "failed": True, "reason": reason, "kind": kind}
+
+
+def _author_records(
+    df: pd.DataFrame, texts: dict[str, Any]
+) -> Iterable[tuple[pd.DataFrame, dict[str, Any]]]:
     for sid, g in df.groupby("sample_id", sort=False):
         ex = texts.get(str(sid))
         rec: dict[str, Any] = {
@@ -101,7 +143,7 @@ def _author_records(df: pd.DataFrame, texts: dict[str, Any]) -> Iterable[dict[st
         }
         for _, r in g.iterrows():
             rec[r["param"]] = {k: float(r[v]) for k, v in AUTHOR_FILE_STATS.items()}
-        yield rec
+        yield g, rec
 
 
 _PARAM_RE = re.compile(r"(?:layers|h|blocks)\.(\d+)\.(.+?)\.weight(?:\[(\w+)\])?$")
@@ -112,7 +154,10 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
 
     ``effective_rank`` cannot be recovered from their fields and is NaN;
     ``sigma1_ratio`` is S_max/S_sum. Extra keyword arguments (``dataset``, ``cot``,
-    ``correct``) fill those columns.
+    ``correct``) fill those columns. Lines of failed examples (``"failed": true``, as
+    ``lgkit export --include-failed`` writes them) carry no statistics: they are left out
+    of the table, counted in a warning and listed in ``df.attrs["failed"]`` (sample id and
+    reason).
 
     Raises:
         InputError: malformed line or field, naming file and line.
@@ -123,7 +168,11 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
     from lgkit.formats.records import iter_raw_records, stable_id
 
     rows = []
+    failed: list[dict[str, Any]] = []
     for n, rec in iter_raw_records(path):
+        if isinstance(rec, dict) and rec.get("failed") is True:
+            failed.append({"sample_id": rec.get("sample_id"), "reason": rec.get("reason")})
+            continue
         if not isinstance(rec, dict) or "loss" not in rec:
             raise InputError(
                 "expected an object with a 'loss' field",
@@ -163,4 +212,9 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
             rows.append(row)
     from lgkit.engine.store import sort_table
 
-    return sort_table(pd.DataFrame(rows))
+    if failed:
+        log.warning("%s: %d failed example(s) without statistics (df.attrs['failed'])",
+                    path, len(failed))  # fmt: skip
+    df = sort_table(pd.DataFrame(rows))
+    df.attrs["failed"] = failed
+    return df

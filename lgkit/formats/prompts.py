@@ -49,12 +49,26 @@ class Encoded:
         n_prompt_tokens: tokens before the first response token.
         n_response_tokens: response tokens kept (those carrying the loss).
         truncated: whether ``max_length`` cut the sequence.
+        n_prompt_untruncated: the prompt part's tokens before ``max_length`` cut anything
+            (``n_prompt_tokens`` is at most ``max_length``); None: ``n_prompt_tokens``.
+
+    Example:
+        >>> Encoded([1, 2], 2, 0, True, n_prompt_untruncated=9).prompt_length
+        9
     """
 
     input_ids: list[int]
     n_prompt_tokens: int
     n_response_tokens: int
     truncated: bool
+    n_prompt_untruncated: int | None = None
+
+    @property
+    def prompt_length(self) -> int:
+        """The prompt part's length in tokens before truncation (what a message should say)."""
+        if self.n_prompt_untruncated is None:
+            return self.n_prompt_tokens
+        return self.n_prompt_untruncated
 
 
 def has_chat_template(tokenizer: Any) -> bool:
@@ -166,7 +180,7 @@ def _encode_layer_gradient(
     start = len(tokenizer.encode(whole[: whole.rfind(example.output)]))
     n_resp = max(0, len(ids) - start)
     truncated = len(tokenizer.encode(whole)) > len(ids)
-    return Encoded(ids, min(start, len(ids)), n_resp, truncated)
+    return Encoded(ids, min(start, len(ids)), n_resp, truncated, n_prompt_untruncated=start)
 
 
 def _encode_oda(tokenizer: Any, example: Example, sep: str, max_length: int) -> Encoded:
@@ -177,5 +191,6 @@ def _encode_oda(tokenizer: Any, example: Example, sep: str, max_length: int) -> 
     whole = prompt + sep + example.output.strip()
     full = _ids(tokenizer, whole, special=True)
     ids = full[:max_length]
-    start = min(len(_ids(tokenizer, prompt + sep, special=True)), max_length)
-    return Encoded(ids, start, max(0, len(ids) - start), len(full) > len(ids))
+    n_prompt = len(_ids(tokenizer, prompt + sep, special=True))
+    start = min(n_prompt, max_length)
+    return Encoded(ids, start, max(0, len(ids) - start), len(full) > len(ids), n_prompt)
