@@ -52,15 +52,44 @@ def _load(model: Any, device: str | None, dtype: str | None, instruct: bool | No
     return load_model(str(model), **kw)
 
 
-def _index_frame(data: DataFile, run_dirs: Sequence[Path]) -> pd.DataFrame:
-    """``index, sample_id`` of every record, with the failure reason where a run failed it."""
+def _index_frame(
+    data: DataFile, todo: list[int], run_dirs: Sequence[Path], scores: pd.DataFrame
+) -> pd.DataFrame:
+    """``index, sample_id, failure`` of every record (the reason it was not scored, or
+    None), its scores beside (NaN where it has none).
+
+    The engine scored records ``todo`` of ``data`` (the others are ``data.unscorable``);
+    its sample ids are mapped back to the whole file's.
+    """
     ids = _unique_ids(data.examples, str(data.path))
     frame = pd.DataFrame({"index": range(len(ids)), "sample_id": ids})
-    fails = pd.concat([load_failures(d) for d in run_dirs], ignore_index=True)
-    if len(fails):
-        reasons = fails.groupby("sample_id")["reason"].first()
-        frame["failure"] = frame["sample_id"].map(reasons)
+    reasons = pd.Series([data.unscorable.get(i) for i in range(len(ids))], dtype=object)
+    if todo:
+        sub = _unique_ids([data.examples[i] for i in todo], str(data.path))
+        to_full = dict(zip(sub, (ids[i] for i in todo), strict=True))
+        fails = pd.concat([load_failures(d) for d in run_dirs], ignore_index=True)
+        if len(fails):
+            by_id = fails.groupby("sample_id")["reason"].first().rename(index=to_full)
+            reasons = reasons.where(reasons.notna(), frame["sample_id"].map(by_id))
+        scores = scores.assign(sample_id=scores["sample_id"].map(to_full))
+    frame["failure"] = reasons.where(reasons.notna(), None).astype(object)
+    frame = frame.merge(scores, on="sample_id", how="left")
+    for col in [*scores.columns.drop("sample_id"), *SCORES]:  # NaN where nothing was scored
+        if col not in frame or frame[col].dtype == object:
+            frame[col] = pd.to_numeric(frame.get(col), errors="coerce").astype(float)
     return frame
+
+
+def _refuse_failures(frame: pd.DataFrame, data: DataFile) -> None:
+    """``strict``: one line naming the first record that cannot be scored, and how many."""
+    bad = frame.index[frame["failure"].notna()].tolist()
+    if bad:
+        i = int(frame["index"].iloc[bad[0]])
+        raise InputError(
+            f"cannot be scored: {frame['failure'].iloc[bad[0]]} ({len(bad)} of {len(frame)} "
+            "records cannot; without --strict they get rows with NaN scores and the reason)",
+            path=data.path, record=data.number(i), field="output",
+        )  # fmt: skip
 
 
 def _oda_scores(
@@ -99,13 +128,18 @@ def score(
     overwrite: bool = False,
     rank: int | None = None,
     world_size: int | None = None,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Score every record of ``data`` under ``model``; one row per record.
 
     Columns: ``index`` (record number), ``sample_id``, :data:`lgkit.score.aggregate.SCORES`
     (``nuclear_norm``, ``effective_rank``, ``sigma1_ratio``, ``coherence``: means over
     the chosen ``layers`` × ``modules``; ``loss``; ``n_response_tokens``), and
-    ``failure`` (the engine's reason) for records that could not be scored. With
+    ``failure``: why a record could not be scored (an empty response, a response cut
+    away by ``max_length``, ...; None for the scored ones), its scores NaN; the others
+    are scored all the same. ``strict=True`` refuses the data instead (:class:`InputError`
+    naming the first such record; an empty response before the model loads), and writes
+    no scores. With
     ``compat="oda"`` the columns are OpenDataArena's (``Q_NuclearNorm`` …
     ``O_EffectiveRank``; ``layers`` default ``last``), ``nuclear_norm`` and
     ``effective_rank`` being their means over q, k, v, o.
@@ -118,7 +152,12 @@ def score(
     """
     if compat not in COMPAT:
         raise InputError(f"unknown compat mode {compat!r}; choose oda", field="--compat")
-    data = data if isinstance(data, DataFile) else read_data(data)
+    data = data if isinstance(data, DataFile) else read_data(data, strict=strict)
+    if strict and data.unscorable:
+        i = min(data.unscorable)
+        raise InputError(data.unscorable[i], path=data.path, record=data.number(i), field="output")
+    todo = [i for i in range(len(data.examples)) if i not in data.unscorable]
+    part = DataFile(data.path, data.kind, [data.examples[i] for i in todo], sha256=data.sha256)
     out = Path(out_dir)
     bundle = _load(model, device, dtype, False if compat else instruct)
     kw: dict[str, Any] = {
@@ -131,18 +170,23 @@ def score(
     chosen = parse_layers(layers, bundle.model.config.get_text_config().num_hidden_layers)
     # the engine computes the chosen layers only; "all" keeps the cache key of a full run
     kw["layers"] = None if layers == "all" else ",".join(map(str, chosen))
+    scores = pd.DataFrame({"sample_id": pd.Series(dtype=object)})
     if compat == "oda":
         modules = ODA_MODULES
-        scores = _oda_scores(bundle, data, out, chosen, kw, run_kw)
+        if todo:
+            scores = _oda_scores(bundle, part, out, chosen, kw, run_kw)
         run_dirs = [out / mode for mode, _, _ in SCORERS.values()]
     else:
         cfg = GradConfig(modules=modules if isinstance(modules, str) else tuple(modules),
                          instruct=instruct, **kw)  # fmt: skip
         modules = cfg.modules
-        compute_stats(bundle, data.examples, out / "stats", cfg, **run_kw)
-        scores = aggregate(load_stats(out / "stats"), layers=chosen, modules=modules)
+        if todo:  # records with an empty response never reach the engine
+            compute_stats(bundle, part.examples, out / "stats", cfg, **run_kw)
+            scores = aggregate(load_stats(out / "stats"), layers=chosen, modules=modules)
         run_dirs = [out / "stats"]
-    frame = _index_frame(data, run_dirs).merge(scores, on="sample_id", how="left")
+    frame = _index_frame(data, todo, run_dirs, scores)
+    if strict:
+        _refuse_failures(frame, data)
     if (rank or 0) == 0:
         settings = {
             "model": getattr(bundle, "name", None), "compat": compat,
@@ -151,7 +195,7 @@ def score(
             "modules": list(modules), **kw,
         }  # fmt: skip
         _write(out, frame, data, settings)
-    n_fail = int(frame["failure"].notna().sum()) if "failure" in frame else 0
+    n_fail = int(frame["failure"].notna().sum())
     log.info("scored %d of %d records (%d failed) into %s", len(frame) - n_fail, len(frame),
              n_fail, out)  # fmt: skip
     return frame

@@ -4,6 +4,11 @@ Everything the command can refuse (an unknown score, a malformed or empty rule, 
 fraction above 100%, a ``--select-out`` that exists) is checked before the model loads,
 and nothing is written then (one line, exit 2).
 
+A record that cannot be scored (an empty response, a response cut away by
+``--max-length``) gets a row with NaN scores and its reason in ``failure``; the rest is
+scored, the summary counts them, ``--select`` never picks them. ``--strict`` refuses the
+file at the first such record instead (exit 2). Malformed JSON is refused either way.
+
 Example:
     $ lgkit score --data data.jsonl --model smollm2-135m-instruct --out outputs/score \\
           --select top:10% --by effective_rank --select-out top.jsonl --match-length
@@ -44,6 +49,9 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="examples per padded batch")
     O.add_model_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a run with other settings in --out")  # fmt: skip
+    p.add_argument("--strict", action="store_true",
+                   help="refuse the file at a record that cannot be scored (empty response, "
+                   "response cut away by --max-length) instead of giving it NaN scores")  # fmt: skip
     s = p.add_argument_group("selection")
     s.add_argument("--select", default=None, help="top:N, bottom:N, random:N, or N as a percentage (top:10%%)")  # fmt: skip
     s.add_argument("--by", default="effective_rank", help="the score to select by (default effective_rank)")  # fmt: skip
@@ -91,9 +99,9 @@ def cmd_score(a: argparse.Namespace) -> int:
     from lgkit.score.datafile import read_data, write_subset
     from lgkit.score.select import choose, selection_record
 
-    data = read_data(a.data)  # validate the data before loading a model
-    if rule is not None:
-        rule.size(len(data.examples))  # an empty or too large selection fails before any work
+    data = read_data(a.data, strict=a.strict)  # validate the data before loading a model
+    if rule is not None:  # an empty or too large selection fails before any work
+        rule.size(len(data.examples) - len(data.unscorable))
     import torch
 
     O.check_device(a.device)
@@ -105,13 +113,14 @@ def cmd_score(a: argparse.Namespace) -> int:
         frame = score(data, a.model, a.out, layers=a.layers or "all", modules=a.modules,
                       compat=a.compat, max_length=a.max_length, batch_size=a.batch_size,
                       instruct=a.instruct, device=device, dtype=a.dtype,
-                      progress=not a.no_progress, overwrite=a.overwrite)  # fmt: skip
+                      progress=not a.no_progress, overwrite=a.overwrite,
+                      strict=a.strict)  # fmt: skip
     finally:
         if rank is not None:
             torch.distributed.destroy_process_group()
     if rank:  # rank 0 writes the scores and the selection
         return 0
-    log.info("wrote %s/scores.parquet (%d rows)", a.out, len(frame))
+    _summary(a.out, frame)
     if rule is None:
         return 0
     chosen = choose(frame, rule, a.by, match_length=a.match_length, seed=a.seed)
@@ -119,9 +128,38 @@ def cmd_score(a: argparse.Namespace) -> int:
                               seed=a.seed, data=str(data.path), data_kind=data.kind,
                               data_sha256=data.sha256, model=a.model, scores_dir=str(a.out),
                               layers=a.layers or ("last" if a.compat else "all"),
-                              modules=a.modules, compat=a.compat)  # fmt: skip
+                              modules=a.modules, compat=a.compat,
+                              n_failed=int(frame["failure"].notna().sum()))  # fmt: skip
     out = write_subset(data, chosen, a.select_out)
     atomic_write_json(str(out) + ".selection.json", record)
     log.info("selected %d of %d by %s (%s) into %s", len(chosen), record["n_scored"], a.by,
              rule.text(), out)  # fmt: skip
     return 0
+
+
+def _summary(out: str, frame: Any) -> None:
+    """The summary line: records, scored, not scored (by reason, said on stderr too)."""
+    import sys
+
+    failed = frame["failure"].dropna()
+    log.info("wrote %s/scores.parquet: %d records, %d scored, %d not scored", out, len(frame),
+             len(frame) - len(failed), len(failed))  # fmt: skip
+    if len(failed):  # said whatever the logging setup: these rows have no scores
+        kinds = failed.map(_reason_kind).value_counts()
+        why = ", ".join(f"{k}: {n}" for k, n in kinds.items())
+        print(f"lgkit: warning: {len(failed)} of {len(frame)} record(s) not scored ({why}); "
+              f"their rows in {out}/scores.parquet have NaN scores and the reason in 'failure'",
+              file=sys.stderr)  # fmt: skip
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without its particulars (``response cut away entirely by
+    max_length=20 (prompt has 69 tokens)`` -> ``response cut away entirely by max_length``).
+
+    Example:
+        >>> _reason_kind("response cut away entirely by max_length=20 (prompt has 69 tokens)")
+        'response cut away entirely by max_length'
+    """
+    import re
+
+    return re.split(r"[=(:]", str(reason), maxsplit=1)[0].strip()

@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ class DataFile:
         lines: JSONL only: each record's original line.
         dataset: dataset folders only: the ``datasets.Dataset``.
         sha256: hash of the file (folder: of its data files).
+        numbers: each record's number as error messages give it (JSONL: line, JSON list
+            and dataset: index).
+        unscorable: records that cannot be scored, by index, with the reason (read with
+            ``strict=False``: an empty response); they stay in ``examples`` (output "").
     """
 
     path: Path
@@ -54,6 +58,30 @@ class DataFile:
     lines: list[str] = field(default_factory=list)
     dataset: Any = None
     sha256: str = ""
+    numbers: list[int] = field(default_factory=list)
+    unscorable: dict[int, str] = field(default_factory=dict)
+
+    def number(self, i: int) -> int:
+        """Record ``i``'s number as error messages give it."""
+        return self.numbers[i] if i < len(self.numbers) else i
+
+
+EMPTY_RESPONSE = "empty response"
+
+
+def _example(obj: Any, path: Path, n: int, strict: bool) -> tuple[Example, str | None]:
+    """A record as an :class:`Example`, and why it cannot be scored (None: it can).
+
+    Without ``strict``, a record whose response is empty (or blank) is kept, with that
+    reason; any other fault of a record is refused either way.
+    """
+    blank = (
+        isinstance(obj, dict) and isinstance(obj.get("output"), str) and not obj["output"].strip()
+    )
+    if strict or not blank:
+        return example_from_dict(obj, path=path, record=n), None
+    ex = example_from_dict({**obj, "output": "-"}, path=path, record=n)  # every other check
+    return replace(ex, output=obj["output"]), EMPTY_RESPONSE
 
 
 def _folder_sha(path: Path) -> str:
@@ -65,8 +93,11 @@ def _folder_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_data(path: str | Path) -> DataFile:
+def read_data(path: str | Path, *, strict: bool = True) -> DataFile:
     """Read and validate ``path`` (JSON list, JSONL, or a dataset folder).
+
+    ``strict=False``: a record with an empty response is kept and listed in
+    ``unscorable`` (``lgkit score`` gives it a row with NaN scores) instead of refused.
 
     Raises:
         InputError: a missing path, a folder that is not a saved dataset, or a bad record
@@ -86,17 +117,25 @@ def read_data(path: str | Path) -> DataFile:
                 f"holds a DatasetDict ({', '.join(map(str, ds))}); give one split's folder", path=p
             )
         rows = ds.to_list()
-        exs = [example_from_dict(r, path=p, record=i) for i, r in enumerate(rows)]
-        return DataFile(p, "dataset", exs, rows, dataset=ds, sha256=_folder_sha(p))
+        read = [_example(r, p, i, strict) for i, r in enumerate(rows)]
+        return DataFile(p, "dataset", [e for e, _ in read], rows, dataset=ds,
+                        sha256=_folder_sha(p), numbers=list(range(len(rows))),
+                        unscorable=_reasons(read))  # fmt: skip
     pairs = list(iter_raw_records(p))
-    exs = [example_from_dict(obj, path=p, record=n) for n, obj in pairs]
+    read = [_example(obj, p, n, strict) for n, obj in pairs]
+    exs = [e for e, _ in read]
+    extra = {"numbers": [n for n, _ in pairs], "unscorable": _reasons(read)}
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
     text = p.read_text(encoding="utf-8-sig")
     if p.suffix == ".jsonl" or not text.lstrip().startswith("["):
         lines = text.splitlines()
         return DataFile(p, "jsonl", exs, [o for _, o in pairs],
-                        lines=[lines[n - 1] for n, _ in pairs], sha256=sha)  # fmt: skip
-    return DataFile(p, "json", exs, [o for _, o in pairs], sha256=sha)
+                        lines=[lines[n - 1] for n, _ in pairs], sha256=sha, **extra)  # fmt: skip
+    return DataFile(p, "json", exs, [o for _, o in pairs], sha256=sha, **extra)
+
+
+def _reasons(read: Sequence[tuple[Example, str | None]]) -> dict[int, str]:
+    return {i: why for i, (_, why) in enumerate(read) if why is not None}
 
 
 def check_target(path: str | Path) -> Path:

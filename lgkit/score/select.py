@@ -134,9 +134,12 @@ def choose(
     """Record indices chosen by ``rule`` on column ``by`` of ``scores`` (sorted).
 
     ``scores`` needs ``index`` (the record number), ``by`` and, for ``match_length``,
-    ``n_response_tokens``. Examples without a score (NaN) are never chosen.
+    ``n_response_tokens``. Examples without a score (NaN) or with a ``failure`` are never
+    chosen.
     """
     s = scores[scores[by].notna()]
+    if "failure" in s:
+        s = s[s["failure"].isna()]
     k = rule.size(len(s))
     rng = np.random.default_rng(seed)
     if not match_length:
