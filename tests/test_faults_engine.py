@@ -6,12 +6,15 @@ The README's "What survives what" table names these tests.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -115,20 +118,98 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
     assert lock_holder(tmp_path / "x") is None
 
 
+_WRITER = """
+import contextlib, json, os, sys, time
+import lgkit.locks as L
+from lgkit.cli import main
+
+locked, release = L._locked, ""
+
+@contextlib.contextmanager
+def paused(*args, **kw):  # hold the lock (pid written) until the test creates `release`
+    with locked(*args, **kw):
+        while not os.path.exists(release):
+            time.sleep(0.01)
+        yield
+
+L._locked = paused
+for go, release, argv in json.loads(sys.argv[1]):
+    while not os.path.exists(go):
+        time.sleep(0.01)
+    print(main(argv), flush=True)
+"""
+"""A child process running ``lgkit grads`` (the CLI's own ``main``) once per phase: it starts
+when the file ``go`` appears, and once its writer holds the folder's lock it waits for the file
+``release`` before writing; prints each exit code."""
+
+
+def _wait_for(cond, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"not reached within {timeout} s"
+        time.sleep(0.01)
+
+
 @pytest.mark.slow
-def test_two_writers_started_together(tmp_path):
-    n = 40
+def test_two_writers_started_together(tmp_path, monkeypatch, capsys):
+    """Two ``lgkit grads`` started together on one folder, one in a child process and one in
+    this process: one writes, the other exits 2 with one line naming the writer's pid; with
+    ``--wait-lock`` the second waits and then finds nothing to do. The table is whole.
+
+    No timing is assumed: both writers run the CLI's ``main`` with one instrumented step
+    (:data:`_WRITER`, and the same patch here): whichever takes the folder's lock first holds
+    it until the test lets it go, so the other meets the held lock however the two are
+    scheduled, and the test lets go only once that has happened.
+    """
+    import json
+    import queue
+
+    from lgkit import locks
+
+    n = 8
     data = write_examples(tmp_path / "d.jsonl", _examples(n))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lgkit", "grads", "--data", str(data), "--out", str(out), *MODEL]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = ["grads", "--data", str(data), "--out", str(out), *MODEL]
+    phases = [(tmp_path / f"go-{i}", tmp_path / f"release-{i}", args + extra)
+              for i, extra in enumerate([[], ["--wait-lock"]])]  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, json.dumps([[str(g), str(r), a] for g, r, a in phases])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    codes: queue.Queue[int | None] = queue.Queue()
+    threading.Thread(
+        target=lambda: [*(codes.put(int(x)) for x in child.stdout or ()), codes.put(None)],
+        daemon=True,
+    ).start()
+    locked, here = locks._locked, os.getpid()
 
-    def both(extra: list[str]) -> list[tuple[int, str]]:
-        procs = [
-            subprocess.Popen([*cmd, *extra], stderr=subprocess.PIPE, text=True, env=env)
-            for _ in range(2)
-        ]
-        return [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    def both(go: Path, release: Path, argv: list[str]) -> list[tuple[int, int]]:
+        """The (exit code, pid) of the child's writer and of this process's, sorted."""
+
+        @contextlib.contextmanager
+        def paused(*a, **kw):
+            with locked(*a, **kw):
+                _wait_for(release.exists)
+                yield
+
+        monkeypatch.setattr(locks, "_locked", paused)
+        got: dict[str, int] = {}
+        thread = threading.Thread(target=lambda: got.update(code=main(argv)))
+        go.touch()  # both start now
+        thread.start()
+        try:
+            if "--wait-lock" in argv:  # one holds the lock; the other waits or has not come yet
+                _wait_for(lambda: locks.lock_holder(out) in (child.pid, here))
+            else:  # the one without the lock exits while the other still holds it
+                _wait_for(lambda: not codes.empty() or not thread.is_alive())
+                assert locks.lock_holder(out) in (child.pid, here)
+        finally:
+            release.touch()
+            thread.join(300)
+        code = codes.get(timeout=300)
+        assert code is not None, child.communicate(timeout=60)[1]  # the child died
+        return sorted([(code, child.pid), (got["code"], here)])
 
     def one_writers_table() -> None:
         df = lgkit.load_stats(out)
@@ -136,17 +217,29 @@ def test_two_writers_started_together(tmp_path):
         assert df["sample_id"].nunique() == n and lgkit.load_manifest(out)["status"] == "complete"
         assert len(_parts(out)) == n // 2  # one writer's parts (--flush-every 2), no second set
 
-    results = both([])
-    refused = [e for c, e in results if c == 2]
-    assert sorted(c for c, _ in results) == [0, 2], results  # started together: they meet
-    assert "another lgkit process (pid" in _one_line(refused[0])
-    one_writers_table()
-    shutil.rmtree(out)
-    assert [c for c, _ in both(["--wait-lock"])] == [
-        0,
-        0,
-    ]  # the second waits, then has nothing to do
-    one_writers_table()
+    try:
+        (won, winner), (lost, loser) = both(*phases[0])
+        assert (won, lost) == (0, 2)  # they met: one wrote, one was refused
+        errs = {here: capsys.readouterr().err}
+        one_writers_table()
+        shutil.rmtree(out)
+        assert [c for c, _ in both(*phases[1])] == [
+            0,
+            0,
+        ]  # the second waited, then had nothing to do
+        one_writers_table()
+        errs[here] += capsys.readouterr().err
+        errs[child.pid] = child.communicate(timeout=300)[1]
+        assert child.returncode == 0, errs[child.pid]
+    finally:
+        for g, r, _ in phases:  # a failed assertion must not leave the child waiting
+            g.touch()
+            r.touch()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert f"another lgkit process (pid {winner})" in _one_line(errs[loser])  # names the writer
+    assert "lgkit: error" not in errs[winner]
 
 
 # --------------------------------------------------------------------------- 2. verified
