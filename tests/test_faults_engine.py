@@ -119,7 +119,7 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
 
 
 _WRITER = """
-import contextlib, json, os, sys, time
+import contextlib, io, json, os, sys, time
 import lgkit.locks as L
 from lgkit.cli import main
 
@@ -133,14 +133,16 @@ def paused(*args, **kw):  # hold the lock (pid written) until the test creates `
         yield
 
 L._locked = paused
-for go, release, argv in json.loads(sys.argv[1]):
-    while not os.path.exists(go):
-        time.sleep(0.01)
-    print(main(argv), flush=True)
+for line in sys.stdin:
+    release, argv = json.loads(line)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    print(json.dumps({"code": code, "err": err.getvalue()}), flush=True)
 """
-"""A child process running ``lgkit grads`` (the CLI's own ``main``) once per phase: it starts
-when the file ``go`` appears, and once its writer holds the folder's lock it waits for the file
-``release`` before writing; prints each exit code."""
+"""A warm child process that runs ``lgkit grads`` (the CLI's own ``main``) for each
+``[release, argv]`` line it reads; once its writer holds the folder's lock it waits for the
+file ``release`` before writing. Answers each with its exit code and stderr."""
 
 
 def _wait_for(cond, timeout: float = 300) -> None:
@@ -150,8 +152,27 @@ def _wait_for(cond, timeout: float = 300) -> None:
         time.sleep(0.01)
 
 
+@pytest.fixture(scope="module")
+def writer(tmp_path_factory):
+    """The :data:`_WRITER` child (started once: the tests pay its imports once)."""
+    log = tmp_path_factory.mktemp("writer") / "stderr.txt"
+    with log.open("w") as f:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=f, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+    yield child, log
+    if child.stdin:
+        child.stdin.close()
+    try:
+        child.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 @pytest.mark.slow
-def test_two_writers_started_together(tmp_path, monkeypatch, capsys):
+def test_two_writers_started_together(tmp_path, monkeypatch, capsys, writer):
     """Two ``lgkit grads`` started together on one folder, one in a child process and one in
     this process: one writes, the other exits 2 with one line naming the writer's pid; with
     ``--wait-lock`` the second waits and then finds nothing to do. The table is whole.
@@ -166,26 +187,15 @@ def test_two_writers_started_together(tmp_path, monkeypatch, capsys):
 
     from lgkit import locks
 
+    child, log = writer
     n = 8
     data = write_examples(tmp_path / "d.jsonl", _examples(n))
     out = tmp_path / "run"
     args = ["grads", "--data", str(data), "--out", str(out), *MODEL]
-    phases = [(tmp_path / f"go-{i}", tmp_path / f"release-{i}", args + extra)
-              for i, extra in enumerate([[], ["--wait-lock"]])]  # fmt: skip
-    child = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, json.dumps([[str(g), str(r), a] for g, r, a in phases])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    codes: queue.Queue[int | None] = queue.Queue()
-    threading.Thread(
-        target=lambda: [*(codes.put(int(x)) for x in child.stdout or ()), codes.put(None)],
-        daemon=True,
-    ).start()
     locked, here = locks._locked, os.getpid()
 
-    def both(go: Path, release: Path, argv: list[str]) -> list[tuple[int, int]]:
-        """The (exit code, pid) of the child's writer and of this process's, sorted."""
+    def both(release: Path, argv: list[str]) -> dict[int, tuple[int, str]]:
+        """{pid: (exit code, stderr)} of the child's writer and of this process's."""
 
         @contextlib.contextmanager
         def paused(*a, **kw):
@@ -195,21 +205,29 @@ def test_two_writers_started_together(tmp_path, monkeypatch, capsys):
 
         monkeypatch.setattr(locks, "_locked", paused)
         got: dict[str, int] = {}
+        answer: queue.Queue[str] = queue.Queue()
         thread = threading.Thread(target=lambda: got.update(code=main(argv)))
-        go.touch()  # both start now
+        assert child.stdin and child.stdout
+        child.stdin.write(json.dumps([str(release), argv]) + "\n")
+        child.stdin.flush()  # both start now
         thread.start()
+        threading.Thread(target=lambda: answer.put(child.stdout.readline()), daemon=True).start()
         try:
             if "--wait-lock" in argv:  # one holds the lock; the other waits or has not come yet
                 _wait_for(lambda: locks.lock_holder(out) in (child.pid, here))
             else:  # the one without the lock exits while the other still holds it
-                _wait_for(lambda: not codes.empty() or not thread.is_alive())
+                _wait_for(lambda: not answer.empty() or not thread.is_alive())
                 assert locks.lock_holder(out) in (child.pid, here)
         finally:
             release.touch()
             thread.join(300)
-        code = codes.get(timeout=300)
-        assert code is not None, child.communicate(timeout=60)[1]  # the child died
-        return sorted([(code, child.pid), (got["code"], here)])
+        line = answer.get(timeout=300)
+        assert line, f"the writer child died: {log.read_text()[-3000:]}"
+        theirs = json.loads(line)
+        return {
+            child.pid: (theirs["code"], theirs["err"]),
+            here: (got["code"], capsys.readouterr().err),
+        }
 
     def one_writers_table() -> None:
         df = lgkit.load_stats(out)
@@ -217,29 +235,17 @@ def test_two_writers_started_together(tmp_path, monkeypatch, capsys):
         assert df["sample_id"].nunique() == n and lgkit.load_manifest(out)["status"] == "complete"
         assert len(_parts(out)) == n // 2  # one writer's parts (--flush-every 2), no second set
 
-    try:
-        (won, winner), (lost, loser) = both(*phases[0])
-        assert (won, lost) == (0, 2)  # they met: one wrote, one was refused
-        errs = {here: capsys.readouterr().err}
-        one_writers_table()
-        shutil.rmtree(out)
-        assert [c for c, _ in both(*phases[1])] == [
-            0,
-            0,
-        ]  # the second waited, then had nothing to do
-        one_writers_table()
-        errs[here] += capsys.readouterr().err
-        errs[child.pid] = child.communicate(timeout=300)[1]
-        assert child.returncode == 0, errs[child.pid]
-    finally:
-        for g, r, _ in phases:  # a failed assertion must not leave the child waiting
-            g.touch()
-            r.touch()
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert f"another lgkit process (pid {winner})" in _one_line(errs[loser])  # names the writer
-    assert "lgkit: error" not in errs[winner]
+    got = both(tmp_path / "release-1", args)
+    assert sorted(c for c, _ in got.values()) == [0, 2], got  # they met: one wrote, one refused
+    winner = next(pid for pid, (c, _) in got.items() if c == 0)
+    loser = next(pid for pid in got if pid != winner)
+    assert f"another lgkit process (pid {winner})" in _one_line(got[loser][1])  # names the writer
+    assert "lgkit: error" not in got[winner][1]
+    one_writers_table()
+    shutil.rmtree(out)
+    got = both(tmp_path / "release-2", [*args, "--wait-lock"])
+    assert [c for c, _ in got.values()] == [0, 0], got  # the second waited, had nothing to do
+    one_writers_table()
 
 
 # --------------------------------------------------------------------------- 2. verified
