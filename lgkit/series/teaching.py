@@ -3,8 +3,9 @@ findings table (verdict first, shared rule and caveats once, a count line), the 
 achievable p, a closing "What this shows" written from the findings, and a glossary.
 
 * :func:`open_run`: a notebook opened after ``lgkit run`` takes that run's parameters, data
-  and statistics cache (``run="latest"``: the newest run under ``outputs/``), so every
-  statistic is read back from the cache instead of recomputed;
+  and statistics cache (``run="latest"``: the newest finished run under ``outputs/``), so
+  every statistic is read back from the cache instead of recomputed; parameters a caller
+  passed (papermill's injected cell, :func:`injected_parameters`) are never replaced;
 * :func:`filter_warning`: the notebook runs from a checkout without the nbstripout filter
   (its outputs would be committed);
 * :func:`reader_findings`: findings records split into short rows, shared notes and rules;
@@ -101,11 +102,6 @@ def latest_run(notebook: str, root: str | Path | None = None) -> Path | None:
         if (p / notebook / "params.yaml").is_file() and _finished(p, notebook)
     ]
     return max(runs, key=lambda p: (p / notebook / "params.yaml").stat().st_mtime, default=None)
-
-
-INJECTED_TAG = "injected-parameters"
-"""papermill's tag of the cell it adds after the ``parameters`` cell (source: ``# Parameters``
-and one ``name = value`` line per parameter passed)."""
 
 
 def _assigned(source: str) -> tuple[list[str], bool] | None:
