@@ -6,12 +6,15 @@ The README's "What survives what" table names these tests.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -115,20 +118,116 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
     assert lock_holder(tmp_path / "x") is None
 
 
+_WRITER = """
+import contextlib, io, json, os, sys, time
+import lgkit.locks as L
+from lgkit.cli import main
+
+locked, release = L._locked, ""
+
+@contextlib.contextmanager
+def paused(*args, **kw):  # hold the lock (pid written) until the test creates `release`
+    with locked(*args, **kw):
+        while not os.path.exists(release):
+            time.sleep(0.01)
+        yield
+
+L._locked = paused
+for line in sys.stdin:
+    release, argv = json.loads(line)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    print(json.dumps({"code": code, "err": err.getvalue()}), flush=True)
+"""
+"""A warm child process that runs ``lgkit grads`` (the CLI's own ``main``) for each
+``[release, argv]`` line it reads; once its writer holds the folder's lock it waits for the
+file ``release`` before writing. Answers each with its exit code and stderr."""
+
+
+def _wait_for(cond, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"not reached within {timeout} s"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def writer(tmp_path_factory):
+    """The :data:`_WRITER` child (started once: the tests pay its imports once)."""
+    log = tmp_path_factory.mktemp("writer") / "stderr.txt"
+    with log.open("w") as f:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=f, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+    yield child, log
+    if child.stdin:
+        child.stdin.close()
+    try:
+        child.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 @pytest.mark.slow
-def test_two_writers_started_together(tmp_path):
-    n = 40
+def test_two_writers_started_together(tmp_path, monkeypatch, capsys, writer):
+    """Two ``lgkit grads`` started together on one folder, one in a child process and one in
+    this process: one writes, the other exits 2 with one line naming the writer's pid; with
+    ``--wait-lock`` the second waits and then finds nothing to do. The table is whole.
+
+    No timing is assumed: both writers run the CLI's ``main`` with one instrumented step
+    (:data:`_WRITER`, and the same patch here): whichever takes the folder's lock first holds
+    it until the test lets it go, so the other meets the held lock however the two are
+    scheduled, and the test lets go only once that has happened.
+    """
+    import json
+    import queue
+
+    from lgkit import locks
+
+    child, log = writer
+    n = 8
     data = write_examples(tmp_path / "d.jsonl", _examples(n))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lgkit", "grads", "--data", str(data), "--out", str(out), *MODEL]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = ["grads", "--data", str(data), "--out", str(out), *MODEL]
+    locked, here = locks._locked, os.getpid()
 
-    def both(extra: list[str]) -> list[tuple[int, str]]:
-        procs = [
-            subprocess.Popen([*cmd, *extra], stderr=subprocess.PIPE, text=True, env=env)
-            for _ in range(2)
-        ]
-        return [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    def both(release: Path, argv: list[str]) -> dict[int, tuple[int, str]]:
+        """{pid: (exit code, stderr)} of the child's writer and of this process's."""
+
+        @contextlib.contextmanager
+        def paused(*a, **kw):
+            with locked(*a, **kw):
+                _wait_for(release.exists)
+                yield
+
+        monkeypatch.setattr(locks, "_locked", paused)
+        got: dict[str, int] = {}
+        answer: queue.Queue[str] = queue.Queue()
+        thread = threading.Thread(target=lambda: got.update(code=main(argv)))
+        assert child.stdin and child.stdout
+        child.stdin.write(json.dumps([str(release), argv]) + "\n")
+        child.stdin.flush()  # both start now
+        thread.start()
+        threading.Thread(target=lambda: answer.put(child.stdout.readline()), daemon=True).start()
+        try:
+            if "--wait-lock" in argv:  # one holds the lock; the other waits or has not come yet
+                _wait_for(lambda: locks.lock_holder(out) in (child.pid, here))
+            else:  # the one without the lock exits while the other still holds it
+                _wait_for(lambda: not answer.empty() or not thread.is_alive())
+                assert locks.lock_holder(out) in (child.pid, here)
+        finally:
+            release.touch()
+            thread.join(300)
+        line = answer.get(timeout=300)
+        assert line, f"the writer child died: {log.read_text()[-3000:]}"
+        theirs = json.loads(line)
+        return {
+            child.pid: (theirs["code"], theirs["err"]),
+            here: (got["code"], capsys.readouterr().err),
+        }
 
     def one_writers_table() -> None:
         df = lgkit.load_stats(out)
@@ -136,16 +235,16 @@ def test_two_writers_started_together(tmp_path):
         assert df["sample_id"].nunique() == n and lgkit.load_manifest(out)["status"] == "complete"
         assert len(_parts(out)) == n // 2  # one writer's parts (--flush-every 2), no second set
 
-    results = both([])
-    refused = [e for c, e in results if c == 2]
-    assert sorted(c for c, _ in results) == [0, 2], results  # started together: they meet
-    assert "another lgkit process (pid" in _one_line(refused[0])
+    got = both(tmp_path / "release-1", args)
+    assert sorted(c for c, _ in got.values()) == [0, 2], got  # they met: one wrote, one refused
+    winner = next(pid for pid, (c, _) in got.items() if c == 0)
+    loser = next(pid for pid in got if pid != winner)
+    assert f"another lgkit process (pid {winner})" in _one_line(got[loser][1])  # names the writer
+    assert "lgkit: error" not in got[winner][1]
     one_writers_table()
     shutil.rmtree(out)
-    assert [c for c, _ in both(["--wait-lock"])] == [
-        0,
-        0,
-    ]  # the second waits, then has nothing to do
+    got = both(tmp_path / "release-2", [*args, "--wait-lock"])
+    assert [c for c, _ in got.values()] == [0, 0], got  # the second waited, had nothing to do
     one_writers_table()
 
 

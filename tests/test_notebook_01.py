@@ -38,7 +38,7 @@ def test_committed_without_outputs():
 
 
 @pytest.mark.slow
-def test_smoke_run_offline(tmp_path, monkeypatch):
+def test_smoke_run_offline(tmp_path, monkeypatch, notebook_root):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "run"
     for var in (
@@ -57,6 +57,7 @@ def test_smoke_run_offline(tmp_path, monkeypatch):
         kernel_name="python3",
         progress_bar=False,
         parameters={**_yaml(REPO / "params" / "01_data_prep.smoke.yaml"), "out_dir": str(out)},
+        cwd=str(notebook_root),
     )
     m = json.loads((out / "metrics.json").read_text())
     assert m["profile"] == "smoke" and m["synthetic"] is True

@@ -300,7 +300,7 @@ def test_smoke_data_and_index(smoke_run):
 
 
 @pytest.mark.slow
-def test_07_without_sgd_runs(tmp_path, monkeypatch):
+def test_07_without_sgd_runs(tmp_path, monkeypatch, notebook_root):
     """The default profile's 07 trains no SGD runs: no [sgd] rows, no optimizer figure, a line saying so."""
     papermill = pytest.importorskip("papermill")
     import yaml
@@ -319,7 +319,8 @@ def test_07_without_sgd_runs(tmp_path, monkeypatch):
         str(tmp_path / "07.ipynb"),
         kernel_name="python3",
         progress_bar=False,
-        parameters={**params, "run": "", "sgd_arms": "", "out_dir": str(out)},
+        parameters={**params, "sgd_arms": "", "out_dir": str(out)},  # passed: no run is read
+        cwd=str(notebook_root),
     )
     m = json.loads((out / "metrics.json").read_text())
     claims = [f["claim"] for f in m["findings"]]

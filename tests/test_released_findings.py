@@ -32,7 +32,8 @@ def release_dir() -> Path:
 
 
 @pytest.mark.slow
-def test_02_on_released_gsm8k_with_smollm2(tmp_path, release_dir):
+def test_02_on_released_gsm8k_with_smollm2(tmp_path, release_dir, notebook_root):
+    """Run in a project root whose outputs/ holds earlier runs: the passed parameters win."""
     import papermill as pm
 
     from lgkit.data.profile import build_profile
@@ -63,13 +64,13 @@ def test_02_on_released_gsm8k_with_smollm2(tmp_path, release_dir):
             "control": False,
             "progress": False,
         },
-        cwd=str(REPO),
+        cwd=str(notebook_root),
         kernel_name="python3",
         progress_bar=False,
     )
     m = json.loads((out / "metrics.json").read_text())
     assert m["data"] == "released" and m["weights"] == {"smollm2-135m-instruct": "Q4_1"}
-    assert m["datasets"] == ["gsm8k"]
+    assert m["datasets"] == ["gsm8k"] and m["models"] == ["smollm2-135m-instruct"]
     valid = [f for f in m["findings"] if f["verdict"] != "invalid"]
     assert len(valid) >= 5, m["findings"]
     for f in m["findings"]:

@@ -46,21 +46,127 @@ def test_what_this_shows_is_written_from_findings():
     assert "1 findings of 02_math" in md and recs[0]["verdict"] in md
 
 
-def test_open_run_reads_the_latest_run(tmp_path, monkeypatch):
-    run = tmp_path / "outputs" / "default" / "02_math"
-    run.mkdir(parents=True)
-    (run / "params.yaml").write_text("model: m-run\ncache_dir: /c\nout_dir: /o\nn_per_variant: 0\n")
+def _project(tmp_path, monkeypatch):
+    """A project root (cwd in its notebooks/) whose outputs/ holds runs of 02_math."""
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     monkeypatch.delenv("LGKIT_BATCH", raising=False)
-    got = T.open_run(
-        "latest", "02_math", {"model": "m", "cache_dir": "x", "out_dir": "y", "n_per_variant": 0}
+    return tmp_path
+
+
+def _run(folder, status: str = "ok", **params):
+    import yaml
+
+    nb = folder / "02_math"
+    nb.mkdir(parents=True)
+    (nb / "params.yaml").write_text(yaml.safe_dump(params))
+    (nb / "run.json").write_text(json.dumps({"notebook": "02_math", "status": status}))
+    if status == "running":  # its runner was killed: the attempt's marker stays
+        (folder / ".02_math.attempt.json").write_text(json.dumps({"pid": 2**22 + 1}))
+    return folder
+
+
+OWN = 'run: str = "latest"  # a run\nmodel: str = "m"\nn_per_variant: int = 0\nout_dir: str = "y"'
+"""02's own parameters cell, as the kernel's input history holds it."""
+
+
+def test_open_run_reads_the_latest_finished_run(tmp_path, monkeypatch):
+    root = _project(tmp_path, monkeypatch)
+    done = _run(
+        root / "outputs" / "default", model="m-run", cache_dir="/c", out_dir="/o", n_per_variant=0
     )
+    _run(root / "outputs" / "half", "running", model="m-half")  # newer, never finished
+    _run(root / "outputs" / "bad", "failed", model="m-bad")
+    assert T.latest_run("02_math") == done
+    ns = {
+        "model": "m",
+        "cache_dir": "x",
+        "out_dir": "y",
+        "n_per_variant": 0,
+        "In": ["", OWN, "S.start()"],
+    }
+    got = T.open_run("latest", "02_math", ns)  # a notebook opened by hand (Run All)
     assert got == {"model": "m-run", "cache_dir": "/c", "n_per_variant": 0}  # out_dir stays local
+    assert T.open_run("latest", "02_math", {"model": "m"}) == {"model": "m-run"}  # no history
     assert T.open_run("", "02_math", {"model": "m"}) == {}
     monkeypatch.setenv("LGKIT_BATCH", "1")
     assert T.open_run("latest", "02_math", {"model": "m"}) == {}  # lgkit run itself
+
+
+def test_passed_parameters_are_never_replaced(tmp_path, monkeypatch, capsys):
+    """papermill -p model X -p n_per_variant 4 (no run): the notebook computes with them."""
+    root = _project(tmp_path, monkeypatch)
+    _run(root / "outputs" / "default", model="m-run", n_per_variant=0)
+    injected = '# Parameters\nmodel = "X"\nn_per_variant = 4\nPAPERMILL_INPUT_PATH = "a"\n'
+    ns = {"run": "latest", "model": "X", "n_per_variant": 4, "In": ["", OWN, injected, "S.start()"]}
+    assert T.injected_parameters(ns) == {"model", "n_per_variant"}
+    assert T.start("latest", "02_math", ns) == {}
+    assert "computing with them, not reading an earlier run" in capsys.readouterr().out
+    # the same notebook, its parameters cell run again by hand: class behaviour again
+    ns["In"] += [OWN, "S.start()"]
+    assert T.injected_parameters(ns) is None
+    assert T.open_run("latest", "02_math", ns) == {"model": "m-run", "n_per_variant": 0}
+    # a papermill run without parameters injects nothing: class behaviour
+    assert T.injected_parameters({"In": ["", OWN, "S.start()"]}) is None
+    assert T.injected_parameters({"model": "m"}) is None  # no kernel history (a script)
+
+
+def test_run_passed_with_other_settings_stops_in_one_line(tmp_path, monkeypatch):
+    root = _project(tmp_path, monkeypatch)
+    _run(
+        root / "outputs" / "default", model="m-run", n_per_variant=0, max_length=1024, out_dir="/o"
+    )
+    injected = (
+        '# Parameters\nrun = "default"\nn_per_variant = 4\nmax_length = 1024\nout_dir = "/mine"\n'
+    )
+    ns = {"run": "default", "model": "m", "n_per_variant": 4, "max_length": 1024, "out_dir": "/mine",
+          "In": ["", OWN, injected, "S.start()"]}  # fmt: skip
+    with pytest.raises(T.ParameterConflict) as e:
+        T.open_run("default", "02_math", ns)
+    line = str(e.value)
+    assert "n_per_variant=0" in line and "n_per_variant=4" in line and "run=''" in line
+    assert "max_length" not in line and "out_dir" not in line and "model" not in line
+    assert e.value._render_traceback_() == [f"ParameterConflict: {line}"]  # one line in a notebook
+    ns["n_per_variant"] = 0  # the run's own settings (and an out_dir of its own) may be passed
+    ns["In"][2] = injected.replace("n_per_variant = 4", "n_per_variant = 0")
+    assert T.open_run("default", "02_math", ns) == {
+        "model": "m-run",
+        "n_per_variant": 0,
+        "max_length": 1024,
+    }
+
+
+@pytest.mark.slow
+def test_papermill_parameters_win_in_a_project_with_runs(tmp_path, notebook_root):
+    """02 through papermill in a project whose outputs/ holds a finished and a half-finished run:
+    passed parameters are used (it stops at the passed, missing data folder, not at the runs');
+    run passed with a differing setting stops at once with one line naming it."""
+    import nbformat
+    import papermill as pm
+
+    def execute(name: str, **params) -> tuple[str, list[str]]:
+        target = tmp_path / f"{name}.ipynb"
+        with pytest.raises(pm.PapermillExecutionError):
+            pm.execute_notebook(
+                str(notebook_root / "notebooks" / "02_math.ipynb"), str(target),
+                parameters={"out_dir": str(tmp_path / name), "progress": False, **params},
+                cwd=str(notebook_root), kernel_name="python3", progress_bar=False,
+            )  # fmt: skip
+        nb = nbformat.read(str(target), as_version=4)
+        outs = [o for c in nb.cells for o in c.get("outputs", [])]
+        printed = "".join(o.get("text", "") for o in outs)
+        return printed, [ln for o in outs if o.output_type == "error" for ln in o.traceback]
+
+    printed, error = execute("given", model="tiny-random-llama", data_dir=str(tmp_path / "no-data"))
+    assert "computing with them, not reading an earlier run" in printed
+    assert "no-data" in "".join(error) and "planted-run" not in "".join(error)
+    printed, error = execute("conflict", run="planted", n_per_variant=4)
+    assert (
+        len(error) == 1
+        and error[0].startswith("ParameterConflict: ")
+        and "n_per_variant=99" in error[0]
+    )
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@ findings table (verdict first, shared rule and caveats once, a count line), the 
 achievable p, a closing "What this shows" written from the findings, and a glossary.
 
 * :func:`open_run`: a notebook opened after ``lgkit run`` takes that run's parameters, data
-  and statistics cache (``run="latest"``: the newest run under ``outputs/``), so every
-  statistic is read back from the cache instead of recomputed;
+  and statistics cache (``run="latest"``: the newest finished run under ``outputs/``), so
+  every statistic is read back from the cache instead of recomputed; parameters a caller
+  passed (papermill's injected cell, :func:`injected_parameters`) are never replaced;
 * :func:`filter_warning`: the notebook runs from a checkout without the nbstripout filter
   (its outputs would be committed);
 * :func:`reader_findings`: findings records split into short rows, shared notes and rules;
@@ -31,16 +32,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lgkit.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "GLOSSARY",
+    "ParameterConflict",
     "closing",
     "coherence_reference",
     "counts_line",
     "drilldown_data",
     "filter_warning",
     "findings_html",
+    "injected_parameters",
     "latest_run",
     "length_words",
     "min_p",
@@ -67,8 +72,21 @@ def _root() -> Path:
     return project_root()
 
 
+def _finished(run_dir: Path, notebook: str) -> bool:
+    """Did ``notebook`` end well in ``run_dir`` (status ok, no attempt under way or cut short)?"""
+    from lgkit.series.attempts import marker_path, read_json
+
+    rec = read_json(run_dir / notebook / "run.json")
+    return (
+        isinstance(rec, dict)
+        and rec.get("status") == "ok"
+        and not marker_path(run_dir, notebook).exists()
+    )
+
+
 def latest_run(notebook: str, root: str | Path | None = None) -> Path | None:
-    """The newest run folder under ``<root>/outputs`` that ran ``notebook`` (has its params.yaml).
+    """The newest run folder under ``<root>/outputs`` in which ``notebook`` finished (its
+    ``params.yaml`` and status ok: a run still under way, failed or cut short is passed over).
 
     Example:
         >>> import tempfile
@@ -78,51 +96,176 @@ def latest_run(notebook: str, root: str | Path | None = None) -> Path | None:
     base = Path(root or _root()) / "outputs"
     if not base.is_dir():
         return None
-    runs = [p for p in base.iterdir() if (p / notebook / "params.yaml").is_file()]
+    runs = [
+        p
+        for p in base.iterdir()
+        if (p / notebook / "params.yaml").is_file() and _finished(p, notebook)
+    ]
     return max(runs, key=lambda p: (p / notebook / "params.yaml").stat().st_mtime, default=None)
 
 
-def open_run(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+def _assigned(source: str) -> tuple[list[str], bool] | None:
+    """The names a cell of plain assignments sets, and whether any is annotated (None: the
+    cell does something else)."""
+    import ast
+
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    names: list[str] = []
+    annotated = False
+    for st in body:
+        if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name):
+            names.append(st.target.id)
+            annotated = True
+        elif isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets):
+            names += [t.id for t in st.targets if isinstance(t, ast.Name)]
+        else:
+            return None
+    return names, annotated
+
+
+def _is_injected(source: str, annotated: bool) -> bool:
+    """A cell papermill injected: its comment (``# Parameters``) first, then ``name = value``
+    lines (never annotated, unlike the notebooks' own parameters cells)."""
+    first = source.lstrip().split("\n", 1)[0].strip()
+    return not annotated and first.startswith("#") and "parameters" in first.lower()
+
+
+def injected_parameters(namespace: Mapping[str, Any]) -> set[str] | None:
+    """The parameters a caller passed to this notebook, or None when nothing was passed.
+
+    papermill (``papermill nb.ipynb out.ipynb -p model X``, its Python API, ``lgkit run``,
+    a notebook prepared by papermill and then run in Jupyter) adds a cell (tagged
+    ``injected-parameters``) after the ``parameters`` cell: ``# Parameters`` then one
+    ``name = value`` line per parameter. The kernel's input history (``In``) holds every
+    cell run, so the names come from the newest such cell run after the notebook's own
+    parameters cell (the cell of assignments that sets ``run``). A notebook opened by hand
+    has no such cell: None. Names papermill adds on its own (``PAPERMILL_*``) do not count.
+
+    Example:
+        >>> own = 'run: str = "latest"\\nmodel: str = "m"'
+        >>> injected_parameters({"In": ["", own, '# Parameters\\nmodel = "X"\\n', "S.start()"]})
+        {'model'}
+        >>> injected_parameters({"In": ["", own, "S.start()"]}) is None
+        True
+    """
+    history = namespace.get("In", namespace.get("_ih"))
+    if not isinstance(history, list):
+        return None
+    for source in reversed(history):
+        cell = _assigned(source) if isinstance(source, str) else None
+        if cell is None:
+            continue
+        names, annotated = cell
+        if _is_injected(source, annotated):
+            return {n for n in names if not n.startswith("PAPERMILL_")}
+        if "run" in names:  # the notebook's own parameters cell: nothing injected after it
+            return None
+    return None
+
+
+class ParameterConflict(InputError):
+    """``run`` was passed with settings that differ from that run's (shown as one line in a
+    notebook: IPython prints what :meth:`_render_traceback_` returns instead of a traceback)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+PATH_PARAMETERS = ("data_dir", "cache_dir", "train_dir", "release_dir", "out_dir")
+"""Parameters that name folders: compared as resolved paths (relative: from the project root)."""
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    if key in PATH_PARAMETERS and isinstance(a, str) and isinstance(b, str) and a and b:
+        from lgkit.series.steps import project_path
+
+        return project_path(a).resolve() == project_path(b).resolve()
+    return bool(a == b)
+
+
+def _run_folder(run: str, notebook: str) -> Path:
+    folder = Path(run) if Path(run).is_absolute() else _root() / run
+    if not (folder / notebook).is_dir() and (_root() / "outputs" / run / notebook).is_dir():
+        folder = _root() / "outputs" / run
+    return folder
+
+
+def open_run(
+    run: str,
+    notebook: str,
+    namespace: Mapping[str, Any],
+    injected: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """The parameters of ``notebook`` in an earlier ``lgkit run``, to update the notebook's own.
 
     ``run``: ``""`` (compute with the notebook's own parameters), ``"latest"`` (the newest
-    run under ``outputs/`` that ran this notebook) or a run folder (``outputs/default`` or a
-    name under ``outputs/``). The run's model, data folder, cache and settings replace the
+    run under ``outputs/`` in which this notebook finished) or a run folder (``outputs/default``
+    or a name under ``outputs/``). The run's model, data folder, cache and settings replace the
     notebook's (all but ``out_dir``, ``progress`` and ``run``: the notebook still writes to
     its own ``out_dir``), so its statistics are read from the run's cache, not recomputed.
     A notebook that trains (a ``train_dir`` parameter: 07, 08) reads the run's finished
     training runs from the run's folder (same settings: nothing is trained again).
-    Under ``lgkit run`` itself (and when no run is found) nothing changes. Prints what it did.
+
+    Parameters a caller passed (``injected``; default: :func:`injected_parameters` of
+    ``namespace``, i.e. papermill's injected cell) are never replaced: without ``run`` among
+    them no run is read (the notebook computes with what it was given); with ``run`` among
+    them, a passed setting that differs from the run's stops the notebook with one line
+    naming it (:class:`ParameterConflict`). Under ``lgkit run`` itself (and when no run is
+    found) nothing changes. Prints what it did.
 
     Example:
         >>> open_run("", "02_math", {"model": "m"})
+        {}
+        >>> open_run("latest", "02_math", {"model": "X"}, injected={"model"})
+        Parameters passed to this notebook (model): computing with them, not reading an earlier run (pass run as well to read one).
         {}
     """
     from lgkit.series.runner import load_params_yaml
     from lgkit.viz import BATCH_ENV
 
-    if not run or os.environ.get(BATCH_ENV):
+    if os.environ.get(BATCH_ENV):
+        return {}
+    passed = injected_parameters(namespace) if injected is None else set(injected)
+    if passed is not None and "run" not in passed:
+        if run and passed:
+            print(
+                f"Parameters passed to this notebook ({', '.join(sorted(passed))}): computing with"
+                " them, not reading an earlier run (pass run as well to read one)."
+            )
+        return {}
+    if not run:
         return {}
     if run == "latest":
         folder = latest_run(notebook)
         if folder is None:
             print(
-                f"No earlier `lgkit run` of {notebook} under outputs/: computing with this notebook's parameters."
+                f"No finished `lgkit run` of {notebook} under outputs/: computing with this notebook's parameters."
             )
             return {}
     else:
-        folder = Path(run) if Path(run).is_absolute() else _root() / run
-        if not (folder / notebook).is_dir() and (_root() / "outputs" / run / notebook).is_dir():
-            folder = _root() / "outputs" / run
+        folder = _run_folder(run, notebook)
     params_file = folder / notebook / "params.yaml"
     if not params_file.is_file():
-        from lgkit.errors import InputError
-
         raise InputError(f"no {notebook} in run {run!r} (looked for {params_file})", field="run")
     params = load_params_yaml(params_file)
     taken = {k: v for k, v in params.items() if k in namespace and k not in KEEP_LOCAL}
     if "train_dir" in namespace:  # 07/08: the run's finished training runs are read, not redone
         taken["train_dir"] = str(folder / notebook)
+    differ = sorted(
+        k for k in (passed or ()) if k in taken and not _same(k, namespace.get(k), taken[k])
+    )
+    if differ:
+        raise ParameterConflict(
+            f"run {folder.name} ({folder}) computed {notebook} with "
+            + ", ".join(f"{k}={taken[k]!r}" for k in differ)
+            + "; passed here: "
+            + ", ".join(f"{k}={namespace.get(k)!r}" for k in differ)
+            + ". Pass run='' to compute with the passed settings, or leave them out to read the run",
+            field="run",
+        )
     changed = sorted(k for k, v in taken.items() if namespace.get(k) != v)
     print(
         f"Reading the statistics of run {folder.name} ({folder}): its data, cache and settings"
