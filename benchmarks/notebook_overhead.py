@@ -249,6 +249,12 @@ def _worktree(ref: str) -> Path:
         check=True,
         capture_output=True,
     )
+    # a fresh checkout's index is "racily clean" (files as new as the index): `git status`,
+    # which the engine at e087d39 runs for every manifest, then rereads every file (23 s
+    # on the loaded VM, 9 ms once refreshed); refresh it here, untimed, a second later
+    time.sleep(1.5)
+    for _ in range(2):
+        subprocess.run(["git", "-C", str(d), "status", "--porcelain"], capture_output=True)
     return d
 
 
