@@ -351,3 +351,42 @@ def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
         drill.scroll_into_view_if_needed()
         page.screenshot(path=str(Path(shots) / "06_drilldown_1280x800.png"))
     page.close()
+
+
+def test_statistics_show_one_progress_line_per_stage(lab, browser, tmp_path):
+    """While a notebook computes statistics, each stage (trained model, twin) shows one
+    progress line with its count, pace and ETA, and no model-loading bar beside it."""
+    base, root = lab
+    _write_nb(
+        root / "progress.ipynb",
+        [
+            "import tempfile\n"
+            "from lgkit.data.profile import build_profile\n"
+            "from lgkit.series import steps as S\n"
+            "from lgkit.series.findings import twin_stats\n"
+            "d = tempfile.mkdtemp()\n"
+            "build_profile('smoke', d, n_per_variant=2, seed=0)\n"
+            "config = S.grad_config(256, n_per_variant=2)\n"
+            "cache = tempfile.mkdtemp()",
+            "df = S.family_stats(d + '/data', 'math', 'tiny-random-llama', config, cache)",
+            "tw = twin_stats(d + '/data', 'math', 'tiny-random-llama', config, cache)",
+        ],
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    _open_and_run_all(page, base, "progress.ipynb")
+    nb = _wait_done(page, root / "progress.ipynb", 300)
+    page.screenshot(path=str(tmp_path / "progress.png"), full_page=True)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, json.dumps([f"{e.ename}: {e.evalue}" for e in errors])
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    line = re.compile(r"(\d+)/\1 examples, [\d.]+ s/example, ETA \d+ s")
+    for k, who in ((1, "tiny-random-llama: math"), (2, "tiny-random-llama@random-init-0: math")):
+        out = cells.nth(k).locator(".jp-OutputArea-output")
+        # tqdm's widget spaces with U+2007 (figure space)
+        text = [" ".join(t.replace("\u2007", " ").split()) for t in out.all_inner_texts()]
+        bars = [t for t in text if "examples" in t]
+        assert len(bars) == 1, f"stage {who!r}: {len(bars)} progress lines: {text}"
+        assert who in bars[0] and line.search(bars[0]), bars[0]
+        assert "Loading weights" not in "\n".join(text), text
+    page.close()

@@ -28,6 +28,23 @@ def test_reporter_and_watcher_give_counts_and_eta(tmp_path):
     assert w.poll() == line
 
 
+def test_reporter_keeps_one_bar_with_eta_from_computed_examples():
+    import io
+
+    from tqdm import tqdm
+
+    buf = io.StringIO()
+    bar = tqdm(total=10, file=buf, bar_format="{n_fmt}/{total_fmt} examples{postfix}")
+    r = Reporter("m", total=10, path="", bar=bar)
+    r.file("a")
+    r.skip(4)  # cached: no pace, no ETA yet
+    assert (bar.n, bar.postfix) == (4, "a")
+    r.step(2, 4.0)
+    assert (bar.n, bar.postfix) == (6, "2.00 s/example, ETA 8 s, a")  # 4 left at 2 s each
+    bar.close()
+    assert buf.getvalue().replace("\r", "\n").splitlines()[-1].startswith("6/10 examples, 2.00")
+
+
 def test_log_lines_when_not_a_terminal(caplog):
     show = status_printer(bar=None, tty=False)
     ev = {"model": "m", "file": "a", "done": 1, "total": 4, "computed": 1, "seconds": 2.0}

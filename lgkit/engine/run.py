@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -105,8 +106,13 @@ class RunResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
+@functools.cache
 def git_hash() -> str | None:
-    """The git commit of the lgkit checkout (``+dirty`` with uncommitted changes), if any."""
+    """The git commit of the lgkit checkout (``+dirty`` with uncommitted changes), if any.
+
+    Asked once per process (two ``git`` subprocesses; seconds on a loaded machine): the
+    code a process runs is the code it imported, so every manifest it writes names the same.
+    """
     return _git_hash()
 
 

@@ -42,6 +42,8 @@ class Reporter:
         path: the progress file (default: ``$LGKIT_PROGRESS_FILE``; none: no-op).
         unit: what is counted (``"examples"``; ``"runs"`` for training runs, whose
             ``file`` is the run's name).
+        bar: a tqdm bar over ``total`` to keep current: the job's one progress line,
+            its ETA from the seconds per *computed* example (cached files do not bias it).
     """
 
     def __init__(
@@ -50,30 +52,38 @@ class Reporter:
         total: int,
         path: str | os.PathLike | None = None,
         unit: str = "examples",
+        bar: Any = None,
     ) -> None:
         self.path = path if path is not None else os.environ.get(ENV)
         self.model, self.total, self.unit = str(model), int(total), str(unit)
         self.done, self.computed, self.seconds = 0, 0, 0.0
         self.current = ""
+        self.bar = bar
 
     def _emit(self) -> None:
+        if self.bar is not None:
+            self._show()
         if not self.path:
             return
-        ev = {
-            "model": self.model,
-            "file": self.current,
-            "done": self.done,
-            "total": self.total,
-            "computed": self.computed,
-            "seconds": round(self.seconds, 3),
-            "unit": self.unit,
-            "time": time.time(),
-        }
+        ev = {**self._event(), "seconds": round(self.seconds, 3), "time": time.time()}
         try:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(ev) + "\n")
         except OSError:  # progress is a courtesy: never fail the computation on it
             self.path = None
+
+    def _event(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "file": self.current, "done": self.done, "total": self.total,
+            "computed": self.computed, "seconds": self.seconds, "unit": self.unit,
+        }  # fmt: skip
+
+    def _show(self) -> None:
+        """The stage's one progress line (``bar``, a tqdm): its count, then file, pace and ETA."""
+        parts = describe(self._event()).split(" | ")  # model | file | n/total | pace | ETA
+        self.bar.n = self.done
+        self.bar.set_postfix_str(", ".join([*parts[3:], parts[1]]), refresh=False)
+        self.bar.refresh()
 
     def file(self, name: str) -> None:
         """A new data file starts."""

@@ -29,9 +29,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -305,43 +306,47 @@ def family_stats(
     sizes = [len(read_examples(f.path)) for f in files]
     if config.limit:
         sizes = [min(n, config.limit) for n in sizes]
-    report = Reporter(model_label(model), sum(sizes))
+    label = model_label(model)
+    bar = tqdm(
+        total=sum(sizes), desc=f"{label}: {family or 'all'}", unit="ex", disable=not progress,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} examples{postfix}",
+    )  # fmt: skip
+    # one line per stage: the files' own bars stay off, and so does the model-loading bar
+    report = Reporter(label, sum(sizes), bar=None if bar.disable else bar)
     parts = []
     failed: dict[str, str] = {}
     t0 = time.perf_counter()
-    bar = tqdm(
-        files, desc=f"{model_label(model)}: {family or 'all'}", unit="file", disable=not progress
-    )
-    for f, n_file in zip(bar, sizes, strict=True):
-        report.file(f.name)
-        before = report.done
-        try:
-            df = stats_for(
-                model,
-                f.path,
-                config,
-                cache_dir=cache,
-                progress=progress,
-                loader=_loader(model, config),
-                on_progress=report.step,
-            )
-        except InputError as e:
-            if not keep_going:
-                raise
-            logger.warning("%s: left out: %s", f.name, e)
-            failed[f.name] = str(e)
-            continue
-        report.skip(max(n_file - (report.done - before), 0))  # cached or failed examples
-        if df.empty:
-            logger.warning("%s: no statistics (all examples failed?)", f.path)
-            continue
-        df["family"] = f.family
-        df["data_file"] = f.name
-        df["synthetic"] = bool(f.synthetic)
-        for k in META_COLUMNS:
-            if k in f.meta:
-                df[k] = f.meta[k]
-        parts.append(df)
+    with bar, _quiet_loading():
+        for f, n_file in zip(files, sizes, strict=True):
+            report.file(f.name)
+            before = report.done
+            try:
+                df = stats_for(
+                    model,
+                    f.path,
+                    config,
+                    cache_dir=cache,
+                    progress=False,
+                    loader=_loader(model, config),
+                    on_progress=report.step,
+                )
+            except InputError as e:
+                if not keep_going:
+                    raise
+                logger.warning("%s: left out: %s", f.name, e)
+                failed[f.name] = str(e)
+                continue
+            report.skip(max(n_file - (report.done - before), 0))  # cached or failed examples
+            if df.empty:
+                logger.warning("%s: no statistics (all examples failed?)", f.path)
+                continue
+            df["family"] = f.family
+            df["data_file"] = f.name
+            df["synthetic"] = bool(f.synthetic)
+            for k in META_COLUMNS:
+                if k in f.meta:
+                    df[k] = f.meta[k]
+            parts.append(df)
     if not parts and keep_going:
         empty = pd.DataFrame()
         empty.attrs["failed_files"] = failed
@@ -361,6 +366,20 @@ def family_stats(
         time.perf_counter() - t0,
     )
     return out
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hugging Face's "Loading weights" bar off while a statistics stage shows its own line."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _loader(model: Any, config: Any) -> Any:
