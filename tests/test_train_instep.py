@@ -50,12 +50,14 @@ class Snapshots(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kw):
         if state.global_step + 1 in self.steps:
-            m = kw["model"]
-            self.weights[state.global_step + 1] = copy.deepcopy(m.state_dict())
+            m = copy.deepcopy(kw["model"])
+            if hasattr(m, "merge_and_unload"):  # peft: the effective weights W + BA
+                m = m.merge_and_unload()
+            self.weights[state.global_step + 1] = m.state_dict()
 
 
 def _trainer(arch, tmp_path, *, steps=2, batch=4, accum=1, every=1, instep=True, snap=(),
-             n=8, lr=1e-3, bf16=False, seed=0):  # fmt: skip
+             n=8, lr=1e-3, bf16=False, seed=0, lora=False):  # fmt: skip
     from transformers import Trainer, TrainingArguments
 
     lm = load_model(arch)
@@ -74,8 +76,14 @@ def _trainer(arch, tmp_path, *, steps=2, batch=4, accum=1, every=1, instep=True,
         cbs.append(cb)
     shots = Snapshots(set(snap))
     cbs.append(shots)
-    lm.model.train()
-    tr = Trainer(model=lm.model, args=args, train_dataset=ListDataset(rows),
+    net = lm.model
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        net = get_peft_model(net, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))  # fmt: skip
+    net.train()
+    tr = Trainer(model=net, args=args, train_dataset=ListDataset(rows),
                  data_collator=Collator(lm.tokenizer.pad_token_id or 0), callbacks=cbs)  # fmt: skip
     tr.train()
     return lm, exs, cb, shots
@@ -189,3 +197,64 @@ def test_gradient_checkpointing_is_refused_in_one_line(tmp_path):
 def test_probe_or_instep_is_required():
     with pytest.raises(InputError, match="probe"):
         SpectraCallback(None, "x")
+
+
+def test_lora_rows_are_of_the_effective_weight(tmp_path):
+    """LoRA through peft: the base projection's X and D, the gradient of W + BA (step 2: B ≠ 0)."""
+    pytest.importorskip("peft")
+    lm, exs, cb, shots = _trainer("tiny-random-llama", tmp_path, steps=2, batch=4, every=1,
+                                  snap={1, 2}, lora=True, lr=1e-2)  # fmt: skip
+    df = load_instep(tmp_path / "spectra")
+    assert len(cb.targets) == 8 and sorted(df["step"].unique()) == [1, 2]
+    for step in (1, 2):
+        got = _named(df[df["step"] == step], lm, exs)
+        used = [e for e in exs if e.sample_id in set(got["sample_id"])]
+        _compare(
+            got, _reference("tiny-random-llama", shots.weights[step], used, tmp_path, f"r{step}")
+        )
+
+
+def test_sft_trainer_completion_only_loss(tmp_path):
+    """TRL's SFTTrainer, prompt/completion data (loss on the completion only), batch 4 padded:
+    the rows equal the engine's gradients of each example's own completion loss."""
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from lgkit.engine.arch import find_targets
+    from lgkit.engine.batch import run_batch
+    from lgkit.formats.prompts import Encoded
+
+    lm = load_model("tiny-random-llama")
+    rows = [{"prompt": f"What is {i} plus {i}?", "completion": f" {i} plus {i} is {2 * i}." * (1 + i % 3)}
+            for i in range(8)]  # fmt: skip
+    args = SFTConfig(output_dir=str(tmp_path / "o"), max_steps=1, per_device_train_batch_size=4,
+                     learning_rate=1e-3, report_to="none", use_cpu=True, save_strategy="no",
+                     logging_steps=1, disable_tqdm=True, seed=0, completion_only_loss=True,
+                     gradient_checkpointing=False, bf16=False)  # fmt: skip
+    cb = SpectraCallback(None, tmp_path / "s", every=0, instep_every=1, updates=False)
+    tr = SFTTrainer(model=lm.model, args=args, train_dataset=Dataset.from_list(rows),
+                    processing_class=lm.tokenizer, callbacks=[cb])  # fmt: skip
+    init = load_model("tiny-random-llama").model
+    tr.train()
+    df = load_instep(tmp_path / "s")
+    assert df["sample_id"].nunique() == 4
+    targets = find_targets(init, ("q", "k", "v", "o"))
+    for sid, got in df.groupby("sample_id"):
+        rec = tr.train_dataset[int(sid)]
+        ids = list(rec["input_ids"])
+        if "labels" in rec:
+            n_prompt = next(i for i, t in enumerate(rec["labels"]) if t != -100)
+        else:
+            n_prompt = list(rec["completion_mask"]).index(1)
+        assert n_prompt > 3, "the prompt carries no loss"
+        assert int(got["n_prompt_tokens"].iloc[0]) == n_prompt
+        ref, losses, _ = run_batch(
+            init, targets, [Encoded(ids, n_prompt, len(ids) - n_prompt, False)]
+        )
+        got = got.sort_values(["layer", "module"]).reset_index(drop=True)
+        ref_df = pd.DataFrame(ref[0]).sort_values(["layer", "module"]).reset_index(drop=True)
+        for c in ("nuclear_norm", "sigma_max", "frobenius_norm", "effective_rank"):
+            rel = ((got[c] - ref_df[c]).abs() / ref_df[c].abs()).max()
+            assert rel <= TOL, (sid, c, rel)
+        assert abs(got["loss"].iloc[0] - losses[0]) <= TOL * losses[0]

@@ -62,6 +62,33 @@ def token_key(ids: Sequence[int]) -> str:
     return hashlib.sha1(",".join(map(str, ids)).encode()).hexdigest()[:16]
 
 
+def _autocast(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except (TypeError, RuntimeError):  # older torch: no device argument
+        return bool(torch.is_autocast_enabled())
+
+
+def _fit_scale(g: torch.Tensor, r: torch.Tensor, low: bool, where: str) -> float:
+    """``c`` with ``g ≈ c r`` by least squares; refuses a loss that is not of that form.
+
+    Example:
+        >>> r = torch.tensor([[0.5, -0.5], [-0.2, 0.2]], dtype=torch.float64)
+        >>> _fit_scale(0.25 * r, r, False, "logits")
+        0.25
+    """
+    c = float((g * r).sum() / (r * r).sum())
+    resid = float((g - c * r).norm() / g.norm().clamp_min(1e-300))
+    if not resid <= (RESIDUAL_LIMIT_LOW if low else RESIDUAL_LIMIT) or not c > 0:
+        raise InputError(
+            f"the trainer's loss is not a token-weighted cross-entropy (residual {resid:.2g} "
+            f"of the {where} gradient; label smoothing, a temperature or an extra loss term?): "
+            "in-step statistics cannot be rescaled; use the probe mode",
+            field="instep_every",
+        )
+    return c
+
+
 @dataclass
 class ExampleInfo:
     """What the in-step rows say about a training example (known from the training data)."""
@@ -85,6 +112,7 @@ class _Micro:
     loss_pos: list[torch.Tensor]  # per example: positions t whose logits predict a loss token
     labels: list[torch.Tensor]
     seq_len: int = 0
+    hidden: list[torch.Tensor] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)
     scale: torch.Tensor | None = None
@@ -138,10 +166,15 @@ class InStep:
         cfg = getattr(self.model, "config", None)
         cfg = getattr(cfg, "text_config", None) or cfg
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        backbone = getattr(inner, "base_model", None)
+        self._head = head
         self._handles = [
             self.model.register_forward_pre_hook(self._pre, with_kwargs=True),
             head.register_forward_hook(self._post),
         ]
+        if isinstance(backbone, nn.Module) and backbone is not inner:
+            self._handles.append(backbone.register_forward_hook(self._on_backbone))
         self._capture = GradientCapture(self.model, self.targets, self._on_grad).__enter__()
         return self
 
@@ -173,7 +206,9 @@ class InStep:
                 "trainer computes its loss elsewhere); use the probe mode (every=...)",
                 field="instep_every",
             )
-        if kwargs.get("position_ids") is not None and kwargs.get("attention_mask") is None:
+        if kwargs.get("cu_seq_lens_q") is not None or (
+            kwargs.get("position_ids") is not None and kwargs.get("attention_mask") is None
+        ):
             raise InputError("in-step statistics do not support packed sequences",
                              field="instep_every")  # fmt: skip
         ids_c, labels_c = ids.detach().cpu(), labels.detach().cpu()
@@ -221,41 +256,87 @@ class InStep:
                     mb.losses.append(float(torch.nn.functional.cross_entropy(lg, lab)))
                 else:
                     mb.losses.append(float("nan"))
-        low = logits.dtype in (torch.bfloat16, torch.float16)
+        low = logits.dtype in (torch.bfloat16, torch.float16) or _autocast(logits.device.type)
         logits.register_hook(lambda g: self._on_logits(mb, g, low))
         self.seconds += time.perf_counter() - t0
 
     def _on_logits(self, mb: _Micro, g: torch.Tensor, low: bool) -> None:
         t0 = time.perf_counter()
         with torch.no_grad():
-            scale = torch.zeros(len(mb.lengths), dtype=torch.float64)
+            cs = []
             for b, p in enumerate(mb.loss_pos):
                 if not len(p):
-                    continue  # no loss token: the example's gradient is zero; scale unused
+                    cs.append(None)  # no loss token: the example's gradient is zero
+                    continue
                 gb = g[b, p.to(g.device)].double()
                 if self._softcap:  # gradient w.r.t. the capped logits: undo d tanh
                     t = mb.logits[b].double() / self._softcap
                     gb = gb / (1.0 - t * t).clamp_min(1e-12)
                 r = torch.softmax(mb.logits[b].double(), dim=-1)
                 r[torch.arange(len(p)), mb.labels[b].to(r.device)] -= 1.0
-                c = float((gb * r).sum() / (r * r).sum())
-                resid = float((gb - c * r).norm() / gb.norm().clamp_min(1e-300))
-                limit = RESIDUAL_LIMIT_LOW if low else RESIDUAL_LIMIT
-                if not resid <= limit or c <= 0:
-                    raise InputError(
-                        f"the trainer's loss is not a token-weighted cross-entropy (residual "
-                        f"{resid:.2g} of the logits gradient; label smoothing or an extra loss "
-                        "term?): in-step statistics cannot be rescaled; use the probe mode",
-                        field="instep_every",
-                    )
-                scale[b] = 1.0 / (c * len(p))
-            mb.scale = scale
+                cs.append(_fit_scale(gb, r, low, "logits"))
             mb.logits = []  # not kept past the backward
-            mb.collector = BatchStats(
-                mb.lengths, self.spectrum, False, workers=default_stats_threads(),
-                flush_at=self._flush_at,
-            )  # fmt: skip
+            self._start_stats(mb, cs)
         self.seconds += time.perf_counter() - t0
+
+    def _on_backbone(self, module: nn.Module, args: tuple, output: Any) -> None:
+        """The backbone's last hidden state: the fallback when no logits exist (fused heads)."""
+        if not torch.is_grad_enabled() or not self.micro:
+            return
+        h = getattr(output, "last_hidden_state", None)
+        if h is None and isinstance(output, tuple) and output:
+            h = output[0]
+        if (
+            not isinstance(h, torch.Tensor)
+            or not h.requires_grad
+            or h.shape[1] != self.micro[-1].seq_len
+        ):
+            return
+        mb = self.micro[-1]
+        mb.hidden = [h[b, p.to(h.device)].detach() for b, p in enumerate(mb.loss_pos)]
+        low = h.dtype in (torch.bfloat16, torch.float16) or _autocast(h.device.type)
+        h.register_hook(lambda g: self._on_hidden(mb, g, low))
+
+    def _on_hidden(self, mb: _Micro, g: torch.Tensor, low: bool) -> None:
+        if mb.scale is not None:  # the logits' gradient came first and gave the scale
+            mb.hidden = []
+            return
+        t0 = time.perf_counter()
+        W = self._head.weight
+        bias = getattr(self._head, "bias", None)
+        with torch.no_grad():
+            cs = []
+            mb.losses = []
+            for b, p in enumerate(mb.loss_pos):
+                if not len(p):
+                    cs.append(None)
+                    mb.losses.append(float("nan"))
+                    continue
+                hs = mb.hidden[b].to(W.device, torch.float32)
+                z = hs @ W.float().T + (bias.float() if bias is not None else 0.0)
+                if self._softcap:
+                    z = torch.tanh(z / self._softcap) * self._softcap
+                lab = mb.labels[b].to(z.device)
+                mb.losses.append(float(torch.nn.functional.cross_entropy(z, lab)))
+                r = torch.softmax(z.double(), dim=-1)
+                r[torch.arange(len(p)), lab] -= 1.0
+                if self._softcap:
+                    t = z.double() / self._softcap
+                    r = r * (1.0 - t * t)
+                rh = (r.float() @ W.float()).double()
+                cs.append(_fit_scale(g[b, p.to(g.device)].double(), rh, low, "hidden state"))
+            mb.hidden = []
+            self._start_stats(mb, cs)
+        self.seconds += time.perf_counter() - t0
+
+    def _start_stats(self, mb: _Micro, cs: list[float | None]) -> None:
+        scale = torch.zeros(len(mb.lengths), dtype=torch.float64)
+        for b, c in enumerate(cs):
+            if c is not None:
+                scale[b] = 1.0 / (c * len(mb.loss_pos[b]))
+        mb.scale = scale
+        mb.collector = BatchStats(mb.lengths, self.spectrum, False,
+                                  workers=default_stats_threads(), flush_at=self._flush_at)  # fmt: skip
 
     def _on_grad(self, group: list[Target], X: torch.Tensor, D: torch.Tensor) -> None:
         mb = self.micro[-1] if self.micro else None
@@ -275,7 +356,7 @@ class InStep:
         mb.collector.finish()
         order = {(t.layer, t.module): k for k, t in enumerate(self.targets)}
         rows: list[list[dict[str, Any]]] = [[] for _ in mb.lengths]
-        for (b, layer, mod), row in mb.collector.results.items():
+        for (b, _, _), row in mb.collector.results.items():
             rows[b].append(row)
         for b, rs in enumerate(rows):
             rs.sort(key=lambda r: order.get((r["layer"], r["module"]), 0))

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lgkit.engine.store import PARTS, META_KEY, load_stats, part_files, read_part, write_part
+from lgkit.engine.store import META_KEY, PARTS, load_stats, part_files, read_part, write_part
 from lgkit.errors import InputError
 from lgkit.fsio import atomic_open, atomic_path
 
