@@ -242,7 +242,7 @@ def train(
     cfg = config or TrainConfig()
     t_start = time.perf_counter()
     examples, source = load_records(data, "data")
-    probe_exs = load_records(probe, "probe")[0] if probe is not None else examples[:16]
+    probe_exs = (load_records(probe, "probe")[0] if probe is not None else examples[:16]) if cfg.probe else None
     out = Path(out_dir)
     record = _record(model, source, cfg)
     _check_resume(out, record)
@@ -258,7 +258,7 @@ def train(
         _set_dropout(net, cfg.dropout)
     if cfg.lora:
         net = _with_lora(net, cfg)
-    cb = SpectraCallback(probe_exs if cfg.probe else None, out, every=cfg.probe_every, tokenizer=tok, heldout=heldout,
+    cb = SpectraCallback(probe_exs, out, every=cfg.probe_every, tokenizer=tok, heldout=heldout,
                          modules=cfg.modules, max_length=cfg.max_length, instruct=instruct,
                          grad_spectra=cfg.grad_spectra and not cfg.lora, model_name=record["model"],
                          probe_limit=cfg.probe_limit, heldout_limit=cfg.heldout_limit,
