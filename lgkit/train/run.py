@@ -242,7 +242,11 @@ def train(
     cfg = config or TrainConfig()
     t_start = time.perf_counter()
     examples, source = load_records(data, "data")
-    probe_exs = (load_records(probe, "probe")[0] if probe is not None else examples[:16]) if cfg.probe else None
+    probe_exs = (
+        (load_records(probe, "probe")[0] if probe is not None else examples[:16])
+        if cfg.probe
+        else None
+    )
     out = Path(out_dir)
     record = _record(model, source, cfg)
     _check_resume(out, record)
