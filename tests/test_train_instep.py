@@ -258,3 +258,19 @@ def test_sft_trainer_completion_only_loss(tmp_path):
             rel = ((got[c] - ref_df[c]).abs() / ref_df[c].abs()).max()
             assert rel <= TOL, (sid, c, rel)
         assert abs(got["loss"].iloc[0] - losses[0]) <= TOL * losses[0]
+
+
+def test_instep_table_replaces_a_step_measured_again(tmp_path):
+    """A step measured again (after a resume) replaces that rank's part: nothing doubled."""
+    from lgkit.train.tables import write_instep
+
+    row = {"step": 3, "micro_step": 0, "batch_index": 0, "sample_id": "a", "layer": 0,
+           "module": "q", "nuclear_norm": 1.0}  # fmt: skip
+    write_instep(tmp_path, 3, 0, [row])
+    write_instep(tmp_path, 3, 1, [{**row, "sample_id": "b"}])
+    write_instep(tmp_path, 3, 0, [{**row, "nuclear_norm": 2.0}])
+    df = load_instep(tmp_path)
+    assert sorted(df["sample_id"]) == ["a", "b"]
+    assert df.set_index("sample_id").loc["a", "nuclear_norm"] == 2.0
+    with pytest.raises(InputError, match="no in-step statistics"):
+        load_instep(tmp_path / "nothing")

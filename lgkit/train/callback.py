@@ -317,6 +317,9 @@ class SpectraCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Measure the final weights if training stopped between measured steps."""
+        if self._instep is not None:  # a step cut short: its hooks go, its rows are not written
+            self._instep.remove()
+            self._instep = None
         if state.global_step not in self.measured and state.global_step > 0:
             self.measure(unwrap(kw["model"]), state.global_step)
 
