@@ -88,6 +88,10 @@ def test_instep_rows_take_every_training_question_as_a_paired_unit():
     change = next(v for k, v in fs.items() if k.startswith("[adamw] [in-step, change]"))
     assert abs(change.estimate - 1.0) < 0.05 and change.verdict != "supported"
     assert not any("answer-only" in c for c in fs)  # that arm was not run: no claim
+    # with the update table and no probe (07's default): update rows, no probe rows
+    t = {**_instep(0.5), "updates": _tables(3)["updates"]}
+    rows = training_findings(t, n_boot=200)
+    assert rows and all("probe" not in f.claim for f in rows)
     # no effect: the level row is not supported
     g = _by_claim(A.decide(instep_findings(_instep(1.0), n_boot=2000)))
     assert (

@@ -386,7 +386,7 @@ def training_findings(
             if not {"fast", other} <= set(u["arm"]):
                 continue  # an arm not run with this optimizer: no claim
             ua, ub = u[u["arm"] == "fast"], u[u["arm"] == other]
-            pa, pb = p[p["arm"] == "fast"], p[p["arm"] == other]
+            pa, pb = (p, p) if p.empty else (p[p["arm"] == "fast"], p[p["arm"] == other])
             det = f"{optim}, last step; arms fast vs {label}"
             probe_rows += [] if p.empty else [
                 _compare(f"[{optim}] After fast-arm training the probe gradients are larger than after the {label} arm's",
