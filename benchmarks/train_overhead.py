@@ -9,9 +9,16 @@ median over round pairs, i.e. the share a probe every ``every`` steps adds to tr
 The callback's own timings split it into probe, ΔW spectra and held-out loss; the ΔW
 spectra are also timed alone (``--spectra-repeats`` times).
 
+With ``--instep-every K`` the *on* rounds measure in-step instead (``SpectraCallback(
+instep_every=K)``: every training example of the step from the training backward itself,
+no probe, no ΔW): ``K = 1`` measures every step of an on round (the share of measuring at
+every step), ``K = every`` its last step (the share of measuring every ``every``-th step).
+
 Usage (from the repo root, on a quiet machine):
 
     .venv/bin/python benchmarks/train_overhead.py                     # SmolLM2-135M, probe 16, every 10
+    .venv/bin/python benchmarks/train_overhead.py --instep-every 10   # in-step, every 10th step
+    .venv/bin/python benchmarks/train_overhead.py --instep-every 1 --every 5  # in-step, every step
     .venv/bin/python benchmarks/train_overhead.py --model tiny-random-llama --rounds 1 --every 2 \\
         --probe 2 --heldout 2 --steps-data 8 --out /tmp/ovh.json      # a check that it runs
 """
@@ -70,6 +77,8 @@ class Toggled(TrainerCallback):
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if state.global_step % self.every == 0:
             self._t0 = time.perf_counter()
+        if self.inner.instep_every and self._on(state.global_step + 1):
+            self.inner.on_step_begin(args, state, control, **kw)  # in-step hooks on a due step
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         step = state.global_step
@@ -112,8 +121,15 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     cfg = TrainConfig(steps=n_steps, batch_size=a.batch_size, probe_every=a.every,
                       max_length=a.max_length, checkpoints=False, progress=False)  # fmt: skip
     rows = encode_records(lm.tokenizer, train, instruct=lm.instruct, max_length=a.max_length)
-    cb = SpectraCallback(probe, tmp / "spectra", every=a.every, tokenizer=lm.tokenizer,
-                         heldout=held or None, max_length=a.max_length, instruct=lm.instruct)  # fmt: skip
+    if a.instep_every:
+        if a.instep_every != 1 and a.every % a.instep_every:
+            raise SystemExit("--every must be a multiple of --instep-every")
+        cb = SpectraCallback(None, tmp / "spectra", every=0, tokenizer=lm.tokenizer, updates=False,
+                             max_length=a.max_length, instruct=lm.instruct,
+                             instep_every=a.instep_every)  # fmt: skip
+    else:
+        cb = SpectraCallback(probe, tmp / "spectra", every=a.every, tokenizer=lm.tokenizer,
+                             heldout=held or None, max_length=a.max_length, instruct=lm.instruct)  # fmt: skip
     tog = Toggled(cb, a.every)
     pad = lm.tokenizer.pad_token_id or 0
     trainer = Trainer(model=lm.model, args=_arguments(tmp, cfg), train_dataset=ListDataset(rows),
@@ -123,9 +139,12 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     off = [s for on, s in tog.rounds if not on]
     on = [s for on, s in tog.rounds if on]
     pairs = [(b - o) / o for o, b in zip(off, on, strict=False)]
-    spectra = _spectra_seconds(cb, lm.model, a.spectra_repeats)
-    timings = {k: [round(x, 4) for x in v[1:]] for k, v in cb.timings.items()}  # step 0 left out
+    spectra = _spectra_seconds(cb, lm.model, a.spectra_repeats) if cb.w0 else []
+    timings = {k: [round(x, 4) for x in (v if k.startswith("instep") else v[1:])]
+               for k, v in cb.timings.items()}  # the probe's step 0 left out  # fmt: skip
     return {
+        "mode": f"in-step every {a.instep_every} step(s)" if a.instep_every else "probe",
+        "instep_every": a.instep_every,
         "model": a.model, "data": str(a.data or "released gsm8k detailed"), "probe_examples": len(probe),
         "heldout_examples": len(held), "every": a.every, "batch_size": a.batch_size,
         "rounds": a.rounds, "max_length": a.max_length, "n_targets": len(cb.targets),
@@ -156,6 +175,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--spectra-repeats", type=int, default=3)
+    p.add_argument("--instep-every", type=int, default=0,
+                   help="measure in-step instead of the probe: 1 every step of an on round, "
+                   "K (= --every) its last step (0: the probe mode, default)")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -166,9 +188,12 @@ def main() -> None:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(text + "\n", encoding="utf-8")
     share = res["overhead_share_median"]
-    log.info("callback overhead: %s of training at a probe every %d steps (median of %d pairs); "
-             "ΔW spectra alone %.2fs", "n/a" if share is None else f"{100 * share:.1f}%", a.every,
-             len(res["overhead_share_per_pair"]), statistics.median(res["delta_w_spectra_seconds"]))  # fmt: skip
+    what = (f"in-step {'at every step' if a.instep_every == 1 else f'every {a.instep_every} steps'}"
+            if a.instep_every else f"a probe every {a.every} steps")  # fmt: skip
+    log.info("callback overhead: %s of training with %s (median of %d pairs); "
+             "ΔW spectra alone %.2fs", "n/a" if share is None else f"{100 * share:.1f}%", what,
+             len(res["overhead_share_per_pair"]),
+             statistics.median(res["delta_w_spectra_seconds"] or [float("nan")]))  # fmt: skip
 
 
 if __name__ == "__main__":

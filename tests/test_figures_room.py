@@ -56,8 +56,20 @@ def _training_tables() -> dict[str, pd.DataFrame]:
         lambda t: VT.update_layer_figure(t["updates"]),
         lambda t: VT.loss_figure(t["loss"], t["heldout"]),
         lambda t: VT.optimizer_figure(t["updates"]),
+        lambda t: VT.probe_heatmaps(t["probe"], what="in-step"),
+        lambda t: VT.instep_ratio_figure(
+            t["probe"].assign(qid="q" + t["probe"]["step"].astype(str))
+        ),
     ],
-    ids=["heatmaps", "mad", "update_layers", "loss", "optimizer"],
+    ids=[
+        "heatmaps",
+        "mad",
+        "update_layers",
+        "loss",
+        "optimizer",
+        "instep_heatmaps",
+        "instep_ratio",
+    ],
 )
 def test_training_figures_are_readable(make):
     fig = make(_training_tables())

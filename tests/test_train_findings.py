@@ -57,3 +57,44 @@ def test_update_rows_inconclusive_below_three_seeds():
         ].n_questions
         == 10
     )
+
+
+def _instep(ratio: float, n_q: int = 12, per_step: int = 2) -> dict[str, pd.DataFrame]:
+    """In-step rows: the same question at the same step in every arm (one epoch, batch ``per_step``)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for q in range(n_q):
+        step = 1 + q // per_step
+        base = (1 + q) * (1 + 0.05 * rng.normal())
+        for arm, scale in (("fast", 1.0), ("slow", ratio)):
+            for layer in range(4):
+                for module in ("q", "o"):
+                    rows.append(dict(arm=arm, optim="adamw", seed=0, step=step, qid=f"q{q}",
+                                     sample_id=f"q{q}-x", layer=layer, module=module,
+                                     nuclear_norm=base * scale * (2 + layer)
+                                     * (1 + 0.02 * rng.normal())))  # fmt: skip
+    return {"instep": pd.DataFrame(rows), "updates": pd.DataFrame(), "probe": pd.DataFrame()}
+
+
+def test_instep_rows_take_every_training_question_as_a_paired_unit():
+    from lgkit.series.training import instep_findings
+
+    fs = _by_claim(A.decide(instep_findings(_instep(0.5), n_boot=2000)))
+    f = fs["[adamw] [in-step] Fast-arm training gradients are larger than the slow arm's"]
+    assert f.n_questions == 12 and abs(f.estimate - 0.5) < 0.02 and f.verdict == "supported"
+    early = next(v for k, v in fs.items() if k.startswith("[adamw] [in-step, early]"))
+    late = next(v for k, v in fs.items() if k.startswith("[adamw] [in-step, late]"))
+    assert early.n_questions == 6 and late.n_questions == 6
+    change = next(v for k, v in fs.items() if k.startswith("[adamw] [in-step, change]"))
+    assert abs(change.estimate - 1.0) < 0.05 and change.verdict != "supported"
+    assert not any("answer-only" in c for c in fs)  # that arm was not run: no claim
+    # with the update table and no probe (07's default): update rows, no probe rows
+    t = {**_instep(0.5), "updates": _tables(3)["updates"]}
+    rows = training_findings(t, n_boot=200)
+    assert rows and all("probe" not in f.claim for f in rows)
+    # no effect: the level row is not supported
+    g = _by_claim(A.decide(instep_findings(_instep(1.0), n_boot=2000)))
+    assert (
+        g["[adamw] [in-step] Fast-arm training gradients are larger than the slow arm's"].verdict
+        != "supported"
+    )

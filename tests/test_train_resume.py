@@ -16,7 +16,13 @@ import pandas as pd
 import pytest
 
 from lgkit.formats.records import Example, write_examples
-from lgkit.train import heldout_summary, load_train_loss, load_trajectory, load_updates
+from lgkit.train import (
+    heldout_summary,
+    load_instep,
+    load_train_loss,
+    load_trajectory,
+    load_updates,
+)
 
 STEPS = 24
 
@@ -48,7 +54,8 @@ def _cmd(data, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "lgkit", "train", "--model", "tiny-random-llama",
             "--data", str(train), "--heldout", str(held), "--out", str(out),
             "--steps", str(STEPS), "--probe-every", "3", "--batch-size", "2",
-            "--probe-limit", "4", "--lr", "1e-3", "--no-progress", *extra]  # fmt: skip
+            "--probe-limit", "4", "--lr", "1e-3", "--no-progress", "--instep-every", "5",
+            *extra]  # fmt: skip
 
 
 def _tables(out: Path) -> dict[str, pd.DataFrame]:
@@ -59,6 +66,7 @@ def _tables(out: Path) -> dict[str, pd.DataFrame]:
         "updates": load_updates(out).sort_values(["step", "kind", "layer", "module"]).reset_index(drop=True),
         "heldout": heldout_summary(out),
         "loss": load_train_loss(out)[["step", "loss"]],
+        "instep": load_instep(out).drop(columns=["spectrum"], errors="ignore"),
     }  # fmt: skip
 
 
@@ -67,6 +75,9 @@ def _no_duplicates(t: dict[str, pd.DataFrame]) -> None:
     assert not t["updates"].duplicated(["step", "kind", "layer", "module"]).any()
     assert t["loss"]["step"].tolist() == list(range(1, STEPS + 1))
     assert t["heldout"]["step"].tolist() == list(range(0, STEPS + 1, 3))
+    assert not t["instep"].duplicated(["step", "sample_id", "layer", "module"]).any()
+    assert sorted(t["instep"]["step"].unique()) == [1, *range(5, STEPS + 1, 5)]
+    assert (t["instep"].groupby("step")["sample_id"].nunique() == 2).all()
 
 
 @pytest.mark.slow
@@ -96,6 +107,7 @@ def test_kill_9_then_resume_equals_uninterrupted(data, tmp_path):
     _no_duplicates(got)
     for k in ref:
         pd.testing.assert_frame_equal(got[k], ref[k], rtol=1e-6, atol=1e-9, check_dtype=False)
+    _equal_compute_stats(got["instep"][got["instep"]["step"] == 1], data, tmp_path / "ref1")
 
 
 @pytest.mark.slow
@@ -128,3 +140,27 @@ def test_two_rank_gloo_writes_one_probe_table(data, tmp_path):
     pd.testing.assert_frame_equal(step0[1], step0[0], rtol=1e-5, atol=1e-9)
     assert sorted(b["updates"]["step"].unique()) == [0, 2, 4]
     assert not b["updates"].duplicated(["step", "kind", "layer", "module"]).any()
+    # in-step: each rank measured its own example of step 1 into the one table, and the rows
+    # equal compute_stats on the initial weights (the DDP world size undone)
+    inparts = sorted(p.name for p in (two / "instep" / "step-000001" / "parts").glob("*.parquet"))
+    assert [p[5:9] for p in inparts] == ["r000", "r001"], inparts
+    first = b["instep"][b["instep"]["step"] == 1]
+    assert first["sample_id"].nunique() == 2
+    _equal_compute_stats(first, data, tmp_path / "ref1")
+
+
+def _equal_compute_stats(rows: pd.DataFrame, data, out: Path) -> None:
+    from lgkit.engine.config import GradConfig
+    from lgkit.engine.run import compute_stats
+    from lgkit.engine.store import load_stats
+    from lgkit.formats.records import read_examples
+    from lgkit.models import load_model
+
+    exs = [e for e in read_examples(data[0]) if e.sample_id in set(rows["sample_id"])]
+    cfg = GradConfig(modules=("q", "k", "v", "o"), max_length=1024)
+    compute_stats(load_model("tiny-random-llama"), exs, out, cfg, progress=False)
+    m = rows.merge(load_stats(out), on=["sample_id", "layer", "module"], suffixes=("", "_ref"))
+    assert len(m) == len(rows)
+    for c in ("nuclear_norm", "sigma_max", "frobenius_norm", "effective_rank", "loss"):
+        rel = ((m[c] - m[f"{c}_ref"]).abs() / m[f"{c}_ref"].abs()).max()
+        assert rel <= 1e-4, (c, rel)

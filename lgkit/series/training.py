@@ -10,8 +10,11 @@ Arms, trained on the same math questions for the same number of optimizer steps:
 
 Each (arm, optimizer, seed) is one :func:`lgkit.train.train` run in
 ``<out_dir>/runs/<arm>__<optim>__s<seed>`` (a finished run is skipped, so a rerun
-continues). The probe (the same held-out questions, none-CoT and detailed-CoT responses)
-is measured along every run; its findings resample questions, the update findings seeds.
+continues). The arms read the same questions in the same order (one data order per seed),
+so with in-step statistics (``instep_every``) every training question is a paired unit:
+the fast arm's per-example gradient against the slow arm's at the same step. The probe
+mode (a fixed probe set measured by an extra pass, ``n_probe`` > 0) stays available; its
+findings resample probe questions, the update findings seeds.
 
 Example:
     >>> run_name("fast", "adamw", 1)
@@ -47,6 +50,8 @@ __all__ = [
     "callback_seconds",
     "collect_training",
     "cost_table",
+    "instep_consistency",
+    "instep_findings",
     "parse_run_name",
     "run_arms",
     "run_name",
@@ -210,12 +215,16 @@ def run_arms(
     lora: bool = False,
     max_grad_norm: float = 0.0,
     progress: bool = False,
+    instep_every: int = 0,
+    probe: bool = True,
 ) -> Path:
     """Train every (arm, optimizer, seed) not yet finished; returns the runs folder.
 
     SGD runs only ``sgd_arms``. Each run loads ``model`` afresh; the step-0 probe table
     (the same weights in every run) is computed once and copied. No gradient clipping by
     default (``max_grad_norm=0``): clipping would equalise the arms' step sizes.
+    ``instep_every``: in-step statistics of the training examples at step 1 and every K-th;
+    ``probe`` False: no probe set (update spectra and held-out loss only).
     """
     from lgkit.models.load import load_model
     from lgkit.train import TrainConfig, finished, train
@@ -233,16 +242,18 @@ def run_arms(
         cfg = TrainConfig(steps=steps, probe_every=probe_every, batch_size=batch_size, seed=seed,
                           optim=optim, lr=lr_adamw if optim == "adamw" else lr_sgd,
                           max_length=max_length, lora=lora, loss_on=loss_on, checkpoints=False,
-                          max_grad_norm=max_grad_norm,
+                          max_grad_norm=max_grad_norm, instep_every=instep_every, probe=probe,
                           progress=progress)  # fmt: skip
         data = files["fast" if cot == "none" else "slow"]
         if finished(model, data, out, cfg):  # read, not trained again (other settings: InputError)
             report.skip(1)
             continue
         t0 = time.perf_counter()
-        _share_step0(runs, out)
+        if probe:
+            _share_step0(runs, out)
         logger.info("run %d/%d: %s", k + 1, len(plan), out.name)
-        train(load_model(model), data, out, cfg, probe=files["probe"], heldout=files["heldout"])
+        train(load_model(model), data, out, cfg, probe=files["probe"] if probe else None,
+              heldout=files["heldout"])  # fmt: skip
         report.step(1, time.perf_counter() - t0)
     return runs
 
@@ -272,25 +283,38 @@ def _tagged(frames: list[tuple[dict[str, Any], pd.DataFrame]]) -> pd.DataFrame:
 def collect_training(runs: str | Path) -> dict[str, pd.DataFrame]:
     """Every finished run's tables, tagged with ``arm``, ``optim``, ``seed``.
 
-    Returns ``probe`` (statistics with ``step`` and ``qid``), ``updates``, ``heldout``
-    (mean per step) and ``loss`` (training loss per step).
+    Returns ``probe`` (statistics with ``step`` and ``qid``; empty without a probe),
+    ``instep`` (the training examples' in-step statistics with ``step``, ``micro_step`` and
+    ``qid``; empty without), ``updates``, ``heldout`` (mean per step) and ``loss``
+    (training loss per step).
     """
-    from lgkit.train import heldout_summary, load_train_loss, load_trajectory, load_updates
+    from lgkit.train import (
+        heldout_summary,
+        load_instep,
+        load_train_loss,
+        load_trajectory,
+        load_updates,
+    )
 
     done = sorted(p.parent for p in Path(runs).glob("*/done.json"))
     if not done:
         raise InputError("holds no finished training runs", path=runs)
-    probe, upd, held, loss = [], [], [], []
+    probe, instep, upd, held, loss = [], [], [], [], []
     for d in done:
         tags = parse_run_name(d.name)
-        probe.append((tags, load_trajectory(d)))
+        if (d / "probe").is_dir():
+            probe.append((tags, load_trajectory(d)))
+        if (d / "instep").is_dir():
+            instep.append((tags, load_instep(d).drop(columns=["seed"], errors="ignore")))
         upd.append((tags, load_updates(d)))
         held.append((tags, heldout_summary(d)))
         loss.append((tags, load_train_loss(d)))
-    out = {"probe": _tagged(probe), "updates": _tagged(upd), "heldout": _tagged(held),
-           "loss": _tagged(loss)}  # fmt: skip
-    out["probe"]["qid"] = out["probe"]["sample_id"].str.rsplit("-", n=1).str[0]
-    out["probe"]["data_file"] = "probe.jsonl"
+    out = {"probe": _tagged(probe), "instep": _tagged(instep), "updates": _tagged(upd),
+           "heldout": _tagged(held), "loss": _tagged(loss)}  # fmt: skip
+    for k, name in (("probe", "probe.jsonl"), ("instep", "train_*.jsonl")):
+        if len(out[k]):
+            out[k]["qid"] = out[k]["sample_id"].str.rsplit("-", n=1).str[0]
+            out[k]["data_file"] = name
     return out
 
 
@@ -357,14 +381,14 @@ def training_findings(
     probe_rows, update_rows = [], []
     for optim in sorted(set(upd["optim"]) if len(upd) else ()):
         u = _final(upd[upd["optim"] == optim])
-        p = _final(probe[probe["optim"] == optim])
+        p = _final(probe[probe["optim"] == optim]) if len(probe) else probe
         for other, label in (("slow", "slow"), ("slow_answer", "slow, answer-only loss")):
             if not {"fast", other} <= set(u["arm"]):
                 continue  # an arm not run with this optimizer: no claim
             ua, ub = u[u["arm"] == "fast"], u[u["arm"] == other]
-            pa, pb = p[p["arm"] == "fast"], p[p["arm"] == other]
+            pa, pb = (p, p) if p.empty else (p[p["arm"] == "fast"], p[p["arm"] == other])
             det = f"{optim}, last step; arms fast vs {label}"
-            probe_rows += [
+            probe_rows += [] if p.empty else [
                 _compare(f"[{optim}] After fast-arm training the probe gradients are larger than after the {label} arm's",
                          f"probe {metric} level ratio {other}/fast", pa, pb, "qid", metric, False,
                          n_boot, seed, det + "; unit: probe question (mean over seeds)"),
@@ -383,6 +407,132 @@ def training_findings(
     return probe_rows + update_rows
 
 
+def _ratio_curves(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str
+) -> tuple[np.ndarray, list[str], list[str], list[int]]:
+    """Per question the curve ``b/a`` of ``metric`` (``[question, 1, module, layer]``, seeds averaged)."""
+    units = sorted(set(a["qid"]) & set(b["qid"]))
+    mods, layers = sorted(a["module"].unique()), sorted(a["layer"].unique())
+    ca, cb = _curves(a, "qid", metric, units), _curves(b, "qid", metric, units)
+    return cb / ca, [str(u) for u in units], mods, layers
+
+
+def _change(
+    claim: str, statistic: str, a: pd.DataFrame, b: pd.DataFrame, split: int, metric: str,
+    n_boot: int, seed: int, detail: str,
+) -> A.Finding:  # fmt: skip
+    """Early (steps ≤ ``split``) against late questions: the change of the other/fast level ratio
+    (unpaired: each question is trained once per epoch, so early and late are other questions)."""
+    early = _ratio_curves(a[a["step"] <= split], b[b["step"] <= split], metric)
+    late = _ratio_curves(a[a["step"] > split], b[b["step"] > split], metric)
+    if not len(early[1]) or not len(late[1]):
+        return A.invalid(claim, statistic, "no questions early or late in training")
+    sides = I.Sides(early[0], late[0], False, early[1], late[1], early[2], early[3])
+    return A.evaluate(
+        claim, statistic, sides, _level_ratio, n_boot=n_boot, seed=seed, detail=detail
+    )
+
+
+def instep_findings(
+    tables: dict[str, pd.DataFrame], metric: str = "nuclear_norm", n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding]:  # fmt: skip
+    """Notebook 07's in-step claims (before Holm): training questions as paired units.
+
+    Every arm reads the same questions in the same order (per seed), so each training
+    question has the fast arm's per-example gradient and the other arm's at the same step
+    (the statistic of the example the trainer just used, equal to ``lgkit grads`` on that
+    step's weights). Rows per optimizer and other arm (ratio other/fast, claimed < 1): over
+    all measured steps (level and MAD), in the first and in the second half of the
+    measured steps, and the change of the level ratio from the first half to the second
+    (unpaired: other questions).
+
+    Example:
+        >>> instep_findings({"instep": pd.DataFrame()})
+        []
+    """
+    ins = tables.get("instep", pd.DataFrame())
+    if ins is None or ins.empty:
+        return []
+    rows = []
+    for optim in sorted(ins["optim"].unique()):
+        d = ins[ins["optim"] == optim]
+        steps = sorted(d["step"].unique())
+        split = int(steps[(len(steps) - 1) // 2])
+        for other, label in (("slow", "slow"), ("slow_answer", "slow, answer-only loss")):
+            a, b = d[d["arm"] == "fast"], d[d["arm"] == other]
+            if a.empty or b.empty:
+                continue
+            det = (f"{optim}, in-step: each training question's own gradient at the step it was "
+                   f"trained (steps {steps[0]}–{steps[-1]}), fast vs {label}; unit: training "
+                   "question (paired: same question, step and seed; seeds averaged)")  # fmt: skip
+            early, late = d["step"] <= split, d["step"] > split
+            rows += [
+                _compare(f"[{optim}] [in-step] Fast-arm training gradients are larger than the {label} arm's",
+                         f"in-step {metric} level ratio {other}/fast", a, b, "qid", metric, False,
+                         n_boot, seed, det),
+                _compare(f"[{optim}] [in-step] Fast-arm training gradients are less even across layers than the {label} arm's",
+                         f"in-step {metric} MAD ratio {other}/fast", a, b, "qid", metric, True,
+                         n_boot, seed, det),
+                _compare(f"[{optim}] [in-step, early] Fast-arm training gradients are larger than the {label} arm's in the first half of training",
+                         f"in-step {metric} level ratio {other}/fast, steps ≤ {split}", a[early[a.index]],
+                         b[early[b.index]], "qid", metric, False, n_boot, seed, det),
+                _compare(f"[{optim}] [in-step, late] Fast-arm training gradients are larger than the {label} arm's in the second half of training",
+                         f"in-step {metric} level ratio {other}/fast, steps > {split}", a[late[a.index]],
+                         b[late[b.index]], "qid", metric, False, n_boot, seed, det),
+                _change(f"[{optim}] [in-step, change] The {label}/fast gradient ratio falls from the first half of training to the second",
+                        f"change of the in-step {metric} level ratio {other}/fast (late/early)", a, b,
+                        split, metric, n_boot, seed,
+                        det.replace("paired: same question, step and seed", "unpaired: early and late questions differ")),
+            ]  # fmt: skip
+    return rows
+
+
+def instep_consistency(
+    model: str, files: dict[str, Path], instep: pd.DataFrame, out_dir: str | Path,
+    max_length: int, metric: str = "nuclear_norm",
+) -> pd.DataFrame:  # fmt: skip
+    """The first step's in-step rows against ``lgkit grads`` (:func:`lgkit.compute_stats`) on
+    the pretrained model for the same examples: per arm the largest and median relative
+    difference of ``metric`` (the first step's weights are the pretrained ones).
+
+    The engine's table of those examples is written under ``<out_dir>/consistency/<arm>``
+    (resumed, so a rerun reads it).
+    """
+    from lgkit.engine.config import GradConfig
+    from lgkit.engine.run import compute_stats
+    from lgkit.engine.store import load_stats
+    from lgkit.formats.records import read_examples
+    from lgkit.models.load import load_model
+
+    if instep.empty:
+        return pd.DataFrame()
+    rows, bundle = [], None
+    first = instep[
+        (instep["step"] == instep["step"].min()) & (instep["seed"] == instep["seed"].min())
+    ]
+    for arm in sorted(first["arm"].unique()):
+        got = first[(first["arm"] == arm) & (first["optim"] == first["optim"].iloc[0])]
+        cot, loss_on = ARMS[arm]
+        ids = set(got["sample_id"])
+        exs = [
+            e
+            for e in read_examples(files["fast" if cot == "none" else "slow"])
+            if e.sample_id in ids
+        ]
+        bundle = bundle or load_model(model)
+        cfg = GradConfig(modules=tuple(sorted(got["module"].unique())), max_length=max_length,
+                         loss_on=loss_on)  # fmt: skip
+        out = Path(out_dir) / "consistency" / arm
+        compute_stats(bundle, exs, out, cfg, progress=False)
+        m = got.merge(load_stats(out), on=["sample_id", "layer", "module"], suffixes=("", "_grads"))
+        rel = (m[metric] - m[f"{metric}_grads"]).abs() / m[f"{metric}_grads"].abs()
+        rows.append({"arm": arm, "step": int(got["step"].iloc[0]), "examples": len(ids),
+                     "rows": len(m), f"max_rel_diff_{metric}": float(rel.max()),
+                     f"median_rel_diff_{metric}": float(rel.median())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def training_summary(tables: dict[str, pd.DataFrame], metric: str = "nuclear_norm") -> pd.DataFrame:
     """Per arm and optimizer at the last step: ΔW level and MAD, probe level, losses, seeds.
 
@@ -399,7 +549,11 @@ def training_summary(tables: dict[str, pd.DataFrame], metric: str = "nuclear_nor
         u = _final(u)
         curve = u.groupby(["module", "layer"])[metric].mean().unstack("layer").to_numpy()
         p = tables["probe"]
-        p = _final(p[(p["arm"] == arm) & (p["optim"] == optim)])
+        p = (
+            _final(p[(p["arm"] == arm) & (p["optim"] == optim)])
+            if len(p)
+            else pd.DataFrame({metric: []})
+        )
         h = tables["heldout"]
         h = h[(h["arm"] == arm) & (h["optim"] == optim)]
         lo = tables["loss"]

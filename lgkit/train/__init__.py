@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from lgkit.train.tables import (
         heldout_summary,
         load_heldout,
+        load_instep,
         load_train_loss,
         load_trajectory,
         load_updates,
@@ -39,6 +40,7 @@ _WHERE = {
     "finished": "run",
     "heldout_summary": "tables",
     "load_heldout": "tables",
+    "load_instep": "tables",
     "load_train_loss": "tables",
     "load_trajectory": "tables",
     "load_updates": "tables",
@@ -52,6 +54,7 @@ __all__ = [
     "heldout_summary",
     "isolated",
     "load_heldout",
+    "load_instep",
     "load_train_loss",
     "load_trajectory",
     "load_updates",

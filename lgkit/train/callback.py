@@ -11,6 +11,12 @@ current weights:
 * with ``heldout``, the loss on the final-answer tokens of held-out questions given the
   question alone.
 
+With ``instep_every=K`` it also measures every *training* example of the first optimizer
+step and of every K-th one from the trainer's own forward and backward
+(:mod:`lgkit.train.instep`): one row per example × layer × module, equal to
+``lgkit grads`` on that step's pre-step weights (``instep/``, :func:`lgkit.train.load_instep`).
+The probe is then optional (``probe=None``).
+
 Training is left untouched: the RNG states (torch, CUDA, NumPy, Python), each module's
 train/eval mode, every ``requires_grad`` flag and ``.grad`` are saved and restored, the
 optimizer is never read or written, and the probe runs in eval mode (no dropout).
@@ -48,6 +54,7 @@ from lgkit.formats.records import Example
 from lgkit.models.load import LoadedModel, is_instruct
 from lgkit.train import tables as T
 from lgkit.train.data import answer_examples, load_records
+from lgkit.train.instep import ExampleInfo, InStep, dataset_index
 from lgkit.train.updates import gradient_rows, snapshot, update_rows
 
 log = logging.getLogger(__name__)
@@ -127,7 +134,8 @@ class SpectraCallback(TrainerCallback):
     """Probe statistics, update spectra and held-out answer loss along training.
 
     Args:
-        probe: the probe set (a JSON/JSONL file of example records, or a list).
+        probe: the probe set (a JSON/JSONL file of example records, or a list; None:
+            no probe, only with ``instep_every``).
         out_dir: where the tables go (:mod:`lgkit.train.tables`).
         every: measure every ``every`` optimizer steps (0: only at step 0 and the last).
         tokenizer: the tokenizer (None: the trainer's ``processing_class``).
@@ -142,6 +150,11 @@ class SpectraCallback(TrainerCallback):
         model_name: the name recorded in the probe manifests.
         batch_size: probe examples per padded batch (results are per example either way).
         probe_limit, heldout_limit: use only the first N records.
+        instep_every: in-step statistics of every training example at the first optimizer
+            step and every K-th (0: off).
+        instep_examples: token digest → :class:`lgkit.train.instep.ExampleInfo` of the
+            training examples (None: read from the trainer's training dataset).
+        instep_tags: extra columns of every in-step row (e.g. ``{"arm": ..., "seed": ...}``).
 
     Attributes:
         measured: the steps measured by this process.
@@ -167,11 +180,22 @@ class SpectraCallback(TrainerCallback):
         batch_size: int = 1,
         probe_limit: int | None = None,
         heldout_limit: int | None = None,
+        instep_every: int = 0,
+        instep_examples: dict[str, ExampleInfo] | None = None,
+        instep_tags: dict[str, Any] | None = None,
     ) -> None:
         if every < 0:
             raise InputError("must be >= 0", field="every")
-        self.probe, _ = load_records(probe, "probe")
+        if instep_every < 0:
+            raise InputError("must be >= 0", field="instep_every")
+        if probe is None and not instep_every:
+            raise InputError("give a probe set, or instep_every > 0", field="probe")
+        self.probe: list[Example] = load_records(probe, "probe")[0] if probe is not None else []
         self.probe = self.probe[:probe_limit] if probe_limit else self.probe
+        self.instep_every = instep_every
+        self.instep_examples = instep_examples
+        self.instep_tags = dict(instep_tags or {})
+        self._instep: InStep | None = None
         self.heldout: list[Example] = []
         if heldout is not None:
             exs, src = load_records(heldout, "heldout")
@@ -207,6 +231,23 @@ class SpectraCallback(TrainerCallback):
             self.instruct = is_instruct(self.tokenizer)
         self.config.instruct = self.instruct
         self.targets = find_targets(model, self.config.modules)
+        if self.instep_every:
+            ckpt = bool(getattr(args, "gradient_checkpointing", False)) or bool(
+                getattr(args, "activation_checkpointing", False)
+            )
+            for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+                if hasattr(type(model), name):  # the first one a model knows (v5 renamed it)
+                    ckpt = ckpt or bool(getattr(model, name))
+                    break
+            if ckpt:
+                raise InputError(
+                    "in-step statistics do not support gradient checkpointing (the forward "
+                    "runs twice); turn it off or use the probe mode (every=...)",
+                    field="instep_every",
+                )
+            if self.instep_examples is None:
+                loader = kw.get("train_dataloader")
+                self.instep_examples = dataset_index(getattr(loader, "dataset", None) or [])
         rank, _ = _rank()
         w0_path = self.out / T.W0
         if state.global_step == 0:
@@ -224,6 +265,26 @@ class SpectraCallback(TrainerCallback):
         if state.global_step == 0:
             self.measure(model, 0)
 
+    def instep_due(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (1-based) is measured in-step: the first and
+        every ``instep_every``-th.
+
+        Example:
+            >>> cb = SpectraCallback(None, "x", instep_every=5)
+            >>> [s for s in range(1, 12) if cb.instep_due(s)]
+            [1, 5, 10]
+        """
+        return self.instep_every > 0 and (step == 1 or step % self.instep_every == 0)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """On an in-step measured step: put the hooks on the training model."""
+        if self._instep is not None:  # a step that ended without on_step_end (never expected)
+            self._instep.remove()
+            self._instep = None
+        if self.instep_due(state.global_step + 1):
+            self._instep = InStep(unwrap(kw["model"]), self.targets, self.instep_examples,
+                                  spectrum=self.config.spectrum).__enter__()  # fmt: skip
+
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """With ``grad_spectra``: the minibatch gradient's spectra before it is zeroed."""
         step = state.global_step + 1
@@ -235,7 +296,17 @@ class SpectraCallback(TrainerCallback):
             self.seconds += time.perf_counter() - t0
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        """Measure at every ``every``-th step and the last."""
+        """Write the in-step rows of this step (hooks removed); probe at every ``every``-th
+        step and the last."""
+        if self._instep is not None:
+            t0 = time.perf_counter()
+            ins, self._instep = self._instep, None
+            ins.remove()
+            rows = ins.rows(state.global_step, self.instep_tags)
+            T.write_instep(self.out, state.global_step, _rank()[0], rows)
+            self._time("instep_write", time.perf_counter() - t0)
+            self._time("instep", ins.seconds + time.perf_counter() - t0)
+            self.seconds += ins.seconds + time.perf_counter() - t0
         if self._due(state.global_step, state.max_steps):
             self.measure(unwrap(kw["model"]), state.global_step)
 
@@ -246,6 +317,9 @@ class SpectraCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Measure the final weights if training stopped between measured steps."""
+        if self._instep is not None:  # a step cut short: its hooks go, its rows are not written
+            self._instep.remove()
+            self._instep = None
         if state.global_step not in self.measured and state.global_step > 0:
             self.measure(unwrap(kw["model"]), state.global_step)
 
@@ -287,6 +361,8 @@ class SpectraCallback(TrainerCallback):
                            str(p.dtype).removeprefix("torch."), str(p.device))  # type: ignore[arg-type]  # fmt: skip
 
     def _probe(self, model: nn.Module, step: int, rank: int, world: int) -> None:
+        if not self.probe:
+            return
         out = self.out / T.PROBE / T.step_name(step)
         compute_stats(self._bundle(model), self.probe, out, self.config, rank=rank,
                       world_size=world, progress=False)  # fmt: skip

@@ -41,6 +41,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--probe-every", type=int, default=10, help="measure every K optimizer steps (default 10)"
     )
     p.add_argument("--probe-limit", type=int, default=None, help="only the first N probe records")
+    p.add_argument("--instep-every", type=int, default=0,
+                   help="in-step statistics of every training example at the first step and "
+                   "every K-th, from the training backward itself (0: off, default)")  # fmt: skip
+    p.add_argument("--no-probe", action="store_true",
+                   help="no probe statistics (updates and held-out loss only; with --instep-every)")  # fmt: skip
     p.add_argument(
         "--heldout-limit", type=int, default=None, help="only the first N held-out records"
     )
@@ -108,6 +113,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         probe_every=a.probe_every, probe_limit=a.probe_limit, heldout_limit=a.heldout_limit,
         modules=a.modules, grad_spectra=a.grad_spectra, save_every=a.save_every,
         instruct=a.instruct, dropout=a.dropout, loss_on=a.loss_on, max_grad_norm=a.max_grad_norm, progress=not a.no_progress,
+        instep_every=a.instep_every, probe=not a.no_probe,
     )  # fmt: skip
     for what in ("data", "probe", "heldout"):  # validate every file before loading a model
         path = getattr(a, what)

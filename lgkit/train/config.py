@@ -59,6 +59,10 @@ class TrainConfig:
         loss_on: ``"response"`` (every response token, the engine's default) or
             ``"answer"`` (the final-answer tokens only; the rest stays in context).
         progress: tqdm bar with ETA.
+        instep_every: in-step statistics of every training example at the first optimizer
+            step and every K-th (:mod:`lgkit.train.instep`; 0: off).
+        probe: measure the probe set at all (False: updates and held-out loss only, e.g.
+            with ``instep_every``).
     """
 
     steps: int = 100
@@ -86,6 +90,8 @@ class TrainConfig:
     dropout: float | None = None
     loss_on: str = "response"
     progress: bool = True
+    instep_every: int = 0
+    probe: bool = True
 
     def __post_init__(self) -> None:
         self.modules = parse_modules(self.modules)
@@ -101,6 +107,8 @@ class TrainConfig:
             raise InputError("must be at least 2", field="max_length")
         if self.probe_every < 0:
             raise InputError("must be >= 0", field="probe_every")
+        if self.instep_every < 0:
+            raise InputError("must be >= 0", field="instep_every")
         if self.lr is not None and not self.lr > 0:
             raise InputError(f"must be > 0, got {self.lr}", field="lr")
         if self.dropout is not None and not 0 <= self.dropout < 1:

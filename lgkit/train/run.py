@@ -39,6 +39,8 @@ CHECKPOINTS = "checkpoints"
 _SAME_ON_RESUME = ("model", "data", "config")
 _DISPLAY_ONLY = ("progress",)
 """Settings a resumed or reused run may differ in (they change nothing it computes)."""
+_NEW_DEFAULTS = {"instep_every": 0, "probe": True}
+"""Settings added later: a run recorded without them had them at these values."""
 
 
 def _load(model: Any, cfg: TrainConfig, device: str | None, dtype: str | None) -> Any:
@@ -140,7 +142,8 @@ def _record(
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
     """A run's config without its display-only settings (what resuming compares)."""
-    return {k: v for k, v in config.items() if k not in _DISPLAY_ONLY}
+    return {k: v for k, v in config.items()
+            if k not in _DISPLAY_ONLY and not (k in _NEW_DEFAULTS and v == _NEW_DEFAULTS[k])}  # fmt: skip
 
 
 def finished(
@@ -192,6 +195,25 @@ def _last_checkpoint(out: Path) -> str | None:
         if rank0:
             shutil.rmtree(p, ignore_errors=True)
     return None
+
+
+def _instep_index(
+    tok: Any,
+    examples: Sequence[Example],
+    rows: list[dict[str, Any]],
+    instruct: bool,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    """Token digest → the example's columns (id, dataset, cot, …) for the in-step rows."""
+    from lgkit.formats.prompts import encode_example
+    from lgkit.train.instep import ExampleInfo, example_index
+
+    infos = []
+    for ex in examples:
+        enc = encode_example(tok, ex, instruct=instruct, max_length=cfg.max_length)
+        infos.append(ExampleInfo(ex.sample_id, ex.dataset, ex.cot, ex.correct,
+                                 enc.n_prompt_tokens, enc.n_response_tokens, enc.truncated))  # fmt: skip
+    return example_index(rows, infos)
 
 
 def _distributed() -> bool:
@@ -260,7 +282,11 @@ def train(
     cfg = config or TrainConfig()
     t_start = time.perf_counter()
     examples, source = load_records(data, "data")
-    probe_exs = load_records(probe, "probe")[0] if probe is not None else examples[:16]
+    probe_exs = (
+        (load_records(probe, "probe")[0] if probe is not None else examples[:16])
+        if cfg.probe
+        else None
+    )
     out = Path(out_dir)
     record = _record(model, source, cfg, examples)
     _check_resume(out, record)
@@ -270,6 +296,7 @@ def train(
     instruct = cfg.instruct if cfg.instruct is not None else bool(bundle.instruct)
     rows = encode_records(tok, examples, instruct=instruct, max_length=cfg.max_length,
                           source=source, loss_on=cfg.loss_on)  # fmt: skip
+    index = _instep_index(tok, examples, rows, instruct, cfg) if cfg.instep_every else None
     net = bundle.model
     if cfg.dropout is not None:
         _set_dropout(net, cfg.dropout)
@@ -278,7 +305,9 @@ def train(
     cb = SpectraCallback(probe_exs, out, every=cfg.probe_every, tokenizer=tok, heldout=heldout,
                          modules=cfg.modules, max_length=cfg.max_length, instruct=instruct,
                          grad_spectra=cfg.grad_spectra and not cfg.lora, model_name=record["model"],
-                         probe_limit=cfg.probe_limit, heldout_limit=cfg.heldout_limit)  # fmt: skip
+                         probe_limit=cfg.probe_limit, heldout_limit=cfg.heldout_limit,
+                         instep_every=cfg.instep_every, instep_examples=index,
+                         instep_tags={"seed": cfg.seed})  # fmt: skip
     resume = _last_checkpoint(out)
     if int(os.environ.get("RANK", "0")) == 0:
         atomic_write_json(out / RUN_JSON, {**record, "instruct": instruct}, indent=2)
@@ -293,7 +322,7 @@ def train(
                "callback_part_seconds": {k: sum(v) for k, v in cb.timings.items()}}  # fmt: skip
         atomic_write_json(out / DONE_JSON, doc, indent=2)
     files = {"heldout_loss": out / T.HELDOUT_CSV, "train_loss": out / T.TRAIN_LOSS_CSV,
-             "probe": out / T.PROBE, "updates": out / T.UPDATES}  # fmt: skip
+             "probe": out / T.PROBE, "updates": out / T.UPDATES, "instep": out / T.INSTEP}  # fmt: skip
     return TrainResult(out, trainer.state.global_step, resume, sorted(set(cb.measured)),
                        time.perf_counter() - t_start, cb.seconds,
                        {k: v for k, v in files.items() if v.exists()})  # fmt: skip

@@ -3,6 +3,9 @@
 Layout of a callback's ``out_dir``::
 
     probe/step-000010/     the engine's statistics table of the probe set at step 10
+    instep/step-000010/parts/part-rRRR-000000.parquet
+                           in-step statistics of the training examples of step 10, one
+                           engine part per rank (replaced whole when the step is measured again)
     updates/step-000010.parquet   ΔW (and minibatch gradient) spectra at step 10
     heldout/step-000010.parquet   held-out answer loss per question at step 10
     heldout_loss.csv       step, mean held-out answer loss, n (rewritten at each probe step)
@@ -32,11 +35,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lgkit.engine.store import load_stats
+from lgkit.engine.store import META_KEY, PARTS, load_stats, part_files, read_part, write_part
 from lgkit.errors import InputError
 from lgkit.fsio import atomic_open, atomic_path
 
-PROBE, UPDATES, HELDOUT = "probe", "updates", "heldout"
+PROBE, UPDATES, HELDOUT, INSTEP = "probe", "updates", "heldout", "instep"
 HELDOUT_CSV, TRAIN_LOSS_CSV, W0 = "heldout_loss.csv", "train_loss.csv", "w0.pt"
 _STEP_RE = re.compile(r"^step-(\d+)(?:\.parquet)?$")
 
@@ -90,6 +93,54 @@ def load_trajectory(out_dir: str | Path) -> pd.DataFrame:
         df.insert(0, "step", step)
         parts.append(df)
     return pd.concat(parts, ignore_index=True)
+
+
+def write_instep(
+    out_dir: str | Path, step: int, rank: int, rows: Sequence[dict[str, Any]]
+) -> Path | None:
+    """Write (or replace) one rank's in-step rows of one step as an engine part.
+
+    A step measured again after a resume first loses this rank's earlier part of that
+    step (the step was not checkpointed, so it is recomputed whole): nothing is doubled.
+    """
+    folder = Path(out_dir) / INSTEP / step_name(step)
+    for old in part_files(folder / PARTS):
+        if f"-r{rank:03d}-" in old.name:
+            old.unlink()
+    return write_part(folder, rows, rank=rank, meta={"step": step})
+
+
+def load_instep(out_dir: str | Path) -> pd.DataFrame:
+    """The in-step statistics of every measured step, all ranks: the engine's columns plus
+    ``step``, ``micro_step``, ``batch_index`` (and the run's tags, e.g. ``arm``, ``seed``).
+
+    Each part's own row count is checked; sorted by step, micro-step, example, layer, module.
+
+    Raises:
+        InputError: when ``out_dir`` holds no in-step statistics, or a part is damaged.
+    """
+    import json
+
+    found = _steps(Path(out_dir) / INSTEP)
+    tables = []
+    for _, d in found:
+        for f in part_files(d / PARTS):
+            t = read_part(f)
+            own = json.loads((t.schema.metadata or {}).get(META_KEY, b"{}"))
+            if own.get("rows") not in (None, t.num_rows):
+                raise InputError(
+                    f"part holds {t.num_rows} rows, its record says {own['rows']}", path=f
+                )
+            tables.append(t)
+    if not tables:
+        raise InputError("holds no in-step statistics (instep/step-*)", path=out_dir)
+    df = pa.concat_tables(tables, promote_options="default").to_pandas()
+    from lgkit.schema import ALL_MODULES
+
+    order = {m: i for i, m in enumerate(ALL_MODULES)}
+    df["_m"] = df["module"].map(order)
+    df = df.sort_values(["step", "micro_step", "batch_index", "layer", "_m"], kind="stable")
+    return df.drop(columns="_m").reset_index(drop=True)
 
 
 def load_updates(out_dir: str | Path) -> pd.DataFrame:

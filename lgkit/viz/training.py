@@ -58,9 +58,12 @@ def _mad(curve: np.ndarray) -> float:
 
 
 def probe_heatmaps(
-    probe: pd.DataFrame, metric: str = "nuclear_norm", optim: str = "adamw"
+    probe: pd.DataFrame, metric: str = "nuclear_norm", optim: str = "adamw", what: str = "probe"
 ) -> Figure:
-    """Layer × step heatmap of the probe's mean ``metric`` (over examples, modules, seeds), one per arm."""
+    """Layer × step heatmap of the mean ``metric`` (over examples, modules, seeds), one per arm.
+
+    ``what``: whose statistics (``probe``; ``in-step`` for the training examples' own).
+    """
     d = probe[probe["optim"] == optim]
     arms = _arms(d)
     fig = Figure(figsize=(4.2 * len(arms) + 1, 3.6), layout="constrained")
@@ -81,8 +84,53 @@ def probe_heatmaps(
         ax.set_xlabel("step")
     axes[0].set_ylabel("layer")
     if im is not None:
-        fig.colorbar(im, ax=list(axes), label=f"probe {metric}")
-    return _finish(fig, f"Probe {metric} per layer along training ({optim})")
+        fig.colorbar(im, ax=list(axes), label=f"{what} {metric}")
+    return _finish(fig, f"{what.capitalize()} {metric} per layer along training ({optim})")
+
+
+def instep_ratio_figure(
+    instep: pd.DataFrame, metric: str = "nuclear_norm", optim: str = "adamw"
+) -> Figure:
+    """The paired ratio other/fast of the in-step ``metric`` level along training, per other arm.
+
+    Each point is one training question at the step it was trained (level: mean over layers
+    and projections; seeds averaged); the line is the geometric mean per step and the band
+    the range of that step's questions. Below 1: the other arm's gradient is smaller.
+
+    Example:
+        >>> import pandas as pd
+        >>> rows = [dict(arm=a, optim="adamw", seed=0, step=s, qid=f"q{s}", layer=l, module="q",
+        ...              nuclear_norm=(1.0 if a == "fast" else 0.5) * (1 + l))
+        ...         for a in ("fast", "slow") for s in (1, 2) for l in (0, 1)]
+        >>> len(instep_ratio_figure(pd.DataFrame(rows)).axes)
+        1
+    """
+    d = instep[instep["optim"] == optim]
+    lv = d.groupby(["arm", "qid", "step"])[metric].mean()
+    others = [a for a in _arms(d) if a != "fast"]
+    fig = Figure(figsize=(5.2 * max(len(others), 1), 3.6), layout="constrained")
+    axes = fig.subplots(1, max(len(others), 1), squeeze=False)[0]
+    for ax, other in zip(axes, others, strict=False):
+        if "fast" not in lv.index.get_level_values(0):
+            break
+        r = (lv.loc[other] / lv.loc["fast"]).dropna().reset_index()
+        r = r.groupby(["qid", "step"])[metric].mean().reset_index()
+        g = r.groupby("step")[metric]
+        gm = np.exp(g.apply(lambda v: np.log(v).mean()))
+        lo, hi = g.min(), g.max()
+        st = _style(other)
+        ax.fill_between(gm.index, lo.to_numpy(), hi.to_numpy(), color=st["color"], alpha=0.18,
+                        label="range of the step's questions")  # fmt: skip
+        ax.plot(r["step"], r[metric], linestyle="none", marker=st["marker"], color=st["color"],
+                alpha=0.6, label="one training question")  # fmt: skip
+        ax.plot(gm.index, gm.to_numpy(), "-", color=st["color"], label="geometric mean")
+        ax.axhline(1.0, color="0.4", lw=1, ls=":")
+        ax.set_title(f"{ARM_LABELS.get(other, other)} / fast")
+        ax.set_xlabel("optimizer step")
+    axes[0].set_ylabel(f"in-step {metric} ratio (other/fast)")
+    return _finish(
+        fig, f"The paired gradient ratio along training ({optim}; below 1: smaller than fast)"
+    )
 
 
 def probe_mad_figure(probe: pd.DataFrame, metric: str = "nuclear_norm") -> Figure:
