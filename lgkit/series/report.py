@@ -163,7 +163,8 @@ def headline_controls(run_dir: Path) -> dict[tuple[str, str], list[str]]:
 
 def headline_html(
     findings: list[dict[str, Any]],
-    controls: Mapping[tuple[str, str], Sequence[str]] | Callable[[dict[str, Any]], Sequence[str]]
+    controls: Mapping[tuple[str, str], Sequence[str]]
+    | Callable[[dict[str, Any]], Sequence[str]]
     | None = None,
 ) -> list[str]:
     """HTML of the headline claims (:func:`headline_findings`): notebook, claim, verdict word,
@@ -193,7 +194,11 @@ def headline_html(
         "<th>p adj</th><th>n</th></tr>",
     ]
     for f in rows:
-        nb, claim, v = str(f.get("notebook", "")), str(f.get("claim", "")), str(f.get("verdict", ""))
+        nb, claim, v = (
+            str(f.get("notebook", "")),
+            str(f.get("claim", "")),
+            str(f.get("verdict", "")),
+        )
         lo, hi = _num(f.get("ci_low")), _num(f.get("ci_high"))
         est = _num(f.get("estimate")) + (f" [{lo}, {hi}]" if lo else "")
         st = str(f.get("status", "ok") or "ok")
@@ -237,7 +242,9 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
     }
     if weights:
         w = ", ".join(f"{k}: {v} GGUF dequantised to float32" for k, v in weights.items())
-        parts.append(f"<p class='small weights'>weights (every result of these models): {esc(w)}</p>")
+        parts.append(
+            f"<p class='small weights'>weights (every result of these models): {esc(w)}</p>"
+        )
     parts.append("<h2>What was found</h2>")
     if not findings:
         return parts + ["<p>No findings yet.</p>"]

@@ -405,7 +405,9 @@ def footnotes(
         for x in dict.fromkeys(s):
             count[x] = count.get(x, 0) + 1
     notes = [
-        x for x in dict.fromkeys(x for s in said for x in s) if count[x] >= min_rows and x not in skip
+        x
+        for x in dict.fromkeys(x for s in said for x in s)
+        if count[x] >= min_rows and x not in skip
     ]
     own = [[x for x in s if x not in skip and x not in notes] for s in said]
     rules = list(dict.fromkeys(str(r.get("rule")) for r in records if r.get("rule")))
@@ -420,7 +422,10 @@ def _said(r: Mapping[str, Any]) -> list[str]:
 
 
 def _row_details(
-    rec: Mapping[str, Any], row: Mapping[str, str], own: Sequence[str], refs: Sequence[str],
+    rec: Mapping[str, Any],
+    row: Mapping[str, str],
+    own: Sequence[str],
+    refs: Sequence[str],
     rule_ref: str,
 ) -> str:
     """The escaped body of a row's ``<details>``: everything said of the row but its numbers."""
@@ -497,7 +502,9 @@ def findings_html(
     )
     out.append("<tr>" + "".join(f"<th style='{_CELL}'>{esc(h)}</th>" for h, _ in cols) + "</tr>")
     one_line = ";white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
-    clamp = f"display:block;max-height:{CLAIM_LINES * LINE_EM}em;overflow:hidden;overflow-wrap:anywhere"
+    clamp = (
+        f"display:block;max-height:{CLAIM_LINES * LINE_EM}em;overflow:hidden;overflow-wrap:anywhere"
+    )
     for rec, row, mine in zip(recs, rows, own, strict=True):
         tds = []
         if notebook_links:
