@@ -126,8 +126,10 @@ def headline_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for nb in HEADLINE_NOTEBOOKS:
         rows = pooled(nb)
-        picked = [f for s in HEADLINE_STATISTICS for f in rows if f.get("statistic") == s]
-        out += picked
+        picked = [
+            next((f for f in rows if f.get("statistic") == s), None) for s in HEADLINE_STATISTICS
+        ]
+        out += [f for f in picked if f is not None]  # the first row of each statistic
     if out:
         return out
     return [f for nb in HEADLINE_NOTEBOOKS for f in pooled(nb)[:3]]
@@ -190,7 +192,7 @@ def headline_html(
         "<table class='headline' style='width:100%;table-layout:fixed'><colgroup><col style='width:3.6em'>"
         "<col><col style='width:7.2em'><col style='width:15em'><col style='width:4.8em'>"
         "<col style='width:3.2em'></colgroup>",
-        "<tr><th>notebook</th><th>headline claim</th><th>verdict</th><th>estimate [95% CI]</th>"
+        "<tr><th title='notebook'>nb</th><th>headline claim</th><th>verdict</th><th>estimate [95% CI]</th>"
         "<th>p adj</th><th>n</th></tr>",
     ]
     for f in rows:
@@ -202,7 +204,7 @@ def headline_html(
         lo, hi = _num(f.get("ci_low")), _num(f.get("ci_high"))
         est = _num(f.get("estimate")) + (f" [{lo}, {hi}]" if lo else "")
         st = str(f.get("status", "ok") or "ok")
-        tag = f"<br><b class='no'>{esc(st)}</b>" if st != "ok" else ""
+        tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
         out.append(
             f"<tr><td><a href='#{esc(nb)}' title='{esc(nb)}'>{esc(nb.split('_')[0])}</a>{tag}</td>"
             f"<td>{esc(claim)}</td><td style='{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"

@@ -366,8 +366,8 @@ click away in the row's ``<details>``)."""
 
 # column widths (em of the table's 14 px): verdict, estimate, interval, p and n stay on one line
 _COLUMNS = (
-    ("notebook", "3.6em"), ("claim", ""), ("verdict", "7.2em"), ("estimate", "5.4em"),
-    ("95% CI", "10em"), ("p adj", "4.8em"), ("n", "3.2em"),
+    ("nb", "3.6em"), ("claim", ""), ("verdict", "7.2em"), ("estimate", "5.8em"),
+    ("95% CI", "10em"), ("p adj", "5.6em"), ("n", "3.2em"),
 )  # fmt: skip
 _CELL = "border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left"
 
@@ -494,7 +494,7 @@ def findings_html(
         out.append(
             f"<caption style='text-align:left;font-weight:bold;caption-side:top'>{esc(caption)}</caption>"
         )
-    cols = [c for c in _COLUMNS if notebook_links or c[0] != "notebook"]
+    cols = [c for c in _COLUMNS if notebook_links or c[0] != "nb"]
     out.append(
         "<colgroup>"
         + "".join(f"<col style='width:{w}'>" if w else "<col>" for _, w in cols)
@@ -510,7 +510,7 @@ def findings_html(
         if notebook_links:
             nb = str(rec.get("notebook", ""))
             st = str(rec.get("status", "ok") or "ok")  # a stale or failed result says so
-            tag = f"<br><b class='no'>{esc(st)}</b>" if st != "ok" else ""
+            tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
             tds.append(
                 f"<td style='{_CELL};overflow:hidden'><a href='#{esc(nb)}' title='{esc(nb)}'>"
                 f"{esc(_notebook_short(nb))}</a>{tag}</td>"
@@ -520,7 +520,7 @@ def findings_html(
         rule_ref = f"R{rules.index(rule) + 1}" if rule in rules else ""
         body = _row_details(rec, row, mine, list(dict.fromkeys(refs)), rule_ref)
         tds.append(
-            f"<td style='{_CELL}'><details><summary style='display:block;cursor:pointer;"
+            f"<td style='{_CELL}'><details style='margin:0'><summary style='display:block;cursor:pointer;"
             f"list-style:none'><span style='{clamp}'>▸ {esc(row['claim'])}</span></summary>"
             f"<div style='font-size:12px;color:#444;margin-top:3px'>{body}</div></details></td>"
         )
