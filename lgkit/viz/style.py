@@ -314,12 +314,13 @@ def fit_texts(fig: Figure) -> Figure:
     sup = getattr(fig, "_suptitle", None)
     if sup is not None and sup.get_text():
         width = fig.get_figwidth() * 72 - pad
-        sup.set_text(wrap_to_width(sup.get_text().replace("\n", " "), sup.get_fontsize(), width))
+        if text_width_pt(sup.get_text(), sup.get_fontsize()) > width:  # its own breaks are kept
+            sup.set_text(wrap_to_width(sup.get_text(), sup.get_fontsize(), width))
     for ax in fig.axes:
         width = (_panel_width_in(ax) - 2 * PANEL_PAD_IN) * 72
         for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label):  # type: ignore[attr-defined]
             if t.get_text() and text_width_pt(t.get_text(), t.get_fontsize()) > width:
-                t.set_text(wrap_to_width(t.get_text().replace("\n", " "), t.get_fontsize(), width))
+                t.set_text(wrap_to_width(t.get_text(), t.get_fontsize(), width))
         for t in ax.texts:
             if t.get_text() and text_width_pt(t.get_text(), t.get_fontsize()) > width:
                 t.set_text(wrap_to_width(t.get_text(), t.get_fontsize(), width))
