@@ -452,19 +452,20 @@ def _table_metrics(page, scope: str) -> dict:
           const t = document.querySelector(scope + ' table.findings');
           const box = t.closest(scope === '' ? 'body' : scope);
           const rows = [...t.querySelectorAll('tr')].slice(1);
-          const td = rows[0].querySelectorAll('td')[1];
-          const lh = parseFloat(getComputedStyle(td).lineHeight);
+          const span = rows[0].querySelector('summary span');
+          const lh = parseFloat(getComputedStyle(span).lineHeight);  // NaN if 'normal': style lost
           return {n: rows.length, lh: lh, heights: rows.map(r => r.getBoundingClientRect().height),
                   table_w: t.getBoundingClientRect().width, table_right: t.getBoundingClientRect().right,
                   box_right: box.getBoundingClientRect().right, table_h: t.getBoundingClientRect().height,
                   scroll: document.scrollingElement.scrollWidth - window.innerWidth,
-                  over: [...document.querySelectorAll('.jp-OutputArea-output')].map(o => o.scrollWidth - o.clientWidth)};
+                  over: scope ? [box.scrollWidth - box.clientWidth] : []};
         }""",
         scope,
     )
 
 
 def _assert_fits(m: dict, what: str, screens: float) -> None:
+    assert m["lh"] == m["lh"] and m["lh"] > 0, f"{what}: the table's line height was lost: {m}"
     too_high = [round(h) for h in m["heights"] if h > 3 * m["lh"] + 10]  # 3 lines + padding, border
     assert not too_high, f"{what}: rows higher than 3 lines ({m['lh']:.0f} px each): {too_high}"
     assert m["table_right"] <= m["box_right"] + 1, f"{what}: table wider than its area: {m}"

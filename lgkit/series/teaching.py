@@ -358,8 +358,9 @@ _VERDICT_STYLE = {
     "invalid": "background:#eee;color:#666",
 }
 
-LINE_EM = 1.35
-"""Line height (em) of the reader's findings table; a claim shows at most :data:`CLAIM_LINES`."""
+LINE_PX = 19
+"""Line height (px, at the table's 14 px) of the reader's findings table: in px, a value
+JupyterLab's sanitiser keeps; a claim shows at most :data:`CLAIM_LINES` of them."""
 CLAIM_LINES = 3
 """Lines a claim takes in its row (the rest, and everything else said of the row, is one
 click away in the row's ``<details>``)."""
@@ -482,7 +483,7 @@ def findings_html(
     recs = [dict(r) for r in records]
     rows, shared, _, counts = reader_findings(recs)
     rules, notes, own = footnotes(recs, shared)
-    lh = f"line-height:{LINE_EM}em"
+    lh = f"line-height:{LINE_PX}px"
     out = [
         f"<div class='lgkit-findings' style='max-width:100%;font-size:14px;{lh}'>",
         f"<p class='counts' style='margin:.3em 0'><b>{esc(counts_line(counts))}</b>"
@@ -502,9 +503,7 @@ def findings_html(
     )
     out.append("<tr>" + "".join(f"<th style='{_CELL}'>{esc(h)}</th>" for h, _ in cols) + "</tr>")
     one_line = ";white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
-    clamp = (
-        f"display:block;max-height:{CLAIM_LINES * LINE_EM}em;overflow:hidden;overflow-wrap:anywhere"
-    )
+    clamp = f"display:block;max-height:{CLAIM_LINES * LINE_PX}px;overflow:hidden;overflow-wrap:break-word;{lh}"
     for rec, row, mine in zip(recs, rows, own, strict=True):
         tds = []
         if notebook_links:
