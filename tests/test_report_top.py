@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from lgkit.series import report
-from tests.test_faults_series import HOSTILE, _live_markup
+from test_faults_series import HOSTILE, _live_markup
 
 
 def _row(claim: str, statistic: str, verdict: str = "supported", **kw) -> dict:
