@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from lgkit.series import report
 from test_faults_series import HOSTILE, _live_markup
+
+from lgkit.series import report
 
 
 def _row(claim: str, statistic: str, verdict: str = "supported", **kw) -> dict:
