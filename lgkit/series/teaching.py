@@ -8,6 +8,8 @@ achievable p, a closing "What this shows" written from the findings, and a gloss
 * :func:`filter_warning`: the notebook runs from a checkout without the nbstripout filter
   (its outputs would be committed);
 * :func:`reader_findings`: findings records split into short rows, shared notes and rules;
+* :func:`findings_html`: the reader's table that fits a screen (rows at most three lines, the
+  rest in each row's ``<details>``; rules and shared notes once, as footnotes);
 * :func:`min_p`: the smallest p-value a test on ``n`` questions can give;
 * :func:`what_this_shows`, :data:`GLOSSARY`.
 
