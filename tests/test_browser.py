@@ -298,6 +298,7 @@ def test_notebook_02_smoke_runs_in_the_browser(lab, browser, tmp_path):
     pictures = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert pictures, "notebook 02 showed no figure"
     assert (run / "02_math" / "metrics.json").is_file()
+    _saved_figures_uncut(run / "02_math")
 
 
 def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
@@ -348,6 +349,7 @@ def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
     drill = page.locator("img[alt*='bright tokens']")
     assert drill.count() == 1, "the per-token drill-down picture is missing"
     _assert_fits(_table_metrics(page, ".jp-OutputArea-output"), "06", screens=5)
+    _saved_figures_uncut(run / "06_length_controls")
     shots = os.environ.get("LGKIT_SHOTS")
     if shots:
         drill.scroll_into_view_if_needed()
@@ -390,6 +392,16 @@ def _noise(nb: nbformat.NotebookNode) -> list[str]:
     if per_example:
         found.append(f"{len(per_example)} per-example failure lines")
     return found
+
+
+def _saved_figures_uncut(out_dir: Path) -> None:
+    """Every PNG the notebook saved has no ink on its outermost pixels (no title or label cut)."""
+    from test_figure_text_inside import ink_on_edges
+
+    pngs = sorted((out_dir / "figures").glob("*.png"))
+    assert pngs, f"no figure saved under {out_dir}"
+    cut = {p.name: e for p in pngs if (e := ink_on_edges(p.read_bytes()))}
+    assert not cut, f"text cut at the canvas edge: {cut}"
 
 
 def test_noise_check_can_fail():
