@@ -375,6 +375,25 @@ _COLUMNS = (
 _CELL = "border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left"
 
 
+def short_claim(claim: str, previous: str = "") -> str:
+    """A claim in its table row: a claim that extends the row above (e.g. its learned-effect
+    row, "<claim>: stronger after training than at random initialisation") shows only what it
+    adds, after "↳ …", so what tells it apart is not clamped away (the row's details hold the
+    whole claim).
+
+    Example:
+        >>> short_claim("A is smaller: stronger after training", "A is smaller")
+        '↳ … stronger after training'
+        >>> short_claim("B", "A")
+        'B'
+    """
+    if previous and claim.startswith(previous) and len(claim) > len(previous):
+        rest = claim[len(previous) :].lstrip(" :,;")
+        if rest:
+            return f"↳ … {rest}"
+    return claim
+
+
 def _notebook_short(name: str) -> str:
     """``06`` of ``06_length_controls`` (the full name is the link's title).
 
@@ -506,7 +525,9 @@ def findings_html(
     out.append("<tr>" + "".join(f"<th style='{_CELL}'>{esc(h)}</th>" for h, _ in cols) + "</tr>")
     one_line = ";white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
     clamp = f"display:block;max-height:{CLAIM_LINES * LINE_PX}px;overflow:hidden;overflow-wrap:break-word;{lh}"
+    prev = ""
     for rec, row, mine in zip(recs, rows, own, strict=True):
+        short, prev = short_claim(row["claim"], prev), row["claim"]
         tds = []
         if notebook_links:
             nb = str(rec.get("notebook", ""))
@@ -522,7 +543,7 @@ def findings_html(
         body = _row_details(rec, row, mine, list(dict.fromkeys(refs)), rule_ref)
         tds.append(
             f"<td style='{_CELL}'><details style='margin:0'><summary style='display:block;cursor:pointer;"
-            f"list-style:none'><span style='{clamp}'>▸ {esc(row['claim'])}</span></summary>"
+            f"list-style:none'><span style='{clamp}'>▸ {esc(short)}</span></summary>"
             f"<div style='font-size:12px;color:#444;margin-top:3px'>{body}</div></details></td>"
         )
         v = row["verdict"]
