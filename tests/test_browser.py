@@ -298,6 +298,7 @@ def test_notebook_02_smoke_runs_in_the_browser(lab, browser, tmp_path):
     pictures = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     assert pictures, "notebook 02 showed no figure"
     assert (run / "02_math" / "metrics.json").is_file()
+    _saved_figures_uncut(run / "02_math")
 
 
 def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
@@ -332,6 +333,7 @@ def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
     assert not errors
+    assert not _noise(nb), _noise(nb)  # issue 29: what a class sees, without noise
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     # a workspace of its own: JupyterLab would reopen the other test's notebook beside it
     page.goto(f"{base}/lab/workspaces/n06/tree/06_length_controls.ipynb?reset&token={TOKEN}")
@@ -346,6 +348,8 @@ def test_notebook_06_at_n4_with_drilldown(lab, browser, tmp_path):
     assert re.search(r"smallest p a permutation test on 4 questions can give is 0\.\d+", text)
     drill = page.locator("img[alt*='bright tokens']")
     assert drill.count() == 1, "the per-token drill-down picture is missing"
+    _assert_fits(_table_metrics(page, ".jp-OutputArea-output"), "06", screens=5)
+    _saved_figures_uncut(run / "06_length_controls")
     shots = os.environ.get("LGKIT_SHOTS")
     if shots:
         drill.scroll_into_view_if_needed()
@@ -389,4 +393,217 @@ def test_statistics_show_one_progress_line_per_stage(lab, browser, tmp_path):
         assert len(bars) == 1, f"stage {who!r}: {len(bars)} progress lines: {text}"
         assert who in bars[0] and line.search(bars[0]), bars[0]
         assert "Loading weights" not in "\n".join(text), text
+
+
+# --------------------------------------------------------------------------- issue 29: what a class sees
+
+
+def _noise(nb: nbformat.NotebookNode) -> list[str]:
+    """What an executed notebook should not show: "What this shows" twice (rendered and echoed
+    as a raw string), a frozen model-loading bar, a ``PosixPath(...)`` as a cell's result,
+    ``nan`` in a reader's table, one warning line per failed example."""
+    texts = []
+    for c in nb.cells:
+        for o in c.get("outputs", []) if c.cell_type == "code" else []:
+            if o.output_type == "stream":
+                texts.append(("stream", o.text))
+            elif o.output_type in ("display_data", "execute_result"):
+                for mime, v in o.get("data", {}).items():
+                    texts.append((f"{o.output_type}:{mime}", v if isinstance(v, str) else ""))
+    found = []
+    shows = sum(
+        v.count("What this shows")
+        for k, v in texts
+        if k.endswith(("markdown", "text/plain")) or k == "stream"
+    )
+    if shows != 1:
+        found.append(f"'What this shows' shown {shows} times")
+    if any("Loading weights" in v for _, v in texts):
+        found.append("a 'Loading weights' bar")
+    if any(k.startswith("execute_result") and v.startswith("PosixPath(") for k, v in texts):
+        found.append("a PosixPath as a cell's result")
+    if any(re.search(r"<td[^>]*>\s*nan\s*</td>", v) for k, v in texts if k.endswith("text/html")):
+        found.append("nan in a table")
+    per_example = [
+        ln for _, v in texts for ln in v.splitlines() if re.search(r"example \d+ \(.*\) failed", ln)
+    ]
+    if per_example:
+        found.append(f"{len(per_example)} per-example failure lines")
+    return found
+
+
+def _saved_figures_uncut(out_dir: Path) -> None:
+    """Every PNG the notebook saved has no ink on its outermost pixels (no title or label cut)."""
+    from test_figure_text_inside import ink_on_edges
+
+    pngs = sorted((out_dir / "figures").glob("*.png"))
+    assert pngs, f"no figure saved under {out_dir}"
+    cut = {p.name: e for p in pngs if (e := ink_on_edges(p.read_bytes()))}
+    assert not cut, f"text cut at the canvas edge: {cut}"
+
+
+def test_noise_check_can_fail():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x")]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", {"text/markdown": "### What this shows"}),
+        nbformat.v4.new_output(
+            "execute_result", {"text/plain": "'### What this shows'"}, execution_count=1
+        ),
+        nbformat.v4.new_output(
+            "stream",
+            name="stderr",
+            text="Loading weights: 0/272\nexample 3 (s3) failed: answer span not found\n",
+        ),
+        nbformat.v4.new_output(
+            "display_data", {"text/html": "<table><tr><td>nan</td></tr></table>"}
+        ),
+    ]
+    assert len(_noise(nb)) == 4
+
+
+def _findings_records(n_min: int = 48) -> list[dict]:
+    """Realistic findings (02/06-like texts: pooled and per-dataset rows, long caveats, rules,
+    an invalid row with a long reason, a very long claim), at least ``n_min`` rows."""
+    from lgkit import analysis as A
+    from lgkit import series as S
+
+    recs: list[dict] = []
+    for seed in range(3):
+        df = A.synthetic_stats(n_samples=6, n_layers=4, seed=seed, model="smollm2-135m-instruct")
+        fs = S.finalize(S.reasoning_claims(df, n_boot=50, seed=seed), df, ["smollm2-135m-instruct"])
+        recs += S.findings_records(fs)
+        if len(recs) >= n_min:
+            break
+    recs.append(
+        S.findings_records(
+            [
+                A.invalid(
+                    "Slow thinking gives smaller gradients with the loss on the answer only (commonsense)",
+                    "level ratio",
+                    "no final-answer span: in 12 of 12 records the answer ('yes', 'no', 'maybe') is not in the response text",
+                )
+            ]
+        )[0]
+    )
+    recs.append(
+        {
+            **recs[0],
+            "claim": "A claim far longer than any real one, to see that it is clamped: "
+            + "words " * 80,
+        }
+    )
+    return recs
+
+
+def _table_metrics(page, scope: str) -> dict:
+    return page.evaluate(
+        """(scope) => {
+          const t = document.querySelector(scope + ' table.findings');
+          const box = t.closest(scope === '' ? 'body' : scope);
+          const rows = [...t.querySelectorAll('tr')].slice(1);
+          const span = rows[0].querySelector('summary span');
+          const lh = parseFloat(getComputedStyle(span).lineHeight);  // NaN if 'normal': style lost
+          return {n: rows.length, lh: lh, heights: rows.map(r => r.getBoundingClientRect().height),
+                  table_w: t.getBoundingClientRect().width, table_right: t.getBoundingClientRect().right,
+                  box_right: box.getBoundingClientRect().right, table_h: t.getBoundingClientRect().height,
+                  scroll: document.scrollingElement.scrollWidth - window.innerWidth,
+                  over: scope ? [box.scrollWidth - box.clientWidth] : []};
+        }""",
+        scope,
+    )
+
+
+def _assert_fits(m: dict, what: str, screens: float) -> None:
+    assert m["lh"] == m["lh"] and m["lh"] > 0, f"{what}: the table's line height was lost: {m}"
+    too_high = [round(h) for h in m["heights"] if h > 3 * m["lh"] + 10]  # 3 lines + padding, border
+    assert not too_high, f"{what}: rows higher than 3 lines ({m['lh']:.0f} px each): {too_high}"
+    assert m["table_right"] <= m["box_right"] + 1, f"{what}: table wider than its area: {m}"
+    assert m["scroll"] <= 0 and all(x <= 1 for x in m.get("over", [])), (
+        f"{what}: sideways scroll {m}"
+    )
+    assert m["table_h"] <= screens * 800, f"{what}: {m['n']} rows take {m['table_h']:.0f} px"
+
+
+def test_findings_table_fits_a_screen_in_jupyterlab(lab, browser, tmp_path):
+    """06's ~48 findings at 1280x800 in JupyterLab, as a saved (untrusted, sanitised) output: each
+    row at most three lines, no sideways scroll, a few screens in all; a click opens a row's
+    details (its rule reference and how it was measured)."""
+    from lgkit.series.teaching import findings_html
+
+    base, root = lab
+    recs = _findings_records(48)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    cell = nbformat.v4.new_code_cell("out.findings(findings)")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            {
+                "text/html": findings_html(
+                    recs, caption="Claims of the paper tested on this model and data"
+                )
+            },
+        )
+    ]
+    nb.cells = [cell]
+    nbformat.write(nb, str(root / "findings_table.ipynb"))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{base}/lab/workspaces/ft/tree/findings_table.ipynb?reset&token={TOKEN}")
+    page.wait_for_selector(".jp-OutputArea-output table.findings", timeout=60_000)
+    page.wait_for_timeout(1000)
+    m = _table_metrics(page, ".jp-OutputArea-output")
+    assert m["n"] == len(recs)
+    _assert_fits(m, "notebook", screens=5)
+    shots = os.environ.get("LGKIT_SHOTS")
+    if shots:
+        page.locator("table.findings").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(Path(shots) / "findings_table_1280x800.png"))
+    first = page.locator("table.findings summary").first
+    first.click()
+    text = page.locator("table.findings details[open]").first.inner_text()
+    assert "How measured:" in text and "Rule: R1" in text
+    assert "Verdict rules (R1" in page.locator(".jp-OutputArea-output").first.inner_text()
+    page.close()
+
+
+def test_index_opens_with_what_was_found(browser, tmp_path):
+    """index.html at 1280x800: the verdict counts and the headline claims (with a controls line)
+    in the first screen, before the long table; the weights caveat said once; the full
+    table's rows at most three lines, no sideways scroll."""
+    from lgkit.series import report
+    from lgkit.series.teaching import _said
+
+    recs = _findings_records(48)
+    run = tmp_path / "run"
+    heads = [r["claim"] for r in recs if not r["claim"].startswith("[")][:2]
+    for nb in ("02_math", "03_commonsense", "06_length_controls"):
+        (run / nb).mkdir(parents=True)
+        (run / nb / "metrics.json").write_text(json.dumps({
+            "findings": recs, "weights": {"smollm2-135m-instruct": "Q4_1"},
+            "headline_controls": {heads[0]: ["√T: inconclusive", "answer-only: supported"]},
+        }))  # fmt: skip
+    page_file = report.write_index(run)
+    html = page_file.read_text()
+    label = next(x for x in _said(recs[0]) if x.startswith("weights:"))
+    assert html.count(label) <= 1  # once for the whole page (not in 3 x 50 rows)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(page_file.as_uri())
+    page.wait_for_selector("table.findings")
+    got = page.evaluate(
+        """() => ({found: document.querySelector('p.counts').getBoundingClientRect().bottom,
+                  head: document.querySelector('table.headline').getBoundingClientRect().bottom,
+                  table: document.querySelector('table.findings').getBoundingClientRect().top,
+                  controls: document.querySelectorAll('tr.controls').length})"""
+    )
+    assert got["found"] < got["head"] <= 800 < got["table"], got  # the headline in one screen
+    assert got["controls"] == 2  # the controls line of 02's and 03's headline claim
+    _assert_fits(_table_metrics(page, ""), "index", screens=15)
+    shots = os.environ.get("LGKIT_SHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "index_top_1280x800.png"))
     page.close()

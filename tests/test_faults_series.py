@@ -156,7 +156,7 @@ def test_runner_killed_mid_rerun_is_recovered_when_the_index_is_rebuilt(tmp_path
     page = (run / "index.html").read_text()
     assert "interrupted" in page and not _hrefs_exist(run)
     assert "good claim" in page  # the kept findings are shown, marked
-    assert "02_math</a> <b class='no'>(interrupted)</b>" in page
+    assert "title='02_math'>02</a><br><b class='no' style='font-size:11px'>interrupted</b>" in page
 
 
 def test_a_finished_attempt_whose_cleanup_was_lost_keeps_the_new_result(tmp_path):

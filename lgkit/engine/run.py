@@ -324,9 +324,30 @@ def encode_items(plan: RunPlan, writer: RunWriter) -> list[Item]:
             "or 'The final answer is ...', 'the answer is ...', '#### ...', \\boxed{...} in the output)",
             path=plan.source,
         )
-    for rec in writer.failures:  # logged once it is clear the run goes on
-        writer.log_failure(rec)
+    log_failures(writer.failures)  # logged once it is clear the run goes on
     return items
+
+
+def log_failures(failures: list[dict[str, Any]], shown: int = 3) -> None:
+    """One warning line per reason, however many examples share it (e.g. "answer span not
+    found" for most of a file), naming the first ``shown`` examples.
+
+    Example:
+        >>> import logging, sys
+        >>> h = logging.StreamHandler(sys.stdout); log.addHandler(h)
+        >>> log_failures([{"example_index": i, "sample_id": f"s{i}", "reason": "r"} for i in range(5)])
+        5 examples failed: r (s0, s1, s2, …)
+        >>> log.removeHandler(h)
+    """
+    by_reason: dict[str, list[str]] = {}
+    for rec in failures:
+        by_reason.setdefault(str(rec["reason"]), []).append(str(rec["sample_id"]))
+    for reason, ids in by_reason.items():
+        more = ", …" if len(ids) > shown else ""
+        log.warning(
+            "%d example%s failed: %s (%s%s)",
+            len(ids), "s" if len(ids) > 1 else "", reason, ", ".join(ids[:shown]), more,
+        )  # fmt: skip
 
 
 def make_batches(items: list[Item], batch_size: int) -> list[list[Item]]:

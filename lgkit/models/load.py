@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,36 @@ def _from_pretrained(path_or_id: str, tdt: torch.dtype, **kwargs: Any):
             tok = None
     if tok is None:
         tok = AutoTokenizer.from_pretrained(path_or_id, **tok_kwargs)
-    model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=tdt, **kwargs)
+    with quiet_local_load(Path(path_or_id).exists()):
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=tdt, **kwargs)
     return model, tok
+
+
+@contextmanager
+def quiet_local_load(local: bool = True) -> Iterator[None]:
+    """No transformers progress bar while a model loads from local files (seconds: the
+    "Loading weights 0/272" bar would stay frozen in a saved notebook); a download from the
+    Hub (``local=False``) keeps its bars. The setting is restored afterwards.
+
+    Example:
+        >>> from transformers.utils import logging as hf_logging
+        >>> before = hf_logging.is_progress_bar_enabled()
+        >>> with quiet_local_load():
+        ...     hf_logging.is_progress_bar_enabled()
+        False
+        >>> hf_logging.is_progress_bar_enabled() == before
+        True
+    """
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if local and was:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if local and was:
+            hf_logging.enable_progress_bar()
 
 
 def _load_gguf_file(path: Path, tdt: torch.dtype, device_map: str | None) -> tuple[Any, Any]:

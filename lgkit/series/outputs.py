@@ -156,16 +156,34 @@ def _display(obj: Any, raw: bool = False) -> None:
         display(obj, raw=raw)
 
 
+MISSING = "–"
+"""What a reader's table shows for a missing value (never ``nan``)."""
+MISSING_NOTE = (
+    "– : no value: the statistic is not defined for this cell (no examples in this group, or "
+    "too few to compute it, e.g. a correlation of constant values)"
+)
+"""The word on why, under a table with missing values (a table's ``attrs["missing"]`` says more)."""
+
+
 def _captioned(df: pd.DataFrame, caption: str | None, *, index: bool = False) -> Any:
     """``df`` styled for the notebook: its caption above, no 0..n index column (kept when
-    ``index`` or when it carries labels), numbers to 4 significant digits.
+    ``index`` or when it carries labels), numbers to 4 significant digits, and a missing value
+    shown as :data:`MISSING` with a word on why in the caption (``df.attrs["missing"]`` when
+    the table says, else :data:`MISSING_NOTE`).
 
     Example:
         >>> "caption" in _captioned(pd.DataFrame({"a": [1.5]}), "Cap").to_html()
         True
+        >>> h = _captioned(pd.DataFrame({"a": [1.5, float("nan")]}), "Cap").to_html()
+        >>> "nan" in h, "no value" in h
+        (False, True)
     """
     plain = isinstance(df.index, pd.RangeIndex)
-    st = df.style.format(precision=4, thousands="")
+    st = df.style.format(precision=4, thousands="", na_rep=MISSING)
+    if bool(df.isna().to_numpy().any()):
+        why = str(df.attrs.get("missing") or MISSING_NOTE)
+        why = why if why.startswith(MISSING) else f"{MISSING} : {why}"
+        caption = f"{caption} ({why})" if caption else why
     if caption:
         st = st.set_caption(caption).set_table_styles(
             [{"selector": "caption", "props": "caption-side:top;text-align:left;font-weight:bold"}]

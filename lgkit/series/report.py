@@ -1,4 +1,5 @@
-"""The run's index page: every notebook's findings, figures and status in one HTML file."""
+"""The run's index page: what was found first (shared caveats once, verdict counts, the headline
+claims with their controls), then every notebook's status, findings and figures in one HTML file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import html
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +90,147 @@ def _rel(p: Path, base: Path) -> str:
     return "./" + quote(os.path.relpath(p, base).replace(os.sep, "/"), safe="/")
 
 
-def findings_section(run_dir: Path) -> list[str]:
-    """HTML of the run's banner (synthetic data, weights) and its findings table: one short
-    row per finding (:func:`lgkit.series.teaching.findings_html`), the count line, and the
-    rule and shared caveats once, collapsible.
+HEADLINE_NOTEBOOKS = ("02", "03")
+"""Notebooks (number prefixes) whose pooled claims are the run's headline: slow vs fast thinking."""
+HEADLINE_STATISTICS = (
+    "mean-curve level ratio detailed/none",
+    "MAD (all layers) ratio detailed/none",
+    "RD(correct, irrelevant) ratio detailed/none",
+)
+"""The statistics of the headline claims, in the order shown (pooled over datasets)."""
+
+
+def headline_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's headline claims: the pooled rows (no ``[dataset]`` tag) of 02 and 03 whose
+    statistic is one of :data:`HEADLINE_STATISTICS` (the paper's primary claims: slow thinking
+    gives smaller, flatter gradients and separates correct from irrelevant responses more),
+    by notebook in that order; when none matches (other claim texts), each headline
+    notebook's first three pooled rows.
 
     Example:
-        >>> findings_section(Path("/nonexistent"))
-        ['<h2>Findings</h2>', '<p>No findings yet.</p>']
+        >>> fs = [{"notebook": "02_math", "claim": "[gsm8k] a", "statistic": HEADLINE_STATISTICS[0]},
+        ...       {"notebook": "02_math", "claim": "a", "statistic": HEADLINE_STATISTICS[0]},
+        ...       {"notebook": "04_wiki", "claim": "b", "statistic": HEADLINE_STATISTICS[0]}]
+        >>> [f["claim"] for f in headline_findings(fs)]
+        ['a']
     """
-    from lgkit.series.teaching import findings_html
+
+    def pooled(nb: str) -> list[dict[str, Any]]:
+        return [
+            f
+            for f in findings
+            if str(f.get("notebook", "")).split("_")[0] == nb
+            and not str(f.get("claim", "")).startswith("[")
+        ]
+
+    out = []
+    for nb in HEADLINE_NOTEBOOKS:
+        rows = pooled(nb)
+        picked = [
+            next((f for f in rows if f.get("statistic") == s), None) for s in HEADLINE_STATISTICS
+        ]
+        out += [f for f in picked if f is not None]  # the first row of each statistic
+    if out:
+        return out
+    return [f for nb in HEADLINE_NOTEBOOKS for f in pooled(nb)[:3]]
+
+
+def headline_controls(run_dir: Path) -> dict[tuple[str, str], list[str]]:
+    """Per headline claim, the lines of its controls (e.g. "√T: supported", "answer-only: …",
+    "learned vs init: …"), from each notebook's ``metrics.json`` key ``headline_controls``:
+    ``{claim: [line, …]}`` or ``[{"claim": claim, "controls": [line, …]}, …]``. Keys are
+    ``(notebook, claim)``; anything else is ignored.
+
+    Example:
+        >>> headline_controls(Path("/nonexistent"))
+        {}
+    """
+    out: dict[tuple[str, str], list[str]] = {}
+    for d in _notebook_dirs(run_dir):
+        got = (read_json(d / "metrics.json") or {}).get("headline_controls")
+        items = (
+            got.items()
+            if isinstance(got, dict)
+            else [(x.get("claim"), x.get("controls")) for x in got if isinstance(x, dict)]
+            if isinstance(got, list)
+            else []
+        )
+        for claim, lines in items:
+            if isinstance(lines, str):
+                lines = [lines]
+            if claim and isinstance(lines, list):
+                out[(d.name, str(claim))] = [str(x) for x in lines if x not in (None, "")]
+    return out
+
+
+def headline_html(
+    findings: list[dict[str, Any]],
+    controls: Mapping[tuple[str, str], Sequence[str]]
+    | Callable[[dict[str, Any]], Sequence[str]]
+    | None = None,
+) -> list[str]:
+    """HTML of the headline claims (:func:`headline_findings`): notebook, claim, verdict word,
+    estimate with its 95% interval, Holm-adjusted p and n, one line each, and under a claim
+    its controls line when ``controls`` has one (a mapping ``(notebook, claim) -> lines`` as
+    :func:`headline_controls` gives, or a function of the finding returning the lines).
+    Every text escaped.
+
+    Example:
+        >>> f = {"notebook": "02_math", "claim": "<a>", "verdict": "supported",
+        ...      "statistic": HEADLINE_STATISTICS[0], "estimate": 0.8, "ci_low": 0.7, "ci_high": 0.9}
+        >>> h = "".join(headline_html([f], lambda f: ["√T: <b>inconclusive</b>"]))
+        >>> "&lt;a&gt;" in h and "controls: √T: &lt;b&gt;inconclusive&lt;/b&gt;" in h
+        True
+    """
+    from lgkit.series.teaching import _VERDICT_STYLE, _num
+
+    esc = html.escape
+    rows = headline_findings(findings)
+    if not rows:
+        return []
+    out = [
+        "<table class='headline' style='width:100%;table-layout:fixed'><colgroup><col style='width:3.6em'>"
+        "<col><col style='width:7.2em'><col style='width:15em'><col style='width:4.8em'>"
+        "<col style='width:3.2em'></colgroup>",
+        "<tr><th title='notebook'>nb</th><th>headline claim</th><th>verdict</th><th>estimate [95% CI]</th>"
+        "<th>p adj</th><th>n</th></tr>",
+    ]
+    for f in rows:
+        nb, claim, v = (
+            str(f.get("notebook", "")),
+            str(f.get("claim", "")),
+            str(f.get("verdict", "")),
+        )
+        lo, hi = _num(f.get("ci_low")), _num(f.get("ci_high"))
+        est = _num(f.get("estimate")) + (f" [{lo}, {hi}]" if lo else "")
+        st = str(f.get("status", "ok") or "ok")
+        tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
+        out.append(
+            f"<tr><td><a href='#{esc(nb)}' title='{esc(nb)}'>{esc(nb.split('_')[0])}</a>{tag}</td>"
+            f"<td>{esc(claim)}</td><td style='{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
+            f"<td style='white-space:nowrap'>{esc(est)}</td><td>{esc(_num(f.get('p_adj')))}</td>"
+            f"<td>{esc(str(f.get('n_questions') or ''))}</td></tr>"
+        )
+        lines = controls(f) if callable(controls) else (controls or {}).get((nb, claim), [])
+        if lines:
+            out.append(
+                f"<tr class='controls'><td></td><td colspan='5' class='small'>controls: "
+                f"{esc(' · '.join(str(x) for x in lines))}</td></tr>"
+            )
+    out.append("</table>")
+    return out
+
+
+def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
+    """The top of the index: what was found, in one screen. The caveats every result shares
+    (synthetic data, quantised weights) once, the verdict counts (all and per notebook) and the
+    headline claims with their controls lines (:func:`headline_html`).
+
+    Example:
+        >>> summary_section(Path("/nonexistent"), [])
+        ['<h2>What was found</h2>', '<p>No findings yet.</p>']
+    """
+    from lgkit.series.teaching import VERDICT_ORDER, counts_line
 
     esc = html.escape
     metrics = [read_json(d / "metrics.json") or {} for d in _notebook_dirs(run_dir)]
@@ -111,18 +244,59 @@ def findings_section(run_dir: Path) -> list[str]:
     }
     if weights:
         w = ", ".join(f"{k}: {v} GGUF dequantised to float32" for k, v in weights.items())
-        parts.append(f"<p class='small'>weights: {esc(w)}</p>")
-    parts.append("<h2>Findings</h2>")
-    findings = collect_findings(run_dir)
-    from lgkit.series.attempts import notebook_states
-
-    states = notebook_states(run_dir)  # a stale or superseded result says so in every row
+        parts.append(
+            f"<p class='small weights'>weights (every result of these models): {esc(w)}</p>"
+        )
+    parts.append("<h2>What was found</h2>")
+    if not findings:
+        return parts + ["<p>No findings yet.</p>"]
+    counts = {v: sum(f.get("verdict") == v for f in findings) for v in VERDICT_ORDER}
+    per_nb: dict[str, dict[str, int]] = {}
     for f in findings:
-        f["status"] = states.get(f["notebook"], {}).get("status", "ok")
+        c = per_nb.setdefault(str(f.get("notebook", "")), dict.fromkeys(VERDICT_ORDER, 0))
+        if f.get("verdict") in c:
+            c[str(f["verdict"])] += 1
+    each = " · ".join(
+        f"<a href='#{esc(nb)}'>{esc(nb.split('_')[0])}</a>: {esc(counts_line(c))}"
+        for nb, c in per_nb.items()
+    )
+    parts.append(
+        f"<p class='counts'><b>{len(findings)} findings: {esc(counts_line(counts))}</b>"
+        " (Holm-adjusted within each notebook; the full table is below).</p>"
+        f"<p class='small'>{each}</p>"
+    )
+    parts += headline_html(findings, headline_controls(run_dir))
+    return parts
+
+
+def findings_section(run_dir: Path, findings: list[dict[str, Any]] | None = None) -> list[str]:
+    """HTML of the run's full findings table: one short row per finding
+    (:func:`lgkit.series.teaching.findings_html`), the count line, and the rules and caveats
+    once.
+
+    Example:
+        >>> findings_section(Path("/nonexistent"))
+        ['<h2>Findings</h2>', '<p>No findings yet.</p>']
+    """
+    from lgkit.series.teaching import findings_html
+
+    findings = _findings_with_status(run_dir) if findings is None else findings
+    parts = ["<h2>Findings</h2>"]
     if not findings:
         return parts + ["<p>No findings yet.</p>"]
     parts.append(findings_html(findings, notebook_links=True))
     return parts
+
+
+def _findings_with_status(run_dir: Path) -> list[dict[str, Any]]:
+    """:func:`collect_findings` with each notebook's status (a stale result says so in every row)."""
+    from lgkit.series.attempts import notebook_states
+
+    findings = collect_findings(run_dir)
+    states = notebook_states(run_dir)
+    for f in findings:
+        f["status"] = states.get(f["notebook"], {}).get("status", "ok")
+    return findings
 
 
 _CSS = """
@@ -295,8 +469,10 @@ def write_index(run_dir: str | Path) -> Path:
     recover(run_dir)
     states = notebook_states(run_dir)
     parts = _header(run_dir, read_json(run_dir / "run.json") or {})
+    findings = _findings_with_status(run_dir)
+    parts += summary_section(run_dir, findings)  # caveats once, counts, headline claims
     parts += ["<h2>Status</h2>", *status_table(states)]
-    parts += findings_section(run_dir)  # banner and findings of all notebooks
+    parts += findings_section(run_dir, findings)  # every finding, one short row each
     parts.append("<h2>Notebooks</h2>")
     for nb_dir in _notebook_dirs(run_dir):
         name = html.escape(nb_dir.name)

@@ -9,6 +9,8 @@ achievable p, a closing "What this shows" written from the findings, and a gloss
 * :func:`filter_warning`: the notebook runs from a checkout without the nbstripout filter
   (its outputs would be committed);
 * :func:`reader_findings`: findings records split into short rows, shared notes and rules;
+* :func:`findings_html`: the reader's table that fits a screen (rows at most three lines, the
+  rest in each row's ``<details>``; rules and shared notes once, as footnotes);
 * :func:`min_p`: the smallest p-value a test on ``n`` questions can give;
 * :func:`what_this_shows`, :data:`GLOSSARY`.
 
@@ -28,7 +30,7 @@ import logging
 import math
 import os
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -367,14 +369,7 @@ def reader_findings(
     rules; ``counts``: findings per verdict.
     """
     recs = [dict(r) for r in records]
-
-    def parts(r: Mapping[str, Any]) -> list[str]:
-        """What is said of a row besides its verdict: labels, caveats, the twin control."""
-        lab = str(r.get("verdict_text") or "").split("; ")[1:]
-        cav = [x for x in str(r.get("caveats") or "").split("; ") if x]
-        return [*lab, *cav, *([str(r["control"])] if r.get("control") else [])]
-
-    said = [parts(r) for r in recs]
+    said = [_said(r) for r in recs]
     common = set.intersection(*(set(x) for x in said)) if len(said) > 1 else set()
     shared = [x for x in (said[0] if said else []) if x in common]
     rows = []
@@ -508,69 +503,229 @@ _VERDICT_STYLE = {
     "invalid": "background:#eee;color:#666",
 }
 
+LINE_PX = 19
+"""Line height (px, at the table's 14 px) of the reader's findings table: in px, a value
+JupyterLab's sanitiser keeps; a claim shows at most :data:`CLAIM_LINES` of them."""
+CLAIM_LINES = 3
+"""Lines a claim takes in its row (the rest, and everything else said of the row, is one
+click away in the row's ``<details>``)."""
+
+# column widths (em of the table's 14 px): verdict, estimate, interval, p and n stay on one line
+_COLUMNS = (
+    ("nb", "3.6em"), ("claim", ""), ("verdict", "7.2em"), ("estimate", "5.8em"),
+    ("95% CI", "10em"), ("p adj", "5.6em"), ("n", "3.2em"),
+)  # fmt: skip
+_CELL = "border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left"
+
+
+def short_claim(claim: str, previous: str = "") -> str:
+    """A claim in its table row: a claim that extends the row above (e.g. its learned-effect
+    row, "<claim>: stronger after training than at random initialisation") shows only what it
+    adds, after "↳ …", so what tells it apart is not clamped away (the row's details hold the
+    whole claim).
+
+    Example:
+        >>> short_claim("A is smaller: stronger after training", "A is smaller")
+        '↳ … stronger after training'
+        >>> short_claim("B", "A")
+        'B'
+    """
+    if previous and claim.startswith(previous) and len(claim) > len(previous):
+        rest = claim[len(previous) :].lstrip(" :,;")
+        if rest:
+            return f"↳ … {rest}"
+    return claim
+
+
+def _notebook_short(name: str) -> str:
+    """``06`` of ``06_length_controls`` (the full name is the link's title).
+
+    Example:
+        >>> _notebook_short("06_length_controls"), _notebook_short("x")
+        ('06', 'x')
+    """
+    head = name.split("_", 1)[0]
+    return head if head.isdigit() else name
+
+
+def footnotes(
+    records: Sequence[Mapping[str, Any]], shared: Iterable[str] = (), min_rows: int = 2
+) -> tuple[list[str], list[str], list[list[str]]]:
+    """What is said of the rows besides their numbers, each text once.
+
+    Returns ``(rules, notes, own)``: the distinct verdict rules (footnotes R1, R2, …), the notes
+    (caveats, labels, controls) said of at least ``min_rows`` rows but not of every row (footnotes
+    1, 2, …: ``shared`` ones are said once for the whole table), and per row what is said of that
+    row only.
+
+    Example:
+        >>> recs = [{"caveats": "a; b", "rule": "R"}, {"caveats": "a; c", "rule": "R"}]
+        >>> footnotes(recs)
+        (['R'], ['a'], [['b'], ['c']])
+    """
+    said = [_said(r) for r in records]
+    skip = set(shared)
+    count: dict[str, int] = {}
+    for s in said:
+        for x in dict.fromkeys(s):
+            count[x] = count.get(x, 0) + 1
+    notes = [
+        x
+        for x in dict.fromkeys(x for s in said for x in s)
+        if count[x] >= min_rows and x not in skip
+    ]
+    own = [[x for x in s if x not in skip and x not in notes] for s in said]
+    rules = list(dict.fromkeys(str(r.get("rule")) for r in records if r.get("rule")))
+    return rules, notes, own
+
+
+def _said(r: Mapping[str, Any]) -> list[str]:
+    """What is said of a row besides its verdict: labels, caveats, the twin control."""
+    lab = str(r.get("verdict_text") or "").split("; ")[1:]
+    cav = [x for x in str(r.get("caveats") or "").split("; ") if x]
+    return [*lab, *cav, *([str(r["control"])] if r.get("control") else [])]
+
+
+def _row_details(
+    rec: Mapping[str, Any],
+    row: Mapping[str, str],
+    own: Sequence[str],
+    refs: Sequence[str],
+    rule_ref: str,
+) -> str:
+    """The escaped body of a row's ``<details>``: everything said of the row but its numbers."""
+    import html
+
+    esc = html.escape
+    items = [f"<b>Claim:</b> {esc(row['claim'])}"]
+    if row["statistic"]:
+        items.append(f"<b>Statistic:</b> {esc(row['statistic'])}")
+    first = str(rec.get("verdict_text") or "").split("; ")[0]
+    if first and first != row["verdict"]:
+        items.append(f"<b>Verdict:</b> {esc(first)}")
+    p = _num(rec.get("p"))
+    if p or row["min p"]:
+        items.append(
+            f"<b>p</b> before Holm: {esc(p or '–')}; <b>min p</b> (the smallest its test can give"
+            f" at n = {esc(row['n'] or '0')}): {esc(row['min p'] or '–')}"
+        )
+    if own:
+        items.append("<b>Notes:</b> " + esc("; ".join(own)))
+    if refs:
+        items.append("<b>Notes</b> under the table: " + esc(", ".join(refs)))
+    if rec.get("detail"):
+        items.append(f"<b>How measured:</b> {esc(str(rec['detail']))}")
+    if rule_ref:
+        items.append(f"<b>Rule:</b> {esc(rule_ref)} (under the table)")
+    return "".join(f"<div style='margin:2px 0'>{x}</div>" for x in items)
+
 
 def findings_html(
     records: Iterable[Mapping[str, Any]], *, notebook_links: bool = False, caption: str = ""
 ) -> str:
-    """The reader's findings table as HTML (every data text escaped): one short row per
-    finding, then the count line, the small-sample warning, and the rules and shared caveats
-    once in a collapsible ``<details>``. ``notebook_links``: a first column linking to
+    """The reader's findings table as HTML (every data text escaped) that fits a screen.
+
+    The count line first; then one row per finding, at most :data:`CLAIM_LINES` lines high:
+    the claim (clamped; click it for the row's ``<details>``: full claim, statistic, p before
+    Holm and the smallest achievable p, its own caveats and control, how it was measured and a
+    reference to its rule), the verdict word, estimate, interval, Holm-adjusted p and n. The
+    table takes the output area's width (fixed layout: no sideways scroll). Under it, each
+    text once: what applies to every row, the small-sample warning, the notes several rows
+    share (numbered) and the verdict rules (R1, R2, …, collapsible). Inline styles only (what
+    JupyterLab's sanitiser keeps). ``notebook_links``: a first column linking to
     ``#<notebook>`` (the run's index page).
 
     Example:
         >>> h = findings_html([{"claim": "<b>x</b>", "verdict": "supported", "verdict_text": "supported",
         ...                     "n_questions": 4, "rule": "R"}])
-        >>> "&lt;b&gt;x&lt;/b&gt;" in h and "<details>" in h and "1 supported" in h
+        >>> "&lt;b&gt;x&lt;/b&gt;" in h and "<details" in h and "1 supported" in h
         True
     """
     import html
 
     esc = html.escape
     recs = [dict(r) for r in records]
-    rows, shared, rules, counts = reader_findings(recs)
-    heads = (["notebook"] if notebook_links else []) + list(rows[0] if rows else [])
-    out = ["<table class='findings' style='border-collapse:collapse;font-size:14px'>"]
+    rows, shared, _, counts = reader_findings(recs)
+    rules, notes, own = footnotes(recs, shared)
+    lh = f"line-height:{LINE_PX}px"
+    out = [
+        f"<div class='lgkit-findings' style='max-width:100%;font-size:14px;{lh}'>",
+        f"<p class='counts' style='margin:.3em 0'><b>{esc(counts_line(counts))}</b>"
+        " (Holm-adjusted within each notebook).</p>",
+        "<table class='findings' style='border-collapse:collapse;font-size:14px;width:100%;"
+        f"table-layout:fixed;{lh}'>",
+    ]
     if caption:
-        out.append(f"<caption style='text-align:left;font-weight:bold'>{esc(caption)}</caption>")
-    cell = "style='border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top'"
-    out.append("<tr>" + "".join(f"<th {cell}>{esc(h)}</th>" for h in heads) + "</tr>")
-    for rec, row in zip(recs, rows, strict=True):
+        out.append(
+            f"<caption style='text-align:left;font-weight:bold;caption-side:top'>{esc(caption)}</caption>"
+        )
+    cols = [c for c in _COLUMNS if notebook_links or c[0] != "nb"]
+    out.append(
+        "<colgroup>"
+        + "".join(f"<col style='width:{w}'>" if w else "<col>" for _, w in cols)
+        + "</colgroup>"
+    )
+    out.append("<tr>" + "".join(f"<th style='{_CELL}'>{esc(h)}</th>" for h, _ in cols) + "</tr>")
+    one_line = ";white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+    clamp = f"display:block;max-height:{CLAIM_LINES * LINE_PX}px;overflow:hidden;overflow-wrap:break-word;{lh}"
+    prev = ""
+    for rec, row, mine in zip(recs, rows, own, strict=True):
+        short, prev = short_claim(row["claim"], prev), row["claim"]
         tds = []
         if notebook_links:
-            nb = esc(str(rec.get("notebook", "")))
+            nb = str(rec.get("notebook", ""))
             st = str(rec.get("status", "ok") or "ok")  # a stale or failed result says so
-            tag = f" <b class='no'>({esc(st)})</b>" if st != "ok" else ""
-            tds.append(f"<td {cell}><a href='#{nb}'>{nb}</a>{tag}</td>")
-        for k, v in row.items():
-            style = _VERDICT_STYLE.get(v, "") if k == "verdict" else ""
-            extra = f" class='v-{esc(v)}'" if k == "verdict" else ""
-            small = ";font-size:12px;color:#555" if k == "notes" else ""
-            wrap = ";white-space:nowrap" if k in ("95% CI", "estimate", "p adj", "min p") else ""
+            tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
             tds.append(
-                f"<td{extra} style='border:1px solid #ccc;padding:3px 6px;vertical-align:top;"
-                f"text-align:left{wrap};{style}{small}'>{esc(v)}</td>"
+                f"<td style='{_CELL};overflow:hidden'><a href='#{esc(nb)}' title='{esc(nb)}'>"
+                f"{esc(_notebook_short(nb))}</a>{tag}</td>"
             )
+        refs = [f"[{notes.index(x) + 1}]" for x in _said(rec) if x in notes]
+        rule = str(rec.get("rule") or "")
+        rule_ref = f"R{rules.index(rule) + 1}" if rule in rules else ""
+        body = _row_details(rec, row, mine, list(dict.fromkeys(refs)), rule_ref)
+        tds.append(
+            f"<td style='{_CELL}'><details style='margin:0'><summary style='display:block;cursor:pointer;"
+            f"list-style:none'><span style='{clamp}'>▸ {esc(short)}</span></summary>"
+            f"<div style='font-size:12px;color:#444;margin-top:3px'>{body}</div></details></td>"
+        )
+        v = row["verdict"]
+        tds.append(
+            f"<td class='v-{esc(v)}' style='{_CELL}{one_line};{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
+        )
+        for k in ("estimate", "95% CI", "p adj", "n"):
+            tds.append(f"<td style='{_CELL}{one_line}' title='{esc(row[k])}'>{esc(row[k])}</td>")
         out.append("<tr>" + "".join(tds) + "</tr>")
     out.append("</table>")
+    small = "font-size:12px;color:#444;margin:.3em 0"
     out.append(
-        f"<p class='counts'><b>{esc(counts_line(counts))}</b> (Holm-adjusted within each notebook).</p>"
+        f"<p style='{small}'>▸ click a claim for its statistic, p before Holm, the smallest p its "
+        "test can give (min p), its caveats, control and how it was measured. <b>n</b>: questions "
+        "compared; <b>p adj</b>: Holm-adjusted within its notebook.</p>"
     )
+    if shared:
+        out.append(f"<p class='shared' style='{small}'><b>Applies to every row:</b> "
+                   + esc("; ".join(shared)) + "</p>")  # fmt: skip
     warn = small_n_warning(recs)
     if warn:
         out.append(f"<p class='warn' style='color:#a00'>⚠ {esc(warn)}</p>")
-    details = [f"<p><b>Rule:</b> {esc(r)}</p>" for r in rules]
-    if shared:
-        details.append("<p><b>Applies to every row:</b> " + esc("; ".join(shared)) + "</p>")
-    details.append(
-        "<p><b>n</b>: questions compared; <b>min p</b>: the smallest p its permutation test can "
-        "give (before Holm).</p>"
-    )
+    if notes:
+        out.append(
+            f"<ol class='notes' style='{small};padding-left:2.2em'>"
+            + "".join(f"<li>{esc(x)}</li>" for x in notes)
+            + "</ol>"
+        )
     out.append(
-        "<details><summary>Verdict rule and caveats shared by every row</summary>"
-        + "".join(details)
+        "<details><summary>Verdict rules (R1"
+        + (f"–R{len(rules)}" if len(rules) > 1 else "")
+        + ")</summary>"
+        + "".join(f"<p style='{small}'><b>R{k}:</b> {esc(r)}</p>" for k, r in enumerate(rules, 1))
         + "</details>"
+        if rules
+        else ""
     )
-    return "\n".join(out)
+    out.append("</div>")
+    return "\n".join(x for x in out if x)
 
 
 def start(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
@@ -591,9 +746,11 @@ def start(run: str, notebook: str, namespace: Mapping[str, Any]) -> dict[str, An
 
 def closing(
     findings: Iterable[Any], notebook: str = "", extra: Iterable[str] = (), show: bool = True
-) -> str:
+) -> str | None:
     """Show the closing "What this shows" (from the findings, :func:`what_this_shows`), any
-    ``extra`` sentences and the :data:`GLOSSARY`; returns the Markdown.
+    ``extra`` sentences and the :data:`GLOSSARY`, once: with ``show`` it is displayed and
+    ``None`` returned (a notebook's last line would otherwise echo the Markdown as a raw
+    string); with ``show=False`` the Markdown is returned.
 
     Example:
         >>> closing([], show=False).splitlines()[0]
@@ -604,13 +761,14 @@ def closing(
     text = what_this_shows(findings_records(findings), notebook)
     lines = [text, *[f"\n{x}" for x in extra], "", GLOSSARY]
     md = "\n".join(lines)
-    if show:
-        from IPython.display import Markdown
+    if not show:
+        return md
+    from IPython.display import Markdown
 
-        from lgkit.series.outputs import _display
+    from lgkit.series.outputs import _display
 
-        _display(Markdown(md))
-    return md
+    _display(Markdown(md))
+    return None
 
 
 def length_words(stats: Mapping[str, Any], metric: str = "nuclear_norm") -> list[str]:

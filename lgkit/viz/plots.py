@@ -336,8 +336,9 @@ def figure_caption(fig: Figure) -> str:
         >>> figure_caption(layer_figure(synthetic_stats(n_samples=2, n_layers=3), bands=False))[:40]
         'model: not named in the table · data: aq'
     """
-    sup = fig.get_suptitle().replace("\n", " — ") if hasattr(fig, "get_suptitle") else ""
-    panels = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    # a line break in a title is layout (lgkit.viz.style.fit_texts), not meaning
+    sup = fig.get_suptitle().replace("\n", " ") if hasattr(fig, "get_suptitle") else ""
+    panels = [ax.get_title().replace("\n", " ") for ax in fig.axes if ax.get_title()]
     return sup + (f". Panels: {'; '.join(panels)}" if panels else "")
 
 

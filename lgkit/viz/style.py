@@ -235,6 +235,95 @@ def readable(fig: Figure) -> Figure:
             t.set_fontsize(BASE_PT)
     if fig.get_suptitle():
         fig._suptitle.set_fontsize(TITLE_PT)  # type: ignore[union-attr]
+    fit_texts(fig)
+    return fig
+
+
+PAD_IN = 0.15
+"""Room (inches) kept between the figure title and the canvas edge, each side."""
+PANEL_PAD_IN = 0.05
+"""Room (inches) kept between a panel's title or x label and its share of the width, each side."""
+
+
+def text_width_pt(text: str, fontsize: float, weight: str | int = "normal") -> float:
+    """Width (points) of the widest line of ``text`` at ``fontsize`` in the default font.
+
+    Example:
+        >>> text_width_pt("ab", 12) < text_width_pt("abcd", 12) == text_width_pt("abcd\\nx", 12)
+        True
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    r = RendererAgg(1, 1, 72)  # 72 dpi: pixels are points
+    prop = FontProperties(size=fontsize, weight=weight)
+    return max(
+        (r.get_text_width_height_descent(ln, prop, ismath=False)[0] for ln in text.split("\n")),
+        default=0.0,
+    )
+
+
+def wrap_to_width(text: str, fontsize: float, width_pt: float, weight: str | int = "normal") -> str:
+    """``text`` broken at spaces into lines no wider than ``width_pt`` points (a single word
+    wider than that stays whole on its own line; existing line breaks are kept).
+
+    Example:
+        >>> wrap_to_width("a title that is much too long for a small panel", 12, 120).count("\\n") > 0
+        True
+        >>> wrap_to_width("short", 12, 120)
+        'short'
+    """
+    out: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split(" "):
+            trial = f"{line} {word}" if line else word
+            if line and text_width_pt(trial, fontsize, weight) > width_pt:
+                out.append(line)
+                line = word
+            else:
+                line = trial
+        out.append(line)
+    return "\n".join(out)
+
+
+def _panel_width_in(ax: Axes) -> float:
+    """The figure width an axes' grid cell spans (inches): its share of the gridspec's columns."""
+    fig_w = float(ax.get_figure().get_figwidth())  # type: ignore[union-attr]
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is None:
+        return fig_w * float(ax.get_position().width)
+    cols = spec.colspan
+    return fig_w * len(cols) / spec.get_gridspec().ncols
+
+
+def fit_texts(fig: Figure) -> Figure:
+    """Break every title and x label that would be wider than its room onto more lines, so no
+    text is cut at the canvas edge: the figure title within the figure width, each panel's
+    title and x label within its panel's share of the width, text inside an axes within the
+    axes (less :data:`PAD_IN` or :data:`PANEL_PAD_IN` each side). Call after the font sizes
+    are final.
+
+    Example:
+        >>> fig = Figure(figsize=(4, 3)); ax = fig.subplots()
+        >>> _ = fig.suptitle("model | family | correct responses · data: aqua, ecqa, gsm8k · 12 examples per group")
+        >>> "\\n" in fit_texts(fig).get_suptitle()
+        True
+    """
+    pad = 2 * PAD_IN * 72
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text():
+        width = fig.get_figwidth() * 72 - pad
+        if text_width_pt(sup.get_text(), sup.get_fontsize()) > width:  # its own breaks are kept
+            sup.set_text(wrap_to_width(sup.get_text(), sup.get_fontsize(), width))
+    for ax in fig.axes:
+        width = (_panel_width_in(ax) - 2 * PANEL_PAD_IN) * 72
+        for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label):  # type: ignore[attr-defined]
+            if t.get_text() and text_width_pt(t.get_text(), t.get_fontsize()) > width:
+                t.set_text(wrap_to_width(t.get_text(), t.get_fontsize(), width))
+        for t in ax.texts:
+            if t.get_text() and text_width_pt(t.get_text(), t.get_fontsize()) > width:
+                t.set_text(wrap_to_width(t.get_text(), t.get_fontsize(), width))
     return fig
 
 
@@ -260,12 +349,7 @@ def finish_figure(
 ) -> None:
     """One title line naming model and data; one legend below the panels (never over the
     data); sizes for a room (:func:`readable`)."""
-    title = one_line_title(df, suptitle)
-    if len(title) > 72:  # wider than 8 in at 13 pt: a second line rather than a cut
-        import textwrap
-
-        title = "\n".join(textwrap.wrap(title, 72))
-    fig.suptitle(title)
+    fig.suptitle(one_line_title(df, suptitle))  # broken onto lines to fit by readable()
     if handles:
         legend_below(fig, handles)
     readable(fig)
@@ -278,13 +362,11 @@ def legend_below(
     shown width at ``entry_in`` inches each."""
     w = min(fig.get_figwidth(), MAX_WIDTH_IN)
     kw = {"labels": labels} if labels is not None else {}
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=max(1, min(len(handles), int(w // entry_in))),
-        frameon=False,
-        **kw,
-    )
+    names = labels if labels is not None else [h.get_label() for h in handles]
+    # an entry: marker (≈ 2.8 em) + its label; as many a row as fit the width, never wider
+    need = max((text_width_pt(str(n), BASE_PT) for n in names), default=0.0) / 72 + 0.55
+    ncol = max(1, min(len(handles), int(w // max(entry_in, need))))
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, **kw)
 
 
 def relative_depth(curves: pd.DataFrame, d: pd.DataFrame, hue: str) -> bool:
