@@ -29,10 +29,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +315,7 @@ def family_stats(
     parts = []
     failed: dict[str, str] = {}
     t0 = time.perf_counter()
-    with bar, _quiet_loading():
+    with bar:  # models load quietly (models.load.quiet_local_load)
         for f, n_file in zip(files, sizes, strict=True):
             report.file(f.name)
             before = report.done
@@ -366,20 +365,6 @@ def family_stats(
         time.perf_counter() - t0,
     )
     return out
-
-
-@contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Hugging Face's "Loading weights" bar off while a statistics stage shows its own line."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
 
 
 def _loader(model: Any, config: Any) -> Any:
