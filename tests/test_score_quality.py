@@ -117,7 +117,7 @@ def test_no_separation_is_not_supported_and_small_n_says_so():
     f = fs[0]
     assert f.claim == "Better data has higher effective rank: correct vs irrelevant (detailed CoT)"
     assert f.verdict == "inconclusive" and f.ci_low < 0.5 < f.ci_high
-    assert "this n detects a within-question AUROC of" in f.verdict_text
+    assert "at n=24 only a within-question AUROC of 0.75 or more" in f.verdict_text, f.verdict_text
     assert all(g.n_questions >= 6 for g in fs if g.verdict != "invalid")  # min p 2/2^n < 0.05
     lo, hi = clopper_pearson(4, 4)
     four = Finding("Better data has higher effective rank: x, length-matched",

@@ -254,8 +254,8 @@ def decide(
                          f"[{lo:.3g}, {hi:.3g}] does not"]  # fmt: skip
             elif isinstance(f.recipe, tuple):
                 d = R.smallest_detectable(n, alpha / k)
-                parts.append(f"this n detects a within-question AUROC of {d:.2f} or more "
-                             f"(or {1 - d:.2f} or less)")  # fmt: skip
+                parts.append(f"at n={n} only a within-question AUROC of {d:.2f} or more (or "
+                             f"{1 - d:.2f} or less) can be decided")  # fmt: skip
             else:
                 lo, hi = f.ci_low, f.ci_high
                 parts.append(f"this n detects a difference of about {(hi - lo) / 2:.3g} or more")
@@ -452,6 +452,13 @@ def auroc_figure(table: pd.DataFrame, twin: pd.DataFrame | None = None, title: s
 
     from lgkit.viz.style import OKABE_ITO, readable
 
+    def norm(t: pd.DataFrame) -> pd.DataFrame:  # tables with only length_matched and no units
+        if "adjust" not in t:
+            t = t.assign(adjust=np.where(t.length_matched, "length", "none"))
+        return t if "n_units" in t else t.assign(n_units=1)
+
+    table = norm(table)
+    twin = None if twin is None else norm(twin)
     keys = list(dict.fromkeys(table.contrast))
     scores = list(dict.fromkeys(table.score))
     fig = Figure(figsize=(4.2 * len(keys) + 1.6, 1.6 + 0.6 * len(scores)), layout="constrained")
