@@ -150,6 +150,7 @@ def test_the_interval_shown_decides_and_a_family_level_miss_is_explained():
         "Training on the top by effective_rank gives lower held-out answer loss than a random subset"
     ]
     assert top.verdict == "supported" and top.ci_high < 0 and top.p_adj < 0.05
+    assert "compares single training runs (seed-to-seed variance not included)" in top.verdict_text
 
 
 def _losses(top: float, bottom: float, n: int = 10, seeds=(0,)) -> pd.DataFrame:

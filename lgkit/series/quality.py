@@ -261,6 +261,8 @@ def decide(
                 parts.append(f"this n detects a difference of about {(hi - lo) / 2:.3g} or more")
         if not primary and v != "invalid":
             parts.append("exploratory")
+        if "compares single training runs" in f.caveats:
+            parts.append("compares single training runs (seed-to-seed variance not included)")
         tw = by_claim.get(f.claim)
         control = ""
         if tw is not None:
