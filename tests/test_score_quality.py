@@ -96,6 +96,20 @@ def test_length_confounded_contrast_is_invalid_and_baselines_and_adjusted_rows_a
     assert not any("learned contrast" in f.verdict_text for f in fs.values())
 
 
+def test_a_loss_that_separates_every_question_leaves_nothing_to_adjust_and_says_so():
+    ex = _examples()
+    ex["loss"] = np.where(ex.correct, 1.0, 3.0) + np.random.default_rng(2).normal(0, 0.05, len(ex))
+    fs = _by_claim(decide(auroc_findings(auroc_table(ex, SCORES))))
+    label = "correct vs irrelevant (detailed CoT)"
+    er = fs[f"Better data has higher effective rank: {label}, loss-matched"]
+    assert er.verdict == "invalid" and er.verdict_text.startswith("invalid: 0 loss-matched pairs")
+    assert (
+        "the loss alone gives a within-question AUROC of 0.00 (0 of 24 questions)"
+        in er.verdict_text
+    )
+    assert "what a score adds beyond the loss cannot be measured at this size" in er.verdict_text
+
+
 def test_a_length_score_loses_its_separation_after_length_matching():
     t = auroc_table(_examples(n_q=80), SCORES, tol=0.03)
     ci = t[t.contrast == "correct_vs_irrelevant"]

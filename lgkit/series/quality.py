@@ -166,6 +166,8 @@ def auroc_findings(table: pd.DataFrame) -> list[A.Finding]:
     stat = "within-question AUROC (better > worse)"
     lm = table[table.adjust == "length"]
     matched = lm.groupby("contrast")["n_better"].max().to_dict()
+    raw = table[(table.adjust == "none") & (table.score == "loss")]
+    loss_raw = {r.contrast: r for r in raw.itertuples()}
     for r in table.itertuples():
         if r.score not in _row_scores(r.adjust):
             continue
@@ -185,7 +187,13 @@ def auroc_findings(table: pd.DataFrame) -> list[A.Finding]:
             continue
         if r.n_units < I.MIN_QUESTIONS:
             what = r.unit if r.adjust != "none" else "questions with both responses"
-            out.append(A.invalid(claim, stat, f"{r.n_units} {what} (< {I.MIN_QUESTIONS})", **kw))
+            why = f"{r.n_units} {what} (< {I.MIN_QUESTIONS})"
+            base = loss_raw.get(r.contrast)
+            if r.adjust == "loss" and base is not None and base.n_units:
+                why += (f"; the loss alone gives a within-question AUROC of {base.auroc:.2f} "
+                        f"({base.k} of {base.n_units} questions) here, so what a score adds "
+                        "beyond the loss cannot be measured at this size")  # fmt: skip
+            out.append(A.invalid(claim, stat, why, **kw))
             continue
         out.append(A.Finding(claim, stat, float(r.auroc), float(r.ci_low), float(r.ci_high),
                              float(r.p), null=0.5, direction=direction,
