@@ -394,6 +394,7 @@ def selection_experiment(
             losses.append(last.assign(kind=kind, seed=seed))
             subsets.append({"kind": kind, "seed": seed, "n": len(sub),
                             "loss_tokens": int(sub.loss_tokens.sum()),
+                            "response_tokens": int(sub.n_response_tokens.sum()),
                             f"mean_{by}": float(sub[by].mean()),
                             "share_correct": float(sub.correct.mean()),
                             "share_detailed": float((sub.cot == "detailed").mean())})  # fmt: skip
