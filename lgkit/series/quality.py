@@ -485,12 +485,15 @@ def auroc_figure(table: pd.DataFrame, twin: pd.DataFrame | None = None, title: s
                 y = np.array([scores.index(s) for s in t.score]) + off + shift
                 ax.errorbar(t.auroc, y, xerr=[t.auroc - t.ci_low, t.ci_high - t.auroc],
                             fmt=marker, color=color, mfc=color if filled else "none", ms=6, lw=1.2,
-                            capsize=2, label=f"{adjust if adjust != 'none' else 'as it is'}"
-                            if shift == 0 else None)  # fmt: skip
+                            capsize=2, label=(f"{adjust}-matched" if adjust != "none" else
+                                              "as it is") if shift == 0 else
+                            ("random twin" if adjust == "none" else None))  # fmt: skip
         ax.axvline(0.5, color="k", lw=0.8, ls=":")
         ax.set_xlim(0, 1)
-        ax.set_title(table[table.contrast == key].label.iloc[0])
-        ax.set_xlabel("within-question AUROC (better > worse)")
+        sub = table[table.contrast == key]
+        confounded = "length_separates" in sub and bool(sub.length_separates.any())
+        ax.set_title(sub.label.iloc[0] + ("\n(confounded by length)" if confounded else ""))
+        ax.set_xlabel("AUROC (better > worse)")
     axes[0][0].set_yticks(range(len(scores)), [s.replace("_", " ") for s in scores])
     axes[0][0].invert_yaxis()
     handles, names = axes[0][0].get_legend_handles_labels()
