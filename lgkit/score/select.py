@@ -185,3 +185,93 @@ def selection_record(
         "chosen_ids": [str(x) for x in picked["sample_id"]],
         **context,
     }
+
+
+def _blocks(sub: pd.DataFrame, tokens: str, q: int) -> list[np.ndarray]:
+    """``q`` blocks of consecutive lengths (record indices), sizes as equal as possible."""
+    order = sub.sort_values([tokens, "index"], kind="stable")["index"].to_numpy()
+    return [b for b in np.array_split(order, q) if len(b)]
+
+
+def choose_balanced(
+    scores: pd.DataFrame,
+    rule: Rule,
+    by: str,
+    *,
+    strata: tuple[str, ...] = ("correct", "cot"),
+    tokens: str = "n_response_tokens",
+    tol: float = 0.01,
+    seed: int = 0,
+) -> list[int]:
+    """Record indices chosen by ``rule`` on ``by``, balanced so that the top, bottom and
+    random subsets of one pool have the same composition and (nearly) the same tokens.
+
+    Each stratum of ``strata`` (e.g. correct × CoT level) gets the same quota whatever the
+    kind (proportional to its size), so the shares of correct responses and of each CoT
+    level are equal across kinds. Within a stratum the examples, sorted by ``tokens``,
+    are cut into ``quota`` blocks of consecutive lengths and each block gives one example
+    (top: its highest ``by``, bottom: its lowest, random: a seeded draw). Then, while the
+    subset's total ``tokens`` is more than ``tol`` away from the pool's expectation
+    (``quota × the stratum's mean``, summed), the swap within a block (else within a
+    stratum) that moves the total towards it at the least cost in score is made. Every
+    kind aims at the same total, so totals differ by at most ``2 tol`` when reachable.
+
+    Example:
+        >>> s = pd.DataFrame({"index": range(8), "effective_rank": [8, 7, 6, 5, 4, 3, 2, 1],
+        ...                   "correct": [True] * 4 + [False] * 4, "cot": ["detailed"] * 8,
+        ...                   "n_response_tokens": [10, 10, 10, 10, 12, 12, 12, 12]})
+        >>> choose_balanced(s, Rule("top", count=4), "effective_rank")
+        [0, 2, 4, 6]
+    """
+    s = scores[scores[by].notna()].reset_index(drop=True)
+    k = rule.size(len(s))
+    rng = np.random.default_rng(seed)
+    cols = [c for c in strata if c in s]
+    keys = s[cols].astype(str).agg("|".join, axis=1) if cols else pd.Series("", index=s.index)
+    groups = list(dict.fromkeys(keys))
+    sizes = np.array([(keys == g).sum() for g in groups])
+    quota = _quota(sizes, k)
+    value = s.set_index("index")[by].astype(float)
+    tok = s.set_index("index")[tokens].astype(float)
+    sign = {"top": 1.0, "bottom": -1.0}.get(rule.kind, 0.0)
+    blocks: list[np.ndarray] = []
+    block_group: list[int] = []
+    chosen: list[int] = []
+    target = 0.0
+    for gi, (g, q) in enumerate(zip(groups, quota, strict=True)):
+        sub = s[keys == g]
+        target += q * float(sub[tokens].mean()) if q else 0.0
+        for b in _blocks(sub, tokens, int(q)) if q else []:
+            blocks.append(b)
+            block_group.append(gi)
+            if rule.kind == "random":
+                chosen.append(int(rng.choice(b)))
+            else:
+                chosen.append(int(max(b, key=lambda i: (sign * value[i], -i))))
+    total = float(tok[chosen].sum())
+    for _ in range(10 * k):
+        if abs(total - target) <= tol * target:
+            break
+        best = None
+        for scope in ("block", "stratum"):
+            for pos, c in enumerate(chosen):
+                pool = (blocks[pos] if scope == "block" else
+                        np.concatenate([b for b, gi in zip(blocks, block_group, strict=True)
+                                        if gi == block_group[pos]]))  # fmt: skip
+                for u in pool:
+                    if u in chosen:
+                        continue
+                    new = total - tok[c] + tok[u]
+                    if abs(new - target) >= abs(total - target):
+                        continue
+                    cost = sign * (value[c] - value[u]) if sign else rng.random()
+                    key = (cost, abs(new - target))
+                    if best is None or key < best[0]:
+                        best = (key, pos, int(u), new)
+            if best is not None:
+                break
+        if best is None:
+            break
+        _, pos, u, total = best
+        chosen[pos] = u
+    return sorted(chosen)
