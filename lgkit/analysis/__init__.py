@@ -70,12 +70,18 @@ from lgkit.analysis.curves import (  # noqa: F401
 )
 from lgkit.analysis.findings import (  # noqa: F401
     CONFOUNDED_LABEL,
+    EXPLORATORY,
+    NO_TRAINED_EFFECT,
+    PRIMARY,
     SYNTHETIC_LABEL,
     TWIN_LABEL,
     Finding,
+    cannot_decide,
     control_text,
     decide,
     evaluate,
+    exploratory,
+    interval_at,
     findings_table,
     invalid,
     rule_text,
