@@ -250,7 +250,7 @@ def _test(
         if n < I.MIN_EQUIVALENCE_QUESTIONS:
             notes.append(
                 f"equivalence needs >= {I.MIN_EQUIVALENCE_QUESTIONS} questions "
-                f"(n={n}): no equivalence verdict at this size"
+                f"(n={n}): no verdict possible at this size"
             )
         how = "p: TOST/non-inferiority p of that interval (twice the larger one-sided p)"
         return I.tost(iv, *bounds), how, notes

@@ -9,8 +9,8 @@ Example:
     >>> df = synthetic_stats(n_samples=6, n_layers=4)
     >>> df["synthetic"] = True
     >>> fs = finalize(A.claim_flatter_with_cot(df, n_boot=100, segments=False), df, ["tiny-random-llama"])
-    >>> fs[0].verdict_text
-    'supported; synthetic data: illustrative only, not evidence about the paper'
+    >>> fs[0].verdict_text.split("; ")
+    ['supported', 'primary claim: 97.5% CI (Bonferroni over the 2 primary claims) and Holm-adjusted p', 'synthetic data: illustrative only, not evidence about the paper']
 """
 
 from __future__ import annotations
@@ -30,10 +30,15 @@ from lgkit.series.summaries import safe_name
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HEADLINE_KEY",
+    "control_verdicts",
     "data_kind",
+    "headline_entries",
+    "headline_line",
     "finalize",
     "pair_findings",
     "pair_label",
+    "per_dataset",
     "per_group",
     "reasoning_claims",
     "wiki_findings",
@@ -127,6 +132,16 @@ def per_group(df: pd.DataFrame, column: str, fn: Callable[[pd.DataFrame], list])
     return out
 
 
+def per_dataset(df: pd.DataFrame, fn: Callable[[pd.DataFrame], list]) -> list[A.Finding]:
+    """:func:`per_group` over ``dataset``, every row exploratory (a per-dataset breakdown
+    of the pooled claims, outside the notebook's Holm family)."""
+    return [_breakdown(f, "per-dataset breakdown") for f in per_group(df, "dataset", fn)]
+
+
+def _breakdown(f: A.Finding, why: str) -> A.Finding:
+    return f if f.family == A.EXPLORATORY else A.exploratory(f, why)
+
+
 def reasoning_claims(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
@@ -159,7 +174,7 @@ def reasoning_claims(
 
     out = core(df, True)
     if "dataset" in df.columns and df["dataset"].nunique() > 1:
-        out += per_group(df, "dataset", lambda d: core(d, False))
+        out += per_dataset(df, lambda d: core(d, False))
     return out
 
 
@@ -217,9 +232,11 @@ def pair_findings(
 ) -> list[A.Finding]:
     """The base-vs-instruct findings of one pair (05).
 
-    When the two models are of different families the pair claims carry
-    :data:`lgkit.analysis.CONFOUNDED_LABEL` in their verdict: the difference mixes
+    When the two models are of different families the pair claims are never decided:
+    "inconclusive: confounded (...)" (``Finding.confounded``), the difference mixes
     family, size, depth, tokenizer, quantisation and prompt format, not tuning alone.
+    The per-model claims (flatter with CoT) are exploratory; with each model's own
+    random twin (:func:`finalize` ``twin``) each gets its learned contrast.
 
     Returns:
         [base less affected by fast thinking (level, MAD), instruct not better at
@@ -233,17 +250,21 @@ def pair_findings(
         if confounded
         else ""
     )
-    labels = [A.CONFOUNDED_LABEL] if confounded else []
     label = pair_label(base, instruct) if tagged else ""
     kw = {"n_boot": n_boot, "seed": seed}
     pair = A.claim_base_vs_instruct(df, metric, base, instruct, **kw)
     pair += A.claim_instruct_not_better_at_correctness(
         df, metric, base, instruct, margin=margin, **kw
     )
-    out = [tag(f, label, note, labels) for f in pair]
+    single = "one checkpoint of each model: training-run (seed) variance not in the interval"
+    out = [
+        replace(tag(f, label, "; ".join(x for x in (note, single) if x)),
+                confounded=f"{fb} vs {fi}: {note.split(': ', 1)[-1]}" if confounded else "")
+        for f in pair
+    ]  # fmt: skip
     for name in (base, instruct):
         fs = A.claim_flatter_with_cot(df, metric, where={"model": name}, segments=False, **kw)
-        out += [tag(f, name) for f in fs]
+        out += [_breakdown(tag(f, name), "per-model claim") for f in fs]
     return out
 
 
@@ -303,3 +324,138 @@ def twin_findings(
                 f.recipe.label = str(name)
             out.append(f)
     return out
+
+
+# --------------------------------------------------------------------------- headline controls
+
+HEADLINE_KEY = "headline_controls"
+"""06's ``metrics.json`` key: ``{family: {headline statistic: {control: verdict}}}``
+(:func:`control_verdicts`); :func:`headline_entries` joins it with 02/03's rows."""
+HEADLINE_STATISTICS = (
+    "mean-curve level ratio detailed/none",
+    "MAD (all layers) ratio detailed/none",
+    "RD(correct, irrelevant) ratio detailed/none",
+)
+CONTROL_NAMES = {"sqrt": "loss ÷ √T", "sum": "summed loss", "answer-only loss": "answer-only loss"}
+LEARNED = "learned vs init"
+
+
+def _get(r: Any, k: str) -> Any:
+    return r.get(k) if isinstance(r, dict) else getattr(r, k, None)
+
+
+def _tags(claim: str) -> tuple[list[str], str]:
+    """The ``[tag]`` prefixes of a claim and the bare claim.
+
+    Example:
+        >>> _tags("[math] [sqrt] Slow thinking")
+        (['math', 'sqrt'], 'Slow thinking')
+    """
+    tags = []
+    while claim.startswith("[") and "] " in claim:
+        t, claim = claim[1:].split("] ", 1)
+        tags.append(t)
+    return tags, claim
+
+
+def _brief(r: Any) -> dict[str, Any]:
+    keys = ("verdict", "verdict_text", "estimate", "ci_low", "ci_high", "ci_level", "p_adj")
+    return {k: _get(r, k) for k in keys}
+
+
+def _learned_of(rows: Sequence[Any], i: int) -> dict[str, Any]:
+    """The learned-vs-init contrast of row ``i`` (the learned row right after it, or why
+    there is none)."""
+    r = rows[i]
+    nxt = rows[i + 1] if i + 1 < len(rows) else None
+    if nxt is not None and "trained ÷ random twin" in str(_get(nxt, "statistic")):
+        return _brief(nxt)
+    text = str(_get(r, "verdict_text") or "")
+    if A.NO_TRAINED_EFFECT in text:
+        return {"verdict": "not applicable", "verdict_text": "not applicable: no trained effect"}
+    return {"verdict": "not run", "verdict_text": "no random twin in this run"}
+
+
+def control_verdicts(findings: Sequence[Any], family: str) -> dict[str, dict[str, Any]]:
+    """06's verdicts of each headline claim (:data:`HEADLINE_STATISTICS`) of ``family``
+    under each control: ``{statistic: {"sqrt"|"sum"|"answer-only loss"|"mean"|
+    "learned vs init": {verdict, verdict_text, estimate, ci_low, ci_high, ...}}}``
+    (``findings``: 06's findings or their metrics records).
+
+    Example:
+        >>> rows = [{"claim": "[math] [sqrt] c", "statistic": "mean-curve level ratio "
+        ...          "detailed/none, sqrt-normalised", "verdict": "contradicted"}]
+        >>> control_verdicts(rows, "math")["mean-curve level ratio detailed/none"]["sqrt"]["verdict"]
+        'contradicted'
+    """
+    rows = list(findings)
+    out: dict[str, dict[str, Any]] = {st: {} for st in HEADLINE_STATISTICS}
+    for i, r in enumerate(rows):
+        tags, _ = _tags(str(_get(r, "claim") or ""))
+        st = str(_get(r, "statistic") or "")
+        if len(tags) < 2 or tags[0] != family or "trained ÷ random twin" in st:
+            continue
+        ctl = tags[1]
+        base = st.split(", ")[0] if ctl in ("sqrt", "sum") else st
+        if base not in out or (ctl in ("sqrt", "sum") and not st.endswith(f"{ctl}-normalised")):
+            continue
+        if ctl in CONTROL_NAMES or ctl == "mean":
+            out[base][ctl] = _brief(r)
+        if ctl == "mean":
+            out[base].setdefault(LEARNED, _learned_of(rows, i))
+    return out
+
+
+def headline_entries(
+    headline: Sequence[Any], controls: dict[str, dict[str, Any]] | None, family: str
+) -> list[dict[str, Any]]:
+    """One entry per headline claim of 02/03 (``headline``: that notebook's findings or
+    records, the untagged rows) with its controls (``controls``: 06's
+    :data:`HEADLINE_KEY` entry of ``family``, :func:`control_verdicts`) and its own
+    learned-vs-init contrast; ``line`` is the one line a reader sees.
+
+    Example:
+        >>> head = [{"claim": "Slow thinking gives smaller gradients", "statistic":
+        ...          "mean-curve level ratio detailed/none", "verdict": "supported",
+        ...          "estimate": 0.6, "ci_low": 0.5, "ci_high": 0.7, "ci_level": 0.99,
+        ...          "verdict_text": "supported; learned vs init: not applicable (no trained effect)"}]
+        >>> ctl = {"mean-curve level ratio detailed/none": {"sqrt": {"verdict": "contradicted"}}}
+        >>> headline_entries(head, ctl, "math")[0]["line"]
+        'math: Slow thinking gives smaller gradients (mean-curve level ratio detailed/none 0.6, 99% CI [0.5, 0.7]): supported | loss ÷ √T: contradicted | summed loss: not run | answer-only loss: not run | learned vs init: not applicable'
+    """
+    rows = list(headline)
+    out = []
+    for st in HEADLINE_STATISTICS:
+        hits = [i for i, r in enumerate(rows)
+                if _get(r, "statistic") == st and not str(_get(r, "claim")).startswith("[")]  # fmt: skip
+        if not hits:
+            continue
+        i = hits[0]
+        ctl = dict((controls or {}).get(st) or {})
+        entry = {"family": family, "claim": _get(rows[i], "claim"), "statistic": st,
+                 **_brief(rows[i]), "controls": {}}  # fmt: skip
+        for k in CONTROL_NAMES:
+            entry["controls"][k] = ctl.get(k) or {"verdict": "not run", "verdict_text": "not run"}
+        own = _learned_of(rows, i)
+        entry["controls"][LEARNED] = own if own["verdict"] != "not run" else ctl.get(LEARNED, own)
+        entry["line"] = headline_line(entry)
+        out.append(entry)
+    return out
+
+
+def headline_line(entry: dict[str, Any]) -> str:
+    """The headline claim's verdict and its controls' verdicts on one line (see
+    :func:`headline_entries`)."""
+
+    def num(x: Any) -> str:
+        return A.fmt_number(float(x)) if isinstance(x, int | float) else "nan"
+
+    lvl = entry.get("ci_level") or 0.95
+    head = (
+        f"{entry['family']}: {entry['claim']} ({entry['statistic']} {num(entry.get('estimate'))}, "
+        f"{100 * float(lvl):.3g}% CI [{num(entry.get('ci_low'))}, {num(entry.get('ci_high'))}]): "
+        f"{entry.get('verdict')}"
+    )
+    names = {**CONTROL_NAMES, LEARNED: LEARNED}
+    parts = [f"{names[k]}: {v.get('verdict')}" for k, v in entry["controls"].items()]
+    return " | ".join([head, *parts])
