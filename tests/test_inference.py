@@ -311,7 +311,7 @@ def test_labels_in_the_verdict():
     two = pd.concat([t.assign(model="gemma3-270m"), t.assign(model="smollm2-135m-instruct")])
     pf = pair_findings(two, "gemma3-270m", "smollm2-135m-instruct", n_boot=100)
     pair = [f for f in pf if "base" in f.claim.lower() or "instruction" in f.claim.lower()]
-    assert pair and all(f.confounded.startswith("gemma3 vs smollm2") for f in pair)
+    assert pair and all(f.confounded.startswith("gemma3_text vs llama: ") for f in pair)
     decided = finalize(pf, two, ["gemma3-270m", "smollm2-135m-instruct"])
     confounded = [f for f in decided if f.confounded]
     assert len(confounded) == len(pair)

@@ -37,7 +37,10 @@ __all__ = [
     "headline_line",
     "finalize",
     "pair_findings",
+    "NO_PAIR_TWIN",
     "pair_label",
+    "pair_twin_findings",
+    "pair_twins",
     "per_dataset",
     "per_group",
     "reasoning_claims",
@@ -229,8 +232,10 @@ def pair_findings(
     tagged: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
+    no_twin: str = "",
 ) -> list[A.Finding]:
-    """The base-vs-instruct findings of one pair (05).
+    """The base-vs-instruct findings of one pair (05); ``no_twin`` (e.g.
+    :data:`NO_PAIR_TWIN`) says in the per-model rows why they have no learned contrast.
 
     When the two models are of different families the pair claims are never decided:
     "inconclusive: confounded (...)" (``Finding.confounded``), the difference mixes
@@ -264,8 +269,66 @@ def pair_findings(
     ]  # fmt: skip
     for name in (base, instruct):
         fs = A.claim_flatter_with_cot(df, metric, where={"model": name}, segments=False, **kw)
-        out += [_breakdown(tag(f, name), "per-model claim") for f in fs]
+        out += [_breakdown(tag(f, name, labels=[no_twin] if no_twin else []), "per-model claim")
+                for f in fs]  # fmt: skip
     return out
+
+
+NO_PAIR_TWIN = (
+    "no random twin in this run (control = False: a twin of each model costs about as much "
+    "as the model's own statistics, beyond the default profile's time budget): learned vs "
+    "init not measured"
+)
+
+
+def pair_twins(
+    data_dir: str | Path,
+    family: str | Sequence[str] | None,
+    pairs: Sequence[tuple[str, str]],
+    config: Any,
+    cache_dir: str | Path,
+    *,
+    seed: int = 0,
+    n_seeds: int = 1,
+    datasets: str | Sequence[str] | None = None,
+    cots: str | Sequence[str] | None = None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Each model of 05's pairs gets its own random-initialisation twin (:func:`twin_stats`
+    on the same data), the base model's without chat template as in
+    :func:`lgkit.series.steps.pair_stats`: ``{model: twin table}``."""
+    from dataclasses import replace as dc_replace
+
+    out: dict[str, pd.DataFrame] = {}
+    for base, inst in pairs:
+        for name, cfg in ((base, dc_replace(config, instruct=False)), (inst, config)):
+            if name not in out:
+                out[name] = twin_stats(data_dir, family, name, cfg, cache_dir, seed=seed,
+                                       n_seeds=n_seeds, datasets=datasets, cots=cots,
+                                       progress=progress)  # fmt: skip
+    return out
+
+
+def pair_twin_findings(
+    twins: dict[str, pd.DataFrame] | None,
+    metric: str = "nuclear_norm",
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding] | None:
+    """The per-model claims of :func:`pair_findings` (flatter with CoT) on each model's own
+    twin, tagged with the trained model's name so that :func:`finalize` matches them."""
+    if not twins:
+        return None
+    out: list[A.Finding] = []
+    for name, tdf in twins.items():
+
+        def fn(d: pd.DataFrame, name: str = name) -> list[A.Finding]:
+            fs = A.claim_flatter_with_cot(d, metric, segments=False, n_boot=n_boot, seed=seed)
+            return [tag(f, name) for f in fs]
+
+        out += twin_findings(tdf, fn) or []
+    return out or None
 
 
 def twin_stats(
