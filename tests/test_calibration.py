@@ -195,8 +195,19 @@ def equivalence_size_batch(n: int, *, reps: int = 20_000, truth: float = 1.5, se
     for start in range(0, reps, chunk):
         k = min(chunk, reps - start)
         lev = _ln(rng, 0.5, (k, n))
-        a = lev[..., None, None] * _SHAPE * _ln(rng, 0.25, (k, n, 1, 1)) * _ln(rng, 0.1, (k, n, M, L))
-        b = truth * lev[..., None, None] * _SHAPE * _ln(rng, 0.25, (k, n, 1, 1)) * _ln(rng, 0.1, (k, n, M, L))
+        a = (
+            lev[..., None, None]
+            * _SHAPE
+            * _ln(rng, 0.25, (k, n, 1, 1))
+            * _ln(rng, 0.1, (k, n, M, L))
+        )
+        b = (
+            truth
+            * lev[..., None, None]
+            * _SHAPE
+            * _ln(rng, 0.25, (k, n, 1, 1))
+            * _ln(rng, 0.1, (k, n, M, L))
+        )
         a, b = a[:, :, None], b[:, :, None]  # one cell
         est = st(a.mean(1), b.mean(1))
         var, _ = _jackknife(st, a, b, True)
@@ -216,7 +227,9 @@ def test_equivalence_batch_matches_the_decision_interval():
     est = float(stat("level")(s.a.mean(0), s.b.mean(0)))
     var, _ = _jackknife(stat("level"), s.a[None], s.b[None], True)
     half = t_ppf(0.975, 11) * equivalence_factor(12) * float(np.sqrt(var[0]))
-    assert math.log(f.ci_low) == pytest.approx(est - half) and math.log(f.ci_high) == pytest.approx(est + half)
+    assert math.log(f.ci_low) == pytest.approx(est - half) and math.log(f.ci_high) == pytest.approx(
+        est + half
+    )
 
 
 @pytest.mark.parametrize("n", [10, 12, 24])

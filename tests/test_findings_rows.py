@@ -254,7 +254,10 @@ def test_no_learned_row_without_a_trained_effect():
 
 
 def test_shares_only_between_0_and_100_percent():
-    assert A.share_text(0.9, 0.5, 1.8) == "the random twin shows a stronger effect than the trained model"
+    assert (
+        A.share_text(0.9, 0.5, 1.8)
+        == "the random twin shows a stronger effect than the trained model"
+    )
     assert "%" not in A.share_text(1.1, 1.5)
     m = re.match(r"(\d+)% of the log-effect", A.share_text(0.3, 0.8, 0.375))
     assert m and 0 <= int(m.group(1)) <= 100

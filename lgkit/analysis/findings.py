@@ -496,7 +496,9 @@ def _reason(f: Finding, v: str, p: float, alpha: float, m: int, p_name: str) -> 
             f"reach {alpha:g} ({p_name}={_fmt(p)})"
         )
     if _ok(p) and p < alpha:
-        return f"inconclusive: {p_name}={_fmt(p)} < {alpha:g} but the {lvl} CI includes {_fmt(f.null)}"
+        return (
+            f"inconclusive: {p_name}={_fmt(p)} < {alpha:g} but the {lvl} CI includes {_fmt(f.null)}"
+        )
     return "inconclusive"
 
 
