@@ -62,10 +62,12 @@ has ~50 rows); :func:`lgkit.analysis.findings.evaluate` passes its own."""
 EXACT_LIMIT = 100_000
 VERDICTS = ("supported", "contradicted", "inconclusive", "invalid")
 RULE_DIFFERENCE = (
-    "supported iff Holm-adjusted permutation p < 0.05 (exact where 2^n or C(na+nb, na) "
-    "<= 1e5, else >= 20m/alpha Monte Carlo permutations) and the 95% CI (Student t on the "
-    "question jackknife SE) excludes the null on the claimed side; contradicted iff "
-    "p_adj < 0.05 with the CI on the other side; else inconclusive"
+    "supported iff the permutation p (exact where 2^n or C(na+nb, na) <= 1e5, else >= "
+    "20m/alpha Monte Carlo permutations; Holm-adjusted over the notebook's primary claims, "
+    "unadjusted for exploratory rows) < 0.05 and the CI shown (Student t on the question "
+    "jackknife SE; 95%, or 1 - 0.05/m for the m primary claims) excludes the null on the "
+    "claimed side; contradicted iff p_adj < 0.05 with the CI on the other side; else "
+    "inconclusive, with the reason when interval and test disagree"
 )
 RULE_EQUIVALENCE = (
     "no-difference claim, equivalence (TOST at one-sided 2.5% per side): supported iff the "
