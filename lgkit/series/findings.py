@@ -1,6 +1,6 @@
 """A notebook's findings: tags, per-group and per-pair claims, the random twin, labels.
 
-Every notebook ends with :func:`finalize`: Holm within the notebook, the verdicts,
+Every notebook ends with :func:`finalize`: Holm over the notebook's primary claims, the verdicts,
 the random-initialisation control and the honest labels (synthetic data, quantised
 weights, confounded pairs) written into each verdict.
 

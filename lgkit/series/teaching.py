@@ -345,8 +345,10 @@ GLOSSARY = """\
   (i − c) / |c| per layer, so a curve below 0 means irrelevant responses have smaller gradients.
 - **MAD** (mean absolute difference): mean over adjacent layers of |v(l+1) − v(l)| of the mean
   curve: how much the curve jumps from layer to layer (0 = flat).
-- **Holm**: the step-down correction of the p-values of all findings of one notebook, so the
-  chance of any false "supported" stays below 5 %.
+- **Holm**: the step-down correction of the p-values of a notebook's primary claims (the
+  paper's claims), so the chance of any false "supported" among them stays below 5 %; their
+  interval is shown at the matching Bonferroni level (e.g. 99 % for 5 claims). Exploratory rows
+  (breakdowns, controls, twin, learned) keep their own 95 % interval and unadjusted p.
 - **TOST** (two one-sided tests): the equivalence test of a "no difference" claim: supported
   only when the ratio is shown to lie inside its margin (e.g. [1/1.1, 1.1]).
 - **twin**: the same architecture and tokenizer with random weights; an effect the twin shows too
