@@ -521,11 +521,13 @@ def _family_tail(f: Finding, m: int) -> str:
     if f.family == EXPLORATORY:
         why = f" ({f.family_note})" if f.family_note else ""
         return f"exploratory{why}: own 95% CI and unadjusted p, outside the Holm family"
-    if m > 1:
+    if m > 1 and f.ci_level != 0.95:
         return (
             f"primary claim: {_pct(f.ci_level)} CI (Bonferroni over the {m} primary claims) "
             "and Holm-adjusted p"
         )
+    if m > 1:  # no recipe or SE to show it at the Bonferroni level
+        return f"primary claim: Holm-adjusted p over the {m} primary claims, 95% CI"
     return "primary claim: 95% CI (the only primary claim)"
 
 
