@@ -362,3 +362,26 @@ def test_rows_that_cannot_decide_say_so_with_the_smallest_effect():
     small = table(n=4, detailed=0.3)
     f = finalize(claims(small), small, ["m"])[0]
     assert f.verdict == "inconclusive" and "no verdict possible at this size" in f.verdict_text
+
+
+def test_headline_carries_its_controls():
+    # rule 6: 06's rows per control joined with 02's headline row, one line per claim
+    from lgkit.series import control_verdicts, headline_entries, tag
+    from lgkit.series.controls import length_claims
+
+    t = table(detailed=0.5, noise=0.1)
+    own = finalize(A.claim_flatter_with_cot(t, segments=False, n_boot=200), t, ["m"])
+    six = finalize([tag(f, "math") for f in length_claims(t, n_boot=200)], t, ["m"])
+    assert all(f.family == A.EXPLORATORY for f in six)
+    ctl = control_verdicts(six, "math")
+    level = ctl["mean-curve level ratio detailed/none"]
+    assert {"mean", "sqrt", "sum"} <= set(level)
+    entries = headline_entries(own, ctl, "math")
+    assert [e["statistic"] for e in entries] == [
+        "mean-curve level ratio detailed/none", "MAD (all layers) ratio detailed/none"
+    ]  # fmt: skip
+    e = entries[0]
+    assert e["controls"]["sqrt"]["verdict"] == level["sqrt"]["verdict"]
+    assert e["controls"]["answer-only loss"]["verdict"] == "not run"
+    assert e["controls"]["learned vs init"]["verdict"] == "not run"  # no twin here
+    assert e["line"].startswith("math: Slow thinking") and "loss ÷ √T: " in e["line"]
