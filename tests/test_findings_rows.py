@@ -376,6 +376,7 @@ def test_headline_carries_its_controls():
     ctl = control_verdicts(six, "math")
     level = ctl["mean-curve level ratio detailed/none"]
     assert {"mean", "sqrt", "sum"} <= set(level)
+    assert {"mean", "sqrt", "sum"} <= set(ctl["RD(correct, irrelevant) ratio detailed/none"])
     entries = headline_entries(own, ctl, "math")
     assert [e["statistic"] for e in entries] == [
         "mean-curve level ratio detailed/none", "MAD (all layers) ratio detailed/none"

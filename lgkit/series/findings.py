@@ -459,8 +459,13 @@ def control_verdicts(findings: Sequence[Any], family: str) -> dict[str, dict[str
         if len(tags) < 2 or tags[0] != family or "trained ÷ random twin" in st:
             continue
         ctl = tags[1]
-        base = st.split(", ")[0] if ctl in ("sqrt", "sum") else st
-        if base not in out or (ctl in ("sqrt", "sum") and not st.endswith(f"{ctl}-normalised")):
+        tail = f", {ctl}-normalised"
+        if ctl in ("sqrt", "sum"):
+            if not st.endswith(tail):
+                continue
+            st = st[: -len(tail)]
+        base = st
+        if base not in out:
             continue
         if ctl in CONTROL_NAMES or ctl == "mean":
             out[base][ctl] = _brief(r)
