@@ -211,6 +211,18 @@ def _num(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else ""
 
 
+def _level(r: Mapping[str, Any]) -> str:
+    """The interval's level before it when it is not 95% (a primary claim's Bonferroni level).
+
+    Example:
+        >>> _level({"ci_level": 0.99}), _level({"ci_level": 0.95}), _level({})
+        ('99%: ', '', '')
+    """
+    lvl = r.get("ci_level")
+    ok = isinstance(lvl, int | float) and lvl == lvl and abs(float(lvl) - 0.95) > 1e-9
+    return f"{100 * float(lvl):.3g}%: " if ok else ""
+
+
 def reader_findings(
     records: Iterable[Mapping[str, Any]],
 ) -> tuple[list[dict[str, str]], list[str], list[str], dict[str, int]]:
@@ -248,7 +260,7 @@ def reader_findings(
                 "statistic": str(r.get("statistic") or ""),
                 "verdict": verdict,
                 "estimate": _num(r.get("estimate")),
-                "95% CI": f"[{lo}, {hi}]" if lo else "",
+                "95% CI": f"{_level(r)}[{lo}, {hi}]" if lo else "",
                 "p adj": _num(r.get("p_adj")),
                 "n": str(n) if n else "",
                 "min p": f"{min_p(int(n)):.2g}" if n else "",
