@@ -296,6 +296,15 @@ def test_confounded_pair_rows_are_never_decided():
     fs = finalize(pair_findings(two, same_b, same_i, n_boot=200), two, [same_b, same_i])
     assert not any(f.confounded for f in fs)
     assert by_stat(fs, "mean-curve level none/detailed").verdict == "supported"
+    twins = {
+        same_b: table(detailed=0.95, seed=5, model=f"{same_b}@random-init-0"),
+        same_i: table(detailed=0.95, seed=6, model=f"{same_i}@random-init-0"),
+    }
+    fs = finalize(
+        pair_findings(two, same_b, same_i, n_boot=200, twins=twins), two, [same_b, same_i]
+    )
+    lp = by_stat(fs, "mean-curve level none/detailed ratio ÷ its random twin's")
+    assert lp.verdict == "supported" and lp.family == A.PRIMARY and lp.estimate > 1
 
 
 def test_per_model_twins_give_per_model_learned_rows():
@@ -309,7 +318,12 @@ def test_per_model_twins_give_per_model_learned_rows():
         inst: table(detailed=0.95, seed=6, model=f"{inst}@random-init-0"),
     }
     tw = pair_twin_findings(twins, n_boot=200)
-    fs = finalize(pair_findings(two, base, inst, n_boot=200), two, [base, inst], twin=tw)
+    fs = finalize(
+        pair_findings(two, base, inst, n_boot=200, twins=twins), two, [base, inst], twin=tw
+    )
+    learned_pair = [f for f in fs if "÷ its random twin's" in f.statistic]
+    assert len(learned_pair) == 2  # the pair compared on each model's learned contrast
+    assert all(f.verdict_text.startswith("inconclusive: confounded (") for f in learned_pair)
     lvl = next(f for f in fs if f.claim.startswith(f"[{inst}]") and "level" in f.statistic)
     lr = learned_of(fs, lvl)
     assert lvl.verdict == "supported" and lr is not None and lr.verdict == "supported"

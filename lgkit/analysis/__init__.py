@@ -121,6 +121,7 @@ from lgkit.analysis.length import (  # noqa: F401
 from lgkit.analysis.pairs import (  # noqa: F401
     claim_base_vs_instruct,
     claim_instruct_not_better_at_correctness,
+    claim_learned_base_vs_instruct,
     pick_pair,
 )
 from lgkit.analysis.tables import (  # noqa: F401

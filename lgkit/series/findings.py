@@ -233,9 +233,13 @@ def pair_findings(
     n_boot: int = 1000,
     seed: int = 0,
     no_twin: str = "",
+    twins: dict[str, pd.DataFrame] | None = None,
 ) -> list[A.Finding]:
     """The base-vs-instruct findings of one pair (05); ``no_twin`` (e.g.
     :data:`NO_PAIR_TWIN`) says in the per-model rows why they have no learned contrast.
+    ``twins`` (:func:`pair_twins`): each model's own twin; then the pair claim is also
+    compared on the per-model learned contrasts (each model's ratio over its twin's,
+    :func:`lgkit.analysis.pairs.claim_learned_base_vs_instruct`, first twin seed).
 
     When the two models are of different families the pair claims are never decided:
     "inconclusive: confounded (...)" (``Finding.confounded``), the difference mixes
@@ -261,6 +265,16 @@ def pair_findings(
     pair += A.claim_instruct_not_better_at_correctness(
         df, metric, base, instruct, margin=margin, **kw
     )
+    if twins and base in twins and instruct in twins:
+        from lgkit.analysis.pairs import claim_learned_base_vs_instruct
+
+        tb, ti = (
+            twins[m][twins[m]["model"] == twins[m]["model"].iloc[0]] for m in (base, instruct)
+        )
+        both = pd.concat([df, tb, ti], ignore_index=True)
+        pair += claim_learned_base_vs_instruct(
+            both, metric, base, instruct, str(tb["model"].iloc[0]), str(ti["model"].iloc[0]), **kw
+        )
     single = "one checkpoint of each model: training-run (seed) variance not in the interval"
     out = [
         replace(tag(f, label, "; ".join(x for x in (note, single) if x)),
