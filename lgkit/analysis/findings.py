@@ -215,9 +215,11 @@ def interval_at(f: Finding, level: float) -> tuple[float, float] | None:
         >>> [round(math.log(x), 3) for x in interval_at(f, 0.99)]
         [-0.258, 0.258]
     """
-    fwd = math.exp if f.null == 1.0 else (lambda v: v)
     rec = f.recipe
-    if rec is not None and hasattr(rec, "sides"):
+    has = rec is not None and hasattr(rec, "sides")
+    log = bool(rec.kw.get("log", True)) if has else f.null == 1.0
+    fwd = math.exp if log else (lambda v: v)
+    if has:
         kw = {k: rec.kw[k] for k in ("n_boot", "seed") if k in rec.kw}
         if "interval_method" in rec.kw:
             kw["method"] = rec.kw["interval_method"]
@@ -227,7 +229,7 @@ def interval_at(f: Finding, level: float) -> tuple[float, float] | None:
     if _ok(f.se) and _ok(f.dof) and _ok(f.estimate) and f.dof > 0:
         from lgkit.analysis.studentt import t_ppf
 
-        est = math.log(f.estimate) if f.null == 1.0 and f.estimate > 0 else f.estimate
+        est = math.log(f.estimate) if log and f.estimate > 0 else f.estimate
         h = t_ppf(1 - (1 - level) / 2, f.dof) * f.se
         return float(fwd(est - h)), float(fwd(est + h))
     return None
