@@ -180,6 +180,74 @@ def test_equivalence_size_at_the_margin():
     assert equivalence_size("rd", False, (0.0, 1.5), 1.5) <= bound
 
 
+def equivalence_size_batch(n: int, *, reps: int = 20_000, truth: float = 1.5, seed: int = 11,
+                           factor: bool = True, chunk: int = 4000) -> float:  # fmt: skip
+    """Vectorised :func:`equivalence_size` of the paired level ratio with the two-sided
+    margin ``[1/truth, truth]`` and the truth on its upper edge: the rate of "decision
+    interval inside the margin" (the supported rule), with the no-difference SE factor
+    (:func:`lgkit.analysis.intervals.equivalence_factor`) or without (the old rule)."""
+    from lgkit.analysis.intervals import _jackknife, equivalence_factor
+    from lgkit.analysis.studentt import t_ppf
+
+    rng, st, hits = np.random.default_rng(seed), stat("level"), 0
+    crit = t_ppf(0.975, n - 1) * (equivalence_factor(n) if factor else 1.0)
+    bound = math.log(truth)
+    for start in range(0, reps, chunk):
+        k = min(chunk, reps - start)
+        lev = _ln(rng, 0.5, (k, n))
+        a = (
+            lev[..., None, None]
+            * _SHAPE
+            * _ln(rng, 0.25, (k, n, 1, 1))
+            * _ln(rng, 0.1, (k, n, M, L))
+        )
+        b = (
+            truth
+            * lev[..., None, None]
+            * _SHAPE
+            * _ln(rng, 0.25, (k, n, 1, 1))
+            * _ln(rng, 0.1, (k, n, M, L))
+        )
+        a, b = a[:, :, None], b[:, :, None]  # one cell
+        est = st(a.mean(1), b.mean(1))
+        var, _ = _jackknife(st, a, b, True)
+        half = crit * np.sqrt(var)
+        hits += int(np.sum((est - half > -bound) & (est + half < bound)))
+    return hits / reps
+
+
+def test_equivalence_batch_matches_the_decision_interval():
+    # the vectorised check above uses the same interval as evaluate's no-difference rows
+    rng = np.random.default_rng(5)
+    s, _ = simulate(rng, 12, "level", True, 1.5)
+    f = F.evaluate("c", "s", s, stat("level"), kind="equivalence", margin=(1 / 1.5, 1.5))
+    from lgkit.analysis.intervals import _jackknife, equivalence_factor
+    from lgkit.analysis.studentt import t_ppf
+
+    est = float(stat("level")(s.a.mean(0), s.b.mean(0)))
+    var, _ = _jackknife(stat("level"), s.a[None], s.b[None], True)
+    half = t_ppf(0.975, 11) * equivalence_factor(12) * float(np.sqrt(var[0]))
+    assert math.log(f.ci_low) == pytest.approx(est - half) and math.log(f.ci_high) == pytest.approx(
+        est + half
+    )
+
+
+@pytest.mark.parametrize("n", [10, 12, 24])
+def test_equivalence_size_is_nominal_at_10_12_24_questions(n):
+    # issue 27 rule 8: with the plain jackknife t interval the paired level ratio's
+    # equivalence decision had size 0.028-0.030 at n = 10, 12, 24 (> 0.025); the SE factor
+    # 1 + 1/n brings it to <= 0.025 within Monte Carlo error. 20,000 replications: the
+    # bound 0.025 + 2 MC SE = 0.0272 tells 0.025 from 0.030 (the old rule fails it).
+    reps = 20_000
+    assert equivalence_size_batch(n, reps=reps) <= 0.025 + _mc(0.025, reps)
+
+
+@slow
+def test_the_size_check_bites_on_the_old_interval():
+    reps = 20_000
+    assert equivalence_size_batch(12, reps=reps, factor=False) > 0.025 + _mc(0.025, reps)
+
+
 @slow
 def test_power_on_a_planted_effect():
     # at 12 questions this noise gives power ~0.80 at a level ratio of 0.7 (see main());

@@ -96,7 +96,7 @@ def test_learned_row_effect_only_in_trained_quotes_the_share():
     assert int(m.group(1)) == pytest.approx(100 * math.log(0.8) / math.log(0.3), abs=6)
     assert "training adds a" in lvl.verdict_text and "not evidence" not in lvl.verdict_text
     assert A.TWIN_LABEL not in lvl.verdict_text
-    assert lvl.control.startswith("random twin:") and "p_adj=" in lvl.control
+    assert lvl.control.startswith("random twin:") and "p=" in lvl.control
 
 
 def test_same_effect_in_both_makes_no_training_claim():
@@ -120,27 +120,31 @@ def test_twins_matched_by_key_reordered_and_missing():
     lvl, mad = by_stat(shuffled, "mean-curve level"), by_stat(shuffled, "MAD")
     assert lvl.control == "" and learned_of(shuffled, lvl) is None
     assert "random init" not in lvl.verdict_text
-    assert mad.control.split(", p_adj")[0] == by_stat(ref, "MAD").control.split(", p_adj")[0]
+    assert mad.control.split(", p=")[0] == by_stat(ref, "MAD").control.split(", p=")[0]
     assert learned_of(shuffled, mad) is not None
     rev = finalize(claims(trained), trained, ["m"], twin=list(reversed(tw)))
     assert [f.verdict_text for f in rev] == [f.verdict_text for f in ref]
 
 
-def test_twin_p_values_join_the_holm_family():
+def test_twin_and_learned_rows_stay_out_of_the_holm_family():
+    # issue 27 rule 4: controls (twin, learned) are exploratory: own 95% CI, unadjusted p
     trained = table(detailed=0.3, model="m")
     twin = table(detailed=0.8, seed=7, model="m@random-init-0")
     tw = twin_findings(twin, claims)
     own = claims(trained)
     fs = finalize(own, trained, ["m"], twin=tw)
     learned = [f for f in fs if "trained ÷ random twin" in f.statistic]
-    ps = [f.p for f in own] + [f.p for f in learned] + [t.p for t in tw]
-    m = len(ps)
-    assert m == 6
+    assert learned and all(f.family == A.EXPLORATORY and f.p_adj == f.p for f in learned)
+    assert all(f.ci_level == 0.95 and "exploratory" in f.verdict_text for f in learned)
+    primary = [f for f in fs if f.family == A.PRIMARY]
+    m = len(primary)
+    assert m == 2
     lvl = by_stat(fs, "mean-curve level")
-    if lvl.p == min(ps):
-        assert lvl.p_adj == pytest.approx(min(1.0, m * lvl.p))
-    adj_twin = float(re.search(r"p_adj=([0-9.e-]+)", lvl.control).group(1))
-    assert adj_twin >= tw[0].p * 0.999  # adjusted, never the raw p below it
+    assert lvl.p_adj == pytest.approx(min(1.0, m * min(f.p for f in own))) or lvl.p_adj >= lvl.p
+    assert lvl.ci_level == pytest.approx(1 - 0.05 / m)
+    assert f"Bonferroni over the {m} primary claims" in lvl.verdict_text
+    raw_twin = float(re.search(r"p=([0-9.e-]+)", lvl.control).group(1))
+    assert raw_twin == pytest.approx(tw[0].p, rel=1e-2)
 
 
 def test_twin_seeds_pooled_with_per_seed_estimates():
@@ -229,3 +233,170 @@ def test_repaired_irrelevant_set_has_no_identical_one_word_answers():
     assert all(f.output == s.output for f, s, c in zip(fixed, shuffled, correct, strict=True)
                if s.output != c.output)  # fmt: skip
     assert {f.meta.get("irrelevant_method") for f in fixed} >= {"donor (repaired collision)"}
+
+
+# --------------------------------------------------------------------------- issue 27
+
+
+def test_no_learned_row_without_a_trained_effect():
+    # rule 1: trained ratio ~1.3 (reversed), twin ~3 (reversed more): trained ÷ twin < 1 but
+    # there is no trained effect, so no learned row and no share of a non-existent effect
+    for detailed in (1.0, 1.3):
+        trained = table(detailed=detailed, model="m")
+        twin = table(detailed=3.0, seed=7, model="m@random-init-0")
+        fs = finalize(claims(trained), trained, ["m"], twin=twin_findings(twin, claims))
+        lvl = by_stat(fs, "mean-curve level")
+        assert lvl.verdict != "supported"
+        assert learned_of(fs, lvl) is None
+        assert A.NO_TRAINED_EFFECT in lvl.verdict_text
+        assert not any("trained ÷ random twin" in f.statistic for f in fs)
+        assert not re.search(r"\d+% of the log-effect", " ".join(f.verdict_text for f in fs))
+
+
+def test_shares_only_between_0_and_100_percent():
+    assert (
+        A.share_text(0.9, 0.5, 1.8)
+        == "the random twin shows a stronger effect than the trained model"
+    )
+    assert "%" not in A.share_text(1.1, 1.5)
+    m = re.match(r"(\d+)% of the log-effect", A.share_text(0.3, 0.8, 0.375))
+    assert m and 0 <= int(m.group(1)) <= 100
+
+
+def test_learned_row_states_the_variance_it_leaves_out():
+    # rule 7: one twin seed, one training run
+    trained = table(detailed=0.3, model="m")
+    twin = table(detailed=0.8, seed=7, model="m@random-init-0")
+    fs = finalize(claims(trained), trained, ["m"], twin=twin_findings(twin, claims))
+    lr = learned_of(fs, by_stat(fs, "mean-curve level"))
+    assert lr is not None and "one twin seed, one training run" in lr.verdict_text
+
+
+def _pair_table(base: str, inst: str) -> pd.DataFrame:
+    b = table(detailed=0.9, model=base)
+    i = table(detailed=0.4, seed=1, model=inst)
+    return pd.concat([b, i], ignore_index=True)
+
+
+def test_confounded_pair_rows_are_never_decided():
+    # rule 2: a strong planted difference between models of different families
+    from lgkit.series import pair_findings
+
+    base, inst = "gemma3-270m", "smollm2-135m-instruct"
+    two = _pair_table(base, inst)
+    fs = finalize(pair_findings(two, base, inst, n_boot=200), two, [base, inst])
+    pair = [f for f in fs if f.confounded]
+    assert len(pair) == 3  # level, MAD ratio of ratios; RD non-inferiority
+    for f in pair:
+        assert f.verdict == "inconclusive", f.verdict_text
+        assert f.verdict_text.startswith("inconclusive: confounded (gemma3_text vs llama: ")
+    # the same data under two models of one family is decided
+    same_b, same_i = "google/gemma-2-2b", "google/gemma-2-2b-it"
+    two = _pair_table(same_b, same_i)
+    fs = finalize(pair_findings(two, same_b, same_i, n_boot=200), two, [same_b, same_i])
+    assert not any(f.confounded for f in fs)
+    assert by_stat(fs, "mean-curve level none/detailed").verdict == "supported"
+    twins = {
+        same_b: table(detailed=0.95, seed=5, model=f"{same_b}@random-init-0"),
+        same_i: table(detailed=0.95, seed=6, model=f"{same_i}@random-init-0"),
+    }
+    fs = finalize(
+        pair_findings(two, same_b, same_i, n_boot=200, twins=twins), two, [same_b, same_i]
+    )
+    lp = by_stat(fs, "mean-curve level none/detailed ratio ÷ its random twin's")
+    assert lp.verdict == "supported" and lp.family == A.PRIMARY and lp.estimate > 1
+
+
+def test_per_model_twins_give_per_model_learned_rows():
+    # rule 2: each model its own twin; the per-model claim carries its learned contrast
+    from lgkit.series import pair_findings, pair_twin_findings
+
+    base, inst = "gemma3-270m", "smollm2-135m-instruct"
+    two = _pair_table(base, inst)
+    twins = {
+        base: table(detailed=0.95, seed=5, model=f"{base}@random-init-0"),
+        inst: table(detailed=0.95, seed=6, model=f"{inst}@random-init-0"),
+    }
+    tw = pair_twin_findings(twins, n_boot=200)
+    fs = finalize(
+        pair_findings(two, base, inst, n_boot=200, twins=twins), two, [base, inst], twin=tw
+    )
+    learned_pair = [f for f in fs if "÷ its random twin's" in f.statistic]
+    assert len(learned_pair) == 2  # the pair compared on each model's learned contrast
+    assert all(f.verdict_text.startswith("inconclusive: confounded (") for f in learned_pair)
+    lvl = next(f for f in fs if f.claim.startswith(f"[{inst}]") and "level" in f.statistic)
+    lr = learned_of(fs, lvl)
+    assert lvl.verdict == "supported" and lr is not None and lr.verdict == "supported"
+    assert lr.family == A.EXPLORATORY
+    nofs = finalize(pair_findings(two, base, inst, n_boot=200, no_twin="no twin: why"), two,
+                    [base, inst])  # fmt: skip
+    per_model = [f for f in nofs if f.claim.startswith(f"[{inst}]")]
+    assert per_model and all("no twin: why" in f.verdict_text for f in per_model)
+
+
+def test_the_interval_shown_decides():
+    # rule 4: an interval far from the null beside "inconclusive" says why
+    fs = A.decide([A.Finding("c", "s", 0.5, 0.4, 0.6, 0.2)])
+    assert fs[0].verdict == "inconclusive"
+    assert "CI excludes 1 but the permutation test does not reach 0.05" in fs[0].verdict_text
+    # primary rows: the interval shown is the Bonferroni one of the primary family, and a
+    # supported row's interval shown excludes the null; breakdowns keep their own 95%
+    t = table(detailed=0.7, noise=0.2)
+    fs = finalize(A.claim_flatter_with_cot(t, n_boot=300), t, ["m"])
+    primary = [f for f in fs if f.family == A.PRIMARY]
+    assert [f.statistic.split(" ratio")[0] for f in primary] == [
+        "mean-curve level", "MAD (all layers)"
+    ]  # fmt: skip
+    raw = {f.statistic: f for f in A.claim_flatter_with_cot(t, n_boot=300)}
+    for f in primary:
+        assert f.ci_level == pytest.approx(0.975)
+        r = raw[f.statistic]
+        assert f.ci_low < r.ci_low and f.ci_high > r.ci_high  # wider than the 95% one
+    for f in fs:
+        if f.family == A.EXPLORATORY:
+            assert f.ci_level == 0.95 and f.p_adj == f.p and "exploratory" in f.verdict_text
+        if f.verdict == "supported":
+            assert f.ci_high < 1
+        elif f.verdict == "inconclusive" and (f.ci_high < 1 or f.ci_low > 1):
+            assert "but" in f.verdict_text, f.verdict_text
+
+
+def test_rows_that_cannot_decide_say_so_with_the_smallest_effect():
+    # rule 5: the alike margin ±10% against a wide interval at 12 noisy questions
+    t = table(noise=0.35, seed=3)
+    fs = finalize(A.claim_correct_vs_irrelevant(t, n_boot=300), t, ["m"])
+    alike = [f for f in fs if f.kind == "equivalence"]
+    assert alike
+    for f in alike:
+        assert f.verdict == "inconclusive"
+        assert f.verdict_text.startswith("inconclusive: no verdict possible at this size")
+        m = re.search(r"could establish is a ratio within \[([0-9.]+), ([0-9.]+)\]", f.verdict_text)
+        assert m and float(m.group(2)) > 1.1
+    # a difference claim at 4 questions: no p below 0.05 exists
+    small = table(n=4, detailed=0.3)
+    f = finalize(claims(small), small, ["m"])[0]
+    assert f.verdict == "inconclusive" and "no verdict possible at this size" in f.verdict_text
+
+
+def test_headline_carries_its_controls():
+    # rule 6: 06's rows per control joined with 02's headline row, one line per claim
+    from lgkit.series import control_verdicts, headline_entries, tag
+    from lgkit.series.controls import length_claims
+
+    t = table(detailed=0.5, noise=0.1)
+    own = finalize(A.claim_flatter_with_cot(t, segments=False, n_boot=200), t, ["m"])
+    six = finalize([tag(f, "math") for f in length_claims(t, n_boot=200)], t, ["m"])
+    assert all(f.family == A.EXPLORATORY for f in six)
+    ctl = control_verdicts(six, "math")
+    level = ctl["mean-curve level ratio detailed/none"]
+    assert {"mean", "sqrt", "sum"} <= set(level)
+    assert {"mean", "sqrt", "sum"} <= set(ctl["RD(correct, irrelevant) ratio detailed/none"])
+    entries = headline_entries(own, ctl, "math")
+    assert [e["statistic"] for e in entries] == [
+        "mean-curve level ratio detailed/none", "MAD (all layers) ratio detailed/none"
+    ]  # fmt: skip
+    e = entries[0]
+    assert e["controls"]["sqrt"]["verdict"] == level["sqrt"]["verdict"]
+    assert e["controls"]["answer-only loss"]["verdict"] == "not run"
+    assert e["controls"]["learned vs init"]["verdict"] == "not run"  # no twin here
+    assert e["line"].startswith("math: Slow thinking") and "loss ÷ √T: " in e["line"]

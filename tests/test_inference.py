@@ -295,7 +295,7 @@ def test_equivalence_rows_need_ten_questions():
     assert f.ci_low > 1 / 1.1 and f.ci_high < 1.1  # inside the margin, yet
     assert f.verdict == "inconclusive" and "needs >= 10 questions (n=8)" in f.caveats
     assert f.verdict_text == (
-        "inconclusive: equivalence needs >= 10 questions (n=8): no equivalence verdict at this size"
+        "inconclusive: equivalence needs >= 10 questions (n=8): no verdict possible at this size"
     )
 
 
@@ -311,10 +311,11 @@ def test_labels_in_the_verdict():
     two = pd.concat([t.assign(model="gemma3-270m"), t.assign(model="smollm2-135m-instruct")])
     pf = pair_findings(two, "gemma3-270m", "smollm2-135m-instruct", n_boot=100)
     pair = [f for f in pf if "base" in f.claim.lower() or "instruction" in f.claim.lower()]
-    assert pair and all(A.CONFOUNDED_LABEL in f.labels for f in pair)
+    assert pair and all(f.confounded.startswith("gemma3_text vs llama: ") for f in pair)
     decided = finalize(pf, two, ["gemma3-270m", "smollm2-135m-instruct"])
+    confounded = [f for f in decided if f.confounded]
+    assert len(confounded) == len(pair)
     assert all(
-        A.CONFOUNDED_LABEL in f.verdict_text
-        for f in decided
-        if f.verdict == "supported" and f in pair
+        f.verdict == "inconclusive" and f.verdict_text.startswith("inconclusive: confounded (")
+        for f in confounded
     )

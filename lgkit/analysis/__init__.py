@@ -70,13 +70,19 @@ from lgkit.analysis.curves import (  # noqa: F401
 )
 from lgkit.analysis.findings import (  # noqa: F401
     CONFOUNDED_LABEL,
+    EXPLORATORY,
+    NO_TRAINED_EFFECT,
+    PRIMARY,
     SYNTHETIC_LABEL,
     TWIN_LABEL,
     Finding,
+    cannot_decide,
     control_text,
     decide,
     evaluate,
+    exploratory,
     findings_table,
+    interval_at,
     invalid,
     rule_text,
     verdict_of,
@@ -115,6 +121,7 @@ from lgkit.analysis.length import (  # noqa: F401
 from lgkit.analysis.pairs import (  # noqa: F401
     claim_base_vs_instruct,
     claim_instruct_not_better_at_correctness,
+    claim_learned_base_vs_instruct,
     pick_pair,
 )
 from lgkit.analysis.tables import (  # noqa: F401

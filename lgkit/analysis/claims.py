@@ -13,7 +13,7 @@ import pandas as pd
 from lgkit.analysis import inference as I
 from lgkit.analysis.compare import relative_difference_table
 from lgkit.analysis.curves import curve_dict, layer_curves, layer_groups, mean_absolute_difference
-from lgkit.analysis.findings import Finding, invalid
+from lgkit.analysis.findings import Finding, exploratory, invalid
 from lgkit.analysis.fixtures import synthetic_stats  # noqa: F401  (doctests)
 from lgkit.analysis.learned import drop_identical, measured
 from lgkit.analysis.tables import example_key_columns, filter_table, metric_label, value_order
@@ -139,6 +139,24 @@ def rd_margin_note(margin: float, sides: I.Sides, names: Sequence[str], seed: in
     )
 
 
+def secondary_reason(norm: str, *, pair: bool, headline: bool, what: str) -> str:
+    """Why a reasoning row is exploratory ("" for a primary claim of the paper: the
+    none-vs-detailed level, MAD over all layers, RD ratio and the alike rows, under the
+    paper's mean-token loss).
+
+    Example:
+        >>> secondary_reason("sqrt", pair=True, headline=True, what="x")
+        'loss normalisation control (sqrt)'
+        >>> secondary_reason("mean", pair=True, headline=False, what="layer breakdown")
+        'layer breakdown'
+    """
+    if norm != "mean":
+        return f"loss normalisation control ({norm})"
+    if not pair:
+        return f"breakdown: {what}"
+    return "" if headline else what
+
+
 def claim_flatter_with_cot(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
@@ -203,11 +221,16 @@ def claim_flatter_with_cot(
                        "MAD ÷ level", I.relative_mad))  # fmt: skip
     detail = f"{metric}, {'correct' if correct else 'all'} responses, modules {sides.modules}"
     tail = _tail(norm)
-    return [
-        measured(claim, f"{st} ratio {b}/{a}{tail}", sides, _log_ratio(fn), direction="less",
-                 n_boot=n_boot, seed=seed, detail=detail)
-        for claim, st, fn in claims
-    ]  # fmt: skip
+    pair = (a, b) == ("none", "detailed") and column == "cot"
+    out = []
+    for claim, st, fn in claims:
+        f = measured(claim, f"{st} ratio {b}/{a}{tail}", sides, _log_ratio(fn),
+                     direction="less", n_boot=n_boot, seed=seed, detail=detail)  # fmt: skip
+        why = secondary_reason(norm, pair=pair, headline=st in ("mean-curve level", "MAD (all layers)"),
+                               what="layer breakdown" if "layers)" in st and "(all" not in st
+                               else f"{column}={a} vs {b}" if not pair else st)  # fmt: skip
+        out.append(exploratory(f, why) if why else f)
+    return out
 
 
 def claim_correct_vs_irrelevant(
@@ -271,9 +294,15 @@ def claim_correct_vs_irrelevant(
                 caveats=[c for c in (floor_note(sides, seed, names=names),) if c],
             )
         )  # fmt: skip
+        why = secondary_reason(norm, pair=o == fast and slow == "detailed", headline=True,
+                               what=f"{column}={slow} vs {o}")  # fmt: skip
+        if why:
+            out[-1] = exploratory(out[-1], why)
     if alike and fast in levels:
         kw = {"n_boot": n_boot, "seed": seed, "norm": norm, "modules": modules}
-        out += _alike_rows(df, metric, column, fast, where, alike_margin, **kw)
+        alike_rows = _alike_rows(df, metric, column, fast, where, alike_margin, **kw)
+        why = secondary_reason(norm, pair=True, headline=True, what="")
+        out += [exploratory(f, why) if why else f for f in alike_rows]
     return out or [
         invalid("correct vs irrelevant", "RD", f"need {column}={slow!r} and another level")
     ]
@@ -552,9 +581,12 @@ def claim_long_tail_larger(
         b = lt if v is None or label.startswith("popular") else lt[lt[length_column] == v]
         sides = I.side_arrays(a, metric, [{}], [{}], modules=modules, df_b=b, norm=norm)
         out.append(
-            measured(f"{claim} ({label})", "mean-curve level ratio long-tail/popular", sides,
-                     _log_ratio(I.level), direction="greater", n_boot=n_boot, seed=seed,
-                     detail="not one of the paper's headline claims")
+            exploratory(
+                measured(f"{claim} ({label})", "mean-curve level ratio long-tail/popular", sides,
+                         _log_ratio(I.level), direction="greater", n_boot=n_boot, seed=seed,
+                         detail="not one of the paper's headline claims"),
+                "long tail: not one of the paper's headline claims",
+            )
         )  # fmt: skip
     return out
 

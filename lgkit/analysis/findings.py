@@ -31,9 +31,12 @@ TWIN_LABEL = (
     "supported: not shown to be learned"
 )
 CONFOUNDED_LABEL = "different families: confounded"
+PRIMARY = "primary"
+EXPLORATORY = "exploratory"
+NO_TRAINED_EFFECT = "learned vs init: not applicable (no trained effect)"
 COLUMNS = [
     "claim", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_questions",
-    "verdict", "verdict_text", "rule", "caveats", "control", "detail",
+    "verdict", "verdict_text", "rule", "caveats", "control", "detail", "family", "ci_level",
 ]  # fmt: skip
 
 
@@ -62,6 +65,15 @@ class Finding:
             statistic, settings), for the twin's pooling and the learned row; never shown.
         margin_note: why the equivalence margin is what it is (in units a reader can
             check, e.g. the twin's spread); shown inside ``rule``.
+        family: :data:`PRIMARY` (a claim of the paper: Holm over the notebook's primary
+            rows, shown and decided at the Bonferroni level of that family) or
+            :data:`EXPLORATORY` (breakdowns, normalisations, controls, twin and learned
+            rows: own 95% interval, unadjusted p, outside the Holm budget).
+        family_note: why a row is exploratory (e.g. "layer breakdown").
+        ci_level: the level of the interval shown, which is the level that decides.
+        se, dof: the decision interval's SE and degrees of freedom on the statistic's
+            (log) scale, to show it at another level (internal).
+        confounded: why the comparison is confounded (never decided; "" when not).
 
     Example:
         >>> Finding("Detailed CoT is flatter", "MAD ratio", 0.5, 0.4, 0.6, 0.01).supported
@@ -89,6 +101,12 @@ class Finding:
     labels: list[str] = field(default_factory=list)
     recipe: Any = field(default=None, repr=False, compare=False)
     margin_note: str = ""
+    family: str = PRIMARY
+    family_note: str = ""
+    ci_level: float = 0.95
+    se: float = float("nan")
+    dof: float = float("nan")
+    confounded: str = ""
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -173,6 +191,50 @@ def rule_text(margin: tuple[float, float], *, log: bool = True, note: str = "") 
     return I.RULE_EQUIVALENCE.format(margin=f"[{lo:.3g}, {hi:.3g}]", min_n=n, note=tail)
 
 
+def _decision_interval(
+    sides: I.Sides, stat: I.Stat, kind: str, *, level: float = 0.95, **kw: Any
+) -> I.Interval:
+    """The interval that decides a row: :func:`~lgkit.analysis.inference.interval`, for
+    no-difference claims with the SE scaled by
+    :func:`~lgkit.analysis.intervals.equivalence_factor` (their size at the margin)."""
+    iv = I.interval(sides, stat, level=level, **kw)
+    if kind != "equivalence":
+        return iv
+    from lgkit.analysis.intervals import equivalence_factor, widened
+
+    n = min(len(sides.a), len(sides.b))
+    return widened(iv, equivalence_factor(n))
+
+
+def interval_at(f: Finding, level: float) -> tuple[float, float] | None:
+    """``f``'s decision interval at ``level`` (shown scale), recomputed from its recipe
+    (same method, resamples and seed), else from its SE and df (t); None when neither.
+
+    Example:
+        >>> f = Finding("c", "s", 1.0, math.exp(-0.2), math.exp(0.2), 0.01, se=0.1, dof=1000)
+        >>> [round(math.log(x), 3) for x in interval_at(f, 0.99)]
+        [-0.258, 0.258]
+    """
+    rec = f.recipe
+    has = rec is not None and hasattr(rec, "sides")
+    log = bool(rec.kw.get("log", True)) if has else f.null == 1.0
+    fwd = math.exp if log else (lambda v: v)
+    if has:
+        kw = {k: rec.kw[k] for k in ("n_boot", "seed") if k in rec.kw}
+        if "interval_method" in rec.kw:
+            kw["method"] = rec.kw["interval_method"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iv = _decision_interval(rec.sides, rec.stat, f.kind, level=level, **kw)
+        return float(fwd(iv.low)), float(fwd(iv.high))
+    if _ok(f.se) and _ok(f.dof) and _ok(f.estimate) and f.dof > 0:
+        from lgkit.analysis.studentt import t_ppf
+
+        est = math.log(f.estimate) if log and f.estimate > 0 else f.estimate
+        h = t_ppf(1 - (1 - level) / 2, f.dof) * f.se
+        return float(fwd(est - h)), float(fwd(est + h))
+    return None
+
+
 def _test(
     sides: I.Sides,
     stat: I.Stat,
@@ -190,7 +252,7 @@ def _test(
         if n < I.MIN_EQUIVALENCE_QUESTIONS:
             notes.append(
                 f"equivalence needs >= {I.MIN_EQUIVALENCE_QUESTIONS} questions "
-                f"(n={n}): no equivalence verdict at this size"
+                f"(n={n}): no verdict possible at this size"
             )
         how = "p: TOST/non-inferiority p of that interval (twice the larger one-sided p)"
         return I.tost(iv, *bounds), how, notes
@@ -257,7 +319,7 @@ def evaluate(
         return invalid(
             claim, statistic, "the statistic is not finite (a zero level, MAD or RD)", **kw
         )
-    iv = I.interval(sides, stat, n_boot=n_boot, seed=seed, method=interval_method)
+    iv = _decision_interval(sides, stat, kind, n_boot=n_boot, seed=seed, method=interval_method)
     mlo, mhi = margin if margin is not None else (-math.inf, math.inf)
     bounds = (math.log(mlo) if mlo > 0 else -math.inf, math.log(mhi)) if log else (mlo, mhi)
     p, how, size_notes = _test(sides, stat, iv, kind, bounds, n_boot, seed, family_size)
@@ -277,6 +339,8 @@ def evaluate(
         p,
         null=1.0 if log else 0.0,
         caveats="; ".join(x for x in notes if x),
+        se=iv.se,
+        dof=iv.df,
         **kw,
     )
     if size_notes and f.verdict == "inconclusive":  # the reason in the verdict's text
@@ -289,7 +353,7 @@ def _fmt(x: float) -> str:
 
 
 def control_text(twin: Finding) -> str:
-    """One line describing the random twin's result (its Holm-adjusted p when set).
+    """One line describing the random twin's result (own 95% CI, unadjusted p: a control).
 
     Example:
         >>> control_text(Finding("c", "s", 0.5, 0.4, 0.6, 0.01))
@@ -297,7 +361,7 @@ def control_text(twin: Finding) -> str:
     """
     if twin.verdict == "invalid":
         return f"random twin: {twin.verdict_text}"
-    p = f"p_adj={_fmt(twin.p_adj)}" if _ok(twin.p_adj) else f"p={_fmt(twin.p)}"
+    p = f"p={_fmt(twin.p)}"
     text = (
         f"random twin: {_fmt(twin.estimate)} [{_fmt(twin.ci_low)}, {_fmt(twin.ci_high)}], "
         f"{p} -> {twin.verdict}"
@@ -305,7 +369,17 @@ def control_text(twin: Finding) -> str:
     return f"{text} ({twin.detail})" if twin.detail.startswith("random twin pooled") else text
 
 
-def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None) -> list[str]:
+def exploratory(f: Finding, why: str) -> Finding:
+    """A copy of ``f`` in the :data:`EXPLORATORY` family, ``why`` naming the breakdown.
+
+    Example:
+        >>> exploratory(Finding("c"), "layer breakdown").family
+        'exploratory'
+    """
+    return replace(f, family=EXPLORATORY, family_note=why)
+
+
+def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None, learned: bool) -> list[str]:
     """What the twin and the learned contrast say about trained finding ``f``'s verdict."""
     from lgkit.analysis.learned import share_text
 
@@ -318,7 +392,7 @@ def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None) -> list[str]
             ["also at random initialisation (twin supported)"] if tw.verdict == "supported" else []
         )
     if f.verdict != "supported":
-        return []
+        return [NO_TRAINED_EFFECT] if learned and f.verdict != "invalid" else []
     lv = lr.verdict if lr is not None else "invalid"
     if lv in ("supported", "contradicted"):
         assert lr is not None
@@ -338,18 +412,144 @@ def _twin_parts(f: Finding, tw: Finding | None, lr: Finding | None) -> list[str]
     ]
 
 
-def _head(f: Finding) -> str:
-    """The verdict at the head of a row's text: invalid with its reason, inconclusive with
-    its size reason when :func:`evaluate` gave one (the sample cannot decide), else the word.
+def _pct(level: float) -> str:
+    return f"{100 * level:.3g}%"
+
+
+def _excludes_null(f: Finding) -> bool:
+    return _ok(f.ci_low) and _ok(f.ci_high) and (f.ci_high < f.null or f.ci_low > f.null)
+
+
+def cannot_decide(f: Finding, m: int = 1, alpha: float = I.ALPHA) -> str:
+    """Why ``f`` can reach no verdict at its size, with the smallest effect it could
+    detect ("" when it could decide).
+
+    Equivalence with a two-sided margin: the interval's half-width is at least the
+    margin's (even an estimate of exactly no difference would not fit inside); the
+    narrowest margin this size could establish is the half-width. Difference claims:
+    the smallest p the permutation test can give, times the ``m`` claims of a Holm
+    family, is not below ``alpha``.
 
     Example:
-        >>> _head(Finding("c", verdict="inconclusive", verdict_text="inconclusive: n=4: no verdict"))
-        'inconclusive: n=4: no verdict'
+        >>> eq = Finding("c", estimate=1.0, ci_low=0.74, ci_high=1.35, p=0.4,
+        ...              kind="equivalence", margin=(1 / 1.1, 1.1), n_questions=12)
+        >>> cannot_decide(eq).split(";")[1]
+        ' the narrowest margin 12 questions could establish is a ratio within [0.74, 1.35]'
+        >>> cannot_decide(replace(eq, margin=(0.5, 2.0)))
+        ''
     """
-    keep = f.verdict == "invalid" or (
-        f.verdict == "inconclusive" and f.verdict_text.startswith("inconclusive: ")
+    if f.kind == "equivalence":
+        lo, hi = f.margin
+        if not (_ok(f.ci_low) and _ok(f.ci_high)) or not (math.isfinite(hi) and lo > -math.inf):
+            return ""
+        log = f.null == 1.0
+        if log and (lo <= 0 or f.ci_low <= 0):
+            return ""
+        tr = math.log if log else (lambda v: v)
+        hw, mw = (tr(f.ci_high) - tr(f.ci_low)) / 2, (tr(hi) - tr(lo)) / 2
+        if hw < mw:
+            return ""
+        unit = "in logs" if log else ""
+        low, high = (math.exp(-hw), math.exp(hw)) if log else (-hw, hw)
+        what = "a ratio within" if log else "a difference within"
+        return (
+            f"no verdict possible at this size: the interval's half-width (±{hw:.3g} {unit}) is "
+            f"at least the margin's (±{mw:.3g}); the narrowest margin {f.n_questions} questions "
+            f"could establish is {what} [{low:.3g}, {high:.3g}]"
+        ).replace("  ", " ")
+    rec = f.recipe
+    if rec is None or not hasattr(rec, "sides"):
+        return ""
+    s = rec.sides
+    mp = I.min_p(len(s.a), s.paired, n_b=len(s.b), n_perm=int(rec.kw.get("n_boot", 1000)))
+    if mp * max(m, 1) < alpha:
+        return ""
+    times = f" × {m} primary claims (Holm)" if m > 1 else ""
+    return (
+        f"no verdict possible at this size: the smallest possible p ({mp:.3g}){times} is not "
+        f"below {alpha:g}; no effect, however large, can be detected"
     )
-    return f.verdict_text if keep else f.verdict
+
+
+def _reason(f: Finding, v: str, p: float, alpha: float, m: int, p_name: str) -> str:
+    """The head of a row's text: the verdict, with why when it is inconclusive."""
+    if v == "invalid":
+        return f.verdict_text if f.verdict_text.startswith("invalid") else "invalid"
+    if v != "inconclusive":
+        return v
+    if f.verdict_text.startswith("inconclusive: ") and "confounded" not in f.verdict_text:
+        return f.verdict_text  # the sample-size reason :func:`evaluate` gave
+    why = cannot_decide(f, m, alpha)
+    if why:
+        return f"inconclusive: {why}"
+    lvl = _pct(f.ci_level)
+    if f.kind == "equivalence":
+        lo, hi = f.margin
+        inside = _ok(f.ci_low) and lo < f.ci_low and f.ci_high < hi
+        if inside:
+            return (
+                f"inconclusive: the {lvl} CI lies inside the margin but the {p_name} "
+                f"({_fmt(p)}) is not below {alpha:g}"
+            )
+        return "inconclusive"
+    if _excludes_null(f):
+        return (
+            f"inconclusive: the {lvl} CI excludes {_fmt(f.null)} but the permutation test does not "
+            f"reach {alpha:g} ({p_name}={_fmt(p)})"
+        )
+    if _ok(p) and p < alpha:
+        return (
+            f"inconclusive: {p_name}={_fmt(p)} < {alpha:g} but the {lvl} CI includes {_fmt(f.null)}"
+        )
+    return "inconclusive"
+
+
+def _settle(f: Finding, p_adj: float, alpha: float, m: int, level: float | None) -> Finding:
+    """``f`` decided at ``p_adj``; with ``level`` its interval is shown (and decides) there."""
+    g = replace(f, p_adj=p_adj)
+    if level is not None and f.verdict != "invalid":
+        iv = interval_at(f, level)
+        if iv is not None:
+            g = replace(g, ci_low=iv[0], ci_high=iv[1], ci_level=level)
+    v = g.verdict if g.verdict == "invalid" else verdict_of(g, p_adj, alpha)
+    name = "Holm-adjusted p" if f.family != EXPLORATORY and level is not None else "p"
+    head = _reason(g, v, p_adj, alpha, m, name)
+    return replace(g, verdict=v, verdict_text=head)
+
+
+def _family_tail(f: Finding, m: int) -> str:
+    if f.verdict == "invalid" or f.confounded:
+        return ""
+    if f.family == EXPLORATORY:
+        why = f" ({f.family_note})" if f.family_note else ""
+        return f"exploratory{why}: own 95% CI and unadjusted p, outside the Holm family"
+    if m > 1 and f.ci_level != 0.95:
+        return (
+            f"primary claim: {_pct(f.ci_level)} CI (Bonferroni over the {m} primary claims) "
+            "and Holm-adjusted p"
+        )
+    if m > 1:  # no recipe or SE to show it at the Bonferroni level
+        return f"primary claim: Holm-adjusted p over the {m} primary claims, 95% CI"
+    return "primary claim: 95% CI (the only primary claim)"
+
+
+def seed_note(twin: Finding) -> str:
+    """Which seed-to-seed variance a twin-based interval leaves out (rule: say so).
+
+    Example:
+        >>> seed_note(Finding("c", detail="x"))
+        'interval: question-to-question variance only (one twin seed, one training run: seed-to-seed variance not included)'
+    """
+    if twin.detail.startswith("random twin pooled over "):
+        k = twin.detail.split("random twin pooled over ")[1].split(" ")[0]
+        return (
+            f"interval: questions of a twin pooled over {k} seeds, one training run "
+            "(training-seed variance not included)"
+        )
+    return (
+        "interval: question-to-question variance only (one twin seed, one training run: "
+        "seed-to-seed variance not included)"
+    )
 
 
 def _twins(
@@ -381,58 +581,70 @@ def decide(
     alpha: float = I.ALPHA,
     learned: bool = False,
 ) -> list[Finding]:
-    """Holm within the list, verdicts at the adjusted p, twin control and labels.
+    """Families, Holm, verdicts on the interval shown, twin control, learned rows, labels.
 
-    ``controls``: the same claims evaluated on the random-initialisation twin, matched
-    to ``findings`` by key (tagged claim + statistic; any order, missing ones allowed;
-    several findings with one key are the twin's seeds, pooled). The twins' tests join
-    the Holm family and are shown as a contrast with their own interval (``control``).
-    With ``learned``, every difference claim with a twin gets a learned-effect row right
-    after it (trained ratio ÷ twin ratio, same Holm family), and the trained verdict says
-    how much of the log-effect is present at init and what training adds; where the twin
-    shows the effect and the learned contrast is not supported it says :data:`TWIN_LABEL`.
-    ``labels`` (e.g. :data:`SYNTHETIC_LABEL`) are added to every verdict text.
+    Families: the :data:`PRIMARY` rows (the paper's claims) are one Holm family of ``m``
+    tests; each is shown, and decided, with its interval at the Bonferroni level
+    ``1 - alpha/m`` (``ci_level``) together with its Holm-adjusted p. :data:`EXPLORATORY`
+    rows (breakdowns, normalisations, controls), the twin and the learned rows keep their
+    own 95% interval and unadjusted p (``p_adj = p``) and say so. Where interval and test
+    disagree, or where the size cannot decide (:func:`cannot_decide`), the verdict says
+    why. A confounded row (``confounded`` set) is never decided: "inconclusive:
+    confounded (...)".
+
+    ``controls``: the same claims on the random-initialisation twin, matched by key
+    (tagged claim + statistic; several findings with one key are the twin's seeds,
+    pooled), shown as a contrast with its own interval (``control``). With ``learned``,
+    a difference claim whose trained row is supported gets a learned-effect row right
+    after it (trained ratio ÷ twin ratio; exploratory), and its verdict says how much of
+    the log-effect is present at init; a trained row without a trained effect says
+    :data:`NO_TRAINED_EFFECT` and gets no learned row. ``labels`` (e.g.
+    :data:`SYNTHETIC_LABEL`) are added to every verdict text.
 
     Example:
         >>> fs = decide([Finding("c", "s", 0.5, 0.4, 0.6, 0.01), Finding("d", "s", 0.9, 0.7, 1.1, 0.4)])
         >>> [(round(f.p_adj, 6), f.verdict) for f in fs]
         [(0.02, 'supported'), (0.4, 'inconclusive')]
     """
+    from lgkit.analysis.learned import share_text
+
     fs = list(findings)
     twins, rows = _twins(fs, controls, learned)
-    groups: tuple[list[Any], ...] = (fs, rows, twins)  # one Holm family: trained, learned, twin
-    tests = [
-        (g, i)
-        for g, lst in enumerate(groups)
-        for i, x in enumerate(lst)
-        if x is not None and x.verdict != "invalid"
+    tested = [
+        i
+        for i, f in enumerate(fs)
+        if f.family != EXPLORATORY and f.verdict != "invalid" and not f.confounded
     ]
-    ps = [float(getattr(groups[g][i], "p", math.nan)) for g, i in tests]
-    adj = dict(zip(tests, I.holm(ps), strict=True))
-
-    def settle(g: int, i: int, x: Finding) -> Finding:
-        p_adj = adj.get((g, i), float("nan"))
-        v = x.verdict if x.verdict == "invalid" else verdict_of(x, p_adj, alpha)
-        return replace(x, p_adj=p_adj, verdict=v)
-
+    adj = dict(zip(tested, I.holm([float(fs[i].p) for i in tested]), strict=True))
+    m = len(tested)
+    level = 1 - alpha / m if m > 1 else None
     out = []
     for i, f in enumerate(fs):
-        f = settle(0, i, f)
-        tw = settle(2, i, twins[i]) if twins[i] is not None else None
-        lr = settle(1, i, rows[i]) if rows[i] is not None else None
-        parts = [_head(f)] + _twin_parts(f, tw, lr)
-        tail = [lab for lab in [*f.labels, *labels] if lab]
+        if f.confounded:
+            f = replace(f, verdict="inconclusive", p_adj=f.p,
+                        verdict_text=f"inconclusive: confounded ({f.confounded}): not decided")  # fmt: skip
+        elif i in adj:
+            f = _settle(f, adj[i], alpha, m, level)
+        else:
+            f = _settle(f, f.p, alpha, 1, None)
+        tw = _settle(twins[i], twins[i].p, alpha, 1, None) if twins[i] is not None else None
+        lr = rows[i] if f.verdict == "supported" else None
+        if lr is not None:
+            lr = _settle(exploratory(lr, "learned-vs-init control"), lr.p, alpha, 1, None)
+        parts = [f.verdict_text] + _twin_parts(f, tw, lr, learned)
+        labs = [x for x in [*f.labels, *labels] if x]
+        tail = [x for x in [_family_tail(f, m)] if x] + labs
         control = control_text(tw) if tw is not None else f.control
         out.append(replace(f, verdict_text="; ".join(parts + tail), control=control))
         if lr is not None and tw is not None:
-            lparts = [_head(lr)]
+            lparts = [lr.verdict_text]
             if lr.verdict != "invalid":
-                from lgkit.analysis.learned import share_text
-
                 lparts.append(f"trained {_fmt(f.estimate)} vs twin {_fmt(tw.estimate)}")
                 if lr.verdict == "supported":
                     lparts.append(share_text(f.estimate, tw.estimate, lr.estimate))
-            out.append(replace(lr, verdict_text="; ".join([p for p in lparts if p] + tail),
+                lparts.append(seed_note(tw))
+            lparts.append(_family_tail(lr, m))
+            out.append(replace(lr, verdict_text="; ".join([p for p in lparts if p] + labs),
                                labels=list(f.labels), control=control))  # fmt: skip
     return out
 

@@ -62,21 +62,25 @@ has ~50 rows); :func:`lgkit.analysis.findings.evaluate` passes its own."""
 EXACT_LIMIT = 100_000
 VERDICTS = ("supported", "contradicted", "inconclusive", "invalid")
 RULE_DIFFERENCE = (
-    "supported iff Holm-adjusted permutation p < 0.05 (exact where 2^n or C(na+nb, na) "
-    "<= 1e5, else >= 20m/alpha Monte Carlo permutations) and the 95% CI (Student t on the "
-    "question jackknife SE) excludes the null on the claimed side; contradicted iff "
-    "p_adj < 0.05 with the CI on the other side; else inconclusive"
+    "supported iff the permutation p (exact where 2^n or C(na+nb, na) <= 1e5, else >= "
+    "20m/alpha Monte Carlo permutations; Holm-adjusted over the notebook's primary claims, "
+    "unadjusted for exploratory rows) < 0.05 and the CI shown (Student t on the question "
+    "jackknife SE; 95%, or 1 - 0.05/m for the m primary claims) excludes the null on the "
+    "claimed side; contradicted iff p_adj < 0.05 with the CI on the other side; else "
+    "inconclusive, with the reason when interval and test disagree"
 )
 RULE_EQUIVALENCE = (
     "no-difference claim, equivalence (TOST at one-sided 2.5% per side): supported iff the "
-    "shown 95% CI lies inside the margin {margin} and the Holm-adjusted TOST p < 0.05 "
-    "(p < 0.05 iff the CI is inside); contradicted iff the 95% CI lies outside the margin; "
+    "shown CI (95%, 1 - 0.05/m for the m primary claims; SE x (1 + 1/n)) lies inside the "
+    "margin {margin} and the TOST p (Holm-adjusted for a primary claim) < 0.05 (p < 0.05 iff "
+    "the 95% CI is inside); contradicted iff the CI lies outside the margin; "
     "else inconclusive; only from {min_n} questions{note}"
 )
 RULE_NONINFERIORITY = (
-    "no-difference claim, non-inferiority (one-sided 2.5%): supported iff the shown 95% "
-    "CI's {side} bound is {word} the margin {bound} and the Holm-adjusted p < 0.05 (p < 0.05 "
-    "iff it is); contradicted iff the whole 95% CI is beyond the margin; else inconclusive; "
+    "no-difference claim, non-inferiority (one-sided 2.5%): supported iff the shown CI's "
+    "(95%, 1 - 0.05/m for the m primary claims; SE x (1 + 1/n)) {side} bound is {word} the "
+    "margin {bound} and p (Holm-adjusted for a primary claim) < 0.05; contradicted iff the "
+    "whole CI is beyond the margin; else inconclusive; "
     "only from {min_n} questions{note}"
 )
 _RESPONSE_TOKENS = {"c", "i", "correct", "irrelevant", "none", "simplified", "detailed"}

@@ -357,10 +357,13 @@ def learned_row(trained: Finding, twin: Finding) -> Finding | None:
 def share_text(trained: float, twin: float, learned: float | None = None) -> str:
     """How much of the trained model's log-effect the twin already shows, and what
     training adds (``learned`` = trained ÷ twin, e.g. 0.31 → a 3.3x stronger effect).
+    A share is only printed between 0% and 100%.
 
     Example:
         >>> share_text(2.0, 0.5)
         'the effect points the other way at random init'
+        >>> share_text(1.1, 1.5)
+        'the random twin shows a stronger effect than the trained model'
     """
     ok = all(x is not None and x > 0 and math.isfinite(x) for x in (trained, twin))
     if not ok or trained == 1.0:
@@ -368,6 +371,8 @@ def share_text(trained: float, twin: float, learned: float | None = None) -> str
     share = math.log(twin) / math.log(trained)
     if share < 0:
         return "the effect points the other way at random init"
+    if share > 1:  # a share of more than the whole effect means nothing: none printed
+        return "the random twin shows a stronger effect than the trained model"
     parts = [
         f"{100 * share:.0f}% of the log-effect at random init (log twin ratio ÷ log trained ratio)"
     ]

@@ -154,11 +154,17 @@ def length_claims(
         fs += A.claim_correct_vs_irrelevant(
             df, metric, where={"cot": ["none", "detailed"]}, alike=False, norm=norm, **kw
         )
-        out += [tag(f, norm) for f in fs]
+        out += [_control(tag(f, norm), f"length control: loss {norm}") for f in fs]
     if "coherence" in df.columns and df["coherence"].notna().any():
         fs = A.claim_flatter_with_cot(df, "coherence", segments=False, **kw)[:1]
-        out += [tag(f, "coherence", "scale-free; not a claim of the paper") for f in fs]
+        out += [_control(tag(f, "coherence", "scale-free; not a claim of the paper"),
+                         "coherence: not a claim of the paper") for f in fs]  # fmt: skip
     return out
+
+
+def _control(f: A.Finding, why: str) -> A.Finding:
+    """``f`` as an exploratory control row (06 holds controls, not the paper's claims)."""
+    return A.exploratory(f, why)
 
 
 def answer_claims(
@@ -181,9 +187,10 @@ def answer_claims(
         if len(df)
     ]
     return [
-        tag(f, "answer-only loss", "the CoT stays in context; loss on the answer tokens")
+        _control(tag(f, "answer-only loss", "the CoT stays in context; loss on the answer tokens"),
+                 "length control: answer-only loss")
         for f in fs
-    ]
+    ]  # fmt: skip
 
 
 def norm_summary(

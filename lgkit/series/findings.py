@@ -1,6 +1,6 @@
 """A notebook's findings: tags, per-group and per-pair claims, the random twin, labels.
 
-Every notebook ends with :func:`finalize`: Holm within the notebook, the verdicts,
+Every notebook ends with :func:`finalize`: Holm over the notebook's primary claims, the verdicts,
 the random-initialisation control and the honest labels (synthetic data, quantised
 weights, confounded pairs) written into each verdict.
 
@@ -9,8 +9,8 @@ Example:
     >>> df = synthetic_stats(n_samples=6, n_layers=4)
     >>> df["synthetic"] = True
     >>> fs = finalize(A.claim_flatter_with_cot(df, n_boot=100, segments=False), df, ["tiny-random-llama"])
-    >>> fs[0].verdict_text
-    'supported; synthetic data: illustrative only, not evidence about the paper'
+    >>> fs[0].verdict_text.split("; ")
+    ['supported', 'primary claim: 97.5% CI (Bonferroni over the 2 primary claims) and Holm-adjusted p', 'synthetic data: illustrative only, not evidence about the paper']
 """
 
 from __future__ import annotations
@@ -30,10 +30,18 @@ from lgkit.series.summaries import safe_name
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HEADLINE_KEY",
+    "control_verdicts",
     "data_kind",
+    "headline_entries",
+    "headline_line",
     "finalize",
     "pair_findings",
+    "NO_PAIR_TWIN",
     "pair_label",
+    "pair_twin_findings",
+    "pair_twins",
+    "per_dataset",
     "per_group",
     "reasoning_claims",
     "wiki_findings",
@@ -127,6 +135,16 @@ def per_group(df: pd.DataFrame, column: str, fn: Callable[[pd.DataFrame], list])
     return out
 
 
+def per_dataset(df: pd.DataFrame, fn: Callable[[pd.DataFrame], list]) -> list[A.Finding]:
+    """:func:`per_group` over ``dataset``, every row exploratory (a per-dataset breakdown
+    of the pooled claims, outside the notebook's Holm family)."""
+    return [_breakdown(f, "per-dataset breakdown") for f in per_group(df, "dataset", fn)]
+
+
+def _breakdown(f: A.Finding, why: str) -> A.Finding:
+    return f if f.family == A.EXPLORATORY else A.exploratory(f, why)
+
+
 def reasoning_claims(
     df: pd.DataFrame,
     metric: str = "nuclear_norm",
@@ -159,7 +177,7 @@ def reasoning_claims(
 
     out = core(df, True)
     if "dataset" in df.columns and df["dataset"].nunique() > 1:
-        out += per_group(df, "dataset", lambda d: core(d, False))
+        out += per_dataset(df, lambda d: core(d, False))
     return out
 
 
@@ -214,12 +232,20 @@ def pair_findings(
     tagged: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
+    no_twin: str = "",
+    twins: dict[str, pd.DataFrame] | None = None,
 ) -> list[A.Finding]:
-    """The base-vs-instruct findings of one pair (05).
+    """The base-vs-instruct findings of one pair (05); ``no_twin`` (e.g.
+    :data:`NO_PAIR_TWIN`) says in the per-model rows why they have no learned contrast.
+    ``twins`` (:func:`pair_twins`): each model's own twin; then the pair claim is also
+    compared on the per-model learned contrasts (each model's ratio over its twin's,
+    :func:`lgkit.analysis.pairs.claim_learned_base_vs_instruct`, first twin seed).
 
-    When the two models are of different families the pair claims carry
-    :data:`lgkit.analysis.CONFOUNDED_LABEL` in their verdict: the difference mixes
+    When the two models are of different families the pair claims are never decided:
+    "inconclusive: confounded (...)" (``Finding.confounded``), the difference mixes
     family, size, depth, tokenizer, quantisation and prompt format, not tuning alone.
+    The per-model claims (flatter with CoT) are exploratory; with each model's own
+    random twin (:func:`finalize` ``twin``) each gets its learned contrast.
 
     Returns:
         [base less affected by fast thinking (level, MAD), instruct not better at
@@ -233,18 +259,90 @@ def pair_findings(
         if confounded
         else ""
     )
-    labels = [A.CONFOUNDED_LABEL] if confounded else []
     label = pair_label(base, instruct) if tagged else ""
     kw = {"n_boot": n_boot, "seed": seed}
     pair = A.claim_base_vs_instruct(df, metric, base, instruct, **kw)
     pair += A.claim_instruct_not_better_at_correctness(
         df, metric, base, instruct, margin=margin, **kw
     )
-    out = [tag(f, label, note, labels) for f in pair]
+    if twins and base in twins and instruct in twins:
+        from lgkit.analysis.pairs import claim_learned_base_vs_instruct
+
+        tb, ti = (
+            twins[m][twins[m]["model"] == twins[m]["model"].iloc[0]] for m in (base, instruct)
+        )
+        both = pd.concat([df, tb, ti], ignore_index=True)
+        pair += claim_learned_base_vs_instruct(
+            both, metric, base, instruct, str(tb["model"].iloc[0]), str(ti["model"].iloc[0]), **kw
+        )
+    single = "one checkpoint of each model: training-run (seed) variance not in the interval"
+    out = [
+        replace(tag(f, label, "; ".join(x for x in (note, single) if x)),
+                confounded=f"{fb} vs {fi}: {note.split(': ', 1)[-1]}" if confounded else "")
+        for f in pair
+    ]  # fmt: skip
     for name in (base, instruct):
         fs = A.claim_flatter_with_cot(df, metric, where={"model": name}, segments=False, **kw)
-        out += [tag(f, name) for f in fs]
+        out += [_breakdown(tag(f, name, labels=[no_twin] if no_twin else []), "per-model claim")
+                for f in fs]  # fmt: skip
     return out
+
+
+NO_PAIR_TWIN = (
+    "no random twin in this run (control = False: a twin of each model costs about as much "
+    "as the model's own statistics, beyond the default profile's time budget): learned vs "
+    "init not measured"
+)
+
+
+def pair_twins(
+    data_dir: str | Path,
+    family: str | Sequence[str] | None,
+    pairs: Sequence[tuple[str, str]],
+    config: Any,
+    cache_dir: str | Path,
+    *,
+    seed: int = 0,
+    n_seeds: int = 1,
+    datasets: str | Sequence[str] | None = None,
+    cots: str | Sequence[str] | None = None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Each model of 05's pairs gets its own random-initialisation twin (:func:`twin_stats`
+    on the same data), the base model's without chat template as in
+    :func:`lgkit.series.steps.pair_stats`: ``{model: twin table}``."""
+    from dataclasses import replace as dc_replace
+
+    out: dict[str, pd.DataFrame] = {}
+    for base, inst in pairs:
+        for name, cfg in ((base, dc_replace(config, instruct=False)), (inst, config)):
+            if name not in out:
+                out[name] = twin_stats(data_dir, family, name, cfg, cache_dir, seed=seed,
+                                       n_seeds=n_seeds, datasets=datasets, cots=cots,
+                                       progress=progress)  # fmt: skip
+    return out
+
+
+def pair_twin_findings(
+    twins: dict[str, pd.DataFrame] | None,
+    metric: str = "nuclear_norm",
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding] | None:
+    """The per-model claims of :func:`pair_findings` (flatter with CoT) on each model's own
+    twin, tagged with the trained model's name so that :func:`finalize` matches them."""
+    if not twins:
+        return None
+    out: list[A.Finding] = []
+    for name, tdf in twins.items():
+
+        def fn(d: pd.DataFrame, name: str = name) -> list[A.Finding]:
+            fs = A.claim_flatter_with_cot(d, metric, segments=False, n_boot=n_boot, seed=seed)
+            return [tag(f, name) for f in fs]
+
+        out += twin_findings(tdf, fn) or []
+    return out or None
 
 
 def twin_stats(
@@ -303,3 +401,143 @@ def twin_findings(
                 f.recipe.label = str(name)
             out.append(f)
     return out
+
+
+# --------------------------------------------------------------------------- headline controls
+
+HEADLINE_KEY = "headline_controls"
+"""06's ``metrics.json`` key: ``{family: {headline statistic: {control: verdict}}}``
+(:func:`control_verdicts`); :func:`headline_entries` joins it with 02/03's rows."""
+HEADLINE_STATISTICS = (
+    "mean-curve level ratio detailed/none",
+    "MAD (all layers) ratio detailed/none",
+    "RD(correct, irrelevant) ratio detailed/none",
+)
+CONTROL_NAMES = {"sqrt": "loss ÷ √T", "sum": "summed loss", "answer-only loss": "answer-only loss"}
+LEARNED = "learned vs init"
+
+
+def _get(r: Any, k: str) -> Any:
+    return r.get(k) if isinstance(r, dict) else getattr(r, k, None)
+
+
+def _tags(claim: str) -> tuple[list[str], str]:
+    """The ``[tag]`` prefixes of a claim and the bare claim.
+
+    Example:
+        >>> _tags("[math] [sqrt] Slow thinking")
+        (['math', 'sqrt'], 'Slow thinking')
+    """
+    tags = []
+    while claim.startswith("[") and "] " in claim:
+        t, claim = claim[1:].split("] ", 1)
+        tags.append(t)
+    return tags, claim
+
+
+def _brief(r: Any) -> dict[str, Any]:
+    keys = ("verdict", "verdict_text", "estimate", "ci_low", "ci_high", "ci_level", "p_adj")
+    return {k: _get(r, k) for k in keys}
+
+
+def _learned_of(rows: Sequence[Any], i: int) -> dict[str, Any]:
+    """The learned-vs-init contrast of row ``i`` (the learned row right after it, or why
+    there is none)."""
+    r = rows[i]
+    nxt = rows[i + 1] if i + 1 < len(rows) else None
+    if nxt is not None and "trained ÷ random twin" in str(_get(nxt, "statistic")):
+        return _brief(nxt)
+    text = str(_get(r, "verdict_text") or "")
+    if A.NO_TRAINED_EFFECT in text:
+        return {"verdict": "not applicable", "verdict_text": "not applicable: no trained effect"}
+    return {"verdict": "not run", "verdict_text": "no random twin in this run"}
+
+
+def control_verdicts(findings: Sequence[Any], family: str) -> dict[str, dict[str, Any]]:
+    """06's verdicts of each headline claim (:data:`HEADLINE_STATISTICS`) of ``family``
+    under each control: ``{statistic: {"sqrt"|"sum"|"answer-only loss"|"mean"|
+    "learned vs init": {verdict, verdict_text, estimate, ci_low, ci_high, ...}}}``
+    (``findings``: 06's findings or their metrics records).
+
+    Example:
+        >>> rows = [{"claim": "[math] [sqrt] c", "statistic": "mean-curve level ratio "
+        ...          "detailed/none, sqrt-normalised", "verdict": "contradicted"}]
+        >>> control_verdicts(rows, "math")["mean-curve level ratio detailed/none"]["sqrt"]["verdict"]
+        'contradicted'
+    """
+    rows = list(findings)
+    out: dict[str, dict[str, Any]] = {st: {} for st in HEADLINE_STATISTICS}
+    for i, r in enumerate(rows):
+        tags, _ = _tags(str(_get(r, "claim") or ""))
+        st = str(_get(r, "statistic") or "")
+        if len(tags) < 2 or tags[0] != family or "trained ÷ random twin" in st:
+            continue
+        ctl = tags[1]
+        tail = f", {ctl}-normalised"
+        if ctl in ("sqrt", "sum"):
+            if not st.endswith(tail):
+                continue
+            st = st[: -len(tail)]
+        base = st
+        if base not in out:
+            continue
+        if ctl in CONTROL_NAMES or ctl == "mean":
+            out[base][ctl] = _brief(r)
+        if ctl == "mean":
+            out[base].setdefault(LEARNED, _learned_of(rows, i))
+    return out
+
+
+def headline_entries(
+    headline: Sequence[Any], controls: dict[str, dict[str, Any]] | None, family: str
+) -> list[dict[str, Any]]:
+    """One entry per headline claim of 02/03 (``headline``: that notebook's findings or
+    records, the untagged rows) with its controls (``controls``: 06's
+    :data:`HEADLINE_KEY` entry of ``family``, :func:`control_verdicts`) and its own
+    learned-vs-init contrast; ``line`` is the one line a reader sees.
+
+    Example:
+        >>> head = [{"claim": "Slow thinking gives smaller gradients", "statistic":
+        ...          "mean-curve level ratio detailed/none", "verdict": "supported",
+        ...          "estimate": 0.6, "ci_low": 0.5, "ci_high": 0.7, "ci_level": 0.99,
+        ...          "verdict_text": "supported; learned vs init: not applicable (no trained effect)"}]
+        >>> ctl = {"mean-curve level ratio detailed/none": {"sqrt": {"verdict": "contradicted"}}}
+        >>> headline_entries(head, ctl, "math")[0]["line"]
+        'math: Slow thinking gives smaller gradients (mean-curve level ratio detailed/none 0.6, 99% CI [0.5, 0.7]): supported | loss ÷ √T: contradicted | summed loss: not run | answer-only loss: not run | learned vs init: not applicable'
+    """
+    rows = list(headline)
+    out = []
+    for st in HEADLINE_STATISTICS:
+        hits = [i for i, r in enumerate(rows)
+                if _get(r, "statistic") == st and not str(_get(r, "claim")).startswith("[")]  # fmt: skip
+        if not hits:
+            continue
+        i = hits[0]
+        ctl = dict((controls or {}).get(st) or {})
+        entry = {"family": family, "claim": _get(rows[i], "claim"), "statistic": st,
+                 **_brief(rows[i]), "controls": {}}  # fmt: skip
+        for k in CONTROL_NAMES:
+            entry["controls"][k] = ctl.get(k) or {"verdict": "not run", "verdict_text": "not run"}
+        own = _learned_of(rows, i)
+        entry["controls"][LEARNED] = own if own["verdict"] != "not run" else ctl.get(LEARNED, own)
+        entry["line"] = headline_line(entry)
+        out.append(entry)
+    return out
+
+
+def headline_line(entry: dict[str, Any]) -> str:
+    """The headline claim's verdict and its controls' verdicts on one line (see
+    :func:`headline_entries`)."""
+
+    def num(x: Any) -> str:
+        return A.fmt_number(float(x)) if isinstance(x, int | float) else "nan"
+
+    lvl = entry.get("ci_level") or 0.95
+    head = (
+        f"{entry['family']}: {entry['claim']} ({entry['statistic']} {num(entry.get('estimate'))}, "
+        f"{100 * float(lvl):.3g}% CI [{num(entry.get('ci_low'))}, {num(entry.get('ci_high'))}]): "
+        f"{entry.get('verdict')}"
+    )
+    names = {**CONTROL_NAMES, LEARNED: LEARNED}
+    parts = [f"{names[k]}: {v.get('verdict')}" for k, v in entry["controls"].items()]
+    return " | ".join([head, *parts])

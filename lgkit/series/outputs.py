@@ -112,9 +112,11 @@ def findings_view(findings: Sequence[A.Finding]) -> pd.DataFrame:
             "claim": t["claim"],
             "statistic": t["statistic"],
             "estimate": t["estimate"].map(g),
-            "95% CI": [
-                f"[{g(a)}, {g(b)}]" if g(a) else ""
-                for a, b in zip(t["ci_low"], t["ci_high"], strict=True)
+            "95% CI": [  # a primary claim's Bonferroni level is written before its bounds
+                (f"{100 * lv:.3g}%: " if abs(lv - 0.95) > 1e-9 else "") + f"[{g(a)}, {g(b)}]"
+                if g(a)
+                else ""
+                for a, b, lv in zip(t["ci_low"], t["ci_high"], t["ci_level"], strict=True)
             ],
             "p adj": t["p_adj"].map(g),
             "n": t["n_questions"],

@@ -356,6 +356,18 @@ def _num(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else ""
 
 
+def _level(r: Mapping[str, Any]) -> str:
+    """The interval's level before it when it is not 95% (a primary claim's Bonferroni level).
+
+    Example:
+        >>> _level({"ci_level": 0.99}), _level({"ci_level": 0.95}), _level({})
+        ('99%: ', '', '')
+    """
+    lvl = r.get("ci_level")
+    ok = isinstance(lvl, int | float) and lvl == lvl and abs(float(lvl) - 0.95) > 1e-9
+    return f"{100 * float(lvl):.3g}%: " if ok else ""
+
+
 def reader_findings(
     records: Iterable[Mapping[str, Any]],
 ) -> tuple[list[dict[str, str]], list[str], list[str], dict[str, int]]:
@@ -386,7 +398,7 @@ def reader_findings(
                 "statistic": str(r.get("statistic") or ""),
                 "verdict": verdict,
                 "estimate": _num(r.get("estimate")),
-                "95% CI": f"[{lo}, {hi}]" if lo else "",
+                "95% CI": f"{_level(r)}[{lo}, {hi}]" if lo else "",
                 "p adj": _num(r.get("p_adj")),
                 "n": str(n) if n else "",
                 "min p": f"{min_p(int(n)):.2g}" if n else "",
@@ -483,8 +495,10 @@ GLOSSARY = """\
   (i − c) / |c| per layer, so a curve below 0 means irrelevant responses have smaller gradients.
 - **MAD** (mean absolute difference): mean over adjacent layers of |v(l+1) − v(l)| of the mean
   curve: how much the curve jumps from layer to layer (0 = flat).
-- **Holm**: the step-down correction of the p-values of all findings of one notebook, so the
-  chance of any false "supported" stays below 5 %.
+- **Holm**: the step-down correction of the p-values of a notebook's primary claims (the
+  paper's claims), so the chance of any false "supported" among them stays below 5 %; their
+  interval is shown at the matching Bonferroni level (e.g. 99 % for 5 claims). Exploratory rows
+  (breakdowns, controls, twin, learned) keep their own 95 % interval and unadjusted p.
 - **TOST** (two one-sided tests): the equivalence test of a "no difference" claim: supported
   only when the ratio is shown to lie inside its margin (e.g. [1/1.1, 1.1]).
 - **twin**: the same architecture and tokenizer with random weights; an effect the twin shows too
