@@ -218,7 +218,9 @@ def test_results_on_older_data_are_stale_until_rerun(tmp_path):
     st = attempts.notebook_states(run)["02_math"]
     assert st["status"] == "stale" and "other data" in st["detail"]
     page = report.write_index(run).read_text()
-    assert "<td class='no'>stale</td>" in page and "02_math</a> <b class='no'>(stale)</b>" in page
+    assert "<td class='no'>stale</td>" in page  # the status table
+    # every finding row of the stale notebook says so beside its notebook link
+    assert "title='02_math'>02</a><br><b class='no' style='font-size:11px'>stale</b>" in page
     shutil.rmtree(runner.data_dir_of(run))
     assert "gone" in attempts.notebook_states(run)["02_math"]["detail"]
 
