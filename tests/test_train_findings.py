@@ -98,3 +98,26 @@ def test_instep_rows_take_every_training_question_as_a_paired_unit():
         g["[adamw] [in-step] Fast-arm training gradients are larger than the slow arm's"].verdict
         != "supported"
     )
+
+
+def test_instep_families_primary_claim_and_exploratory_breakdowns():
+    """Only the paper's claim (slow vs fast over all steps: level and MAD) competes for
+    07's Holm budget; halves, the change, the answer-only arm, probe and update rows are
+    exploratory, each with its own 95% interval."""
+    from lgkit.series.training import instep_findings
+
+    t = _instep(0.5)
+    ins = t["instep"]
+    t["instep"] = pd.concat([ins, ins[ins["arm"] == "slow"].assign(arm="slow_answer")])
+    rows = instep_findings(t, n_boot=200) + training_findings(
+        {**t, "updates": _tables(3)["updates"]}, n_boot=200
+    )
+    fam = {f.claim: f.family for f in rows}
+    primary = sorted(c for c, f in fam.items() if f == A.PRIMARY)
+    assert primary == [
+        "[adamw] [in-step] Fast-arm training gradients are larger than the slow arm's",
+        "[adamw] [in-step] Fast-arm training gradients are less even across layers than the slow arm's",
+    ]
+    assert all(fam[c] == A.EXPLORATORY for c in fam if "answer-only" in c or "update" in c)
+    out = A.decide(rows)
+    assert {f.ci_level for f in out if f.family == A.EXPLORATORY} == {0.95}

@@ -404,7 +404,11 @@ def training_findings(
                          f"ΔW {metric} MAD ratio {other}/fast", ua, ub, "seed", metric, True,
                          n_boot, seed, det + "; unit: seed"),
             ]  # fmt: skip
-    return probe_rows + update_rows
+    # the paper's claim is on training gradients (the in-step rows): probe and update rows
+    # are breakdowns, with their own 95% intervals, outside the Holm family
+    return [A.exploratory(f, "probe set after training") for f in probe_rows] + [
+        A.exploratory(f, "spectra of the update ΔW (seeds as units)") for f in update_rows
+    ]
 
 
 def _ratio_curves(
@@ -466,7 +470,6 @@ def instep_findings(
             det = (f"{optim}, in-step: each training question's own gradient at the step it was "
                    f"trained (steps {steps[0]}–{steps[-1]}), fast vs {label}; unit: training "
                    "question (paired: same question, step and seed; seeds averaged)")  # fmt: skip
-            early, late = d["step"] <= split, d["step"] > split
             rows += [
                 _compare(f"[{optim}] [in-step] Fast-arm training gradients are larger than the {label} arm's",
                          f"in-step {metric} level ratio {other}/fast", a, b, "qid", metric, False,
@@ -474,17 +477,21 @@ def instep_findings(
                 _compare(f"[{optim}] [in-step] Fast-arm training gradients are less even across layers than the {label} arm's",
                          f"in-step {metric} MAD ratio {other}/fast", a, b, "qid", metric, True,
                          n_boot, seed, det),
+            ]  # fmt: skip
+            if other != "slow":  # the answer-only arm is a control of the slow arm
+                rows[-2:] = [A.exploratory(f, "control arm: answer-only loss") for f in rows[-2:]]
+            rows += [A.exploratory(f, "breakdown: halves of training") for f in [
                 _compare(f"[{optim}] [in-step, early] Fast-arm training gradients are larger than the {label} arm's in the first half of training",
-                         f"in-step {metric} level ratio {other}/fast, steps ≤ {split}", a[early[a.index]],
-                         b[early[b.index]], "qid", metric, False, n_boot, seed, det),
+                         f"in-step {metric} level ratio {other}/fast, steps ≤ {split}", a[a["step"] <= split],
+                         b[b["step"] <= split], "qid", metric, False, n_boot, seed, det),
                 _compare(f"[{optim}] [in-step, late] Fast-arm training gradients are larger than the {label} arm's in the second half of training",
-                         f"in-step {metric} level ratio {other}/fast, steps > {split}", a[late[a.index]],
-                         b[late[b.index]], "qid", metric, False, n_boot, seed, det),
+                         f"in-step {metric} level ratio {other}/fast, steps > {split}", a[a["step"] > split],
+                         b[b["step"] > split], "qid", metric, False, n_boot, seed, det),
                 _change(f"[{optim}] [in-step, change] The {label}/fast gradient ratio falls from the first half of training to the second",
                         f"change of the in-step {metric} level ratio {other}/fast (late/early)", a, b,
                         split, metric, n_boot, seed,
                         det.replace("paired: same question, step and seed", "unpaired: early and late questions differ")),
-            ]  # fmt: skip
+            ]]  # fmt: skip
     return rows
 
 
