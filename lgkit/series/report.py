@@ -136,30 +136,35 @@ def headline_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def headline_controls(run_dir: Path) -> dict[tuple[str, str], list[str]]:
-    """Per headline claim, the lines of its controls (e.g. "√T: supported", "answer-only: …",
-    "learned vs init: …"), from each notebook's ``metrics.json`` key ``headline_controls``:
-    ``{claim: [line, …]}`` or ``[{"claim": claim, "controls": [line, …]}, …]``. Keys are
-    ``(notebook, claim)``; anything else is ignored.
+    """Per headline claim of 02/03, the verdicts of the same claim under 06's controls
+    (loss ÷ √T, summed loss, answer-only loss) and its own learned-vs-init contrast, one
+    short line each: 06's ``metrics.json`` key :data:`lgkit.series.findings.HEADLINE_KEY`
+    joined with 02's and 03's findings by :func:`lgkit.series.findings.headline_entries`.
+    Keys are ``(notebook, claim)``; a claim whose controls 06 did not compute (06 not run)
+    says "not run".
 
     Example:
         >>> headline_controls(Path("/nonexistent"))
         {}
     """
+    from lgkit.series.findings import CONTROL_NAMES, HEADLINE_KEY, LEARNED, headline_entries
+
+    dirs = {d.name.split("_")[0]: d for d in _notebook_dirs(run_dir)}
+    m06 = read_json(dirs["06"] / "metrics.json") if "06" in dirs else None
+    ctl = (m06 or {}).get(HEADLINE_KEY) or {}
+    names = {**CONTROL_NAMES, LEARNED: LEARNED}
     out: dict[tuple[str, str], list[str]] = {}
-    for d in _notebook_dirs(run_dir):
-        got = (read_json(d / "metrics.json") or {}).get("headline_controls")
-        items = (
-            got.items()
-            if isinstance(got, dict)
-            else [(x.get("claim"), x.get("controls")) for x in got if isinstance(x, dict)]
-            if isinstance(got, list)
-            else []
-        )
-        for claim, lines in items:
-            if isinstance(lines, str):
-                lines = [lines]
-            if claim and isinstance(lines, list):
-                out[(d.name, str(claim))] = [str(x) for x in lines if x not in (None, "")]
+    for nb in HEADLINE_NOTEBOOKS:
+        m = read_json(dirs[nb] / "metrics.json") if nb in dirs else None
+        if not isinstance(m, dict) or not isinstance(m.get("findings"), list):
+            continue
+        fam = str(m.get("family") or "")
+        for e in headline_entries(
+            m["findings"], ctl.get(fam) if isinstance(ctl, dict) else None, fam
+        ):
+            out[(dirs[nb].name, str(e["claim"]))] = [
+                f"{names.get(k, k)}: {v.get('verdict')}" for k, v in e["controls"].items()
+            ]
     return out
 
 
@@ -192,7 +197,7 @@ def headline_html(
         "<table class='headline' style='width:100%;table-layout:fixed'><colgroup><col style='width:3.6em'>"
         "<col><col style='width:7.2em'><col style='width:15em'><col style='width:4.8em'>"
         "<col style='width:3.2em'></colgroup>",
-        "<tr><th title='notebook'>nb</th><th>headline claim</th><th>verdict</th><th>estimate [95% CI]</th>"
+        "<tr><th title='notebook'>nb</th><th>headline claim</th><th>verdict</th><th>estimate [CI]</th>"
         "<th>p adj</th><th>n</th></tr>",
     ]
     for f in rows:
@@ -202,7 +207,9 @@ def headline_html(
             str(f.get("verdict", "")),
         )
         lo, hi = _num(f.get("ci_low")), _num(f.get("ci_high"))
-        est = _num(f.get("estimate")) + (f" [{lo}, {hi}]" if lo else "")
+        lvl = f.get("ci_level")
+        pct = f"{100 * float(lvl):.3g}% " if isinstance(lvl, int | float) and lvl == lvl else ""
+        est = _num(f.get("estimate")) + (f" {pct}[{lo}, {hi}]" if lo else "")
         st = str(f.get("status", "ok") or "ok")
         tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
         out.append(
@@ -262,7 +269,8 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
     )
     parts.append(
         f"<p class='counts'><b>{len(findings)} findings: {esc(counts_line(counts))}</b>"
-        " (Holm-adjusted within each notebook; the full table is below).</p>"
+        " (the paper's claims Holm-adjusted within each notebook, breakdowns exploratory; "
+        "the full table is below).</p>"
         f"<p class='small'>{each}</p>"
     )
     parts += headline_html(findings, headline_controls(run_dir))

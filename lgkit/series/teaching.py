@@ -665,7 +665,7 @@ def findings_html(
     out = [
         f"<div class='lgkit-findings' style='max-width:100%;font-size:14px;{lh}'>",
         f"<p class='counts' style='margin:.3em 0'><b>{esc(counts_line(counts))}</b>"
-        " (Holm-adjusted within each notebook).</p>",
+        " (the paper's claims Holm-adjusted within each notebook; breakdowns exploratory).</p>",
         "<table class='findings' style='border-collapse:collapse;font-size:14px;width:100%;"
         f"table-layout:fixed;{lh}'>",
     ]
@@ -679,7 +679,14 @@ def findings_html(
         + "".join(f"<col style='width:{w}'>" if w else "<col>" for _, w in cols)
         + "</colgroup>"
     )
-    out.append("<tr>" + "".join(f"<th style='{_CELL}'>{esc(h)}</th>" for h, _ in cols) + "</tr>")
+    head = {
+        "95% CI": "CI (95% unless marked)"
+    }  # a primary claim's interval is at its family's level
+    out.append(
+        "<tr>"
+        + "".join(f"<th style='{_CELL}'>{esc(head.get(h, h))}</th>" for h, _ in cols)
+        + "</tr>"
+    )
     one_line = ";white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
     clamp = f"display:block;max-height:{CLAIM_LINES * LINE_PX}px;overflow:hidden;overflow-wrap:break-word;{lh}"
     prev = ""
@@ -715,7 +722,8 @@ def findings_html(
     out.append(
         f"<p style='{small}'>▸ click a claim for its statistic, p before Holm, the smallest p its "
         "test can give (min p), its caveats, control and how it was measured. <b>n</b>: questions "
-        "compared; <b>p adj</b>: Holm-adjusted within its notebook.</p>"
+        "compared; <b>p adj</b>: Holm-adjusted over its notebook's primary claims (an exploratory "
+        "row's own p).</p>"
     )
     if shared:
         out.append(f"<p class='shared' style='{small}'><b>Applies to every row:</b> "
