@@ -8,13 +8,13 @@ import copy
 import pandas as pd
 import pytest
 import torch
+from test_train import _examples as train_examples
 from transformers import TrainerCallback
 
 from lgkit.engine.config import GradConfig
 from lgkit.engine.run import compute_stats
 from lgkit.engine.store import load_stats
 from lgkit.errors import InputError
-from lgkit.formats.records import Example
 from lgkit.models import load_model
 from lgkit.train import SpectraCallback, load_instep
 from lgkit.train.data import Collator, ListDataset, encode_records
@@ -25,20 +25,8 @@ STATS = ["nuclear_norm", "sigma_max", "frobenius_norm", "effective_rank",
 TOL = 1e-4
 
 
-def _examples(n: int) -> list[Example]:
-    # lengths differ (1-3 repeats): a batch of 4 is padded
-    return [
-        Example(
-            f"What is {i} plus {2 * i}?",
-            "",
-            f"{i} plus {2 * i} is {3 * i}. " * (1 + i % 3) + f"The final answer is {3 * i}",
-            id=f"q{i}",
-            dataset="toy",
-            cot="detailed",
-            correct=True,
-        )  # fmt: skip
-        for i in range(n)
-    ]
+# lengths differ (1-3 repeats): a batch of 4 is padded
+_examples = train_examples
 
 
 class Snapshots(TrainerCallback):
