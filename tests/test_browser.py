@@ -580,12 +580,17 @@ def test_index_opens_with_what_was_found(browser, tmp_path):
 
     recs = _findings_records(48)
     run = tmp_path / "run"
-    heads = [r["claim"] for r in recs if not r["claim"].startswith("[")][:2]
-    for nb in ("02_math", "03_commonsense", "06_length_controls"):
+    stat = report.HEADLINE_STATISTICS[0]
+    ctl = {"sqrt": {"verdict": "inconclusive"}, "answer-only loss": {"verdict": "supported"}}
+    for nb, fam in (
+        ("02_math", "math"),
+        ("03_commonsense", "commonsense"),
+        ("06_length_controls", ""),
+    ):
         (run / nb).mkdir(parents=True)
         (run / nb / "metrics.json").write_text(json.dumps({
-            "findings": recs, "weights": {"smollm2-135m-instruct": "Q4_1"},
-            "headline_controls": {heads[0]: ["√T: inconclusive", "answer-only: supported"]},
+            "findings": recs, "family": fam, "weights": {"smollm2-135m-instruct": "Q4_1"},
+            "headline_controls": {"math": {stat: ctl}, "commonsense": {stat: ctl}},
         }))  # fmt: skip
     page_file = report.write_index(run)
     html = page_file.read_text()
@@ -598,10 +603,12 @@ def test_index_opens_with_what_was_found(browser, tmp_path):
         """() => ({found: document.querySelector('p.counts').getBoundingClientRect().bottom,
                   head: document.querySelector('table.headline').getBoundingClientRect().bottom,
                   table: document.querySelector('table.findings').getBoundingClientRect().top,
-                  controls: document.querySelectorAll('tr.controls').length})"""
+                  controls: document.querySelectorAll('table.headline .controls').length})"""
     )
     assert got["found"] < got["head"] <= 800 < got["table"], got  # the headline in one screen
-    assert got["controls"] == 2  # the controls line of 02's and 03's headline claim
+    # every headline claim of 02 and 03 carries its controls line (06's verdicts)
+    assert got["controls"] == len(report.headline_findings(report.collect_findings(run)))
+    assert "controls: loss ÷ √T: inconclusive · summed loss: not run" in html
     _assert_fits(_table_metrics(page, ""), "index", screens=15)
     shots = os.environ.get("LGKIT_SHOTS")
     if shots:

@@ -278,7 +278,7 @@ def test_smoke_data_and_index(smoke_run):
             counts[f["verdict"]] += 1
     # what was found first: the counts before the full table; the reader's table: verdict word,
     # estimate, CI, p, n on one short row, the rest in the row's details; rules once, collapsible
-    for col in ("claim", "verdict", "estimate", "95% CI", "p adj", "n"):
+    for col in ("claim", "verdict", "estimate", "CI (95% unless marked)", "p adj", "n"):
         assert f">{col}</th>" in html
     assert "min p" in html and "<summary style=" in html  # a row's details
     line = ", ".join(f"{n} {v}" for v, n in counts.items())

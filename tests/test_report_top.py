@@ -54,7 +54,7 @@ def test_index_opens_with_counts_and_headline_claims(tmp_path):
     # the interval shown is the one that decided: 02's level row at its family's 99%
     assert "0.8 99% [0.7, 0.9]" in head and "0.8 95% [0.7, 0.9]" in head
     # each headline claim carries its controls from 06, one line, "not run" where 06 has none
-    assert head.count("<tr class='controls'>") == 6
+    assert head.count("<div class='controls small'") == 6
     assert (
         "controls: loss ÷ √T: inconclusive · summed loss: contradicted · answer-only loss: "
         "supported · learned vs init: not run" in head
@@ -75,5 +75,5 @@ def test_headline_controls_escape(tmp_path):
     run, _ = _run(tmp_path, claim02=HOSTILE)
     assert report.headline_controls(run)[("02_math", HOSTILE)][0] == "loss ÷ √T: inconclusive"
     page = report.write_index(run).read_text()
-    assert "<tr class='controls'>" in page and not _live_markup(page)
+    assert "<div class='controls small'" in page and not _live_markup(page)
     assert "<script" not in page.lower().replace("&lt;script", "")

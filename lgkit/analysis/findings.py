@@ -215,11 +215,10 @@ def interval_at(f: Finding, level: float) -> tuple[float, float] | None:
         >>> [round(math.log(x), 3) for x in interval_at(f, 0.99)]
         [-0.258, 0.258]
     """
-    rec = f.recipe
-    has = rec is not None and hasattr(rec, "sides")
-    log = bool(rec.kw.get("log", True)) if has else f.null == 1.0
+    rec = f.recipe if f.recipe is not None and hasattr(f.recipe, "sides") else None
+    log = bool(rec.kw.get("log", True)) if rec is not None else f.null == 1.0
     fwd = math.exp if log else (lambda v: v)
-    if has:
+    if rec is not None:
         kw = {k: rec.kw[k] for k in ("n_boot", "seed") if k in rec.kw}
         if "interval_method" in rec.kw:
             kw["method"] = rec.kw["interval_method"]
@@ -627,7 +626,8 @@ def decide(
             f = _settle(f, adj[i], alpha, m, level)
         else:
             f = _settle(f, f.p, alpha, 1, None)
-        tw = _settle(twins[i], twins[i].p, alpha, 1, None) if twins[i] is not None else None
+        twin = twins[i]
+        tw = _settle(twin, twin.p, alpha, 1, None) if twin is not None else None
         lr = rows[i] if f.verdict == "supported" else None
         if lr is not None:
             lr = _settle(exploratory(lr, "learned-vs-init control"), lr.p, alpha, 1, None)

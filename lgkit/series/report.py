@@ -212,18 +212,19 @@ def headline_html(
         est = _num(f.get("estimate")) + (f" {pct}[{lo}, {hi}]" if lo else "")
         st = str(f.get("status", "ok") or "ok")
         tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
+        lines = controls(f) if callable(controls) else (controls or {}).get((nb, claim), [])
+        ctl = (
+            f"<div class='controls small' style='font-size:12px;color:#444'>controls: "
+            f"{esc(' · '.join(str(x) for x in lines))}</div>"
+            if lines
+            else ""
+        )
         out.append(
             f"<tr><td><a href='#{esc(nb)}' title='{esc(nb)}'>{esc(nb.split('_')[0])}</a>{tag}</td>"
-            f"<td>{esc(claim)}</td><td style='{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
+            f"<td>{esc(claim)}{ctl}</td><td style='{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
             f"<td style='white-space:nowrap'>{esc(est)}</td><td>{esc(_num(f.get('p_adj')))}</td>"
             f"<td>{esc(str(f.get('n_questions') or ''))}</td></tr>"
         )
-        lines = controls(f) if callable(controls) else (controls or {}).get((nb, claim), [])
-        if lines:
-            out.append(
-                f"<tr class='controls'><td></td><td colspan='5' class='small'>controls: "
-                f"{esc(' · '.join(str(x) for x in lines))}</td></tr>"
-            )
     out.append("</table>")
     return out
 

@@ -349,14 +349,15 @@ class InStep:
         self.seconds += time.perf_counter() - t0
 
     def _finish_last(self) -> None:
-        if not self.micro or self.micro[-1].collector is None or self.micro[-1].rows:
+        mb = self.micro[-1] if self.micro else None
+        collector = mb.collector if mb is not None else None
+        if mb is None or collector is None or mb.rows:
             return
         t0 = time.perf_counter()
-        mb = self.micro[-1]
-        mb.collector.finish()
+        collector.finish()
         order = {(t.layer, t.module): k for k, t in enumerate(self.targets)}
         rows: list[list[dict[str, Any]]] = [[] for _ in mb.lengths]
-        for (b, _, _), row in mb.collector.results.items():
+        for (b, _, _), row in collector.results.items():
             rows[b].append(row)
         for b, rs in enumerate(rows):
             rs.sort(key=lambda r: order.get((r["layer"], r["module"]), 0))
