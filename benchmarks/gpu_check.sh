@@ -3,16 +3,18 @@
 # models with the exact shapes of Qwen2-1.5B (28 layers) and Llama-3.1-8B (32 layers), on
 # released GSM8K detailed- and none-CoT examples, in float32 and bfloat16, against the naive
 # method and a bare forward+backward; one summary table (targets met or not) and the
-# projected time of the paper's full grid.
+# projected time of the paper's full grid; then the in-step training measurement (issue #28):
+# fine-tuning the Qwen2-1.5B shape with SpectraCallback(instep_every=K), every 10th step and
+# every step, against the same steps without it (benchmarks/train_overhead.py).
 #
 # Usage (repo root, after `bash scripts/setup.sh`):
-#   bash benchmarks/gpu_check.sh               # one H200-class GPU, about 8 minutes
+#   bash benchmarks/gpu_check.sh               # one H200-class GPU, about 9 minutes
 #   bash benchmarks/gpu_check.sh --dry-run     # the same steps on the CPU, tiny models (rehearsal)
 #   bash benchmarks/gpu_check.sh --pack .gpucheck   # copy the data + tokenizer a bare GPU box lacks
 # Options: --size h200|tiny, --budget SECONDS (whole run), --out DIR (default benchmarks/results),
 #          --tar (also OUT/gpu_check-SIZE.tar.gz of the folder), --data-dir DIR, --tokenizer DIR.
 # Writes OUT/gpu_check-SIZE/: steps.tsv, logs/, tests.xml, runs/*.json (+ torch.profiler output
-# when a target is missed), summary.json. Exit status 0 when every step ran ok (targets
+# when a target is missed), train/*.json, summary.json. Exit status 0 when every step ran ok (targets
 # missed are results, not failures), 1 when a step failed or timed out, 2 on bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --pack) PACK=${2:?--pack needs a folder}; shift ;;
         --data-dir) DATA_DIR=${2:?}; shift ;;
         --tokenizer) TOKENIZER=${2:?}; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -67,17 +69,22 @@ if [ "$SIZE" = tiny ]; then
     LLAMA=(--model tiny-random-llama-gqa --target-speedup 50)
     COMMON=(--n 2 --max-length 512 --rounds 2 --batch-size 2 --naive-layers 1 --time-budget 10)
     QWEN_SIZE=() LLAMA_SIZE=()
+    TRAIN=(--model tiny-random-llama --batch-size 2 --max-length 1024 --rounds 1 --heldout 0)
+    TRAIN10=(--every 2 --instep-every 2) TRAIN1=(--every 2 --instep-every 1)
     # generous per-step limits (a shared, loaded machine); the budget bounds the whole run
-    LIMITS=(env 120 tests 300 bench-qwen2 300 bench-llama 300)
+    LIMITS=(env 120 tests 300 bench-qwen2 300 bench-llama 300 train-instep10 120 train-instep1 120)
 else
-    : "${BUDGET:=480}"
+    : "${BUDGET:=560}"
     DEVICE=cuda TEST_DEVICE=cuda
     QWEN=(--model config:qwen2-1.5b) LLAMA=(--model config:llama-3.1-8b)
     COMMON=(--max-length 1024 --rounds 2 --batch-size 8 --check-layers 2)
     QWEN_SIZE=(--n 16 --naive-n 2 --naive-layers 4 --time-budget 25)
     # the naive method's full SVDs (4096x4096 on Llama) dominate: 1-2 examples, a few layers
     LLAMA_SIZE=(--n 8 --naive-n 1 --naive-layers 1 --time-budget 30)
-    LIMITS=(env 60 tests 150 bench-qwen2 150 bench-llama 240)  # ceilings; the budget decides
+    # full fine-tuning (AdamW, float32) of the Qwen2-1.5B shape: ~24 GB of weights and state
+    TRAIN=(--model config:qwen2-1.5b --batch-size 4 --max-length 1024 --rounds 1 --heldout 0)
+    TRAIN10=(--every 10 --instep-every 10) TRAIN1=(--every 5 --instep-every 1)
+    LIMITS=(env 60 tests 150 bench-qwen2 150 bench-llama 240 train-instep10 90 train-instep1 60)
 fi
 COMMON+=(--profile-on-miss always)
 [ -n "$TOKENIZER" ] && COMMON+=(--tokenizer "$TOKENIZER")
@@ -170,6 +177,20 @@ bench() {  # bench STEP ARGS...: both dtypes and both data files in one process
 }
 bench bench-qwen2 "${QWEN[@]}" "${QWEN_SIZE[@]}"
 bench bench-llama "${LLAMA[@]}" "${LLAMA_SIZE[@]}"
+
+train() {  # train STEP ARGS...: in-step spectra's share of fine-tuning, alternating rounds
+    local name=$1
+    shift
+    if [ "$ENV_OK" != ok ]; then skip_step "$name" "the env step failed"; return 0; fi
+    if [ ! -f "$DETAILED" ]; then skip_step "$name" "released data not found"; return 0; fi
+    mkdir -p "$RUN_DIR/train"
+    local tok=()
+    [ -n "$TOKENIZER" ] && tok=(--tokenizer "$TOKENIZER")
+    run_step "$name" "$PY" benchmarks/train_overhead.py "$@" "${TRAIN[@]}" "${tok[@]}" \
+        --device "$DEVICE" --data "$DETAILED" --out "$RUN_DIR/train/$name.json"
+}
+train train-instep10 "${TRAIN10[@]}"
+train train-instep1 "${TRAIN1[@]}"
 
 set +e
 timeout 60 "$PY" benchmarks/gpu_summary.py "$RUN_DIR" "$SIZE" 2>&1 | tee "$RUN_DIR/logs/summary.log"

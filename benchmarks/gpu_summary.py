@@ -1,8 +1,8 @@
 """The summary of benchmarks/gpu_check.sh: steps, measured runs, targets, projected grid time.
 
 Reads the step table the script wrote (``steps.tsv``), the test report (``tests.xml``)
-and each throughput JSON under ``runs/``; prints one table and writes ``summary.json``
-beside them. The projection of the paper's full grid (five base/instruct pairs, ~28,000
+and each throughput JSON under ``runs/`` and training JSON under ``train/``; prints one table
+and writes ``summary.json`` beside them. The projection of the paper's full grid (five base/instruct pairs, ~28,000
 examples each) scales lgkit's measured seconds per example of the nearest measured shape
 by parameter count (forward + backward cost grows about linearly with it) and averages
 the detailed- and none-CoT data sets (the grid's three CoT variants lie between them).
@@ -61,6 +61,25 @@ def read_runs(out: Path) -> list[dict]:
     return runs
 
 
+# in-step spectra's share of training (issue #28's goals on the CPU, kept for a GPU)
+TRAIN_GOALS = {"every 10th step": 0.03, "every step": 0.25}
+
+
+def read_train(out: Path) -> list[dict]:
+    """The in-step training runs: the share of training with its goal (met or not)."""
+    rows = []
+    for f in sorted((out / "train").glob("*.json")):
+        r = json.loads(f.read_text())
+        when = "every step" if r.get("instep_every") == 1 else "every 10th step"
+        share = r.get("overhead_share_median")
+        goal = TRAIN_GOALS[when]
+        rows.append({"file": f.name, "model": r.get("model"), "device": r.get("device"),
+                     "when": when, "every": r.get("every"), "instep_every": r.get("instep_every"),
+                     "step_seconds": r.get("step_seconds_median"), "share": share, "goal": goal,
+                     "met": None if share is None else share <= goal})  # fmt: skip
+    return rows
+
+
 def project(runs: list[dict], dtype: str) -> dict | None:
     """Hours for the grid on one GPU and on 8 (torchrun: ranks share nothing but the data)."""
     per_shape: dict[str, list[float]] = {}
@@ -117,6 +136,12 @@ def print_table(summary: dict) -> None:
               f"{lg.get('stats_s_per_example', float('nan')):10.3f} {_cell(tg.get('speedup_vs_naive'), '{:.1f}x'):>20s} "
               f"{_cell(tg.get('overhead_vs_bare'), '{:+.0%}'):>22s} {_cell(tg.get('memory_ratio_vs_bare'), '{:.2f}x'):>20s}"
               + ("" if r.get("complete", True) else "  (partial)"))  # fmt: skip
+    for t in summary["train"]:
+        share = "–" if t["share"] is None else f"{t['share']:+.1%}"
+        mark = "" if t["met"] is None else (" met" if t["met"] else " MISSED")
+        print(("REHEARSAL, NOT a result: " if rehearsal else "")
+              + f"in-step spectra {t['when']:15s} {t['model']} on {t['device']}: {share} of training "
+              f"(step {t['step_seconds']:.3f} s; goal <= {t['goal']:.0%}{mark})")  # fmt: skip
     for p in summary["projection"]:
         label = (
             "rehearsal projection (tiny CPU models, NOT a result)" if rehearsal else "projection"
@@ -140,6 +165,7 @@ def main(argv: list[str]) -> int:
         "all_steps_ok": all(s["status"] == "ok" for s in steps),
         "tests": read_tests(out),
         "runs": runs,
+        "train": read_train(out),
         "targets_met": sum(flags),
         "targets_total": len(flags),
         "projection": [p for d in ("bfloat16", "float32") if (p := project(runs, d))],

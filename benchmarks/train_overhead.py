@@ -21,6 +21,11 @@ Usage (from the repo root, on a quiet machine):
     .venv/bin/python benchmarks/train_overhead.py --instep-every 1 --every 5  # in-step, every step
     .venv/bin/python benchmarks/train_overhead.py --model tiny-random-llama --rounds 1 --every 2 \\
         --probe 2 --heldout 2 --steps-data 8 --out /tmp/ovh.json      # a check that it runs
+    .venv/bin/python benchmarks/train_overhead.py --model config:qwen2-1.5b --instep-every 10  # a GPU
+
+By default each round trains on the same ``every × batch-size`` records (one epoch per round,
+reshuffled), so that an on round and its off round see the same tokens and their difference
+is the callback's cost, not the data's.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from transformers import Trainer, TrainerCallback
 
 import lgkit
 from lgkit.formats.records import Example, read_examples
-from lgkit.models.load import load_model
+from lgkit.models.load import LoadedModel, load_model
+from lgkit.models.shapes import build_shape
 from lgkit.provenance import git_hash
 from lgkit.train.callback import SpectraCallback
 from lgkit.train.config import TrainConfig
@@ -110,10 +116,27 @@ def _spectra_seconds(cb: SpectraCallback, model: torch.nn.Module, repeats: int) 
     return out
 
 
+def _model(a: argparse.Namespace) -> LoadedModel:
+    """An lgkit model by name, or a random-weight ``config:`` shape with a real tokenizer."""
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not a.model.startswith("config:"):
+        return load_model(a.model, device=device)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throughput import benchmark_tokenizer  # the same tokenizer as the throughput runs
+
+    tok, _ = benchmark_tokenizer(a.tokenizer)
+    return build_shape(a.model.split(":", 1)[1], num_layers=a.num_layers, device=device,
+                       tokenizer=tok)  # fmt: skip
+
+
 def run(a: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
-    lm = load_model(a.model)
+    lm = _model(a)
     n_steps = 2 * a.rounds * a.every
+    if a.steps_data is None:  # every round: the same records, one epoch
+        a.steps_data = a.every * a.batch_size
     train = _records(a.data, a.steps_data)
     probe = _records(a.data, a.probe, offset=a.steps_data)
     held = _records(a.data, a.heldout, offset=a.steps_data + a.probe)
@@ -145,7 +168,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     return {
         "mode": f"in-step every {a.instep_every} step(s)" if a.instep_every else "probe",
         "instep_every": a.instep_every,
-        "model": a.model, "data": str(a.data or "released gsm8k detailed"), "probe_examples": len(probe),
+        "model": a.model, "device": str(next(lm.model.parameters()).device),
+        "steps_data": a.steps_data, "data": str(a.data or "released gsm8k detailed"), "probe_examples": len(probe),
         "heldout_examples": len(held), "every": a.every, "batch_size": a.batch_size,
         "rounds": a.rounds, "max_length": a.max_length, "n_targets": len(cb.targets),
         "round_seconds_off": [round(x, 3) for x in off], "round_seconds_on": [round(x, 3) for x in on],
@@ -171,13 +195,17 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="pairs of off/on rounds")
     p.add_argument("--probe", type=int, default=16, help="probe examples (the CLI's default)")
     p.add_argument("--heldout", type=int, default=16, help="held-out examples (0: none)")
-    p.add_argument("--steps-data", type=int, default=64, help="training records (cycled)")
+    p.add_argument("--steps-data", type=int, default=None,
+                   help="training records, cycled (default: every × batch size, one epoch a round)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--spectra-repeats", type=int, default=3)
     p.add_argument("--instep-every", type=int, default=0,
                    help="measure in-step instead of the probe: 1 every step of an on round, "
                    "K (= --every) its last step (0: the probe mode, default)")  # fmt: skip
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--tokenizer", default=None, help="saved tokenizer folder for config: models")
+    p.add_argument("--num-layers", type=int, default=None, help="truncate a config: model")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -34,8 +34,16 @@ def test_rehearsal_runs_every_step(tmp_path, shared_data):
     summary = json.loads((tmp_path / "gpu_check-tiny" / "summary.json").read_text())
     assert summary["rehearsal"] is True and summary["all_steps_ok"] is True
     assert [(s["name"], s["status"]) for s in summary["steps"]] == [
-        ("env", "ok"), ("tests", "ok"), ("bench-qwen2", "ok"), ("bench-llama", "ok")
+        ("env", "ok"), ("tests", "ok"), ("bench-qwen2", "ok"), ("bench-llama", "ok"),
+        ("train-instep10", "ok"), ("train-instep1", "ok"),
     ]  # fmt: skip
+    train = {t["file"]: t for t in summary["train"]}
+    assert set(train) == {"train-instep10.json", "train-instep1.json"}
+    assert train["train-instep1.json"]["when"] == "every step"
+    assert train["train-instep10.json"]["when"] == "every 10th step"
+    for t in train.values():  # a share was measured (tiny CPU models: its value means nothing)
+        assert t["share"] is not None and t["step_seconds"] > 0 and t["device"] == "cpu"
+    assert "in-step spectra every step" in r.stdout
     tests = summary["tests"]
     assert (
         tests["tests"] >= 12 and tests["passed"] == tests["tests"]
@@ -76,4 +84,4 @@ def test_without_cuda_the_check_says_so(tmp_path):
     assert r.returncode == 1
     steps = (tmp_path / "gpu_check-h200" / "steps.tsv").read_text().splitlines()
     assert steps[0].startswith("env\tfailed") and "CUDA" in steps[0]
-    assert all("\tskipped\t" in s for s in steps[1:]) and len(steps) == 4
+    assert all("\tskipped\t" in s for s in steps[1:]) and len(steps) == 6

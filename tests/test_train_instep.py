@@ -262,3 +262,39 @@ def test_instep_table_replaces_a_step_measured_again(tmp_path):
     assert df.set_index("sample_id").loc["a", "nuclear_norm"] == 2.0
     with pytest.raises(InputError, match="no in-step statistics"):
         load_instep(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("arch", ["tiny-random-gemma2", "tiny-random-llama-gqa"])
+def test_scale_read_on_a_few_loss_tokens_is_exact(arch, tmp_path, monkeypatch):
+    """The trainer's scale is read on FIT_TOKENS loss tokens per example: with 2 of them (fewer
+    than every example has; Gemma-style soft-capped logits included) the rows still equal
+    compute_stats on the pre-step weights."""
+    from lgkit.train import instep
+
+    monkeypatch.setattr(instep, "FIT_TOKENS", 2)
+    lm, exs, cb, shots = _trainer(arch, tmp_path, steps=1, batch=4, every=1, snap={1})
+    got = _named(load_instep(tmp_path / "spectra"), lm, exs)
+    assert (got["n_loss_tokens"] > 2).all()  # the subset is a strict one for every example
+    used = [e for e in exs if e.sample_id in set(got["sample_id"])]
+    ref = _reference(arch, shots.weights[1], used, tmp_path, "ref")
+    assert _compare(got, ref) == 4 * len(cb.targets)
+
+
+def test_a_loss_that_is_not_cross_entropy_is_refused_on_the_fitted_tokens():
+    """Label smoothing changes every token's gradient: the check on a few tokens sees it."""
+    from lgkit.train.instep import _fit_scale, fit_positions
+
+    torch.manual_seed(0)
+    logits = torch.randn(40, 11, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 11, (40,))
+    for smoothing, refused in ((0.0, False), (0.1, True)):
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+        (g,) = torch.autograd.grad(loss, logits)
+        fit = fit_positions(40, 4)
+        r = torch.softmax(logits.detach()[fit], dim=-1)
+        r[torch.arange(len(fit)), labels[fit]] -= 1.0
+        if refused:
+            with pytest.raises(InputError, match="not a token-weighted cross-entropy"):
+                _fit_scale(g[fit], r, False, "logits")
+        else:
+            assert _fit_scale(g[fit], r, False, "logits") == pytest.approx(1 / 40, rel=1e-9)

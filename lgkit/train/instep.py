@@ -11,8 +11,9 @@ removed when the step ends; nothing is kept past it):
   logits): in the backward the logits' gradient is ``c_b (softmax − onehot)`` on
   every loss token of example ``b``, whatever normalisation the trainer used
   (``num_items_in_batch``, gradient accumulation, world size, a loss scaler). ``c_b`` is
-  read from it by least squares (a residual check refuses losses that are not a
-  token-weighted cross-entropy, e.g. label smoothing);
+  read from it by least squares on up to :data:`FIT_TOKENS` evenly spaced loss tokens
+  (a residual check there refuses losses that are not a token-weighted cross-entropy,
+  e.g. label smoothing);
 * the engine's :class:`lgkit.engine.capture.GradientCapture` hands each projection's X
   and D to the engine's :class:`lgkit.engine.batch.BatchStats`, with D rescaled by
   ``1 / (c_b n_b)`` (``n_b`` loss tokens): the gradient of the example's own mean loss,
@@ -67,6 +68,27 @@ def _autocast(device_type: str) -> bool:
         return bool(torch.is_autocast_enabled(device_type))
     except (TypeError, RuntimeError):  # older torch: no device argument
         return bool(torch.is_autocast_enabled())
+
+
+FIT_TOKENS = 32
+"""Loss tokens per example the trainer's scale ``c_b`` is read from (and checked on)."""
+
+
+def fit_positions(n: int, k: int | None = None) -> torch.Tensor:
+    """Up to ``k`` evenly spaced indices of ``n`` loss tokens (first and last included).
+
+    The logits' gradient is ``c_b (softmax − onehot)`` on *every* loss token of example
+    ``b``, so ``c_b`` is read (and the loss's form checked) on a few of them: a softmax
+    over the vocabulary for every token cost more than the spectra themselves.
+
+    Example:
+        >>> fit_positions(3).tolist(), fit_positions(100, 4).tolist(), fit_positions(0).tolist()
+        ([0, 1, 2], [0, 33, 66, 99], [])
+    """
+    k = FIT_TOKENS if k is None else k
+    if n <= k:
+        return torch.arange(n)
+    return torch.linspace(0, n - 1, k).round().long().unique()
 
 
 def _fit_scale(g: torch.Tensor, r: torch.Tensor, low: bool, where: str) -> float:
@@ -250,7 +272,8 @@ class InStep:
                 lg = logits[b, p.to(logits.device)].detach().float()
                 if self._softcap:
                     lg = torch.tanh(lg / self._softcap) * self._softcap
-                mb.logits.append(lg)
+                fit = fit_positions(len(p)).to(lg.device)
+                mb.logits.append(lg[fit])  # only the rows the scale is read from
                 if len(p):
                     lab = mb.labels[b].to(lg.device)
                     mb.losses.append(float(torch.nn.functional.cross_entropy(lg, lab)))
@@ -268,12 +291,13 @@ class InStep:
                 if not len(p):
                     cs.append(None)  # no loss token: the example's gradient is zero
                     continue
-                gb = g[b, p.to(g.device)].double()
+                fit = fit_positions(len(p))
+                gb = g[b, p[fit].to(g.device)].double()
                 if self._softcap:  # gradient w.r.t. the capped logits: undo d tanh
                     t = mb.logits[b].double() / self._softcap
                     gb = gb / (1.0 - t * t).clamp_min(1e-12)
                 r = torch.softmax(mb.logits[b].double(), dim=-1)
-                r[torch.arange(len(p)), mb.labels[b].to(r.device)] -= 1.0
+                r[torch.arange(len(fit)), mb.labels[b][fit].to(r.device)] -= 1.0
                 cs.append(_fit_scale(gb, r, low, "logits"))
             mb.logits = []  # not kept past the backward
             self._start_stats(mb, cs)
@@ -318,13 +342,16 @@ class InStep:
                     z = torch.tanh(z / self._softcap) * self._softcap
                 lab = mb.labels[b].to(z.device)
                 mb.losses.append(float(torch.nn.functional.cross_entropy(z, lab)))
+                fit = fit_positions(len(p)).to(z.device)
+                z = z[fit]
                 r = torch.softmax(z.double(), dim=-1)
-                r[torch.arange(len(p)), lab] -= 1.0
+                r[torch.arange(len(fit)), lab[fit]] -= 1.0
                 if self._softcap:
                     t = z.double() / self._softcap
                     r = r * (1.0 - t * t)
                 rh = (r.float() @ W.float()).double()
-                cs.append(_fit_scale(g[b, p.to(g.device)].double(), rh, low, "hidden state"))
+                gh = g[b, p[fit.cpu()].to(g.device)].double()
+                cs.append(_fit_scale(gh, rh, low, "hidden state"))
             mb.hidden = []
             self._start_stats(mb, cs)
         self.seconds += time.perf_counter() - t0
