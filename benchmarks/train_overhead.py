@@ -1,7 +1,7 @@
 """Cost of :class:`lgkit.train.SpectraCallback` as a share of training, in one process.
 
 One ``transformers.Trainer`` runs ``2 × rounds`` rounds of ``every`` optimizer steps on
-the same model and data. Rounds alternate: in an *off* round the callback does nothing;
+the same model and data, after one untimed warm-up round. Rounds alternate: in an *off* round the callback does nothing;
 in an *on* round it measures at the round's last step (the probe through the engine,
 the ΔW spectra of every projection, the held-out answer loss), exactly as with
 ``SpectraCallback(every=every)``. The overhead is (on round − off round) / off round, the
@@ -74,8 +74,12 @@ class Toggled(TrainerCallback):
         self.rounds: list[tuple[bool, float]] = []
         self._t0 = 0.0
 
-    def _on(self, step: int) -> bool:  # round k covers steps k*every+1 .. (k+1)*every
-        return ((step - 1) // self.every) % 2 == 1
+    def _round(self, step: int) -> int:  # round k covers steps k*every+1 .. (k+1)*every
+        return (step - 1) // self.every
+
+    def _on(self, step: int) -> bool:  # round 0 warms up (off, not timed); then off, on, ...
+        k = self._round(step)
+        return k > 0 and k % 2 == 0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.inner.on_train_begin(args, state, control, **kw)  # W_0, targets, step 0 (untimed)
@@ -90,7 +94,7 @@ class Toggled(TrainerCallback):
         step = state.global_step
         if self._on(step):
             self.inner.on_step_end(args, state, control, **kw)
-        if step % self.every == 0:
+        if step % self.every == 0 and self._round(step) > 0:
             self.rounds.append((self._on(step), time.perf_counter() - self._t0))
 
 
@@ -134,7 +138,7 @@ def _model(a: argparse.Namespace) -> LoadedModel:
 def run(a: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     lm = _model(a)
-    n_steps = 2 * a.rounds * a.every
+    n_steps = (2 * a.rounds + 1) * a.every  # a warm-up round first
     if a.steps_data is None:  # every round: the same records, one epoch
         a.steps_data = a.every * a.batch_size
     train = _records(a.data, a.steps_data)
