@@ -1,0 +1,77 @@
+"""Rows a referee's audit of a default run flagged (issue 27): one training run per arm and the
+seeds the update rows need (07), non-inferiority rows that cannot decide (04, 05), 05's pair
+claims in the primary family, the "alike" margin against the data's own null variation
+(02/03), no random twin for the length baseline and matched rows naming their matching (08),
+the adjustment each notebook uses (index.html, the notebooks' count lines and "What this
+shows"), answer-only rows with fewer questions (06) and 02/03's headline rows under √T and sum.
+Planted tables and records: fast."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from test_findings_rows import table
+
+from lgkit import analysis as A
+from lgkit import series as S
+from lgkit.analysis import inference as I
+
+# --------------------------------------------------------------------------- 04 / 05
+
+
+def test_non_inferiority_that_cannot_decide_says_so_with_the_narrowest_margin():
+    # 04's RD row of the run: 98.3% CI [0.0723, 9.75] against the margin 1.5
+    f = A.Finding("c", "RD ratio", 0.84, 0.0723, 9.75, 0.5, kind="equivalence",
+                  margin=(0.0, 1.5), n_questions=12)  # fmt: skip
+    g = A.decide([f])[0]
+    assert g.verdict == "inconclusive"
+    assert g.verdict_text.startswith("inconclusive: no verdict possible at this size")
+    m = re.search(r"could establish is a ratio below ([0-9.]+)", g.verdict_text)
+    hw = (math.log(9.75) - math.log(0.0723)) / 2
+    assert m and float(m.group(1)) == pytest.approx(math.exp(hw), rel=1e-2)  # about 11.6
+    # a narrow interval could decide: no such text
+    ok = A.decide([A.Finding("c", "s", 1.0, 0.8, 1.6, 0.5, kind="equivalence",
+                             margin=(0.0, 1.5), n_questions=12)])[0]  # fmt: skip
+    assert "no verdict possible" not in ok.verdict_text
+    # a lower one-sided margin and a difference scale (null 0) too
+    lo = A.Finding("c", "s", 0.0, -2.0, 2.0, 0.5, kind="equivalence", margin=(-1.0, math.inf),
+                   null=0.0, n_questions=12)  # fmt: skip
+    text = A.cannot_decide(lo)
+    assert "could establish is a difference above -2" in text, text
+    assert A.cannot_decide(replace(lo, ci_low=-0.5, ci_high=0.5)) == ""
+
+
+def test_pair_claims_are_the_primary_family_adjusted_yet_never_decided():
+    from lgkit.series import pair_findings
+
+    base, inst = "gemma3-270m", "smollm2-135m-instruct"
+    two = pd.concat([table(detailed=0.9, model=base, noise=0.6, seed=4),
+                     table(detailed=0.4, seed=1, model=inst, noise=0.6)], ignore_index=True)  # fmt: skip
+    fs = S.finalize(pair_findings(two, base, inst, n_boot=200), two, [base, inst])
+    pair = [f for f in fs if f.confounded]
+    assert len(pair) == 3
+    holm = I.holm([f.p for f in pair])
+    for f, h in zip(pair, holm, strict=True):
+        assert f.family == A.PRIMARY and f.adjust == "Holm"
+        assert f.p_adj == pytest.approx(h) and f.p_adj >= f.p
+        assert f.ci_level == pytest.approx(1 - 0.05 / 3)
+        assert f.verdict == "inconclusive"
+        assert f.verdict_text.startswith("inconclusive: confounded (gemma3_text vs llama: ")
+        assert "primary claim: 98.3% CI (Bonferroni over the 3 primary claims)" in f.verdict_text
+    # the RD non-inferiority row could not decide at this size even without the confound
+    rd = next(f for f in pair if f.kind == "equivalence")
+    assert "even without the confound, no verdict possible at this size" in rd.verdict_text
+    assert "narrowest margin 12 questions could establish is a ratio below" in rd.verdict_text
+    # per-model rows stay exploratory and unadjusted
+    rest = [f for f in fs if not f.confounded]
+    assert rest and all(f.family == A.EXPLORATORY and f.adjust == "none" for f in rest)
+    # a confounded comparison that is itself invalid (identical groups) says both, unadjusted
+    same = pd.concat([table(model=base), table(model=inst)], ignore_index=True)
+    bad = [f for f in S.finalize(pair_findings(same, base, inst, n_boot=100), same, [base, inst])
+           if f.confounded and "the comparison itself is invalid" in f.verdict_text]  # fmt: skip
+    assert bad and all(f.verdict == "inconclusive" and f.adjust == "" for f in bad)
+    assert not any("primary claim" in f.verdict_text for f in bad)
