@@ -11,14 +11,72 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from test_findings_rows import table
+from test_train_findings import _instep, _tables
 
 from lgkit import analysis as A
 from lgkit import series as S
 from lgkit.analysis import inference as I
+
+# --------------------------------------------------------------------------- 07
+
+
+def test_rows_of_one_training_run_per_arm_say_their_interval_is_questions_only():
+    from lgkit.series.training import ONE_RUN_NOTE, instep_findings, training_findings
+
+    t = _instep(0.5)
+    ins = t["instep"]
+    t["instep"] = pd.concat([ins, ins[ins["arm"] == "slow"].assign(arm="slow_answer")])
+    fs = A.decide(instep_findings(t, n_boot=200))
+    assert len(fs) == 10  # level, MAD, early, late, change per other arm
+    primary = [f for f in fs if f.family == A.PRIMARY]
+    assert len(primary) == 2 and all(f.verdict == "supported" for f in primary)
+    for f in fs:  # primary and exploratory alike
+        assert ONE_RUN_NOTE in f.verdict_text, (f.claim, f.verdict_text)
+    assert "question-to-question variance only" in ONE_RUN_NOTE
+    assert "one training run per arm" in ONE_RUN_NOTE
+    # probe rows of one seed say it too; with two seeds per arm the note is not given
+    probe = [f for f in A.decide(training_findings(_tables(1), n_boot=200)) if "probe" in f.claim]
+    assert probe and all(ONE_RUN_NOTE in f.verdict_text for f in probe)
+    two = pd.concat([_instep(0.5)["instep"], _instep(0.5)["instep"].assign(seed=1)])
+    fs2 = A.decide(instep_findings({"instep": two}, n_boot=200))
+    assert fs2 and not any(ONE_RUN_NOTE in f.verdict_text for f in fs2)
+
+
+def test_update_rows_need_the_seeds_their_exact_test_can_decide_with():
+    import yaml
+
+    from lgkit.series.training import MIN_SEEDS, min_seeds, training_findings
+
+    # derived from the test: the fewest k with 2 / 2^k below 0.05
+    assert MIN_SEEDS == min_seeds() == 6
+    assert I.min_p(MIN_SEEDS) < 0.05 <= I.min_p(MIN_SEEDS - 1)
+    assert min_seeds(0.01) == 8
+    for k in (1, 3, 5):
+        fs = {f.claim: f for f in A.decide(training_findings(_tables(k), n_boot=200))}
+        f = fs["[adamw] Fast-arm updates are larger than the slow arm's"]
+        assert f.verdict == "inconclusive"
+        assert f.verdict_text.startswith(
+            f"inconclusive: {k} seed(s) per arm: no verdict possible at this size"
+        ), f.verdict_text
+        assert "needs at least 6 seeds per arm" in f.verdict_text
+        assert f"smallest p attainable with {k} seeds is {I.min_p(k):.3g}" in f.verdict_text
+    # the caveat says what the full profile runs, and that it cannot decide either
+    root = Path(__file__).resolve().parents[1]
+    full = yaml.safe_load((root / "params" / "07_training_dynamics.full.yaml").read_text())
+    k_full = len([s for s in str(full["seeds"]).split(",") if s.strip()])
+    assert f"the full profile runs {k_full} seeds per arm" in f.caveats
+    assert ("still too few" in f.caveats) == (k_full < MIN_SEEDS)
+    assert "runs 3 seeds" not in f.caveats or k_full == 3
+    # at the derived size the rows can decide
+    fs = {f.claim: f for f in A.decide(training_findings(_tables(MIN_SEEDS), n_boot=200))}
+    f = fs["[adamw] Fast-arm updates are larger than the slow arm's"]
+    assert f.n_questions == 6 and f.verdict == "supported", f.verdict_text
+
 
 # --------------------------------------------------------------------------- 04 / 05
 
