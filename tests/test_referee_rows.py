@@ -8,11 +8,13 @@ Planted tables and records: fast."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_findings_rows import table
@@ -133,3 +135,44 @@ def test_pair_claims_are_the_primary_family_adjusted_yet_never_decided():
            if f.confounded and "the comparison itself is invalid" in f.verdict_text]  # fmt: skip
     assert bad and all(f.verdict == "inconclusive" and f.adjust == "" for f in bad)
     assert not any("primary claim" in f.verdict_text for f in bad)
+
+
+# --------------------------------------------------------------------------- 02 / 03 alike
+
+
+def test_swap_quantile_by_hand():
+    a = np.array([1.0, 2.0, 4.0]).reshape(3, 1, 1, 1)
+    b = np.array([1.5, 1.0, 5.0]).reshape(3, 1, 1, 1)
+    s = I.Sides(a, b, True, list("xyz"), list("xyz"), ["q"], [0])
+
+    def stat(x, y):
+        return np.log(I.level(y[..., 0, :, :]) / I.level(x[..., 0, :, :]))
+
+    vals = []
+    for flips in itertools.product((0, 1), repeat=3):
+        x = np.where(np.array(flips)[:, None, None, None] == 1, b, a)
+        y = np.where(np.array(flips)[:, None, None, None] == 1, a, b)
+        vals.append(abs(float(stat(x.mean(0), y.mean(0)))))
+    assert I.swap_quantile(s, stat, 0.5) == pytest.approx(np.quantile(vals, 0.5))
+    assert I.swap_quantile(s, stat, 0.95) == pytest.approx(np.quantile(vals, 0.95))
+
+
+def test_alike_margin_is_justified_by_the_data_and_each_row_names_its_statistic():
+    t = table(noise=0.1, seed=2)
+    fs = S.finalize(A.claim_correct_vs_irrelevant(t, n_boot=200), t, ["m"])
+    alike = {f.statistic.split(" ratio")[0]: f for f in fs if f.kind == "equivalence"}
+    assert set(alike) == {"mean-curve level", "MAD (all layers)"}
+    for name, word, wrong in (("mean-curve level", "level", "MAD"), ("MAD (all layers)", "MAD", "level")):  # fmt: skip
+        f = alike[name]
+        note = f.margin_note
+        assert note.startswith(f"margin ±10%: the irrelevant responses' {word} within a factor 1.1")
+        assert f"responses' {wrong}" not in note and "(MAD)" not in note
+        m = re.search(r"give a \S+ ratio within a factor ([0-9.]+) in 95% of swaps, so the margin "
+                      r"is ([0-9.]+)x that noise", note)  # fmt: skip
+        assert m, note
+        assert note in f.caveats and "margin: " + note in f.rule  # shown in the row
+        # the numbers are the swap null's, recomputed
+        sides = f.recipe.sides
+        q = I.swap_quantile(sides, f.recipe.stat)
+        assert float(m.group(1)) == pytest.approx(math.exp(q), rel=1e-2)
+        assert float(m.group(2)) == pytest.approx(math.log(1.1) / q, rel=5e-2)
