@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_findings_rows import table
+from test_score_quality import SCORES, _examples
 from test_train_findings import _instep, _tables
 
 from lgkit import analysis as A
@@ -176,3 +177,38 @@ def test_alike_margin_is_justified_by_the_data_and_each_row_names_its_statistic(
         q = I.swap_quantile(sides, f.recipe.stat)
         assert float(m.group(1)) == pytest.approx(math.exp(q), rel=1e-2)
         assert float(m.group(2)) == pytest.approx(math.log(1.1) / q, rel=5e-2)
+
+
+# --------------------------------------------------------------------------- 08
+
+
+def test_length_baseline_has_no_twin_and_matched_rows_name_their_matching():
+    from lgkit.series.quality import NO_TWIN_LENGTH, auroc_findings, auroc_table, decide
+
+    ex = _examples()
+    ex.loc[ex.cot == "detailed", "loss"] += 5.0  # no loss-matched pair across CoT levels
+    t = auroc_table(ex, SCORES)
+    twin_ex = _examples(seed=7, er_shift=0.0)
+    fs = decide(auroc_findings(t), auroc_findings(auroc_table(twin_ex, SCORES)))
+    length = [f for f in fs if f.claim.startswith("[baseline] The better response is longer")]
+    assert len(length) == 4  # as it is and loss-matched, both contrasts
+    for f in length:
+        assert f.control == NO_TWIN_LENGTH, f.control
+        assert "random initialisation" not in f.verdict_text
+    loss = [f for f in fs if f.claim.startswith("[baseline] The better response has lower loss")]
+    assert any(f.control.startswith("random twin: ") for f in loss)  # the loss keeps its twin
+    # the loss-matched rows of the length-confounded contrast name their own matching first
+    for score in ("higher effective rank", "lower nuclear norm"):
+        f = next(g for g in fs if g.claim == f"Better data has {score}: detailed vs none CoT "
+                 "(correct), loss-matched")  # fmt: skip
+        row = t[(t.contrast == "detailed_vs_none") & (t.adjust == "loss")].iloc[0]
+        assert row.n_units == 0
+        assert f.verdict_text.startswith(
+            "invalid: 0 loss-matched pairs (< 3); confounded by length"
+        )
+        assert f.verdict_text.split(";")[0].count("length-matched") == 0
+    # families and adjustments: Bonferroni for 08's primary family, none for the rest
+    prim = [f for f in fs if f.family == A.PRIMARY and f.verdict != "invalid"]
+    assert prim and all(f.adjust == "Bonferroni" for f in prim)
+    expl = [f for f in fs if f.family == A.EXPLORATORY and f.verdict != "invalid"]
+    assert expl and all(f.adjust == "none" and f.p_adj == f.p for f in expl)
