@@ -212,3 +212,65 @@ def test_length_baseline_has_no_twin_and_matched_rows_name_their_matching():
     assert prim and all(f.adjust == "Bonferroni" for f in prim)
     expl = [f for f in fs if f.family == A.EXPLORATORY and f.verdict != "invalid"]
     assert expl and all(f.adjust == "none" and f.p_adj == f.p for f in expl)
+
+
+# --------------------------------------------------------------------------- index / notebooks
+
+
+def _rec(claim: str, verdict: str, family: str, adjust: str, text: str = "") -> dict:
+    return {"claim": claim, "statistic": "s", "verdict": verdict, "verdict_text": text or verdict,
+            "estimate": 0.5, "ci_low": 0.4, "ci_high": 0.6, "p": 0.01, "p_adj": 0.02,
+            "n_questions": 12, "rule": "R", "family": family, "adjust": adjust,
+            "ci_level": 0.95}  # fmt: skip
+
+
+def test_index_says_which_adjustment_each_notebook_uses(tmp_path):
+    import json
+
+    from lgkit.series import report
+
+    run = tmp_path / "run"
+    planted = {
+        "02_math": [_rec("a", "supported", "primary", "Holm")],
+        "05_base_vs_instruct": [_rec("b", "inconclusive", "primary", "Holm")],
+        "06_length_controls": [_rec("c", "supported", "exploratory", "none")],
+        "08_data_quality": [
+            _rec("d", "supported", "primary", "Bonferroni"),
+            _rec("e", "supported", "exploratory", "none"),
+        ],  # fmt: skip
+    }
+    for nb, recs in planted.items():
+        (run / nb).mkdir(parents=True)
+        (run / nb / "metrics.json").write_text(json.dumps({"findings": recs}))
+    page = report.write_index(run).read_text()
+    top = page[: page.index("<h2>Status</h2>")]
+    assert "Holm-adjusted within each notebook" not in page
+    assert "Holm: 02, 05; Bonferroni: 08; 06: exploratory rows only" in top
+    # a notebook's own count line says its own adjustment
+    h = S.findings_html(planted["08_data_quality"])
+    assert "the paper&#x27;s claims Bonferroni-adjusted" in h and "Holm" not in h.split("</p>")[0]
+    # records written before ``adjust`` was kept: read from family and rule
+    old = [{"verdict": "supported", "family": "primary", "rule": "primary family (3 rows): "
+            "Bonferroni, p_adj = 3 p; ..."}]  # fmt: skip
+    assert S.adjustment_text(old).startswith("the paper's claims Bonferroni-adjusted")
+
+
+def test_what_this_shows_is_true_to_each_rows_family_and_reason():
+    recs = [
+        _rec("primary claim", "supported", "primary", "Holm"),
+        _rec("a breakdown", "supported", "exploratory", "none"),
+        _rec("too small", "inconclusive", "exploratory", "none",
+             "inconclusive: no verdict possible at this size: the smallest possible p (0.125)"),
+        _rec("could decide", "inconclusive", "primary", "Holm"),
+        _rec("pair", "inconclusive", "primary", "Holm", "inconclusive: confounded (x): not decided"),
+    ]  # fmt: skip
+    text = S.what_this_shows(recs)
+    assert "the data cannot tell at this sample size" not in text
+    prim = text.index("**Supported**, the paper's claims (Holm-adjusted p < 0.05")
+    expl = text.index("**Supported**, exploratory rows (unadjusted p < 0.05")
+    assert text.index("- primary claim:") > prim and text.index("- primary claim:") < expl
+    assert text.index("- a breakdown:") > expl
+    assert "- a breakdown: estimate 0.5 [0.4, 0.6], p 0.02" in text
+    inc = text[text.index("**Inconclusive** (3)") :].split("\n")[0]
+    assert "1 confounded" in inc and "1 cannot decide at this sample size" in inc
+    assert "1 could have decided at this size" in inc
