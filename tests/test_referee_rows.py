@@ -67,7 +67,8 @@ def test_update_rows_need_the_seeds_their_exact_test_can_decide_with():
             f"inconclusive: {k} seed(s) per arm: no verdict possible at this size"
         ), f.verdict_text
         assert "needs at least 6 seeds per arm" in f.verdict_text
-        assert f"smallest p attainable with {k} seeds is {I.min_p(k):.3g}" in f.verdict_text
+        seeds = "seed" if k == 1 else "seeds"
+        assert f"smallest p attainable with {k} {seeds} is {I.min_p(k):.3g}" in f.verdict_text
     # the caveat says what the full profile runs, and that it cannot decide either
     root = Path(__file__).resolve().parents[1]
     full = yaml.safe_load((root / "params" / "07_training_dynamics.full.yaml").read_text())

@@ -373,7 +373,7 @@ def alike_margin_note(m: float, sides: I.Sides, stat: I.Stat, word: str, seed: i
         return text
     k = math.log(1 + m) / q
     times = f"{k:.2g}" if k < 10 else f"{k:.0f}"
-    tail = "" if k >= 1 else ": narrower than that noise, so it cannot be established at this size"
+    tail = "" if k >= 1 else ": the margin is narrower than the noise at this size"
     return (
         f"{text}; against the data's own null variation: correct and irrelevant swapped "
         f"within random subsets of the {len(sides.a)} questions give a {word} ratio within a "

@@ -402,7 +402,8 @@ def seeds_note(n: int, alpha: float = I.ALPHA) -> str:
     return (
         f"{n} seed(s) per arm: no verdict possible at this size: the exact sign-flip test over "
         f"seeds needs at least {min_seeds(alpha)} seeds per arm to reach p < {alpha:g} (the "
-        f"smallest p attainable with {n} seeds is {I.min_p(max(n, 1), True):.3g})"
+        f"smallest p attainable with {n} seed{'s' if n != 1 else ''} is "
+        f"{I.min_p(max(n, 1), True):.3g})"
     )
 
 
