@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_findings_rows import table
+from test_findings_rows import by_stat, table
 from test_score_quality import SCORES, _examples
 from test_train_findings import _instep, _tables
 
 from lgkit import analysis as A
 from lgkit import series as S
 from lgkit.analysis import inference as I
+from lgkit.formats.records import Example
+from lgkit.series.findings import HEADLINE_STATISTICS
 
 # --------------------------------------------------------------------------- 07
 
@@ -275,3 +277,73 @@ def test_what_this_shows_is_true_to_each_rows_family_and_reason():
     inc = text[text.index("**Inconclusive** (3)") :].split("\n")[0]
     assert "1 confounded" in inc and "1 cannot decide at this sample size" in inc
     assert "1 could have decided at this size" in inc
+
+
+# --------------------------------------------------------------------------- 06
+
+
+def test_answer_only_rows_say_why_they_have_fewer_questions():
+    ok = Example("q?", "", "So the answer is yes.", meta={"answer": "yes"})
+    lost = Example("q?", "", "It could indeed have been eaten.", meta={"answer": "yes"})
+    assert S.missing_answer_spans([ok, ok]) == ""
+    note = S.missing_answer_spans([ok, lost, lost])
+    assert note == ("2 of 3 records without a final-answer span (the answer ('yes') is not in "
+                    "the response text)")  # fmt: skip
+    df = A.synthetic_stats(n_samples=6, n_layers=4, datasets=("gsm8k",))
+    df.attrs["partial_files"] = {"strategyqa__detailed__correct": note}
+    fs = S.answer_claims(df, n_boot=50)
+    assert fs and all(f"strategyqa__detailed__correct: {note}" in f.caveats for f in fs)
+    assert all("left out of the paired comparison" in f.caveats for f in fs)
+    df.attrs["partial_files"] = {}
+    assert not any("final-answer span" in f.caveats for f in S.answer_claims(df, n_boot=50))
+
+
+@pytest.mark.slow
+def test_answer_stats_count_the_records_without_an_answer_span(tmp_path):
+    """06 with 4 examples, 2 of the commonsense detailed responses without their answer: the
+    file stays, the 2 are counted with their reason, and every answer-only row says so."""
+    from lgkit.data.profile import build_profile
+    from lgkit.formats.records import write_examples
+
+    files = build_profile("smoke", tmp_path, n_per_variant=4, seed=0)
+    for f in files:
+        if f.family == "commonsense" and f.cot == "detailed" and f.correct:
+            exs = f.read()
+            exs[:2] = [replace(e, output="A long story without the final word.") for e in exs[:2]]
+            write_examples(f.path, exs)
+            name = f.name
+    config = S.grad_config(2304, "q,o", n_per_variant=4)
+    df = S.answer_stats(tmp_path / "data", "commonsense", "tiny-random-llama", config,
+                        tmp_path / "cache", tmp_path / "ans", progress=False)  # fmt: skip
+    assert not df.attrs["failed_files"]
+    note = df.attrs["partial_files"][name]
+    assert note.startswith("2 of 4 records without a final-answer span (the answer (")
+    fs = S.answer_claims(df, n_boot=50)
+    assert fs and all(f"{name}: {note}" in f.caveats for f in fs)
+    assert all(f.n_questions == 2 for f in fs)  # the 2 questions with both responses
+
+
+# --------------------------------------------------------------------------- 02 / 03 headline
+
+
+def test_headline_rows_carry_the_same_claim_under_sqrt_and_sum():
+    from lgkit.series.controls import length_claims
+
+    t = table(detailed=0.5, noise=0.1)
+    own = S.finalize(S.reasoning_claims(t, n_boot=200), t, ["m"])
+    fs = S.headline_length_controls(own, t, n_boot=200)
+    six = S.finalize([S.tag(f, "math") for f in length_claims(t, n_boot=200)], t, ["m"])
+    ctl = S.control_verdicts(six, "math")  # what 06 reports for the same claims
+    heads = [f for f in fs if f.statistic in HEADLINE_STATISTICS]
+    assert len(heads) == 3
+    for f in heads:
+        line = f.control.split("; ")[-1]
+        assert line.startswith("same claim under 06's length controls")
+        for key, name in (("sqrt", "loss ÷ √T"), ("sum", "summed loss")):
+            assert f"{name}: {ctl[f.statistic][key]['verdict']} (" in line, (line, ctl)
+        assert line.endswith("answer-only loss: notebook 06")
+    others = [
+        (g, f) for g, f in zip(own, fs, strict=True) if f.statistic not in HEADLINE_STATISTICS
+    ]
+    assert others and all(g.control == f.control for g, f in others)  # only the headline rows
+    assert by_stat(fs, "mean-curve level").verdict == by_stat(own, "mean-curve level").verdict
