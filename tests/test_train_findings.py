@@ -45,12 +45,14 @@ def test_update_rows_decided_with_enough_seeds():
     assert not any("answer-only" in c for c in fs)  # that arm was not run: no claim
 
 
-def test_update_rows_inconclusive_below_three_seeds():
+def test_update_rows_inconclusive_below_six_seeds():
     fs = _by_claim(A.decide(training_findings(_tables(2), n_boot=200)))
     f = fs["[adamw] Fast-arm updates are larger than the slow arm's"]
     assert f.verdict == "inconclusive" and "2 seed(s)" in f.caveats
     # the reason leads the verdict's own text (what a reader sees in the row)
-    assert f.verdict_text.startswith("inconclusive: 2 seed(s) per arm (< 3)"), f.verdict_text
+    assert f.verdict_text.startswith(
+        "inconclusive: 2 seed(s) per arm: no verdict possible at this size"
+    ), f.verdict_text
     assert (
         fs[
             "[adamw] After fast-arm training the probe gradients are larger than after the slow arm's"

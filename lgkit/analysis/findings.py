@@ -37,7 +37,10 @@ NO_TRAINED_EFFECT = "learned vs init: not applicable (no trained effect)"
 COLUMNS = [
     "claim", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_questions",
     "verdict", "verdict_text", "rule", "caveats", "control", "detail", "family", "ci_level",
+    "adjust",
 ]  # fmt: skip
+ADJUSTMENTS = ("Holm", "Bonferroni", "none")
+"""How a decided row's ``p_adj`` was adjusted (:attr:`Finding.adjust`)."""
 
 
 @dataclass
@@ -74,6 +77,9 @@ class Finding:
         se, dof: the decision interval's SE and degrees of freedom on the statistic's
             (log) scale, to show it at another level (internal).
         confounded: why the comparison is confounded (never decided; "" when not).
+        adjust: how ``p_adj`` was adjusted (:data:`ADJUSTMENTS`): "Holm" (a primary row of
+            :func:`decide`), "Bonferroni" (08's primary family), "none" (exploratory,
+            twin and learned rows: ``p_adj = p``); "" before a decision and for invalid rows.
 
     Example:
         >>> Finding("Detailed CoT is flatter", "MAD ratio", 0.5, 0.4, 0.6, 0.01).supported
@@ -107,6 +113,7 @@ class Finding:
     se: float = float("nan")
     dof: float = float("nan")
     confounded: str = ""
+    adjust: str = ""
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -425,9 +432,12 @@ def cannot_decide(f: Finding, m: int = 1, alpha: float = I.ALPHA) -> str:
 
     Equivalence with a two-sided margin: the interval's half-width is at least the
     margin's (even an estimate of exactly no difference would not fit inside); the
-    narrowest margin this size could establish is the half-width. Difference claims:
-    the smallest p the permutation test can give, times the ``m`` claims of a Holm
-    family, is not below ``alpha``.
+    narrowest margin this size could establish is the half-width. Non-inferiority (a
+    one-sided margin, the other bound open): even an estimate of exactly no difference
+    would put the interval's bound on the margin's side at or beyond the margin; the
+    narrowest margin this size could establish is no difference plus (minus) the
+    half-width. Difference claims: the smallest p the permutation test can give, times
+    the ``m`` claims of a Holm family, is not below ``alpha``.
 
     Example:
         >>> eq = Finding("c", estimate=1.0, ci_low=0.74, ci_high=1.35, p=0.4,
@@ -436,26 +446,14 @@ def cannot_decide(f: Finding, m: int = 1, alpha: float = I.ALPHA) -> str:
         ' the narrowest margin 12 questions could establish is a ratio within [0.74, 1.35]'
         >>> cannot_decide(replace(eq, margin=(0.5, 2.0)))
         ''
+        >>> ni = replace(eq, ci_low=0.0723, ci_high=9.75, margin=(0.0, 1.5))
+        >>> cannot_decide(ni).split("; ")[1]
+        'the narrowest margin 12 questions could establish is a ratio below 11.6'
+        >>> cannot_decide(replace(ni, ci_low=0.9, ci_high=1.2))
+        ''
     """
     if f.kind == "equivalence":
-        lo, hi = f.margin
-        if not (_ok(f.ci_low) and _ok(f.ci_high)) or not (math.isfinite(hi) and lo > -math.inf):
-            return ""
-        log = f.null == 1.0
-        if log and (lo <= 0 or f.ci_low <= 0):
-            return ""
-        tr = math.log if log else (lambda v: v)
-        hw, mw = (tr(f.ci_high) - tr(f.ci_low)) / 2, (tr(hi) - tr(lo)) / 2
-        if hw < mw:
-            return ""
-        unit = "in logs" if log else ""
-        low, high = (math.exp(-hw), math.exp(hw)) if log else (-hw, hw)
-        what = "a ratio within" if log else "a difference within"
-        return (
-            f"no verdict possible at this size: the interval's half-width (±{hw:.3g} {unit}) is "
-            f"at least the margin's (±{mw:.3g}); the narrowest margin {f.n_questions} questions "
-            f"could establish is {what} [{low:.3g}, {high:.3g}]"
-        ).replace("  ", " ")
+        return _cannot_reach_margin(f)
     rec = f.recipe
     if rec is None or not hasattr(rec, "sides"):
         return ""
@@ -467,6 +465,46 @@ def cannot_decide(f: Finding, m: int = 1, alpha: float = I.ALPHA) -> str:
     return (
         f"no verdict possible at this size: the smallest possible p ({mp:.3g}){times} is not "
         f"below {alpha:g}; no effect, however large, can be detected"
+    )
+
+
+def _cannot_reach_margin(f: Finding) -> str:
+    """:func:`cannot_decide` of a no-difference row (equivalence or non-inferiority)."""
+    lo, hi = f.margin
+    log = f.null == 1.0
+    if not (_ok(f.ci_low) and _ok(f.ci_high)) or (log and f.ci_low <= 0):
+        return ""
+    open_lo = lo == -math.inf or (log and lo <= 0)
+    open_hi = hi == math.inf
+    if open_lo and open_hi:
+        return ""
+    tr = math.log if log else (lambda v: v)
+    back = math.exp if log else (lambda v: v)
+    hw = (tr(f.ci_high) - tr(f.ci_low)) / 2
+    null = tr(f.null)
+    unit = " in logs" if log else ""
+    what = "a ratio" if log else "a difference"
+    n = f.n_questions
+    if open_lo or open_hi:  # non-inferiority: only the bound on the margin's side counts
+        bound = hi if open_lo else lo
+        gap = tr(bound) - null if open_lo else null - tr(bound)
+        if hw < gap:
+            return ""
+        side, best = ("below", back(null + hw)) if open_lo else ("above", back(null - hw))
+        return (
+            f"no verdict possible at this size: the interval's half-width (±{hw:.3g}{unit}) is "
+            f"at least the margin's distance from no difference ({gap:.3g}{unit}), so even an "
+            f"estimate of exactly no difference would not establish it; the narrowest margin "
+            f"{n} questions could establish is {what} {side} {best:.3g}"
+        )
+    mw = (tr(hi) - tr(lo)) / 2
+    if hw < mw:
+        return ""
+    low, high = (back(-hw), back(hw)) if log else (-hw, hw)
+    return (
+        f"no verdict possible at this size: the interval's half-width (±{hw:.3g}{unit}) is "
+        f"at least the margin's (±{mw:.3g}); the narrowest margin {n} questions "
+        f"could establish is {what} within [{low:.3g}, {high:.3g}]"
     )
 
 
@@ -516,8 +554,22 @@ def _settle(f: Finding, p_adj: float, alpha: float, m: int, level: float | None)
     return replace(g, verdict=v, verdict_text=head)
 
 
+def _confounded(f: Finding, m: int, alpha: float) -> Finding:
+    """Settled row ``f`` of a confounded comparison, not decided: "inconclusive: confounded
+    (...)", and why its size could not decide it either (:func:`cannot_decide`) or why the
+    comparison itself is invalid (then outside the family: no adjustment)."""
+    text = f"inconclusive: confounded ({f.confounded}): not decided"
+    if f.verdict == "invalid":
+        why = f.verdict_text.removeprefix("invalid: ")
+        return replace(f, verdict="inconclusive", adjust="",
+                       verdict_text=f"{text}; the comparison itself is invalid: {why}")  # fmt: skip
+    why = cannot_decide(f, m, alpha)
+    return replace(f, verdict="inconclusive",
+                   verdict_text=f"{text}; even without the confound, {why}" if why else text)  # fmt: skip
+
+
 def _family_tail(f: Finding, m: int) -> str:
-    if f.verdict == "invalid" or f.confounded:
+    if f.verdict == "invalid" or (f.confounded and not f.adjust):  # in no family
         return ""
     if f.family == EXPLORATORY:
         why = f" ({f.family_note})" if f.family_note else ""
@@ -588,8 +640,11 @@ def decide(
     rows (breakdowns, normalisations, controls), the twin and the learned rows keep their
     own 95% interval and unadjusted p (``p_adj = p``) and say so. Where interval and test
     disagree, or where the size cannot decide (:func:`cannot_decide`), the verdict says
-    why. A confounded row (``confounded`` set) is never decided: "inconclusive:
-    confounded (...)".
+    why. A confounded row (``confounded`` set) stays in its family (a primary one is in
+    the Holm family, shown at its level with its Holm p) but is never decided:
+    "inconclusive: confounded (...)", with "no verdict possible at this size" when
+    :func:`cannot_decide` says so even without the confound. ``adjust`` records each
+    decided row's adjustment ("Holm" or "none").
 
     ``controls``: the same claims on the random-initialisation twin, matched by key
     (tagged claim + statistic; several findings with one key are the twin's seeds,
@@ -609,28 +664,26 @@ def decide(
 
     fs = list(findings)
     twins, rows = _twins(fs, controls, learned)
-    tested = [
-        i
-        for i, f in enumerate(fs)
-        if f.family != EXPLORATORY and f.verdict != "invalid" and not f.confounded
-    ]
+    tested = [i for i, f in enumerate(fs) if f.family != EXPLORATORY and f.verdict != "invalid"]
     adj = dict(zip(tested, I.holm([float(fs[i].p) for i in tested]), strict=True))
     m = len(tested)
     level = 1 - alpha / m if m > 1 else None
     out = []
     for i, f in enumerate(fs):
-        if f.confounded:
-            f = replace(f, verdict="inconclusive", p_adj=f.p,
-                        verdict_text=f"inconclusive: confounded ({f.confounded}): not decided")  # fmt: skip
-        elif i in adj:
-            f = _settle(f, adj[i], alpha, m, level)
+        if i in adj:
+            f = replace(_settle(f, adj[i], alpha, m, level), adjust="Holm")
         else:
-            f = _settle(f, f.p, alpha, 1, None)
+            f = replace(_settle(f, f.p, alpha, 1, None), adjust="none")
+        if f.confounded:
+            f = _confounded(f, m if i in adj else 1, alpha)
+        if f.verdict == "invalid":
+            f = replace(f, adjust="")
         twin = twins[i]
         tw = _settle(twin, twin.p, alpha, 1, None) if twin is not None else None
         lr = rows[i] if f.verdict == "supported" else None
         if lr is not None:
             lr = _settle(exploratory(lr, "learned-vs-init control"), lr.p, alpha, 1, None)
+            lr = replace(lr, adjust="none" if lr.verdict != "invalid" else "")
         parts = [f.verdict_text] + _twin_parts(f, tw, lr, learned)
         labs = [x for x in [*f.labels, *labels] if x]
         tail = [x for x in [_family_tail(f, m)] if x] + labs

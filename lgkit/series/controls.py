@@ -33,8 +33,10 @@ __all__ = [
     "answer_claims",
     "answer_data",
     "answer_stats",
+    "headline_length_controls",
     "length_findings",
     "length_claims",
+    "missing_answer_spans",
     "loss_on_table",
     "norm_summary",
     "norm_table",
@@ -92,7 +94,9 @@ def answer_stats(
 
     A file where no record has a findable answer span is left out, not fatal: its reason
     (:func:`answer_span_reason`) is in ``attrs["failed_files"]`` and :func:`answer_claims`
-    turns it into an invalid row.
+    turns it into an invalid row. A file where only some records have one keeps those;
+    how many lack one and why (:func:`missing_answer_spans`) is in
+    ``attrs["partial_files"]``, which :func:`answer_claims` puts in every row's caveats.
     """
     folder = answer_data(data_dir, family, target, datasets=datasets)
     cfg = replace(config, loss_on="answer")
@@ -102,7 +106,38 @@ def answer_stats(
         if f.name in failed:
             failed[f.name] = answer_span_reason(f.read()) or failed[f.name]
     df.attrs["failed_files"] = failed
+    partial = {}
+    for f in data_files(folder, family):
+        note = "" if f.name in failed else missing_answer_spans(f.read())
+        if note:
+            partial[f.name] = note
+    df.attrs["partial_files"] = partial
     return df
+
+
+def missing_answer_spans(examples: Sequence[Any]) -> str:
+    """How many records of a file have no findable final-answer span, and why ("" when all
+    have one): those examples get no answer-only statistics.
+
+    Example:
+        >>> from lgkit.formats.records import Example
+        >>> missing_answer_spans([Example("q?", "", "So the answer is yes.", meta={"answer": "yes"}),
+        ...                       Example("q?", "", "It could indeed be eaten.", meta={"answer": "yes"})])
+        "1 of 2 records without a final-answer span (the answer ('yes') is not in the response text)"
+    """
+    from lgkit.engine.spans import answer_text_span
+
+    missing = [e for e in examples if answer_text_span(e.output, e.meta.get("answer")) is None]
+    if not missing:
+        return ""
+    with_answer = [e for e in missing if e.meta.get("answer")]
+    shown = ", ".join(dict.fromkeys(repr(str(e.meta["answer"])) for e in with_answer[:3]))
+    why = (
+        f"the answer ({shown}) is not in the response text"
+        if with_answer
+        else "no answer field and no final-answer marker in the response"
+    )
+    return f"{len(missing)} of {len(examples)} records without a final-answer span ({why})"
 
 
 def answer_span_reason(examples: Sequence[Any]) -> str:
@@ -162,6 +197,56 @@ def length_claims(
     return out
 
 
+def headline_length_controls(
+    findings: Sequence[A.Finding],
+    df: pd.DataFrame,
+    metric: str = "nuclear_norm",
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[A.Finding]:
+    """02/03's findings with, in each headline row's control (the pooled rows of
+    :data:`lgkit.series.findings.HEADLINE_STATISTICS`), the same claim's verdict under loss
+    ÷ √T and summed loss: :func:`length_claims` on the notebook's own table ``df``, decided
+    as 06 decides them (exploratory: own 95% CI, unadjusted p), and a pointer to 06 for the
+    answer-only loss (its own statistics, not computed here).
+
+    Example:
+        >>> df = A.synthetic_stats(n_samples=6, n_layers=6, datasets=("gsm8k",))
+        >>> fs = headline_length_controls(A.decide(A.claim_flatter_with_cot(df, n_boot=50)), df, n_boot=50)
+        >>> fs[0].control.split(": ")[0], fs[2].control
+        ("same claim under 06's length controls (this notebook's statistics rescaled, own 95% CI)", '')
+    """
+    from lgkit.series.findings import CONTROL_NAMES, HEADLINE_STATISTICS
+
+    norms = ("sqrt", "sum")
+    by: dict[tuple[str, str], A.Finding] = {}
+    for g in A.decide(length_claims(df, metric, norms=norms, n_boot=n_boot, seed=seed)):
+        norm = g.claim[1:].split("]", 1)[0]
+        by[(g.statistic.removesuffix(f", {norm}-normalised"), norm)] = g
+    out = []
+    for f in findings:
+        if f.statistic in HEADLINE_STATISTICS and not f.claim.startswith("["):
+            parts = []
+            for norm in norms:
+                g = by.get((f.statistic, norm))
+                said = (
+                    f"{g.verdict} ({A.fmt_number(g.estimate)} [{A.fmt_number(g.ci_low)}, "
+                    f"{A.fmt_number(g.ci_high)}])"
+                    if g is not None and g.verdict != "invalid"
+                    else (g.verdict_text.split("; ")[0] if g is not None else "not computed")
+                )
+                parts.append(f"{CONTROL_NAMES[norm]}: {said}")
+            parts.append("answer-only loss: notebook 06")
+            line = (
+                "same claim under 06's length controls (this notebook's statistics rescaled, own "
+                "95% CI): " + ", ".join(parts)
+            )
+            f = replace(f, control="; ".join(x for x in (f.control, line) if x))
+        out.append(f)
+    return out
+
+
 def _control(f: A.Finding, why: str) -> A.Finding:
     """``f`` as an exploratory control row (06 holds controls, not the paper's claims)."""
     return A.exploratory(f, why)
@@ -175,6 +260,7 @@ def answer_claims(
     in context. Each data file :func:`answer_stats` left out gives an invalid row with its
     reason; with no file left the claims themselves are invalid for that reason."""
     failed = dict(df.attrs.get("failed_files") or {})
+    partial = dict(df.attrs.get("partial_files") or {})
     claim = "Slow thinking gives smaller gradients with the loss on the answer only"
     fs = (
         A.claim_flatter_with_cot(df, metric, segments=False, n_boot=n_boot, seed=seed)
@@ -186,11 +272,17 @@ def answer_claims(
         for name, why in failed.items()
         if len(df)
     ]
+    note = "the CoT stays in context; loss on the answer tokens"
+    if partial:
+        note += (
+            "; fewer questions than the files hold: "
+            + "; ".join(f"{name}: {why}" for name, why in partial.items())
+            + "; those examples have no answer-only statistics, so their questions are left out "
+            "of the paired comparison"
+        )
     return [
-        _control(tag(f, "answer-only loss", "the CoT stays in context; loss on the answer tokens"),
-                 "length control: answer-only loss")
-        for f in fs
-    ]  # fmt: skip
+        _control(tag(f, "answer-only loss", note), "length control: answer-only loss") for f in fs
+    ]
 
 
 def norm_summary(

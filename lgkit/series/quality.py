@@ -183,6 +183,9 @@ def auroc_findings(table: pd.DataFrame) -> list[A.Finding]:
                    f"worse (pooled AUROC {r.length_auroc_pooled:.3g}); "
                    + (f"see the length-matched row ({n_len} pairs)" if n_len >= I.MIN_QUESTIONS
                       else f"{n_len} length-matched pairs, too few to adjust"))  # fmt: skip
+            if r.adjust != "none":  # the row's own matching and its count first
+                few = f" (< {I.MIN_QUESTIONS})" if r.n_units < I.MIN_QUESTIONS else ""
+                why = f"{r.n_units} {r.unit}{few}; {why}"
             out.append(A.invalid(claim, stat, why, **kw))
             continue
         if r.n_units < I.MIN_QUESTIONS:
@@ -200,6 +203,12 @@ def auroc_findings(table: pd.DataFrame) -> list[A.Finding]:
                              recipe=(int(r.k), int(r.n_units)), **kw))  # fmt: skip
     primary = [f for f in out if _is_primary(f)]
     return primary + [f for f in out if not _is_primary(f)]
+
+
+LENGTH_CLAIM = f"[baseline] The better response {BASELINES['n_response_tokens'][1]}"
+"""The start of the length baseline's claims: response length does not depend on the weights,
+so these rows have no random-twin control (it would give the same AUROC: a vacuous comparison)."""
+NO_TWIN_LENGTH = "no random twin: response length does not depend on the weights"
 
 
 def _is_primary(f: A.Finding) -> bool:
@@ -271,8 +280,9 @@ def decide(
             parts.append("exploratory")
         if "compares single training runs" in f.caveats:
             parts.append("compares single training runs (seed-to-seed variance not included)")
-        tw = by_claim.get(f.claim)
-        control = ""
+        weight_free = f.claim.startswith(LENGTH_CLAIM)
+        tw = None if weight_free else by_claim.get(f.claim)
+        control = NO_TWIN_LENGTH if weight_free and twin else ""
         if tw is not None:
             tv = tw.verdict
             control = (f"random twin: {tw.verdict_text}" if tv == "invalid" else
@@ -283,6 +293,8 @@ def decide(
                              "needs no training")  # fmt: skip
         out.append(replace(f, p_adj=p_adj, verdict=v, control=control,
                            rule=rule if primary else rule_x,
+                           family=A.PRIMARY if primary else A.EXPLORATORY,
+                           adjust="" if v == "invalid" else "Bonferroni" if primary else "none",
                            verdict_text="; ".join([*parts, *f.labels, *labels])))  # fmt: skip
     return out
 

@@ -238,7 +238,7 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
         >>> summary_section(Path("/nonexistent"), [])
         ['<h2>What was found</h2>', '<p>No findings yet.</p>']
     """
-    from lgkit.series.teaching import VERDICT_ORDER, counts_line
+    from lgkit.series.teaching import VERDICT_ORDER, adjustment_text, counts_line
 
     esc = html.escape
     metrics = [read_json(d / "metrics.json") or {} for d in _notebook_dirs(run_dir)]
@@ -270,8 +270,7 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
     )
     parts.append(
         f"<p class='counts'><b>{len(findings)} findings: {esc(counts_line(counts))}</b>"
-        " (the paper's claims Holm-adjusted within each notebook, breakdowns exploratory; "
-        "the full table is below).</p>"
+        f" ({esc(adjustment_text(findings))}; the full table is below).</p>"
         f"<p class='small'>{each}</p>"
     )
     parts += headline_html(findings, headline_controls(run_dir))

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "GLOSSARY",
     "ParameterConflict",
+    "adjustment_text",
     "closing",
     "coherence_reference",
     "counts_line",
@@ -421,6 +422,56 @@ def counts_line(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICT_ORDER)
 
 
+def _adjustment(r: Mapping[str, Any]) -> str:
+    """How a decided record's p was adjusted: "Holm", "Bonferroni", "none" (exploratory),
+    "" (invalid); records of runs before ``adjust`` was kept are read from family and rule."""
+    if r.get("verdict") == "invalid":
+        return ""
+    adj = str(r.get("adjust") or "")
+    if adj:
+        return adj
+    rule = str(r.get("rule") or "")
+    if r.get("family") == "exploratory" or rule.startswith("exploratory row"):
+        return "none"
+    return "Bonferroni" if "Bonferroni, p_adj" in rule else "Holm"
+
+
+def adjustment_text(records: Iterable[Mapping[str, Any]]) -> str:
+    """How the rows' p values were adjusted, true per notebook (from each row's own
+    ``family`` and ``adjust``): which adjustment each notebook's primary family (the
+    paper's claims) uses, and that the other rows are exploratory and unadjusted.
+
+    Example:
+        >>> adjustment_text([{"notebook": "02_math", "family": "primary", "adjust": "Holm"},
+        ...                  {"notebook": "06_x", "family": "exploratory", "adjust": "none"},
+        ...                  {"notebook": "08_y", "family": "primary", "adjust": "Bonferroni"}])
+        "the paper's claims adjusted within each notebook (Holm: 02; Bonferroni: 08; 06: exploratory rows only), the other rows exploratory (own 95% CI, unadjusted p)"
+        >>> adjustment_text([{"family": "primary", "adjust": "Bonferroni"}, {"adjust": "none"}])
+        "the paper's claims Bonferroni-adjusted, the other rows exploratory (own 95% CI, unadjusted p)"
+    """
+    per_nb: dict[str, set[str]] = {}
+    for r in records:
+        nb = _notebook_short(str(r.get("notebook") or ""))
+        adj = _adjustment(r)
+        per_nb.setdefault(nb, set())
+        if adj and adj != "none":
+            per_nb[nb].add(adj)
+    tail = "the other rows exploratory (own 95% CI, unadjusted p)"
+    if len(per_nb) <= 1:
+        methods = sorted(next(iter(per_nb.values()), set()))
+        if not methods:
+            return "every row exploratory (own 95% CI, unadjusted p)"
+        return f"the paper's claims {' and '.join(methods)}-adjusted, {tail}"
+    by_method: dict[str, list[str]] = {}
+    for nb, methods in per_nb.items():
+        key = " and ".join(sorted(methods)) if methods else ""
+        by_method.setdefault(key, []).append(nb)
+    parts = [f"{k}: {', '.join(v)}" for k, v in by_method.items() if k]
+    if "" in by_method:
+        parts.append(f"{', '.join(by_method[''])}: exploratory rows only")
+    return f"the paper's claims adjusted within each notebook ({'; '.join(parts)}), {tail}"
+
+
 def small_n_warning(records: Iterable[Mapping[str, Any]], alpha: float = ALPHA) -> str:
     """A warning when some comparison has too few questions for any verdict: its smallest
     achievable p is already ≥ ``alpha`` ("" otherwise).
@@ -462,17 +513,37 @@ def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") ->
     lines.append(
         f"{len(recs)} findings{' of ' + notebook if notebook else ''}: {counts_line(counts)}."
     )
-    for v, head in (("supported", "Supported"), ("contradicted", "Contradicted")):
-        picked = [r for r in rows if r["verdict"] == v]
-        if picked:
-            lines += ["", f"**{head}** (Holm-adjusted p < {ALPHA}, interval on the claimed side):"]
-            lines += [
-                f"- {r['claim']}: estimate {r['estimate']} {r['95% CI']}, p adj {r['p adj']}, n {r['n']} (min p {r['min p']})"
-                for r in picked
+    adj = [_adjustment(r) for r in recs]
+    for v, head, side in (
+        ("supported", "Supported", "claimed"),
+        ("contradicted", "Contradicted", "other"),
+    ):
+        for primary in (True, False):
+            idx = [
+                i for i, r in enumerate(rows) if r["verdict"] == v and (adj[i] != "none") == primary
             ]
-    inc = [r for r in rows if r["verdict"] == "inconclusive"]
+            if not idx:
+                continue
+            if primary:
+                how = " and ".join(sorted({adj[i] for i in idx}))
+                what = (
+                    f"the paper's claims ({how}-adjusted p < {ALPHA}, interval at the "
+                    f"family's level on the {side} side)"
+                )
+            else:
+                what = (
+                    f"exploratory rows (unadjusted p < {ALPHA}, own 95% interval on the {side} "
+                    "side; not corrected for the number of rows)"
+                )
+            p_name = "p adj" if primary else "p"
+            lines += ["", f"**{head}**, {what}:"]
+            lines += [
+                f"- {r['claim']}: estimate {r['estimate']} {r['95% CI']}, {p_name} {r['p adj']}, n {r['n']} (min p {r['min p']})"
+                for r in (rows[i] for i in idx)
+            ]
+    inc = [r for r in recs if r.get("verdict") == "inconclusive"]
     if inc:
-        lines += ["", f"**Inconclusive** ({len(inc)}): the data cannot tell at this sample size."]
+        lines += ["", f"**Inconclusive** ({len(inc)}): " + _inconclusive_reasons(inc)]
     warn = small_n_warning(recs)
     if warn:
         lines += ["", f"⚠ {warn}"]
@@ -485,6 +556,39 @@ def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") ->
     if shared:
         lines += ["", "Applies to every row: " + "; ".join(shared) + "."]
     return "\n".join(lines)
+
+
+def _inconclusive_reasons(recs: Sequence[Mapping[str, Any]]) -> str:
+    """The inconclusive rows by why (from each row's verdict text): confounded, no verdict
+    possible at this size, interval and test disagreeing, or no effect shown at a size
+    that could have shown one.
+
+    Example:
+        >>> _inconclusive_reasons([{"verdict_text": "inconclusive: no verdict possible at this size: x"},
+        ...                        {"verdict_text": "inconclusive"}])
+        '1 cannot decide at this sample size (no verdict possible whatever the data; the row gives the smallest effect or margin it could detect); 1 could have decided at this size but the data do not show the claim (the interval includes the null, or the no-difference margin is not reached)'
+    """
+    kinds = {"confounded": 0, "size": 0, "disagree": 0, "other": 0}
+    for r in recs:
+        head = str(r.get("verdict_text") or "").split("; ")[0]
+        t = str(r.get("verdict_text") or "")
+        if "confounded" in head:
+            kinds["confounded"] += 1
+        elif "no verdict possible at this size" in t:
+            kinds["size"] += 1
+        elif head.startswith("inconclusive: "):
+            kinds["disagree"] += 1
+        else:
+            kinds["other"] += 1
+    words = {
+        "confounded": "confounded, never decided (the row names the confound)",
+        "size": "cannot decide at this sample size (no verdict possible whatever the data; the "
+        "row gives the smallest effect or margin it could detect)",
+        "disagree": "could decide at this size, but interval and test disagree (the row says why)",
+        "other": "could have decided at this size but the data do not show the claim (the "
+        "interval includes the null, or the no-difference margin is not reached)",
+    }
+    return "; ".join(f"{k} {words[w]}" for w, k in kinds.items() if k)
 
 
 GLOSSARY = """\
@@ -620,7 +724,7 @@ def _row_details(
     p = _num(rec.get("p"))
     if p or row["min p"]:
         items.append(
-            f"<b>p</b> before Holm: {esc(p or '–')}; <b>min p</b> (the smallest its test can give"
+            f"<b>p</b> before adjustment: {esc(p or '–')}; <b>min p</b> (the smallest its test can give"
             f" at n = {esc(row['n'] or '0')}): {esc(row['min p'] or '–')}"
         )
     if own:
@@ -641,8 +745,8 @@ def findings_html(
 
     The count line first; then one row per finding, at most :data:`CLAIM_LINES` lines high:
     the claim (clamped; click it for the row's ``<details>``: full claim, statistic, p before
-    Holm and the smallest achievable p, its own caveats and control, how it was measured and a
-    reference to its rule), the verdict word, estimate, interval, Holm-adjusted p and n. The
+    adjustment and the smallest achievable p, its own caveats and control, how it was measured and a
+    reference to its rule), the verdict word, estimate, interval, adjusted p and n. The
     table takes the output area's width (fixed layout: no sideways scroll). Under it, each
     text once: what applies to every row, the small-sample warning, the notes several rows
     share (numbered) and the verdict rules (R1, R2, …, collapsible). Inline styles only (what
@@ -665,7 +769,7 @@ def findings_html(
     out = [
         f"<div class='lgkit-findings' style='max-width:100%;font-size:14px;{lh}'>",
         f"<p class='counts' style='margin:.3em 0'><b>{esc(counts_line(counts))}</b>"
-        " (the paper's claims Holm-adjusted within each notebook; breakdowns exploratory).</p>",
+        f" ({esc(adjustment_text(recs))}).</p>",
         "<table class='findings' style='border-collapse:collapse;font-size:14px;width:100%;"
         f"table-layout:fixed;{lh}'>",
     ]
@@ -720,10 +824,10 @@ def findings_html(
     out.append("</table>")
     small = "font-size:12px;color:#444;margin:.3em 0"
     out.append(
-        f"<p style='{small}'>▸ click a claim for its statistic, p before Holm, the smallest p its "
+        f"<p style='{small}'>▸ click a claim for its statistic, p before adjustment, the smallest p its "
         "test can give (min p), its caveats, control and how it was measured. <b>n</b>: questions "
-        "compared; <b>p adj</b>: Holm-adjusted over its notebook's primary claims (an exploratory "
-        "row's own p).</p>"
+        "compared; <b>p adj</b>: adjusted over its notebook's primary claims as the count line "
+        "says (an exploratory row's own p, unadjusted).</p>"
     )
     if shared:
         out.append(f"<p class='shared' style='{small}'><b>Applies to every row:</b> "

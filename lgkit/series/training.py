@@ -30,6 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,13 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ARMS",
     "MIN_SEEDS",
+    "ONE_RUN_NOTE",
     "callback_seconds",
     "collect_training",
     "cost_table",
     "instep_consistency",
     "instep_findings",
+    "min_seeds",
     "parse_run_name",
     "run_arms",
     "run_name",
@@ -67,8 +70,29 @@ ARMS: dict[str, tuple[str, str]] = {
 }
 """Arm -> (the responses it is trained on, the tokens carrying the loss)."""
 
-MIN_SEEDS = 3
+
+def min_seeds(alpha: float = I.ALPHA) -> int:
+    """The fewest seeds per arm with which the update rows' test (the exact sign-flip test
+    over seeds, :func:`lgkit.analysis.inference.min_p`: smallest two-sided p ``2 / 2^k``)
+    can give ``p < alpha``.
+
+    Example:
+        >>> min_seeds(), min_seeds(0.01)
+        (6, 8)
+    """
+    k = 1
+    while I.min_p(k, True) >= alpha:
+        k += 1
+    return k
+
+
+MIN_SEEDS = min_seeds()
 """Update findings resample seeds: with fewer, they are inconclusive (and say so)."""
+ONE_RUN_NOTE = (
+    "interval: question-to-question variance only (one training run per arm: seed-to-seed "
+    "variance not included)"
+)
+"""What a row computed from one training run per arm says of its interval."""
 
 
 def run_name(arm: str, optim: str, seed: int) -> str:
@@ -358,12 +382,56 @@ def _compare(
     sides = _sides(a, b, unit, metric)
     n = sides.n_questions
     if unit == "seed" and n < MIN_SEEDS:
-        why = f"{n} seed(s) per arm (< {MIN_SEEDS}): no verdict possible at this size"
+        why = seeds_note(n)
         return A.Finding(claim, statistic, n_questions=n, verdict="inconclusive", detail=detail,
                          verdict_text=f"inconclusive: {why}",
-                         caveats=f"{why}; the full profile runs 3 seeds")  # fmt: skip
+                         caveats="; ".join(x for x in (why, _full_profile_note()) if x))  # fmt: skip
     stat = _mad_ratio if mad else _level_ratio
-    return A.evaluate(claim, statistic, sides, stat, n_boot=n_boot, seed=seed, detail=detail)
+    f = A.evaluate(claim, statistic, sides, stat, n_boot=n_boot, seed=seed, detail=detail)
+    return _one_run(f, a, b) if unit == "qid" else f
+
+
+def seeds_note(n: int, alpha: float = I.ALPHA) -> str:
+    """Why update rows with ``n`` seeds per arm cannot decide: the seeds needed and the
+    smallest p ``n`` seeds can give.
+
+    Example:
+        >>> seeds_note(3)
+        '3 seed(s) per arm: no verdict possible at this size: the exact sign-flip test over seeds needs at least 6 seeds per arm to reach p < 0.05 (the smallest p attainable with 3 seeds is 0.25)'
+    """
+    return (
+        f"{n} seed(s) per arm: no verdict possible at this size: the exact sign-flip test over "
+        f"seeds needs at least {min_seeds(alpha)} seeds per arm to reach p < {alpha:g} (the "
+        f"smallest p attainable with {n} seed{'s' if n != 1 else ''} is "
+        f"{I.min_p(max(n, 1), True):.3g})"
+    )
+
+
+def _full_profile_note(alpha: float = I.ALPHA) -> str:
+    """What the full profile runs (its ``seeds``, read from ``params/``) and whether that
+    decides the update rows ("" when the profile file is not found)."""
+    try:
+        from lgkit.series.guard import load_params_yaml
+        from lgkit.series.runner import params_path
+
+        seeds = str(load_params_yaml(params_path("07_training_dynamics", "full"))["seeds"])
+    except Exception:  # an installed package without params/: nothing to say
+        return ""
+    k = len([x for x in seeds.split(",") if x.strip()])
+    if k >= min_seeds(alpha):
+        return f"the full profile runs {k} seeds per arm, enough to decide"
+    return (
+        f"the full profile runs {k} seeds per arm: still too few to decide (smallest p "
+        f"{I.min_p(k, True):.3g}; {min_seeds(alpha)} needed)"
+    )
+
+
+def _one_run(f: A.Finding, a: pd.DataFrame, b: pd.DataFrame) -> A.Finding:
+    """``f`` with :data:`ONE_RUN_NOTE` in its verdict (a label) when either arm holds a single
+    training run (one seed): the questions are resampled, the training run is not."""
+    if "seed" not in a.columns or max(a["seed"].nunique(), b["seed"].nunique()) > 1:
+        return f
+    return replace(f, labels=[*f.labels, ONE_RUN_NOTE])
 
 
 def training_findings(
@@ -432,9 +500,8 @@ def _change(
     if not len(early[1]) or not len(late[1]):
         return A.invalid(claim, statistic, "no questions early or late in training")
     sides = I.Sides(early[0], late[0], False, early[1], late[1], early[2], early[3])
-    return A.evaluate(
-        claim, statistic, sides, _level_ratio, n_boot=n_boot, seed=seed, detail=detail
-    )
+    f = A.evaluate(claim, statistic, sides, _level_ratio, n_boot=n_boot, seed=seed, detail=detail)
+    return _one_run(f, a, b)
 
 
 def instep_findings(
