@@ -95,3 +95,44 @@ def test_auroc_figure_is_readable_and_not_shown_twice():
     fig = Q.auroc_figure(pd.DataFrame(rows), pd.DataFrame(rows), title="m | math")
     assert plt.get_fignums() == before  # not a pyplot figure: the notebook shows it once
     _texts_ok(fig)
+
+
+def _auroc_rows(auroc: float = 0.6) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            dict(contrast=c, label=c.replace("_", " "), score=s, adjust=a, n_units=8,
+                 auroc=auroc, ci_low=max(auroc - 0.1, 0.0), ci_high=min(auroc + 0.1, 1.0))
+            for c in ("correct_vs_irrelevant", "detailed_vs_none")
+            for s in ("nuclear_norm", "effective_rank", "n_response_tokens")
+            for a in (("none", "length") if c == "correct_vs_irrelevant" else ("none", "loss"))
+        ]
+    )  # fmt: skip
+
+
+def test_auroc_figure_legend_tells_colours_and_fills_and_keeps_0_and_1_inside():
+    """Issue 29 (5): every colour and marker fill in the legend, whichever panel has it
+    (here only the second panel has loss-matched rows); AUROC 0 and 1 inside the axes."""
+    fig = Q.auroc_figure(_auroc_rows(1.0), _auroc_rows(0.0), title="m | math")
+    _texts_ok(fig)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        Q.LEGEND[k] for k in ("none", "length", "loss", "twin")
+    ]
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        assert lo < 0 and hi > 1, (lo, hi)  # markers at 0 and 1 not cut in half
+
+
+@pytest.mark.parametrize("optims", [("adamw",), ("adamw", "sgd")])
+def test_loss_figure_text_matches_the_optimizers_and_arms_run(optims):
+    """Issue 29 (5): no "dashed: SGD" without SGD runs; "Both arms" only with two arms."""
+    t = _training_tables()
+    loss, held = (t[k][t[k].optim.isin(optims)] for k in ("loss", "heldout"))
+    fig = VT.loss_figure(loss, held)
+    title = fig.get_suptitle()
+    assert ("SGD" in title) == ("sgd" in optims) and "AdamW" in title
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("SGD" in lab for lab in labels) == ("sgd" in optims)
+    assert len(labels) == 3 * len(optims)
+    assert VT.loss_look_for(loss).startswith("All 3 arms")
+    assert VT.loss_look_for(loss[loss.arm != "slow_answer"]).startswith("Both arms")

@@ -323,3 +323,23 @@ def test_07_without_sgd_runs(tmp_path, monkeypatch, notebook_root):
     assert not any("adamw_vs_sgd" in f for f in m["figures"])
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "No SGD runs in these settings" in printed
+
+
+def _code(name: str, needle: str) -> str:
+    cells = json.loads((REPO / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    (src,) = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and needle in "".join(c["source"])]  # fmt: skip
+    return src
+
+
+def test_08_shows_the_auroc_figure_before_its_tables_and_the_read_speed_ratio():
+    """Issue 29 (5): the figure first, the raw tables after it; section 3 prints the speed
+    ratio also when it reads it from an earlier run's metrics.json (not only when it
+    measures it)."""
+    src = _code("08_data_quality", "Q.auroc_figure(")
+    assert src.index("out.figure(Q.auroc_figure(") < src.index('out.table(tbl, "auroc"')
+    assert src.index("out.figure(Q.auroc_figure(") < src.index('out.table(twin_tbl, "auroc_twin"')
+    speed = _code("08_data_quality", "Q.oda_speed(")
+    printed = [ln for ln in speed.splitlines() if "print(" in ln]
+    assert printed == ["    print(Q.oda_speed_line(speed))"], printed
+    # not nested under the recompute: also a speed read from the run's metrics.json
+    assert any(ln.startswith("if speed is not None:") for ln in speed.splitlines())

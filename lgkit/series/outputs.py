@@ -312,7 +312,13 @@ class Outputs:
 
             if banner:
                 _display(HTML(f"<p style='color:#a00;font-weight:bold'>{html.escape(banner)}</p>"))
-            _display(HTML(findings_html(findings_records(findings), caption=caption)))
+            _display(
+                HTML(
+                    findings_html(
+                        findings_records(findings), caption=caption, notebook=self.notebook
+                    )
+                )
+            )
 
     def write_metrics(
         self, findings: Sequence[A.Finding], df: pd.DataFrame | None = None, **extra: Any

@@ -467,6 +467,15 @@ def selection_findings(losses: pd.DataFrame, by: str, subsets: pd.DataFrame | No
 # --------------------------------------------------------------------------- figure, speed
 
 
+#: What :func:`auroc_figure`'s colours and marker fills mean, as its legend says.
+LEGEND: dict[str, str] = {
+    "none": "trained model, as it is (blue, filled)",
+    "length": "length-matched pairs (open circle)",
+    "loss": "loss-matched pairs (open square)",
+    "twin": "random-initialisation twin (gray)",
+}
+
+
 def auroc_figure(table: pd.DataFrame, twin: pd.DataFrame | None = None, title: str = "") -> Any:
     """Within-question AUROC with its exact 95% interval per score: one panel per contrast;
     as it is (filled circle), length-matched (open circle), loss-matched (square); the
@@ -497,22 +506,43 @@ def auroc_figure(table: pd.DataFrame, twin: pd.DataFrame | None = None, title: s
                 y = np.array([scores.index(s) for s in t.score]) + off + shift
                 ax.errorbar(t.auroc, y, xerr=[t.auroc - t.ci_low, t.ci_high - t.auroc],
                             fmt=marker, color=color, mfc=color if filled else "none", ms=6, lw=1.2,
-                            capsize=2, label=(f"{adjust}-matched" if adjust != "none" else
-                                              "as it is") if shift == 0 else
-                            ("random twin" if adjust == "none" else None))  # fmt: skip
+                            capsize=2, label=LEGEND[adjust] if shift == 0 else
+                            (LEGEND["twin"] if adjust == "none" else None))  # fmt: skip
         ax.axvline(0.5, color="k", lw=0.8, ls=":")
-        ax.set_xlim(0, 1)
+        ax.set_xlim(-0.05, 1.05)  # a margin: markers at AUROC 0 and 1 are not clipped
         sub = table[table.contrast == key]
         confounded = "length_separates" in sub and bool(sub.length_separates.any())
         ax.set_title(sub.label.iloc[0] + ("\n(confounded by length)" if confounded else ""))
         ax.set_xlabel("AUROC (better > worse)")
     axes[0][0].set_yticks(range(len(scores)), [s.replace("_", " ") for s in scores])
     axes[0][0].invert_yaxis()
-    handles, names = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, names, loc="outside lower center", ncol=len(names), frameon=False)
+    legend: dict[str, Any] = {}  # every panel's entries, once: a panel may lack loss-matched rows
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    order = list(LEGEND.values())
+    legend = dict(sorted(legend.items(), key=lambda kv: order.index(kv[0])))
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+                   ncol=min(len(legend), 2), frameon=False)  # fmt: skip
     fig.suptitle(title or "Within-question AUROC per score")
     return readable(fig)
+
+
+def oda_speed_line(speed: dict[str, Any]) -> str:
+    """The line 08 prints for :func:`oda_speed`'s result, computed now or read from a run's
+    ``metrics.json``.
+
+    Example:
+        >>> oda_speed_line({"n_examples": 4, "examples_per_s": {"oda": 1.0, "lgkit": 3.0},
+        ...                 "ratio_lgkit_over_oda": 3.0})
+        'examples/s: ODA method 1.00, lgkit 3.00 (ratio 3.00x, 4 examples)'
+    """
+    eps = speed["examples_per_s"]
+    n = speed.get("n_examples")
+    return (f"examples/s: ODA method {eps['oda']:.2f}, lgkit {eps['lgkit']:.2f} "
+            f"(ratio {speed['ratio_lgkit_over_oda']:.2f}x"
+            + (f", {n} examples)" if n is not None else ")"))  # fmt: skip
 
 
 def oda_speed(model: str, records: Sequence[dict[str, Any]], *, rounds: int = 2,

@@ -472,23 +472,52 @@ def adjustment_text(records: Iterable[Mapping[str, Any]]) -> str:
     return f"the paper's claims adjusted within each notebook ({'; '.join(parts)}), {tail}"
 
 
-def small_n_warning(records: Iterable[Mapping[str, Any]], alpha: float = ALPHA) -> str:
+RAISE: dict[str, str] = {
+    "": "raise n_per_variant (each question adds a factor 2 of resolution)",
+    "07": (
+        "raise n_train, n_probe or n_heldout (the questions compared; each adds a factor 2 of "
+        "resolution), and seeds for the update rows (6 or more per arm)"
+    ),
+    "08": (
+        "raise 01's n_per_variant (each question adds a factor 2 of resolution), and "
+        "heldout_share or train_seeds for the selection rows"
+    ),
+}
+"""What :func:`small_n_warning` tells a notebook to raise, in its own parameters (key: the
+notebook's number; ``""``: 01-06's ``n_per_variant``)."""
+
+
+def small_n_warning(
+    records: Iterable[Mapping[str, Any]], alpha: float = ALPHA, notebook: str = ""
+) -> str:
     """A warning when some comparison has too few questions for any verdict: its smallest
-    achievable p is already ≥ ``alpha`` ("" otherwise).
+    achievable p is already ≥ ``alpha`` ("" otherwise). What to raise is named in
+    ``notebook``'s own parameters (:data:`RAISE`; else the records' ``notebook`` field).
 
     Example:
         >>> small_n_warning([{"n_questions": 4, "verdict": "inconclusive"}])[:30]
         'n = 4: the smallest p a permut'
+        >>> small_n_warning([{"n_questions": 4}], notebook="07_training_dynamics")[-46:]
+        'seeds for the update rows (6 or more per arm).'
     """
+    records = list(records)
     ns = sorted({int(r.get("n_questions") or 0) for r in records if r.get("verdict") != "invalid"})
     low = [n for n in ns if n and min_p(n) >= alpha]
     if not low:
         return ""
     n = max(low)
+    if not notebook:  # the run's index: the notebooks of the small rows, when only one
+        names = {
+            str(r.get("notebook", ""))
+            for r in records
+            if int(r.get("n_questions") or 0) in low and r.get("verdict") != "invalid"
+        }
+        notebook = names.pop() if len(names) == 1 else ""
+    advice = RAISE.get(notebook.split("_")[0], RAISE[""])
     return (
         f"n = {n}: the smallest p a permutation test on {n} questions can give is "
         f"{min_p(n):.3g} ≥ {alpha}, so these rows cannot be supported or contradicted whatever "
-        f"the data; raise n_per_variant (each question adds a factor 2 of resolution)."
+        f"the data; {advice}."
     )
 
 
@@ -544,7 +573,7 @@ def what_this_shows(records: Iterable[Mapping[str, Any]], notebook: str = "") ->
     inc = [r for r in recs if r.get("verdict") == "inconclusive"]
     if inc:
         lines += ["", f"**Inconclusive** ({len(inc)}): " + _inconclusive_reasons(inc)]
-    warn = small_n_warning(recs)
+    warn = small_n_warning(recs, notebook=notebook)
     if warn:
         lines += ["", f"⚠ {warn}"]
     inv = [r for r in rows if r["verdict"] == "invalid"]
@@ -739,7 +768,11 @@ def _row_details(
 
 
 def findings_html(
-    records: Iterable[Mapping[str, Any]], *, notebook_links: bool = False, caption: str = ""
+    records: Iterable[Mapping[str, Any]],
+    *,
+    notebook_links: bool = False,
+    caption: str = "",
+    notebook: str = "",
 ) -> str:
     """The reader's findings table as HTML (every data text escaped) that fits a screen.
 
@@ -751,7 +784,8 @@ def findings_html(
     text once: what applies to every row, the small-sample warning, the notes several rows
     share (numbered) and the verdict rules (R1, R2, …, collapsible). Inline styles only (what
     JupyterLab's sanitiser keeps). ``notebook_links``: a first column linking to
-    ``#<notebook>`` (the run's index page).
+    ``#<notebook>`` (the run's index page). ``notebook``: whose parameters the small-sample
+    warning names (:data:`RAISE`).
 
     Example:
         >>> h = findings_html([{"claim": "<b>x</b>", "verdict": "supported", "verdict_text": "supported",
@@ -832,7 +866,7 @@ def findings_html(
     if shared:
         out.append(f"<p class='shared' style='{small}'><b>Applies to every row:</b> "
                    + esc("; ".join(shared)) + "</p>")  # fmt: skip
-    warn = small_n_warning(recs)
+    warn = small_n_warning(recs, notebook=notebook)
     if warn:
         out.append(f"<p class='warn' style='color:#a00'>⚠ {esc(warn)}</p>")
     if notes:

@@ -177,24 +177,62 @@ def update_layer_figure(updates: pd.DataFrame, metric: str = "nuclear_norm") -> 
     return _finish(fig, "Accumulated update W_T − W_0 per layer (mean ± sd over seeds)")
 
 
+OPTIM_NAMES = {"adamw": "AdamW", "sgd": "SGD"}
+OPTIM_STYLES = {"adamw": "-", "sgd": "--"}
+"""Line style per optimizer in :func:`loss_figure` (others dotted)."""
+
+
+def loss_title(loss: pd.DataFrame) -> str:
+    """:func:`loss_figure`'s title: the line styles only of the optimizers that ran.
+
+    Example:
+        >>> loss_title(pd.DataFrame({"arm": ["fast"], "optim": ["adamw"]}))
+        'Losses along training (AdamW)'
+        >>> loss_title(pd.DataFrame({"arm": ["fast", "fast"], "optim": ["adamw", "sgd"]}))
+        'Losses along training (solid: AdamW, dashed: SGD)'
+    """
+    optims = sorted(loss["optim"].astype(str).unique(), key=lambda o: (o not in OPTIM_STYLES, o))
+    names = [OPTIM_NAMES.get(o, o) for o in optims]
+    if len(optims) == 1:
+        return f"Losses along training ({names[0]})"
+    ls = {"-": "solid", "--": "dashed"}
+    return "Losses along training (" + ", ".join(
+        f"{ls.get(OPTIM_STYLES.get(o, ':'), 'dotted')}: {n}" for o, n in zip(optims, names, strict=True)
+    ) + ")"  # fmt: skip
+
+
+def loss_look_for(loss: pd.DataFrame) -> str:
+    """What to look for in :func:`loss_figure`, worded for the arms that ran.
+
+    Example:
+        >>> loss_look_for(pd.DataFrame({"arm": ["fast", "slow", "slow_answer"]}))[:33]
+        'All 3 arms learn (training loss f'
+    """
+    n = len(_arms(loss))
+    if n <= 1:
+        return "Does the arm learn (training loss falls), and does its held-out answer loss fall?"
+    who = "Both arms learn" if n == 2 else f"All {n} arms learn"
+    return f"{who} (training loss falls); which arm lowers the held-out answer loss more?"
+
+
 def loss_figure(loss: pd.DataFrame, heldout: pd.DataFrame) -> Figure:
-    """Training loss per step and held-out answer loss per probe step, per arm and optimizer."""
+    """Training loss per step and held-out answer loss per probe step, per arm and optimizer
+    (the optimizer named in the legend and title only when more than one ran)."""
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
-    styles = {"adamw": "-", "sgd": "--"}
-    for (arm, optim), d in loss.groupby(["arm", "optim"]):
-        g = d.groupby("step")["loss"].mean()
-        ax1.plot(g.index, g.to_numpy(), styles.get(str(optim), ":"),
-                 **{**_style(str(arm)), "label": f"{arm} | {optim}"})  # fmt: skip
-    for (arm, optim), d in heldout.groupby(["arm", "optim"]):
-        g = d.groupby("step")["heldout_loss"].mean()
-        ax2.plot(g.index, g.to_numpy(), styles.get(str(optim), ":"),
-                 **{**_style(str(arm)), "label": f"{arm} | {optim}"})  # fmt: skip
+    several = loss["optim"].nunique() > 1
+    for ax, df, col in ((ax1, loss, "loss"), (ax2, heldout, "heldout_loss")):
+        for (arm, optim), d in df.groupby(["arm", "optim"]):
+            g = d.groupby("step")[col].mean()
+            label = ARM_LABELS.get(str(arm), str(arm))
+            label = f"{label} | {OPTIM_NAMES.get(str(optim), optim)}" if several else label
+            ax.plot(g.index, g.to_numpy(), OPTIM_STYLES.get(str(optim), ":"),
+                    **{**_style(str(arm)), "label": label})  # fmt: skip
     ax1.set(xlabel="optimizer step", ylabel="training loss")
     ax2.set(xlabel="optimizer step", ylabel="held-out answer loss")
     ax1.set_title("own loss tokens")
     ax2.set_title("final answer, question alone")
-    return _finish(fig, "Losses along training (solid: AdamW, dashed: SGD)")
+    return _finish(fig, loss_title(loss))
 
 
 def optimizer_figure(updates: pd.DataFrame, metric: str = "nuclear_norm") -> Figure:
