@@ -237,7 +237,7 @@ def grad_config(
         >>> c.max_length, c.modules, c.limit
         (256, ('q', 'o'), 8)
     """
-    from lgkit.engine.run import GradConfig
+    from lgkit.engine.config import GradConfig
 
     return GradConfig(
         modules=modules,

@@ -874,7 +874,7 @@ def drilldown_data(
     from dataclasses import replace
 
     from lgkit.engine.run import _slug, stats_for
-    from lgkit.engine.store import load_token_stats
+    from lgkit.formats.store import load_token_stats
     from lgkit.series.steps import _loader, data_files, project_path
 
     files = data_files(data_dir, family, datasets=dataset, cots=cot, correct=True)
