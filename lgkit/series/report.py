@@ -187,7 +187,7 @@ def headline_html(
         >>> "&lt;a&gt;" in h and "controls: √T: &lt;b&gt;inconclusive&lt;/b&gt;" in h
         True
     """
-    from lgkit.series.teaching import _VERDICT_STYLE, _num
+    from lgkit.series.verdicts import _VERDICT_STYLE, _num
 
     esc = html.escape
     rows = headline_findings(findings)
@@ -238,7 +238,7 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
         >>> summary_section(Path("/nonexistent"), [])
         ['<h2>What was found</h2>', '<p>No findings yet.</p>']
     """
-    from lgkit.series.teaching import VERDICT_ORDER, counts_line
+    from lgkit.series.verdicts import VERDICT_ORDER, counts_line
 
     esc = html.escape
     metrics = [read_json(d / "metrics.json") or {} for d in _notebook_dirs(run_dir)]
@@ -280,14 +280,14 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
 
 def findings_section(run_dir: Path, findings: list[dict[str, Any]] | None = None) -> list[str]:
     """HTML of the run's full findings table: one short row per finding
-    (:func:`lgkit.series.teaching.findings_html`), the count line, and the rules and caveats
+    (:func:`lgkit.series.verdicts.findings_html`), the count line, and the rules and caveats
     once.
 
     Example:
         >>> findings_section(Path("/nonexistent"))
         ['<h2>Findings</h2>', '<p>No findings yet.</p>']
     """
-    from lgkit.series.teaching import findings_html
+    from lgkit.series.verdicts import findings_html
 
     findings = _findings_with_status(run_dir) if findings is None else findings
     parts = ["<h2>Findings</h2>"]
