@@ -16,7 +16,8 @@ Example:
 
 from lgkit.engine.batch import run_batch
 from lgkit.engine.config import GradConfig
-from lgkit.engine.run import RunResult, compute_stats, stats_for
+from lgkit.engine.plan import RunResult
+from lgkit.engine.run import compute_stats, stats_for
 from lgkit.formats.parts import load_manifest
 from lgkit.formats.store import load_failures, load_stats, load_token_stats, stats_dataset
 

@@ -47,7 +47,7 @@ from lgkit.formats.records import Example
 from lgkit.formats.store import load_failures, load_stats
 from lgkit.locks import folder_lock
 
-__all__ = ["RunResult", "compute_stats", "stats_for"]
+__all__ = ["compute_stats", "stats_for"]
 
 log = logging.getLogger(__name__)
 

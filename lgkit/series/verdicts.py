@@ -51,7 +51,13 @@ def min_p(n: int, paired: bool = True) -> float:
     return float(2.0 ** (1 - n)) if paired else 2.0 / math.comb(2 * n, n)
 
 
-def _num(x: Any) -> str:
+def num_text(x: Any) -> str:
+    """A number in a table cell: three significant digits; "" for NaN, None, text or a bool.
+
+    Example:
+        >>> num_text(0.012345), num_text(float("nan")), num_text(True)
+        ('0.0123', '', '')
+    """
     return f"{x:.3g}" if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x else ""
 
 
@@ -90,15 +96,15 @@ def reader_findings(
         first = str(r.get("verdict_text") or "").split("; ")[0]
         notes = [first.removeprefix("invalid: ")] if verdict == "invalid" else []
         notes += [x for x in own if x not in common]
-        lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
+        lo, hi = num_text(r.get("ci_low")), num_text(r.get("ci_high"))
         rows.append(
             {
                 "claim": str(r.get("claim") or ""),
                 "statistic": str(r.get("statistic") or ""),
                 "verdict": verdict,
-                "estimate": _num(r.get("estimate")),
+                "estimate": num_text(r.get("estimate")),
                 "95% CI": f"{_level(r)}[{lo}, {hi}]" if lo else "",
-                "p adj": _num(r.get("p_adj")),
+                "p adj": num_text(r.get("p_adj")),
                 "n": str(n) if n else "",
                 "min p": f"{min_p(int(n)):.2g}" if n else "",
                 "notes": "; ".join(notes),
@@ -140,7 +146,7 @@ def small_n_warning(records: Iterable[Mapping[str, Any]], alpha: float = ALPHA) 
     )
 
 
-_VERDICT_STYLE = {
+VERDICT_STYLE = {
     "supported": "background:#e6f0ff",
     "contradicted": "background:#fff0e0",
     "inconclusive": "background:#f4f4f4",
@@ -247,7 +253,7 @@ def _row_details(
     first = str(rec.get("verdict_text") or "").split("; ")[0]
     if first and first != row["verdict"]:
         items.append(f"<b>Verdict:</b> {esc(first)}")
-    p = _num(rec.get("p"))
+    p = num_text(rec.get("p"))
     if p or row["min p"]:
         items.append(
             f"<b>p</b> before Holm: {esc(p or '–')}; <b>min p</b> (the smallest its test can give"
@@ -342,7 +348,7 @@ def findings_html(
         )
         v = row["verdict"]
         tds.append(
-            f"<td class='v-{esc(v)}' style='{_CELL}{one_line};{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
+            f"<td class='v-{esc(v)}' style='{_CELL}{one_line};{VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
         )
         for k in ("estimate", "95% CI", "p adj", "n"):
             tds.append(f"<td style='{_CELL}{one_line}' title='{esc(row[k])}'>{esc(row[k])}</td>")
