@@ -185,14 +185,14 @@ def decide(
 ) -> list[Finding]:
     """Families, Holm, verdicts on the interval shown, twin control, learned rows, labels.
 
-    Families: the :data:`PRIMARY` rows (the paper's claims) are one Holm family of ``m``
-    tests; each is shown, and decided, with its interval at the Bonferroni level
-    ``1 - alpha/m`` (``ci_level``) together with its Holm-adjusted p. :data:`EXPLORATORY`
-    rows (breakdowns, normalisations, controls), the twin and the learned rows keep their
-    own 95% interval and unadjusted p (``p_adj = p``) and say so. Where interval and test
-    disagree, or where the size cannot decide (:func:`cannot_decide`), the verdict says
-    why. A confounded row (``confounded`` set) is never decided: "inconclusive:
-    confounded (...)".
+    Families: the :data:`~lgkit.analysis.findings.PRIMARY` rows (the paper's claims) are
+    one Holm family of ``m`` tests; each is shown, and decided, with its interval at the
+    Bonferroni level ``1 - alpha/m`` (``ci_level``) together with its Holm-adjusted p.
+    :data:`~lgkit.analysis.findings.EXPLORATORY` rows (breakdowns, normalisations,
+    controls), the twin and the learned rows keep their own 95% interval and unadjusted p
+    (``p_adj = p``) and say so. Where interval and test disagree, or where the size cannot
+    decide (:func:`~lgkit.analysis.findings.cannot_decide`), the verdict says why. A
+    confounded row (``confounded`` set) is never decided: "inconclusive: confounded (...)".
 
     ``controls``: the same claims on the random-initialisation twin, matched by key
     (tagged claim + statistic; several findings with one key are the twin's seeds,
@@ -200,8 +200,8 @@ def decide(
     a difference claim whose trained row is supported gets a learned-effect row right
     after it (trained ratio ÷ twin ratio; exploratory), and its verdict says how much of
     the log-effect is present at init; a trained row without a trained effect says
-    :data:`NO_TRAINED_EFFECT` and gets no learned row. ``labels`` (e.g.
-    :data:`SYNTHETIC_LABEL`) are added to every verdict text.
+    :data:`~lgkit.analysis.findings.NO_TRAINED_EFFECT` and gets no learned row. ``labels``
+    (e.g. :data:`~lgkit.analysis.findings.SYNTHETIC_LABEL`) are added to every verdict text.
 
     Example:
         >>> fs = decide([Finding("c", "s", 0.5, 0.4, 0.6, 0.01), Finding("d", "s", 0.9, 0.7, 1.1, 0.4)])
