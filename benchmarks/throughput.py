@@ -55,9 +55,8 @@ from throughput_report import TARGET_MEMORY, TARGET_OVERHEAD, build_output, prin
 
 import lgkit
 from lgkit.engine.arch import find_targets
-from lgkit.engine.batch import _padded, forward_backward, per_example_losses
+from lgkit.engine.batch import _padded, forward_backward, per_example_losses, run_batch
 from lgkit.engine.reference import naive_stats_encoded, svd_ready
-from lgkit.engine.run import run_batch
 from lgkit.formats.prompts import Encoded, encode_example
 from lgkit.formats.records import read_examples
 from lgkit.models.load import LoadedModel, load_model

@@ -23,11 +23,11 @@ _LAZY = {
     "load_model": "lgkit.models.load",
     "GradConfig": "lgkit.engine.config",
     "compute_stats": "lgkit.engine.run",
-    "load_stats": "lgkit.engine.store",
-    "load_failures": "lgkit.engine.store",
-    "load_manifest": "lgkit.engine.store",
-    "load_token_stats": "lgkit.engine.store",
-    "stats_dataset": "lgkit.engine.store",
+    "load_stats": "lgkit.formats.store",
+    "load_failures": "lgkit.formats.store",
+    "load_manifest": "lgkit.formats.parts",
+    "load_token_stats": "lgkit.formats.store",
+    "stats_dataset": "lgkit.formats.store",
 }
 _SUBMODULES = (
     "analysis",

@@ -132,7 +132,7 @@ def _cmd_grads(a: argparse.Namespace) -> int:
             f["sample_id"],
             f["reason"],
         )
-    from lgkit.engine.store import load_manifest
+    from lgkit.formats.parts import load_manifest
 
     man = load_manifest(a.out)
     if man.get("n_failed_runtime"):
@@ -191,9 +191,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from lgkit.engine.store import load_failures
     from lgkit.formats.authors import export_layer_gradient
     from lgkit.formats.records import read_examples
+    from lgkit.formats.store import load_failures
 
     O.take_positional(a, "run")
     O.take_positional(a, "out")

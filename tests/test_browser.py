@@ -529,7 +529,7 @@ def test_findings_table_fits_a_screen_in_jupyterlab(lab, browser, tmp_path):
     """06's ~48 findings at 1280x800 in JupyterLab, as a saved (untrusted, sanitised) output: each
     row at most three lines, no sideways scroll, a few screens in all; a click opens a row's
     details (its rule reference and how it was measured)."""
-    from lgkit.series.teaching import findings_html
+    from lgkit.series.verdicts import findings_html
 
     base, root = lab
     recs = _findings_records(48)
@@ -576,7 +576,7 @@ def test_index_opens_with_what_was_found(browser, tmp_path):
     in the first screen, before the long table; the weights caveat said once; the full
     table's rows at most three lines, no sideways scroll."""
     from lgkit.series import report
-    from lgkit.series.teaching import _said
+    from lgkit.series.verdicts import _said
 
     recs = _findings_records(48)
     run = tmp_path / "run"

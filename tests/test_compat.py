@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from lgkit.engine.run import GradConfig, compute_stats
+from lgkit.engine.config import GradConfig
+from lgkit.engine.run import compute_stats
 from lgkit.formats.authors import export_layer_gradient
 from lgkit.models.load import load_model
 

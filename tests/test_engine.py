@@ -10,9 +10,11 @@ import torch
 
 import lgkit
 from lgkit.engine.arch import find_targets
+from lgkit.engine.batch import per_example_losses, run_batch
 from lgkit.engine.capture import GradientCapture, has_hooks
+from lgkit.engine.config import GradConfig
 from lgkit.engine.reference import naive_stats_encoded
-from lgkit.engine.run import GradConfig, compute_stats, per_example_losses, run_batch
+from lgkit.engine.run import compute_stats
 from lgkit.formats.prompts import encode_example
 from lgkit.formats.records import Example, write_examples
 from lgkit.models.load import load_model

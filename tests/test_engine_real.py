@@ -9,8 +9,8 @@ import pytest
 from test_engine import assert_rows_match
 
 from lgkit.engine.arch import find_targets
+from lgkit.engine.batch import run_batch
 from lgkit.engine.reference import naive_stats_encoded
-from lgkit.engine.run import run_batch
 from lgkit.formats.prompts import encode_example
 from lgkit.formats.records import read_examples
 from lgkit.models.load import load_model

@@ -10,7 +10,8 @@ import re
 import pytest
 
 from lgkit.cli import main
-from lgkit.engine.run import GradConfig, compute_stats
+from lgkit.engine.config import GradConfig
+from lgkit.engine.run import compute_stats
 from lgkit.formats.authors import import_layer_gradient
 from lgkit.formats.records import Example, write_examples
 from lgkit.schema import AUTHOR_FILE_STATS

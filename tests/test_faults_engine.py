@@ -274,7 +274,8 @@ def test_part_lost_rows_refused_then_recomputed(run, capsys, data):
 
 
 def test_cache_with_lost_rows_is_not_used(tmp_path, data):
-    from lgkit.engine.run import GradConfig, stats_for
+    from lgkit.engine.config import GradConfig
+    from lgkit.engine.run import stats_for
 
     cfg = GradConfig(flush_every=2)
     ref = _key(stats_for("tiny-random-llama", data, cfg, cache_dir=tmp_path / "c", progress=False))
@@ -364,12 +365,12 @@ def test_options_that_can_only_fail_refused_up_front(tmp_path, capsys, data, opt
 
 
 def test_runtime_failure_retried_data_failure_kept(tmp_path, capsys, monkeypatch, caplog):
-    import lgkit.engine.run as engine_run
+    import lgkit.engine.loop as engine_loop
 
     exs = [*_examples(3), Example("x " * 300, "", "cut away by max_length")]
     data = write_examples(tmp_path / "d.jsonl", exs)
     out = tmp_path / "run"
-    real = engine_run.forward_backward
+    real = engine_loop.forward_backward
 
     def flaky(model, targets, encs, **kw):
         if flaky.fail_first and flaky.calls < 2:  # the batch, then the example alone
@@ -379,7 +380,7 @@ def test_runtime_failure_retried_data_failure_kept(tmp_path, capsys, monkeypatch
         return real(model, targets, encs, **kw)
 
     flaky.fail_first, flaky.calls = True, 0
-    monkeypatch.setattr(engine_run, "forward_backward", flaky)
+    monkeypatch.setattr(engine_loop, "forward_backward", flaky)
     code, _ = _grads(capsys, data, out, "--max-length", "100", "--batch-size", "1")
     assert code == 3 and "run is partial: 1 example(s) failed at run time" in caplog.text
     man = lgkit.load_manifest(out)
@@ -433,13 +434,13 @@ def _enospc(*a, **k):
 
 
 def test_disk_full_during_part_write(tmp_path, capsys, data, monkeypatch):
-    import lgkit.engine.store as store
+    import lgkit.formats.parts as parts
 
     def half_then_full(table, where, *a, **k):
         Path(where).write_bytes(b"PAR1 half a part")
         _enospc()
 
-    monkeypatch.setattr(store.pq, "write_table", half_then_full)
+    monkeypatch.setattr(parts.pq, "write_table", half_then_full)
     out = tmp_path / "run"
     code, err = _grads(capsys, data, out)
     line = _one_line(err)

@@ -67,7 +67,7 @@ def test_atomic_path_for_path_writers(tmp_path):
 
 
 def test_temporary_name_matches_the_store_cleanup_patterns(tmp_path):
-    # engine.store.clean_temporaries globs ".*-r000-*.tmp" and ".manifest.json.*.tmp"
+    # formats.parts.clean_temporaries globs ".*-r000-*.tmp" and ".manifest.json.*.tmp"
     assert temp_name(tmp_path / "part-r000-00001.parquet").match(".*-r000-*.tmp")
     assert temp_name(tmp_path / "manifest.json").match(".manifest.json.*.tmp")
 

@@ -31,8 +31,8 @@ import pytest
 import torch
 
 from lgkit.engine.arch import find_targets
+from lgkit.engine.batch import run_batch
 from lgkit.engine.reference import naive_stats_encoded
-from lgkit.engine.run import run_batch
 from lgkit.formats.prompts import Encoded, encode_example
 from lgkit.formats.records import Example
 from lgkit.models.load import load_model

@@ -12,6 +12,7 @@ from lgkit import series as S
 from lgkit.data.profile import build_profile
 from lgkit.formats.records import write_examples
 from lgkit.series import teaching as T
+from lgkit.series import verdicts as V
 
 
 def _records(n: int = 4) -> list[dict]:
@@ -20,11 +21,11 @@ def _records(n: int = 4) -> list[dict]:
 
 
 def test_min_p_and_small_n_warning():
-    assert T.min_p(4) >= 0.05 > 0.001 > T.min_p(12)  # no verdict at 4 questions; fine at 12
-    rows, *_ = T.reader_findings(_records(4))
-    assert rows[0]["n"] == "4" and rows[0]["min p"] == f"{T.min_p(4):.2g}"
-    assert "cannot be supported or contradicted" in T.small_n_warning(_records(4))
-    assert T.small_n_warning(_records(12)) == ""
+    assert V.min_p(4) >= 0.05 > 0.001 > V.min_p(12)  # no verdict at 4 questions; fine at 12
+    rows, *_ = V.reader_findings(_records(4))
+    assert rows[0]["n"] == "4" and rows[0]["min p"] == f"{V.min_p(4):.2g}"
+    assert "cannot be supported or contradicted" in V.small_n_warning(_records(4))
+    assert V.small_n_warning(_records(12)) == ""
 
 
 def test_findings_html_one_row_each_rule_once_escaped():
@@ -32,7 +33,7 @@ def test_findings_html_one_row_each_rule_once_escaped():
         {**r, "claim": f"<script>{k}</script>"}
         for k, r in enumerate(_records(12) + _records(12) + _records(4))
     ]
-    h = T.findings_html(recs)
+    h = V.findings_html(recs)
     assert "<script>" not in h and "&lt;script&gt;0&lt;/script&gt;" in h
     assert h.count("<tr>") == 4  # header + 3 rows
     assert h.count(A.findings.I.RULE_DIFFERENCE[:40]) == 1  # the rule once, under the table

@@ -10,11 +10,12 @@ from lgkit.cli import main
 from lgkit.engine.arch import find_targets
 from lgkit.engine.batch import forward_backward
 from lgkit.engine.config import NUMERIC_SETTINGS, GradConfig, cli_options, numeric_settings
+from lgkit.engine.plan import run_fingerprint
 from lgkit.engine.reference import masked_labels, naive_stats_encoded, naive_token_stats
-from lgkit.engine.run import compute_stats, run_fingerprint
+from lgkit.engine.run import compute_stats
 from lgkit.engine.spans import answer_token_span
-from lgkit.engine.store import PARTS
 from lgkit.errors import InputError
+from lgkit.formats.parts import PARTS
 from lgkit.formats.prompts import encode_example
 from lgkit.formats.records import Example, write_examples
 from lgkit.models.load import load_model

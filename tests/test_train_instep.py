@@ -13,8 +13,8 @@ from transformers import TrainerCallback
 
 from lgkit.engine.config import GradConfig
 from lgkit.engine.run import compute_stats
-from lgkit.engine.store import load_stats
 from lgkit.errors import InputError
+from lgkit.formats.store import load_stats
 from lgkit.models import load_model
 from lgkit.train import SpectraCallback, load_instep
 from lgkit.train.data import Collator, ListDataset, encode_records

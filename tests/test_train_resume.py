@@ -152,8 +152,8 @@ def test_two_rank_gloo_writes_one_probe_table(data, tmp_path):
 def _equal_compute_stats(rows: pd.DataFrame, data, out: Path) -> None:
     from lgkit.engine.config import GradConfig
     from lgkit.engine.run import compute_stats
-    from lgkit.engine.store import load_stats
     from lgkit.formats.records import read_examples
+    from lgkit.formats.store import load_stats
     from lgkit.models import load_model
 
     exs = [e for e in read_examples(data[0]) if e.sample_id in set(rows["sample_id"])]

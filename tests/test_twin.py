@@ -27,7 +27,8 @@ def test_random_twin_same_shapes_new_weights_seeded():
 
 
 def test_lazy_twin_has_its_own_cache_key_and_loads_only_when_needed(tmp_path):
-    from lgkit.engine.run import GradConfig, stats_for
+    from lgkit.engine.config import GradConfig
+    from lgkit.engine.run import stats_for
     from lgkit.formats.records import Example, write_examples
 
     data = tmp_path / "d.jsonl"

@@ -68,6 +68,9 @@ from lgkit.analysis.curves import (  # noqa: F401
     pivot_mad,
     sort_groups,
 )
+from lgkit.analysis.decision import (  # noqa: F401
+    decide,
+)
 from lgkit.analysis.findings import (  # noqa: F401
     CONFOUNDED_LABEL,
     EXPLORATORY,
@@ -78,7 +81,6 @@ from lgkit.analysis.findings import (  # noqa: F401
     Finding,
     cannot_decide,
     control_text,
-    decide,
     evaluate,
     exploratory,
     findings_table,

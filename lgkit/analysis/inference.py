@@ -43,14 +43,21 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lgkit.analysis.intervals import INTERVAL_METHOD, Interval, interval, tost  # noqa: F401
+from lgkit.analysis.intervals import (  # noqa: F401
+    INTERVAL_METHOD,
+    Interval,
+    Sides,
+    Stat,
+    interval,
+    tost,
+)
 from lgkit.analysis.tables import filter_table, metric_values
 
 ALPHA = 0.05
@@ -85,9 +92,6 @@ RULE_NONINFERIORITY = (
 )
 _RESPONSE_TOKENS = {"c", "i", "correct", "irrelevant", "none", "simplified", "detailed"}
 
-Stat = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``stat(mean_a, mean_b)``: side means ``[..., cell, module, layer]`` -> ``[...]``."""
-
 
 def question_ids(df: pd.DataFrame) -> pd.Series:
     """The question of every row: ``qid`` when present, else ``sample_id`` without
@@ -105,33 +109,6 @@ def question_ids(df: pd.DataFrame) -> pd.Series:
         return "-".join(t for t in re.split(r"-", str(s)) if t not in _RESPONSE_TOKENS)
 
     return df["sample_id"].map(strip)
-
-
-@dataclass
-class Sides:
-    """Per-question layer curves of the two sides of a comparison.
-
-    Attributes:
-        a, b: arrays ``[question, cell, module, layer]``.
-        paired: True when ``a`` and ``b`` hold the same questions in the same order.
-        qids_a, qids_b: the questions of each side.
-        modules, layers: the axes' labels.
-        truncated: per side, whether every row of the side is truncated.
-    """
-
-    a: np.ndarray
-    b: np.ndarray
-    paired: bool
-    qids_a: list[str]
-    qids_b: list[str]
-    modules: list[str]
-    layers: list[int]
-    truncated: tuple[bool, bool] = (False, False)
-
-    @property
-    def n_questions(self) -> int:
-        """Questions in the comparison (paired: common ones; else the smaller side)."""
-        return len(self.qids_a) if self.paired else min(len(self.qids_a), len(self.qids_b))
 
 
 def _cell_frame(

@@ -7,10 +7,12 @@ treat the question as the unit: paired sides are resampled / left out jointly, u
 sides each on their own (Hsu's df ``min(na, nb) - 1``), so both groups' uncertainty enters.
 The percentile bootstrap (:func:`lgkit.analysis.inference.ci`) under-covers at a dozen
 questions; ``tests/test_calibration.py`` checks coverage by simulation. :func:`tost` is
-the equivalence / non-inferiority p consistent with the interval.
+the equivalence / non-inferiority p consistent with the interval. A comparison's two
+sides (:class:`Sides`, built by :func:`lgkit.analysis.inference.side_arrays`) and its
+statistic (:data:`Stat`) are defined here, below the tests that use them too.
 
 Example:
-    >>> from lgkit.analysis.inference import Sides, level
+    >>> from lgkit.analysis.inference import level
     >>> a = np.random.default_rng(0).lognormal(0, 0.3, size=(12, 1, 1, 3))
     >>> s = Sides(a, a * 0.8, True, list("abcdefghijkl"), list("abcdefghijkl"), ["q"], [0, 1, 2])
     >>> iv = interval(s, lambda x, y: np.log(level(y[..., 0, :, :]) / level(x[..., 0, :, :])))
@@ -21,17 +23,44 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lgkit.analysis.studentt import t_cdf, t_ppf
 
-if TYPE_CHECKING:
-    from lgkit.analysis.inference import Sides, Stat
-
 INTERVAL_METHOD = "t"
+
+Stat = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``stat(mean_a, mean_b)``: side means ``[..., cell, module, layer]`` -> ``[...]``."""
+
+
+@dataclass
+class Sides:
+    """Per-question layer curves of the two sides of a comparison.
+
+    Attributes:
+        a, b: arrays ``[question, cell, module, layer]``.
+        paired: True when ``a`` and ``b`` hold the same questions in the same order.
+        qids_a, qids_b: the questions of each side.
+        modules, layers: the axes' labels.
+        truncated: per side, whether every row of the side is truncated.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    paired: bool
+    qids_a: list[str]
+    qids_b: list[str]
+    modules: list[str]
+    layers: list[int]
+    truncated: tuple[bool, bool] = (False, False)
+
+    @property
+    def n_questions(self) -> int:
+        """Questions in the comparison (paired: common ones; else the smaller side)."""
+        return len(self.qids_a) if self.paired else min(len(self.qids_a), len(self.qids_b))
 
 
 def _loo(x: np.ndarray) -> np.ndarray:
@@ -138,7 +167,7 @@ def interval(
     ``(T* - est) / se*`` and every ``se*`` the jackknife SE of its resample.
 
     Example:
-        >>> from lgkit.analysis.inference import Sides, level
+        >>> from lgkit.analysis.inference import level
         >>> rng = np.random.default_rng(1)
         >>> a = rng.lognormal(0, 0.3, size=(12, 1, 1, 3))
         >>> s = Sides(a, a * 0.7 * rng.lognormal(0, 0.1, size=a.shape), True,

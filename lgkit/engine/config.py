@@ -1,7 +1,7 @@
 """Settings of a statistics run: one :class:`GradConfig` and the list of those that change the numbers.
 
 :data:`NUMERIC_SETTINGS` is the single list both the resume fingerprint
-(:func:`lgkit.engine.run.run_fingerprint`) and the statistics cache
+(:func:`lgkit.engine.plan.run_fingerprint`) and the statistics cache
 (:func:`lgkit.engine.run.stats_for`) are built from; the ``lgkit grads`` options are
 built from the fields' metadata (:func:`cli_options`), so defaults cannot disagree.
 

@@ -3,7 +3,7 @@
 :func:`run_lock` holds the folder's lock for a whole :func:`lgkit.engine.run.compute_stats`
 (under ``torchrun`` rank 0 holds it and shares the outcome); :func:`check_out_dir` refuses a
 folder holding another run (unless ``overwrite``) and, on rank 0, repairs the parts
-(:func:`lgkit.engine.ledger.repair`).
+(:func:`lgkit.formats.ledger.repair`).
 
 Example:
     >>> import tempfile
@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from lgkit.engine.ledger import fingerprint_sha, repair
-from lgkit.engine.store import load_manifest
 from lgkit.errors import InputError
+from lgkit.formats.ledger import fingerprint_sha, repair
+from lgkit.formats.parts import load_manifest
 from lgkit.locks import LOCK_FILE, FolderBusy, folder_lock
 
 __all__ = ["barrier", "check_out_dir", "run_lock"]
@@ -45,7 +45,7 @@ def check_out_dir(
 ) -> dict:
     """The manifest of the run already in ``out`` (empty if none or replaced), its parts verified.
 
-    Rank 0 sets damaged, duplicate and unlisted parts aside (:func:`lgkit.engine.ledger.repair`);
+    Rank 0 sets damaged, duplicate and unlisted parts aside (:func:`lgkit.formats.ledger.repair`);
     parts of another model or other settings are refused unless ``overwrite``.
     """
     old = load_manifest(out)

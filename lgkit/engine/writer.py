@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lgkit.engine.ledger import fingerprint_sha
-from lgkit.engine.store import write_failures, write_part, write_token_part
+from lgkit.engine.plan import Item, RunPlan, RunResult
+from lgkit.formats.ledger import fingerprint_sha
+from lgkit.formats.parts import write_failures, write_part, write_token_part
 from lgkit.formats.prompts import Encoded
-
-if TYPE_CHECKING:
-    from lgkit.engine.run import Item, RunPlan, RunResult
 
 log = logging.getLogger(__name__)
 

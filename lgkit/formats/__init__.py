@@ -1,7 +1,9 @@
-"""Formats: training records, prompt conventions, and the authors' per-sample JSONL.
+"""Formats: training records, prompt conventions, the statistics table on disk, the authors' JSONL.
 
-May import: lgkit.errors, lgkit.schema, lgkit.fsio (authors.py reads tables through
-lgkit.engine.store, lazily). tests/test_boundaries.py checks.
+The statistics table: a run folder's layout and Parquet parts (``parts``), their
+verification and repair (``ledger``), the verified readers (``store``: ``load_stats`` and the
+rest), written by the engine and read by everyone after it. May import: lgkit.errors,
+lgkit.schema, lgkit.fsio, lgkit.locks. Nothing else of lgkit (tests/test_boundaries.py checks).
 
 Example:
     >>> from lgkit.formats import Example

@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from lgkit.errors import InputError
+from lgkit.formats.parts import load_manifest, sort_table
+from lgkit.formats.store import load_failures, load_stats
 from lgkit.fsio import atomic_open
 from lgkit.schema import AUTHOR_FILE_STATS, PROJECTION_SUFFIXES
 
@@ -50,12 +52,6 @@ def export_layer_gradient(
     Example:
         >>> export_layer_gradient("outputs/run", "stats.jsonl")  # doctest: +SKIP
     """
-    from lgkit.engine.store import (
-        load_failures,
-        load_manifest,
-        load_stats,
-    )  # lazy: engine imports formats
-
     p = Path(path)
     if p.is_dir():
         raise InputError("is a directory; give the .jsonl file to write", path=p)
@@ -210,8 +206,6 @@ def import_layer_gradient(path: str | Path, **metadata: Any) -> pd.DataFrame:
             row["effective_rank"] = float("nan")
             row.update({k: v for k, v in metadata.items()})
             rows.append(row)
-    from lgkit.engine.store import sort_table
-
     if failed:
         log.warning("%s: %d failed example(s) without statistics (df.attrs['failed'])",
                     path, len(failed))  # fmt: skip

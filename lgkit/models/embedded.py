@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from lgkit.errors import InputError
+from lgkit.models.pretrained import from_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -264,9 +265,7 @@ def _convert_gguf_to_folder(gguf_path: Path, out_dir: Path) -> dict[str, Any]:
     del fresh, state
 
     # reload exactly as load_model does, and compare with the GGUF-loaded model
-    from lgkit.models.load import _from_pretrained  # load imports this module
-
-    model2, tok2 = _from_pretrained(str(out_dir), torch.float32, _plain_tok=True)
+    model2, tok2 = from_pretrained(str(out_dir), torch.float32, plain_tok=True)
     max_diff = 0.0
     for text in _CHECK_TEXTS:
         ids = tok(text, return_tensors="pt")["input_ids"]

@@ -25,7 +25,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from lgkit.models.embedded import (
     ensure_embedded,
     model_cache_dir,
 )
+from lgkit.models.pretrained import from_pretrained
 from lgkit.models.tiny import TINY, build_tiny, tiny_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -187,57 +187,6 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
-def _from_pretrained(path_or_id: str, tdt: torch.dtype, **kwargs: Any):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    plain_tok = kwargs.pop("_plain_tok", False)
-    tok_keys = ("revision", "trust_remote_code", "cache_dir", "local_files_only")
-    tok_kwargs = {k: v for k, v in kwargs.items() if k in tok_keys}
-    tok = None
-    if plain_tok:
-        # The model-specific class (e.g. GemmaTokenizer) re-parses and rebuilds the 33 MB
-        # tokenizer.json in Python; the generic backend reads it natively (3.3 s -> 2.2 s).
-        # Same tokenizer.json, same encodings (conversion checks them against the GGUF one).
-        try:
-            from transformers import TokenizersBackend
-
-            tok = TokenizersBackend.from_pretrained(path_or_id)
-        except ImportError:  # pragma: no cover - older transformers 5.x
-            tok = None
-    if tok is None:
-        tok = AutoTokenizer.from_pretrained(path_or_id, **tok_kwargs)
-    with quiet_local_load(Path(path_or_id).exists()):
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=tdt, **kwargs)
-    return model, tok
-
-
-@contextmanager
-def quiet_local_load(local: bool = True) -> Iterator[None]:
-    """No transformers progress bar while a model loads from local files (seconds: the
-    "Loading weights 0/272" bar would stay frozen in a saved notebook); a download from the
-    Hub (``local=False``) keeps its bars. The setting is restored afterwards.
-
-    Example:
-        >>> from transformers.utils import logging as hf_logging
-        >>> before = hf_logging.is_progress_bar_enabled()
-        >>> with quiet_local_load():
-        ...     hf_logging.is_progress_bar_enabled()
-        False
-        >>> hf_logging.is_progress_bar_enabled() == before
-        True
-    """
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if local and was:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if local and was:
-            hf_logging.enable_progress_bar()
-
-
 def _load_gguf_file(path: Path, tdt: torch.dtype, device_map: str | None) -> tuple[Any, Any]:
     """Load a ``.gguf`` file with transformers (dequantised; slow)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -260,7 +209,7 @@ def _load_folder(
     if not (path / "config.json").is_file():
         raise InputError("not a Hugging Face model folder (no config.json)", path=path)
     try:
-        return _from_pretrained(
+        return from_pretrained(
             str(path), tdt, trust_remote_code=trust_remote_code, device_map=device_map
         )
     except Exception as exc:  # OSError, ValueError, safetensors' own error for a truncated file
@@ -284,7 +233,7 @@ def _load_embedded(
     """An embedded model from its cached conversion; a damaged cache is one line with the fix."""
     folder = ensure_embedded(spec)
     try:
-        return _from_pretrained(str(folder), tdt, device_map=device_map, _plain_tok=True)
+        return from_pretrained(str(folder), tdt, device_map=device_map, plain_tok=True)
     except Exception as exc:  # a cache damaged after conversion (the marker has no sizes)
         bad = damaged_weights(folder)
         if bad is None and not isinstance(exc, (OSError, ValueError)):
@@ -330,7 +279,7 @@ def _load_hub(
     """A Hub id through ``from_pretrained``; only the local cache when the Hub is unreachable."""
     offline = _hub_unreachable()  # then only the local HF cache: no minute of retries
     try:
-        model, tok = _from_pretrained(
+        model, tok = from_pretrained(
             name,
             tdt,
             revision=revision,

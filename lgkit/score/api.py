@@ -21,9 +21,10 @@ from typing import Any
 import pandas as pd
 
 from lgkit.engine.config import GradConfig
-from lgkit.engine.run import _unique_ids, compute_stats
-from lgkit.engine.store import load_failures, load_stats
+from lgkit.engine.plan import unique_ids
+from lgkit.engine.run import compute_stats
 from lgkit.errors import InputError
+from lgkit.formats.store import load_failures, load_stats
 from lgkit.fsio import atomic_write_json
 from lgkit.score.aggregate import SCORES, aggregate, parse_layers
 from lgkit.score.datafile import DataFile, read_data
@@ -61,11 +62,11 @@ def _index_frame(
     The engine scored records ``todo`` of ``data`` (the others are ``data.unscorable``);
     its sample ids are mapped back to the whole file's.
     """
-    ids = _unique_ids(data.examples, str(data.path))
+    ids = unique_ids(data.examples, str(data.path))
     frame = pd.DataFrame({"index": range(len(ids)), "sample_id": ids})
     reasons = pd.Series([data.unscorable.get(i) for i in range(len(ids))], dtype=object)
     if todo:
-        sub = _unique_ids([data.examples[i] for i in todo], str(data.path))
+        sub = unique_ids([data.examples[i] for i in todo], str(data.path))
         to_full = dict(zip(sub, (ids[i] for i in todo), strict=True))
         fails = pd.concat([load_failures(d) for d in run_dirs], ignore_index=True)
         if len(fails):

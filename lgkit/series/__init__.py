@@ -2,7 +2,7 @@
 
 Notebooks import this package as ``S``: ``S.family_stats``, ``S.Outputs`` and the rest of
 ``steps``, ``summaries``, ``outputs``, ``findings``, ``controls`` (06's length controls),
-``teaching`` (runs to read, the reader's findings table) and
+``teaching`` (runs to read, the closing text), ``verdicts`` (the reader's findings table) and
 ``showtext`` (text from data shown escaped, never as Markdown). ``runner`` and
 ``report`` run and summarise the series (``lgkit run``). May import every other lgkit package.
 """
@@ -21,6 +21,8 @@ from lgkit.series.summaries import *  # noqa: F403
 from lgkit.series.summaries import __all__ as _summaries_all
 from lgkit.series.teaching import *  # noqa: F403
 from lgkit.series.teaching import __all__ as _teaching_all
+from lgkit.series.verdicts import *  # noqa: F403
+from lgkit.series.verdicts import __all__ as _verdicts_all
 
 __all__ = [
     *_steps_all,
@@ -30,4 +32,5 @@ __all__ = [
     *_controls_all,
     *_showtext_all,
     *_teaching_all,
+    *_verdicts_all,
 ]

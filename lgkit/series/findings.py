@@ -103,7 +103,7 @@ def finalize(
 
     ``twin``: the same claims on the random-initialisation twin (:func:`twin_findings`),
     matched by key (tagged claim + statistic), several seeds pooled; every difference
-    claim with a twin gets its learned-effect row (:func:`lgkit.analysis.decide`)."""
+    claim with a twin gets its learned-effect row (:func:`lgkit.analysis.decision.decide`)."""
     return A.decide(findings, controls=twin, labels=run_labels(df, models), learned=bool(twin))
 
 

@@ -21,6 +21,7 @@ from lgkit.models.weights import quantisation
 from lgkit.series.findings import RELEASED_NOTE, data_kind
 from lgkit.series.steps import project_path
 from lgkit.series.summaries import n_examples, safe_name
+from lgkit.series.verdicts import findings_html
 
 logger = logging.getLogger(__name__)
 
@@ -293,14 +294,12 @@ class Outputs:
         self, findings: Sequence[A.Finding], name: str = "findings", *, data: str = ""
     ) -> None:
         """Save the findings table (:func:`findings_view`, every column) and show the reader's
-        table (:func:`lgkit.series.teaching.findings_html`): verdict word, estimate, CI, p, n on
+        table (:func:`lgkit.series.verdicts.findings_html`): verdict word, estimate, CI, p, n on
         one row, then the count line and the rule and shared caveats once, collapsible.
 
         ``data="synthetic"`` puts the synthetic-data banner above the table (and into
         its caption).
         """
-        from lgkit.series.teaching import findings_html
-
         view = findings_view(findings)
         banner = data_banner(data)
         caption = "Claims of the paper tested on this model and data" + (

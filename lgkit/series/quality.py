@@ -317,13 +317,13 @@ def notebook_findings(table: pd.DataFrame, selection: Sequence[A.Finding],
 
 def _pool(files: Sequence[Any], limit: int | None) -> dict[str, Any]:
     """sample_id -> Example of every record of ``files`` (the first ``limit`` of each)."""
-    from lgkit.engine.run import _unique_ids
+    from lgkit.engine.plan import unique_ids
     from lgkit.formats.records import read_examples
 
     out = {}
     for f in files:
         exs = read_examples(f.path)[: limit or None]
-        out.update(zip(_unique_ids(exs, str(f.path)), exs, strict=True))
+        out.update(zip(unique_ids(exs, str(f.path)), exs, strict=True))
     return out
 
 

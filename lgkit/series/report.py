@@ -187,7 +187,7 @@ def headline_html(
         >>> "&lt;a&gt;" in h and "controls: √T: &lt;b&gt;inconclusive&lt;/b&gt;" in h
         True
     """
-    from lgkit.series.teaching import _VERDICT_STYLE, _num
+    from lgkit.series.verdicts import VERDICT_STYLE, num_text
 
     esc = html.escape
     rows = headline_findings(findings)
@@ -206,10 +206,10 @@ def headline_html(
             str(f.get("claim", "")),
             str(f.get("verdict", "")),
         )
-        lo, hi = _num(f.get("ci_low")), _num(f.get("ci_high"))
+        lo, hi = num_text(f.get("ci_low")), num_text(f.get("ci_high"))
         lvl = f.get("ci_level")
         pct = f"{100 * float(lvl):.3g}% " if isinstance(lvl, int | float) and lvl == lvl else ""
-        est = _num(f.get("estimate")) + (f" {pct}[{lo}, {hi}]" if lo else "")
+        est = num_text(f.get("estimate")) + (f" {pct}[{lo}, {hi}]" if lo else "")
         st = str(f.get("status", "ok") or "ok")
         tag = f"<br><b class='no' style='font-size:11px'>{esc(st)}</b>" if st != "ok" else ""
         lines = controls(f) if callable(controls) else (controls or {}).get((nb, claim), [])
@@ -221,8 +221,8 @@ def headline_html(
         )
         out.append(
             f"<tr><td><a href='#{esc(nb)}' title='{esc(nb)}'>{esc(nb.split('_')[0])}</a>{tag}</td>"
-            f"<td>{esc(claim)}{ctl}</td><td style='{_VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
-            f"<td style='white-space:nowrap'>{esc(est)}</td><td>{esc(_num(f.get('p_adj')))}</td>"
+            f"<td>{esc(claim)}{ctl}</td><td style='{VERDICT_STYLE.get(v, '')}'>{esc(v)}</td>"
+            f"<td style='white-space:nowrap'>{esc(est)}</td><td>{esc(num_text(f.get('p_adj')))}</td>"
             f"<td>{esc(str(f.get('n_questions') or ''))}</td></tr>"
         )
     out.append("</table>")
@@ -238,7 +238,7 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
         >>> summary_section(Path("/nonexistent"), [])
         ['<h2>What was found</h2>', '<p>No findings yet.</p>']
     """
-    from lgkit.series.teaching import VERDICT_ORDER, adjustment_text, counts_line
+    from lgkit.series.verdicts import VERDICT_ORDER, adjustment_text, counts_line
 
     esc = html.escape
     metrics = [read_json(d / "metrics.json") or {} for d in _notebook_dirs(run_dir)]
@@ -279,14 +279,14 @@ def summary_section(run_dir: Path, findings: list[dict[str, Any]]) -> list[str]:
 
 def findings_section(run_dir: Path, findings: list[dict[str, Any]] | None = None) -> list[str]:
     """HTML of the run's full findings table: one short row per finding
-    (:func:`lgkit.series.teaching.findings_html`), the count line, and the rules and caveats
+    (:func:`lgkit.series.verdicts.findings_html`), the count line, and the rules and caveats
     once.
 
     Example:
         >>> findings_section(Path("/nonexistent"))
         ['<h2>Findings</h2>', '<p>No findings yet.</p>']
     """
-    from lgkit.series.teaching import findings_html
+    from lgkit.series.verdicts import findings_html
 
     findings = _findings_with_status(run_dir) if findings is None else findings
     parts = ["<h2>Findings</h2>"]

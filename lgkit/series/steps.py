@@ -237,7 +237,7 @@ def grad_config(
         >>> c.max_length, c.modules, c.limit
         (256, ('q', 'o'), 8)
     """
-    from lgkit.engine.run import GradConfig
+    from lgkit.engine.config import GradConfig
 
     return GradConfig(
         modules=modules,
@@ -315,7 +315,7 @@ def family_stats(
     parts = []
     failed: dict[str, str] = {}
     t0 = time.perf_counter()
-    with bar:  # models load quietly (models.load.quiet_local_load)
+    with bar:  # models load quietly (models.pretrained.quiet_local_load)
         for f, n_file in zip(files, sizes, strict=True):
             report.file(f.name)
             before = report.done

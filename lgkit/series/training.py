@@ -575,8 +575,8 @@ def instep_consistency(
     """
     from lgkit.engine.config import GradConfig
     from lgkit.engine.run import compute_stats
-    from lgkit.engine.store import load_stats
     from lgkit.formats.records import read_examples
+    from lgkit.formats.store import load_stats
     from lgkit.models.load import load_model
 
     if instep.empty:

@@ -35,8 +35,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lgkit.engine.store import META_KEY, PARTS, load_stats, part_files, read_part, write_part
 from lgkit.errors import InputError
+from lgkit.formats.parts import META_KEY, PARTS, part_files, read_part, write_part
+from lgkit.formats.store import load_stats
 from lgkit.fsio import atomic_open, atomic_path
 
 PROBE, UPDATES, HELDOUT, INSTEP = "probe", "updates", "heldout", "instep"

@@ -1,7 +1,7 @@
 """Verified, not trusted: a run folder's parts checked against their own metadata and the manifest.
 
 Every part records its row count and the fingerprint (model, data, numeric settings) of
-the run that wrote it (:func:`lgkit.engine.store.write_part`); a finished run's manifest
+the run that wrote it (:func:`lgkit.formats.parts.write_part`); a finished run's manifest
 lists every part with its rows and sha256 (``files``) and the hash of the example ids it
 covers (``ids_sha256``). :func:`find_problems` compares a folder with both:
 
@@ -40,16 +40,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lgkit.engine.store import (
+from lgkit.errors import InputError
+from lgkit.formats.parts import (
     FAILURES,
     META_KEY,
     PARTS,
     TOKENS,
-    _failure_rows,
+    failure_rows,
     load_manifest,
     part_files,
 )
-from lgkit.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def check_table(out: Path) -> pd.DataFrame:
 
 
 def _check_complete(out: Path, manifest: dict, done: set[str]) -> None:
-    fails = _failure_rows(out, done)
+    fails = failure_rows(out, done)
     failed = set(fails["sample_id"].astype(str)) if len(fails) else set()
     data_failed = (
         set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str)) if len(fails) else set()

@@ -1,4 +1,7 @@
-"""Statistics on disk: Parquet parts, a failures table and a manifest, all resumable.
+"""A run folder on disk: its layout, atomic Parquet parts, a failures table, the manifest.
+
+The format the engine writes and every reader reads (:mod:`lgkit.formats.ledger` verifies
+it, :mod:`lgkit.formats.store` reads the tables through that check); no torch, no engine.
 
 Layout of a run directory::
 
@@ -14,7 +17,7 @@ Every file is written to a temporary name and renamed, so a run killed at any mo
 a part and the finished table equals an uninterrupted run's. Each part carries, in its
 Parquet metadata, its row count and the fingerprint of the model and settings that
 wrote it; the finished manifest lists every part with its rows and sha256
-(:mod:`lgkit.engine.ledger` checks both on read and on resume).
+(:mod:`lgkit.formats.ledger` checks both on read and on resume).
 
 Failure rows have a ``kind``: ``data`` (the example fails the same way under these
 settings: a response cut away by ``max_length``, no final answer, a non-finite loss)
@@ -45,7 +48,7 @@ import pyarrow.parquet as pq
 
 from lgkit.errors import InputError
 from lgkit.fsio import atomic_path, atomic_write_json
-from lgkit.schema import ALL_MODULES, TABLE_COLUMNS
+from lgkit.schema import ALL_MODULES
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,8 @@ def read_part(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         ) from None
 
 
-def _read_folder(folder: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_folder(folder: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every part of one sub-folder as one table, unverified (empty when there is none)."""
     files = part_files(folder)
     if not files:
         return pd.DataFrame()
@@ -206,9 +210,9 @@ def failure_kind(reason: str) -> str:
     return "runtime" if re.match(r"^\w*(Error|Exception): ", str(reason)) else "data"
 
 
-def _failure_rows(out_dir: str | Path, done: set[str]) -> pd.DataFrame:
+def failure_rows(out_dir: str | Path, done: set[str]) -> pd.DataFrame:
     """Outstanding failures: one row per id (the latest), none for an id that has statistics."""
-    df = _read_folder(Path(out_dir) / FAILURES)
+    df = read_folder(Path(out_dir) / FAILURES)
     if df.empty:
         return df
     if "kind" not in df.columns:
@@ -225,7 +229,7 @@ def _failure_rows(out_dir: str | Path, done: set[str]) -> pd.DataFrame:
 
 def stats_ids(out_dir: str | Path) -> set[str]:
     """Sample ids with statistics rows in a part."""
-    df = _read_folder(Path(out_dir) / PARTS, columns=["sample_id"])
+    df = read_folder(Path(out_dir) / PARTS, columns=["sample_id"])
     return set(df["sample_id"].astype(str)) if len(df) else set()
 
 
@@ -235,7 +239,7 @@ def completed_ids(out_dir: str | Path) -> set[str]:
     Runtime failures (out of memory, an error) are not among them: a rerun retries them.
     """
     done = stats_ids(out_dir)
-    fails = _failure_rows(out_dir, done)
+    fails = failure_rows(out_dir, done)
     if len(fails):
         done |= set(fails.loc[fails["kind"] == "data", "sample_id"].astype(str))
     return done
@@ -250,76 +254,6 @@ def sort_table(df: pd.DataFrame) -> pd.DataFrame:
     by = keys + [c for c in ("layer", "_m") if c in df.columns]
     df = df.sort_values(by, kind="stable").drop(columns=["_m"], errors="ignore")
     return df.reset_index(drop=True)
-
-
-def load_stats(out_dir: str | Path, *, spectrum: bool = True) -> pd.DataFrame:
-    """The statistics table of a run (all ranks), one row per example × layer × module.
-
-    Columns (docs/ARCHITECTURE.md): ``sample_id, dataset, cot, correct, layer, module, shape, loss,
-    n_prompt_tokens, n_response_tokens, truncated, nuclear_norm, sigma_max, sigma_min,
-    sigma1_ratio, frobenius_norm, effective_rank, entry_mean, entry_max, entry_min``,
-    plus ``example_index``, ``param`` and, when computed, ``spectrum``,
-    ``cos_next_layer`` and ``cos_pair``. Sorted by example, layer and module.
-
-    Raises:
-        InputError: when ``out_dir`` holds no lgkit run.
-
-    Example:
-        >>> df = load_stats("outputs/run")  # doctest: +SKIP
-        >>> df.groupby(["cot", "layer", "module"]).nuclear_norm.mean()  # doctest: +SKIP
-    """
-    from lgkit.engine.ledger import check_table  # ledger reads with this module
-
-    d = Path(out_dir)
-    if not (d / MANIFEST).exists() and not (d / PARTS).exists():
-        raise InputError("no lgkit statistics here (no manifest.json or parts/)", path=d)
-    df = check_table(d)
-    if df.empty:
-        return pd.DataFrame(columns=list(TABLE_COLUMNS))
-    if not spectrum:
-        df = df.drop(columns=["spectrum"], errors="ignore")
-    first = [c for c in TABLE_COLUMNS if c in df.columns]
-    return sort_table(df[first + [c for c in df.columns if c not in first]])
-
-
-def load_failures(out_dir: str | Path) -> pd.DataFrame:
-    """The outstanding failures of a run: ``sample_id, example_index, reason, kind`` (+ metadata).
-
-    One row per example that has no statistics (a runtime failure a rerun then got
-    through is gone); ``kind`` is ``data`` or ``runtime`` (module docstring).
-    """
-    df = _failure_rows(out_dir, stats_ids(out_dir))
-    if df.empty:
-        return pd.DataFrame(columns=["sample_id", "example_index", "reason", "kind"])
-    return sort_table(df.reset_index(drop=True))
-
-
-def load_token_stats(out_dir: str | Path) -> pd.DataFrame:
-    """The per-token table of a run written with ``token_stats``.
-
-    Columns: ``sample_id, example_index, position, token, in_loss, layer, module,
-    token_norm`` (= ‖d_t‖‖x_t‖; summed over positions it gives the statistics table's
-    ``token_norm_sum``). Rows of examples a resumed run redid appear once; rows of
-    examples without a statistics row are left out.
-
-    Example:
-        >>> load_token_stats("outputs/run").head()  # doctest: +SKIP
-    """
-    cols = ["sample_id", "example_index", "position", "token", "in_loss", "layer", "module"]
-    df = _read_folder(Path(out_dir) / TOKENS)
-    if df.empty:
-        return pd.DataFrame(columns=[*cols, "token_norm"])
-    done = _read_folder(Path(out_dir) / PARTS, columns=["sample_id"])
-    df = df[df["sample_id"].isin(set(done["sample_id"]) if len(done) else set())]
-    df = df.drop_duplicates(["sample_id", "layer", "module", "position"], keep="last")
-    return _sort_tokens(df)
-
-
-def _sort_tokens(df: pd.DataFrame) -> pd.DataFrame:
-    order = {m: i for i, m in enumerate(ALL_MODULES)}
-    df = df.assign(_m=df["module"].map(order))
-    df = df.sort_values(["example_index", "sample_id", "layer", "_m", "position"], kind="stable")
-    return df.drop(columns=["_m"]).reset_index(drop=True)
 
 
 def load_manifest(out_dir: str | Path) -> dict[str, Any]:
@@ -342,17 +276,6 @@ def load_manifest(out_dir: str | Path) -> dict[str, Any]:
     if not isinstance(man, dict):
         raise InputError("run manifest is not a JSON object; delete it and rerun", path=p)
     return man
-
-
-def stats_dataset(out_dir: str | Path):  # -> datasets.Dataset
-    """The statistics table as a Hugging Face ``datasets.Dataset``.
-
-    Example:
-        >>> ds = stats_dataset("outputs/run")  # doctest: +SKIP
-    """
-    import datasets
-
-    return datasets.Dataset.from_pandas(load_stats(out_dir), preserve_index=False)
 
 
 def now_iso() -> str:
