@@ -263,10 +263,10 @@ def test_a_run_is_read_as_it_is(tmp_path):
 
 def test_small_n_warning_names_the_notebooks_own_parameters():
     """Issue 29 (5): 07 has no n_per_variant; its warning names what 07 can raise."""
-    w07 = T.small_n_warning(_records(4), notebook="07_training_dynamics")
+    w07 = V.small_n_warning(_records(4), notebook="07_training_dynamics")
     assert "n_per_variant" not in w07 and "n_train" in w07 and "seeds" in w07
-    assert "n_per_variant" in T.small_n_warning(_records(4), notebook="02_math")
+    assert "n_per_variant" in V.small_n_warning(_records(4), notebook="02_math")
     recs = [{**r, "notebook": "07_training_dynamics"} for r in _records(4)]
-    assert "n_train" in T.small_n_warning(recs)  # the run's index: the rows' notebook
-    assert "n_train" in T.findings_html(_records(4), notebook="07_training_dynamics")
+    assert "n_train" in V.small_n_warning(recs)  # the run's index: the rows' notebook
+    assert "n_train" in V.findings_html(_records(4), notebook="07_training_dynamics")
     assert "n_train" in T.what_this_shows(_records(4), "07_training_dynamics")

@@ -33,7 +33,6 @@ from lgkit.errors import InputError
 from lgkit.series.verdicts import (
     ALPHA,
     adjustment_of,
-    adjustment_text,
     counts_line,
     reader_findings,
     small_n_warning,
