@@ -741,3 +741,39 @@ def test_a_really_full_disk(good_run, series_root, tmp_path, capsys):
         _assert_good_kept(small, good, "failed")
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_stop_signal_swallowed_where_it_lands_is_raised_again(monkeypatch):
+    """An exception raised from a signal handler can be swallowed where it lands (a
+    ``__del__``, a callback that logs and goes on); the runner's stop is raised again
+    until the runner acknowledges it, else it would wait for its kernel for ever."""
+    from lgkit.series import execute
+
+    monkeypatch.setattr(execute, "REPEAT_S", 0.2)
+    swallowed: list[BaseException] = []
+    with pytest.raises(execute.SeriesInterrupted) as info:
+        with execute.signals_interrupt():
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    if not swallowed:
+                        os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.05)
+                except KeyboardInterrupt as e:
+                    if swallowed:
+                        raise
+                    swallowed.append(e)  # the first one lost
+    assert swallowed and info.value.signum == signal.SIGINT
+
+
+def test_an_acknowledged_stop_is_not_raised_again(monkeypatch):
+    from lgkit.series import execute
+
+    monkeypatch.setattr(execute, "REPEAT_S", 0.2)
+    with execute.signals_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except execute.SeriesInterrupted:
+            execute.acknowledge()  # what the runner does when it catches it
+        time.sleep(1.0)  # five repeat periods: nothing more arrives

@@ -1,9 +1,10 @@
 """How one papermill execution ends: signals, atomic notebook saves, and the outcome's name.
 
-* :func:`signals_interrupt`: while the series runs, SIGTERM and SIGHUP raise
-  :class:`SeriesInterrupted` (a ``KeyboardInterrupt``) like Ctrl-C does, so the good
-  result of the notebook being rerun is put back before the runner exits;
-  :func:`shielded` holds signals off while that happens.
+* :func:`signals_interrupt`: while the series runs, SIGINT, SIGTERM and SIGHUP raise
+  :class:`SeriesInterrupted` (a ``KeyboardInterrupt``), again every few seconds until the
+  runner acknowledges it (:func:`acknowledge`), so the good result of the notebook being
+  rerun is put back before the runner exits; :func:`shielded` holds signals off while
+  that happens.
 * :func:`atomic_saves`: papermill saves the executed notebook after every cell; under it
   each save goes to a temporary file that replaces the notebook only when complete
   (a full disk leaves the previous save, never a truncated ``.ipynb``).
@@ -46,20 +47,91 @@ class SeriesInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted ({signal.Signals(signum).name})")
 
 
+REPEAT_S = 3.0
+"""Seconds after which a stop signal not yet acknowledged is raised again."""
+
+_pending: dict[str, Any] = {"signum": None, "thread": None, "received": None}
+_lock = threading.Lock()
+
+
 def _raise(signum: int, _frame: Any) -> None:
+    with _lock:
+        _pending["received"] = _pending["received"] or signum
+        if _pending["signum"] is None:
+            _pending["signum"] = signum
+            t = threading.Thread(target=_repeat, args=(signum,), daemon=True)
+            _pending["thread"] = t
+            t.start()
     raise SeriesInterrupted(signum)
+
+
+def _repeat(signum: int) -> None:
+    """Raise the stop again while the runner has not acknowledged it: an exception raised
+    from a signal handler can be swallowed where it lands (a ``__del__``, a callback that
+    logs and goes on), and the runner would then wait for its kernel for ever."""
+    import _thread
+    import time
+
+    while True:
+        time.sleep(REPEAT_S)
+        with _lock:
+            if _pending["signum"] != signum:
+                return
+        log.debug("stop signal %s not acknowledged yet: raised again", signum)
+        _thread.interrupt_main(signum)
+
+
+def received() -> int | None:
+    """The first stop signal received inside :func:`signals_interrupt` (None: none)."""
+    return _pending["received"]
+
+
+def acknowledge() -> None:
+    """The runner has caught the stop (it puts the good result back now): stop repeating it."""
+    with _lock:
+        _pending["signum"] = None
+
+
+def drop_pending_tasks() -> None:
+    """After an interrupted execution: nbclient's abandoned asyncio tasks (polling the
+    kernel that was just stopped) are cancelled and their exceptions retrieved, so that
+    no "Kernel died" traceback is printed at exit after the runner's last line."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+    if loop.is_running() or loop.is_closed():
+        return
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(asyncio.wait(tasks, timeout=5))
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved: asyncio does not log it
 
 
 @contextlib.contextmanager
 def signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`SeriesInterrupted` inside the block (main thread only)."""
+    """SIGINT, SIGTERM and SIGHUP raise :class:`SeriesInterrupted` inside the block (main
+    thread only), again every :data:`REPEAT_S` seconds until :func:`acknowledge` is called."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, _raise) for s in STOP_SIGNALS}
+    _pending["received"] = None
+    old = {s: signal.signal(s, _raise) for s in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         yield
     finally:
+        acknowledge()
+        _pending["received"] = None
         for s, h in old.items():
             signal.signal(s, h)
 

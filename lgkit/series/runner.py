@@ -50,8 +50,12 @@ from lgkit.series import attempts
 from lgkit.series.attempts import read_json, stop_kernels
 from lgkit.series.catalog import DATA_NOTEBOOK, NOTEBOOKS, PROFILES
 from lgkit.series.execute import (
+    SeriesInterrupted,
+    acknowledge,
     atomic_saves,
+    drop_pending_tasks,
     outcome,
+    received,
     render_html,
     shielded,
     signals_interrupt,
@@ -277,13 +281,24 @@ def run_notebook(
             record["data_fingerprint"] = attempts.data_fingerprint(data_dir_of(run_dir))
         with shielded():
             _finish_record(nb_out, record, html_report, quiet=False)
-    except BaseException as e:  # failed, kernel died, Ctrl-C, SIGTERM: the good result goes back
+    except (
+        BaseException
+    ) as caught:  # failed, kernel died, Ctrl-C, SIGTERM: the good result goes back
+        e: BaseException = caught
+        sig = received()
+        if sig is not None and not isinstance(e, KeyboardInterrupt):
+            # the stop unwound the execution and its clean-up raised something else
+            # (e.g. the kernel it shut down "died"): the attempt was interrupted
+            e = SeriesInterrupted(sig)
+        if isinstance(e, KeyboardInterrupt):
+            acknowledge()  # caught: the signal need not be raised again
         if not begun:  # nothing was moved: the folder is as it was
             attempts.marker_path(run_dir, name).unlink(missing_ok=True)
             raise
         with shielded():
             status, reason, disk_full = outcome(e)
             stop_kernels(os.getpid())  # nothing may write into the folder while it is restored
+            drop_pending_tasks()
             record.update(status=status, error=reason, seconds=round(time.perf_counter() - t0, 2))
             record["end_time"] = _now()
             _finish_record(nb_out, record, html_report)
@@ -297,7 +312,7 @@ def run_notebook(
                 path=nb_dir,
             ) from None
         if not isinstance(e, Exception):
-            raise
+            raise e from (None if e is caught else caught)
         raise NotebookFailed(name, kept or nb_out, reason, status) from e
     with shielded():
         attempts.finish(run_dir, name, backup, None)
@@ -506,6 +521,7 @@ def run_series(
                 if name == DATA_NOTEBOOK:
                     _warn_fallback(run_dir)
     except KeyboardInterrupt as e:
+        acknowledge()
         stopped = e
         raise
     finally:
