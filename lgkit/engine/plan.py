@@ -182,7 +182,9 @@ def plan_run(
         examples = examples[: config.limit]
     ids = unique_ids(examples, source)
     data_sha = _data_fingerprint(examples)
-    bundle = _resolve_model(model, config, device, dtype)
+    from lgkit.models.load import as_loaded  # lazily: transformers only when needed
+
+    bundle = as_loaded(model, instruct=config.instruct, device=device, dtype=dtype)
     instruct = config.instruct if config.instruct is not None else bool(bundle.instruct)
     if instruct and not has_chat_template(bundle.tokenizer):
         raise InputError(
@@ -206,19 +208,6 @@ def plan_run(
         config, examples, ids, source, data_sha, bundle, instruct, targets, out, rank,
         world_size, fp, old, todo, len(mine) - len(todo),
     )  # fmt: skip
-
-
-def _resolve_model(model: Any, config: GradConfig, device: str | None, dtype: str | None) -> Any:
-    if isinstance(model, (str, Path)):
-        from lgkit.models.load import load_model
-
-        kw: dict[str, Any] = {"instruct": config.instruct}
-        if device:
-            kw["device"] = device
-        if dtype:
-            kw["dtype"] = dtype
-        return load_model(str(model), **kw)
-    return model
 
 
 def run_manifest(plan: RunPlan) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from lgkit.models.tiny import TINY, build_tiny, tiny_tokenizer
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "as_loaded",
     "EMBEDDED",
     "TINY",
     "EmbeddedModel",
@@ -412,3 +413,23 @@ def load_model(
         dtype=str(param.dtype).removeprefix("torch."),
         device=str(param.device),
     )
+
+
+def as_loaded(model: Any, *, instruct: bool | None = None, device: str | None = None,
+              dtype: str | None = None) -> Any:  # fmt: skip
+    """``model`` itself, or, given a name or path, :func:`load_model` of it (with
+    ``instruct`` and, when set, ``device`` and ``dtype``): what the engine and training
+    accept as a model.
+
+    Example:
+        >>> as_loaded(obj := object()) is obj
+        True
+    """
+    if not isinstance(model, (str, Path)):
+        return model
+    kw: dict[str, Any] = {"instruct": instruct}
+    if device:
+        kw["device"] = device
+    if dtype:
+        kw["dtype"] = dtype
+    return load_model(str(model), **kw)

@@ -50,7 +50,7 @@ class SeriesInterrupted(KeyboardInterrupt):
 REPEAT_S = 3.0
 """Seconds after which a stop signal not yet acknowledged is raised again."""
 
-_pending: dict[str, Any] = {"signum": None, "thread": None, "received": None}
+_pending: dict[str, Any] = {"signum": None, "received": None}
 _lock = threading.Lock()
 
 
@@ -59,9 +59,7 @@ def _raise(signum: int, _frame: Any) -> None:
         _pending["received"] = _pending["received"] or signum
         if _pending["signum"] is None:
             _pending["signum"] = signum
-            t = threading.Thread(target=_repeat, args=(signum,), daemon=True)
-            _pending["thread"] = t
-            t.start()
+            threading.Thread(target=_repeat, args=(signum,), daemon=True).start()
     raise SeriesInterrupted(signum)
 
 

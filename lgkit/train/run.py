@@ -43,19 +43,6 @@ _NEW_DEFAULTS = {"instep_every": 0, "probe": True}
 """Settings added later: a run recorded without them had them at these values."""
 
 
-def _load(model: Any, cfg: TrainConfig, device: str | None, dtype: str | None) -> Any:
-    if not isinstance(model, (str, Path)):
-        return model
-    from lgkit.models.load import load_model
-
-    kw: dict[str, Any] = {"instruct": cfg.instruct}
-    if device:
-        kw["device"] = device
-    if dtype:
-        kw["dtype"] = dtype
-    return load_model(str(model), **kw)
-
-
 def _set_dropout(model: torch.nn.Module, p: float) -> None:
     for key in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "attn_pdrop"):
         if hasattr(model.config, key):
@@ -291,7 +278,9 @@ def train(
     record = _record(model, source, cfg, examples)
     _check_resume(out, record)
     set_seed(cfg.seed)
-    bundle = _load(model, cfg, device, dtype)
+    from lgkit.models.load import as_loaded  # lazily: transformers only when needed
+
+    bundle = as_loaded(model, instruct=cfg.instruct, device=device, dtype=dtype)
     tok = bundle.tokenizer
     instruct = cfg.instruct if cfg.instruct is not None else bool(bundle.instruct)
     rows = encode_records(tok, examples, instruct=instruct, max_length=cfg.max_length,
