@@ -43,7 +43,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -350,6 +350,33 @@ def _indicators(n: int, k: int, exact: bool, rng: np.random.Generator, n_perm: i
                 yield (np.argsort(rng.random((m, n)), axis=1) < k).astype(float)
 
 
+def _paired_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paired sides as ``(b − a per question, Σa, Σb)``, flattened: what a swap moves."""
+    n = len(a)
+    return (b - a).reshape(n, -1), a.sum(0).ravel(), b.sum(0).ravel()
+
+
+def _swapped(
+    data: np.ndarray,
+    base: tuple[np.ndarray, np.ndarray],
+    sizes: tuple[int, int],
+    shape: tuple[int, ...],
+    stat: Stat,
+    draws: tuple[int, bool, np.random.Generator, int],
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(batch size, stat(a, b))`` of the two sides' means after each batch of swaps
+    (:func:`_indicators` with ``draws = (k, exact, rng, n_perm)``): paired, the questions
+    whose sides swap; unpaired (``k`` > 0), the questions that form side a."""
+    k, exact, rng, n_perm = draws
+    (base_a, base_b), (na, nb) = base, sizes
+    for g in _indicators(len(data), k, exact, rng, n_perm):
+        moved = g @ data
+        pa = ((base_a + moved) / na).reshape(len(g), *shape)
+        pb = ((base_b - moved) / nb).reshape(len(g), *shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            yield len(g), stat(pa, pb)
+
+
 def permutation(
     sides: Sides,
     stat: Stat,
@@ -383,8 +410,7 @@ def permutation(
     shape = sides.a.shape[1:]
     if sides.paired:
         n, k = len(sides.a), 0
-        base_a, base_b = sides.a.sum(0).ravel(), sides.b.sum(0).ravel()
-        data = (sides.b - sides.a).reshape(n, -1)
+        data, base_a, base_b = _paired_parts(sides.a, sides.b)
         total, na, nb = 2**n if n < 64 else math.inf, n, n
     else:
         na, nb = len(sides.a), len(sides.b)
@@ -396,14 +422,9 @@ def permutation(
     draws = max(n_perm, required_permutations(family_size, alpha))
     hits, count = 0, 0
     tol = obs * (1 - 1e-9) - 1e-300
-    for g in _indicators(n, k, exact, rng, draws):
-        moved = g @ data
-        pa = ((base_a + moved) / na).reshape(len(g), *shape)
-        pb = ((base_b - moved) / nb).reshape(len(g), *shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.abs(stat(pa, pb) - null)
-        hits += int(np.sum(t >= tol))
-        count += len(g)
+    for m, t in _swapped(data, (base_a, base_b), (na, nb), shape, stat, (k, exact, rng, draws)):
+        hits += int(np.sum(np.abs(t - null) >= tol))
+        count += m
     if exact:
         return PermutationResult(float(hits / count), True, count, sides.paired)
     return PermutationResult(float((1 + hits) / (1 + count)), False, count, sides.paired)
@@ -527,24 +548,17 @@ def rd_swap_null(
     n = len(correct)
     if n < 2 or correct.shape != irrelevant.shape:
         return SwapNull(float("nan"), float("nan"), float("nan"), False, 0)
-    shape = correct.shape[1:]
-    sc, si = correct.sum(0).ravel(), irrelevant.sum(0).ravel()
-    diff = (irrelevant - correct).reshape(n, -1)
+    diff, sc, si = _paired_parts(correct, irrelevant)
     with np.errstate(divide="ignore", invalid="ignore"):
         obs = float(rd(correct.mean(0), irrelevant.mean(0)))
     exact = n < 64 and 2**n <= exact_limit
     draws = max(n_perm, required_permutations(family_size, alpha))
     rng = np.random.default_rng(seed + 3)
     hits, count, total = 0, 0, 0.0
-    for g in _indicators(n, 0, exact, rng, draws):
-        moved = g @ diff
-        c = ((sc + moved) / n).reshape(len(g), *shape)
-        i = ((si - moved) / n).reshape(len(g), *shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = rd(c, i)
+    for m, r in _swapped(diff, (sc, si), (n, n), correct.shape[1:], rd, (0, exact, rng, draws)):
         hits += int(np.sum(r >= obs * (1 - 1e-9)))
         total += float(np.sum(r))
-        count += len(g)
+        count += m
     p = hits / count if exact else (1 + hits) / (1 + count)
     return SwapNull(obs, total / count, float(p), exact, count)
 
@@ -574,17 +588,12 @@ def swap_quantile(
     """
     if not sides.paired or len(sides.a) != len(sides.b) or len(sides.a) < 2:
         return float("nan")
-    n, shape = len(sides.a), sides.a.shape[1:]
-    base_a, base_b = sides.a.sum(0).ravel(), sides.b.sum(0).ravel()
-    data = (sides.b - sides.a).reshape(n, -1)
+    n = len(sides.a)
+    data, base_a, base_b = _paired_parts(sides.a, sides.b)
     exact = n < 64 and 2**n <= exact_limit
-    values = []
-    for g in _indicators(n, 0, exact, np.random.default_rng(seed + 5), n_perm):
-        moved = g @ data
-        pa = ((base_a + moved) / n).reshape(len(g), *shape)
-        pb = ((base_b - moved) / n).reshape(len(g), *shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values.append(np.abs(np.asarray(stat(pa, pb), dtype=float)))
+    draws = (0, exact, np.random.default_rng(seed + 5), n_perm)
+    values = [np.abs(np.asarray(t, dtype=float))
+              for _, t in _swapped(data, (base_a, base_b), (n, n), sides.a.shape[1:], stat, draws)]  # fmt: skip
     v = np.concatenate(values)
     v = v[np.isfinite(v)]
     return float(np.quantile(v, quantile)) if len(v) else float("nan")
