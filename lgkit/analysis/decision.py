@@ -25,12 +25,12 @@ from lgkit.analysis.findings import (
     NO_TRAINED_EFFECT,
     TWIN_LABEL,
     Finding,
-    _fmt,
-    _ok,
     cannot_decide,
     control_text,
     exploratory,
+    fmt3,
     interval_at,
+    is_number,
     verdict_of,
 )
 from lgkit.analysis.learned import key, learned_row, pooled_twin, share_text
@@ -72,7 +72,9 @@ def _pct(level: float) -> str:
 
 
 def _excludes_null(f: Finding) -> bool:
-    return _ok(f.ci_low) and _ok(f.ci_high) and (f.ci_high < f.null or f.ci_low > f.null)
+    return (
+        is_number(f.ci_low) and is_number(f.ci_high) and (f.ci_high < f.null or f.ci_low > f.null)
+    )
 
 
 def _reason(f: Finding, v: str, p: float, alpha: float, m: int, p_name: str) -> str:
@@ -89,21 +91,21 @@ def _reason(f: Finding, v: str, p: float, alpha: float, m: int, p_name: str) -> 
     lvl = _pct(f.ci_level)
     if f.kind == "equivalence":
         lo, hi = f.margin
-        inside = _ok(f.ci_low) and lo < f.ci_low and f.ci_high < hi
+        inside = is_number(f.ci_low) and lo < f.ci_low and f.ci_high < hi
         if inside:
             return (
                 f"inconclusive: the {lvl} CI lies inside the margin but the {p_name} "
-                f"({_fmt(p)}) is not below {alpha:g}"
+                f"({fmt3(p)}) is not below {alpha:g}"
             )
         return "inconclusive"
     if _excludes_null(f):
         return (
-            f"inconclusive: the {lvl} CI excludes {_fmt(f.null)} but the permutation test does not "
-            f"reach {alpha:g} ({p_name}={_fmt(p)})"
+            f"inconclusive: the {lvl} CI excludes {fmt3(f.null)} but the permutation test does not "
+            f"reach {alpha:g} ({p_name}={fmt3(p)})"
         )
-    if _ok(p) and p < alpha:
+    if is_number(p) and p < alpha:
         return (
-            f"inconclusive: {p_name}={_fmt(p)} < {alpha:g} but the {lvl} CI includes {_fmt(f.null)}"
+            f"inconclusive: {p_name}={fmt3(p)} < {alpha:g} but the {lvl} CI includes {fmt3(f.null)}"
         )
     return "inconclusive"
 
@@ -256,7 +258,7 @@ def decide(
         if lr is not None and tw is not None:
             lparts = [lr.verdict_text]
             if lr.verdict != "invalid":
-                lparts.append(f"trained {_fmt(f.estimate)} vs twin {_fmt(tw.estimate)}")
+                lparts.append(f"trained {fmt3(f.estimate)} vs twin {fmt3(tw.estimate)}")
                 if lr.verdict == "supported":
                     lparts.append(share_text(f.estimate, tw.estimate, lr.estimate))
                 lparts.append(seed_note(tw))

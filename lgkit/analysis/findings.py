@@ -129,7 +129,13 @@ class Finding:
         return self.verdict == "supported"
 
 
-def _ok(x: float) -> bool:
+def is_number(x: float | None) -> bool:
+    """True unless ``x`` is None or NaN (a statistic that was computed).
+
+    Example:
+        >>> is_number(0.5), is_number(float("nan")), is_number(None)
+        (True, False, False)
+    """
     return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
@@ -149,7 +155,9 @@ def verdict_of(f: Finding, p: float, alpha: float = I.ALPHA) -> str:
         >>> verdict_of(eq, 0.01), verdict_of(replace(eq, n_questions=6), 0.01)
         ('supported', 'inconclusive')
     """
-    if f.verdict == "invalid" or not (_ok(p) and _ok(f.ci_low) and _ok(f.ci_high)):
+    if f.verdict == "invalid" or not (
+        is_number(p) and is_number(f.ci_low) and is_number(f.ci_high)
+    ):
         return "invalid" if f.verdict == "invalid" else "inconclusive"
     if f.kind == "equivalence":
         if 0 < f.n_questions < I.MIN_EQUIVALENCE_QUESTIONS:
@@ -234,7 +242,7 @@ def interval_at(f: Finding, level: float) -> tuple[float, float] | None:
         with np.errstate(divide="ignore", invalid="ignore"):
             iv = _decision_interval(rec.sides, rec.stat, f.kind, level=level, **kw)
         return float(fwd(iv.low)), float(fwd(iv.high))
-    if _ok(f.se) and _ok(f.dof) and _ok(f.estimate) and f.dof > 0:
+    if is_number(f.se) and is_number(f.dof) and is_number(f.estimate) and f.dof > 0:
         from lgkit.analysis.studentt import t_ppf
 
         est = math.log(f.estimate) if log and f.estimate > 0 else f.estimate
@@ -356,8 +364,14 @@ def evaluate(
     return f
 
 
-def _fmt(x: float) -> str:
-    return "nan" if not _ok(x) else f"{x:.3g}"
+def fmt3(x: float | None) -> str:
+    """``x`` to 3 significant digits, as every verdict text shows numbers ("nan" if missing).
+
+    Example:
+        >>> fmt3(0.012345), fmt3(float("nan"))
+        ('0.0123', 'nan')
+    """
+    return "nan" if not is_number(x) else f"{x:.3g}"
 
 
 def control_text(twin: Finding) -> str:
@@ -369,9 +383,9 @@ def control_text(twin: Finding) -> str:
     """
     if twin.verdict == "invalid":
         return f"random twin: {twin.verdict_text}"
-    p = f"p={_fmt(twin.p)}"
+    p = f"p={fmt3(twin.p)}"
     text = (
-        f"random twin: {_fmt(twin.estimate)} [{_fmt(twin.ci_low)}, {_fmt(twin.ci_high)}], "
+        f"random twin: {fmt3(twin.estimate)} [{fmt3(twin.ci_low)}, {fmt3(twin.ci_high)}], "
         f"{p} -> {twin.verdict}"
     )
     return f"{text} ({twin.detail})" if twin.detail.startswith("random twin pooled") else text
@@ -433,7 +447,7 @@ def _cannot_reach_margin(f: Finding) -> str:
     """:func:`cannot_decide` of a no-difference row (equivalence or non-inferiority)."""
     lo, hi = f.margin
     log = f.null == 1.0
-    if not (_ok(f.ci_low) and _ok(f.ci_high)) or (log and f.ci_low <= 0):
+    if not (is_number(f.ci_low) and is_number(f.ci_high)) or (log and f.ci_low <= 0):
         return ""
     open_lo = lo == -math.inf or (log and lo <= 0)
     open_hi = hi == math.inf

@@ -143,9 +143,11 @@ def ensure_data(
     """The data folder to use: ``data_dir`` if given, else one built for this notebook.
 
     With an empty ``data_dir``, a sibling run's ``01_data_prep/data`` is used when it
-    exists (``<out_dir>/../01_data_prep/data``); otherwise the offline synthetic set
-    is built into ``<out_dir>/data`` with :mod:`lgkit.data` (what notebook 01 does in
-    the smoke/default profiles), so a notebook also runs standalone.
+    exists (``<out_dir>/../01_data_prep/data``); otherwise the ``default`` profile's data
+    is built into ``<out_dir>/data`` with :mod:`lgkit.data`, as notebook 01 builds it:
+    the authors' released examples when ``LGKIT_DATA_DIR`` or the local cache has them,
+    else the offline synthetic set (which every page then labels), so a notebook also
+    runs standalone.
 
     Raises:
         InputError: ``data_dir`` has no ``index.json``.
@@ -168,14 +170,12 @@ def ensure_data(
     target = out / "data"
     if (target / "index.json").is_file():
         return target
-    logger.info(
-        "data_dir not set: building the synthetic data set (default profile) into %s", target
-    )
-    _build_synthetic(target, n_per_variant=n_per_variant, seed=seed)
+    logger.info("data_dir not set: building the default profile's data set into %s", target)
+    _build_default(target, n_per_variant=n_per_variant, seed=seed)
     return target
 
 
-def _build_synthetic(target: Path, *, n_per_variant: int, seed: int) -> None:
+def _build_default(target: Path, *, n_per_variant: int, seed: int) -> None:
     from lgkit.data.profile import build_profile
 
     # 12 questions per dataset, as params/01_data_prep.default.yaml: the class default equals the profile's
