@@ -93,6 +93,18 @@ def benchmark_tokenizer(path: str | None) -> tuple[object, str]:
         return lgkit.models.tiny_tokenizer(), "tiny (byte-level)"
 
 
+def benchmark_model(name: str, *, device: str, dtype: str = "float32", tokenizer: str | None = None,
+                    num_layers: int | None = None) -> tuple[LoadedModel, str]:  # fmt: skip
+    """An lgkit model by name, or a random-weight ``config:`` shape (:mod:`lgkit.models.shapes`)
+    with :func:`benchmark_tokenizer`'s tokenizer; and the tokenizer's name."""
+    if not name.startswith("config:"):
+        return load_model(name, device=device, dtype=dtype), name
+    tok, tok_name = benchmark_tokenizer(tokenizer)
+    lm = build_shape(name.split(":", 1)[1], num_layers=num_layers, device=device,
+                     dtype=getattr(torch, dtype), tokenizer=tok)  # fmt: skip
+    return lm, tok_name
+
+
 class PeakMemory:
     """Peak RSS growth (sampled every 5 ms) and CUDA peak during a block."""
 
@@ -582,14 +594,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_dtype(a: argparse.Namespace, datas: list[str], device: str) -> None:
     """Build (or load) the model in ``a.dtype`` and measure it on each data file."""
-    dtype = getattr(torch, a.dtype)
-    if a.model.startswith("config:"):
-        tok, a.tokenizer_name = benchmark_tokenizer(a.tokenizer)
-        lm = build_shape(a.model.split(":", 1)[1], num_layers=a.num_layers, device=device,
-                         dtype=dtype, tokenizer=tok)  # fmt: skip
-    else:
-        lm = load_model(a.model, device=device, dtype=a.dtype)
-        a.tokenizer_name = a.model
+    lm, a.tokenizer_name = benchmark_model(a.model, device=device, dtype=a.dtype,
+                                           tokenizer=a.tokenizer, num_layers=a.num_layers)  # fmt: skip
     targets = find_targets(lm.model, lgkit.engine.arch.parse_modules(a.modules))
     for data in datas:
         measure(a, lm, targets, data, device)

@@ -35,6 +35,7 @@ import json
 import logging
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,8 +46,7 @@ from transformers import Trainer, TrainerCallback
 
 import lgkit
 from lgkit.formats.records import Example, read_examples
-from lgkit.models.load import LoadedModel, load_model
-from lgkit.models.shapes import build_shape
+from lgkit.models.load import LoadedModel
 from lgkit.provenance import git_hash
 from lgkit.train.callback import SpectraCallback
 from lgkit.train.config import TrainConfig
@@ -121,18 +121,14 @@ def _spectra_seconds(cb: SpectraCallback, model: torch.nn.Module, repeats: int) 
 
 
 def _model(a: argparse.Namespace) -> LoadedModel:
-    """An lgkit model by name, or a random-weight ``config:`` shape with a real tokenizer."""
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if not a.model.startswith("config:"):
-        return load_model(a.model, device=device)
-    import sys
-
+    """An lgkit model by name, or a random-weight ``config:`` shape with a real tokenizer
+    (the throughput benchmark's: the same tokenizer as its runs)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from throughput import benchmark_tokenizer  # the same tokenizer as the throughput runs
+    from throughput import benchmark_model
 
-    tok, _ = benchmark_tokenizer(a.tokenizer)
-    return build_shape(a.model.split(":", 1)[1], num_layers=a.num_layers, device=device,
-                       tokenizer=tok)  # fmt: skip
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    lm, _ = benchmark_model(a.model, device=device, tokenizer=a.tokenizer, num_layers=a.num_layers)
+    return lm
 
 
 def run(a: argparse.Namespace) -> dict[str, Any]:

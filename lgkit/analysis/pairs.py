@@ -229,14 +229,11 @@ def claim_instruct_not_better_at_correctness(
     )
     names = (str(base), str(instruct))
     sides, dropped = drop_identical(sides, "cells", names)
-    notes = [
-        rd_margin_note(margin, sides, names, seed),
-        depth,
-        floor_note(sides, seed, names=names),
-    ]
+    margin_note = rd_margin_note(margin, sides, names, seed)
+    notes = [margin_note, depth, floor_note(sides, seed, names=names)]
     return [
         measured(claim, f"RD(correct, irrelevant) ratio {instruct}/{base} at {column}={slow}", sides,
                  _rd_log_ratio, kind="equivalence", margin=(0.0, margin), n_boot=n_boot, seed=seed,
                  detail=f"authors' RD of mean {metric} curves", note=dropped, caveats=[c for c in notes if c],
-                 margin_note=rd_margin_note(margin, sides, names, seed))
+                 margin_note=margin_note)
     ]  # fmt: skip

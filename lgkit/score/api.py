@@ -40,19 +40,6 @@ AGGREGATION = (
 DEFAULT_MAX_LENGTH = 1024
 
 
-def _load(model: Any, device: str | None, dtype: str | None, instruct: bool | None) -> Any:
-    if not isinstance(model, (str, Path)):
-        return model
-    from lgkit.models.load import load_model
-
-    kw: dict[str, Any] = {"instruct": instruct}
-    if device:
-        kw["device"] = device
-    if dtype:
-        kw["dtype"] = dtype
-    return load_model(str(model), **kw)
-
-
 def _index_frame(
     data: DataFile, todo: list[int], run_dirs: Sequence[Path], scores: pd.DataFrame
 ) -> pd.DataFrame:
@@ -160,7 +147,9 @@ def score(
     todo = [i for i in range(len(data.examples)) if i not in data.unscorable]
     part = DataFile(data.path, data.kind, [data.examples[i] for i in todo], sha256=data.sha256)
     out = Path(out_dir)
-    bundle = _load(model, device, dtype, False if compat else instruct)
+    from lgkit.models.load import as_loaded  # lazily: transformers only when needed
+
+    bundle = as_loaded(model, instruct=False if compat else instruct, device=device, dtype=dtype)
     kw: dict[str, Any] = {
         "max_length": max_length or (ODA_MAX_LENGTH if compat else DEFAULT_MAX_LENGTH),
         "batch_size": batch_size,

@@ -281,9 +281,8 @@ def run_notebook(
             record["data_fingerprint"] = attempts.data_fingerprint(data_dir_of(run_dir))
         with shielded():
             _finish_record(nb_out, record, html_report, quiet=False)
-    except (
-        BaseException
-    ) as caught:  # failed, kernel died, Ctrl-C, SIGTERM: the good result goes back
+    except BaseException as caught:
+        # failed, kernel died, Ctrl-C, SIGTERM: the good result goes back
         e: BaseException = caught
         sig = received()
         if sig is not None and not isinstance(e, KeyboardInterrupt):
